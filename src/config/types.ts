@@ -1,0 +1,80 @@
+/**
+ * The validated, typed shape of a configuration file. Produced by `loadConfig`; everything
+ * downstream reads these objects, never raw INI.
+ */
+
+export type Protocol = 'IMAP' | 'POP' | 'SMTP';
+
+/** One `[IMAP-1993]` / `[POP-1995]` / `[SMTP-1587]` section: a local listener and its upstream. */
+export interface ServerConfig {
+  /** The section name as written, for messages. */
+  readonly section: string;
+  readonly protocol: Protocol;
+  readonly localPort: number;
+  /** Defaults to 127.0.0.1 (email-oauth2-proxy defaults to all interfaces; we do not). */
+  readonly localAddress: string;
+  readonly serverAddress: string;
+  readonly serverPort: number;
+  /** SMTP only: upstream is plain and upgraded with STARTTLS (`server_starttls`, legacy `starttls`). */
+  readonly serverStarttls: boolean;
+  /** Offer STARTTLS (SMTP/IMAP) or STLS (POP3) to local clients; needs the certificate and key. */
+  readonly localStarttls: boolean;
+  readonly localCertificatePath?: string;
+  readonly localKeyPath?: string;
+}
+
+/** email-oauth2-proxy's `oauth2_flow` values. */
+export type OAuthFlow =
+  | 'authorization_code'
+  | 'device'
+  | 'client_credentials'
+  | 'password'
+  | 'service_account';
+
+/** Token fields as email-oauth2-proxy writes them, values still encrypted / as strings. */
+export interface StoredTokenFields {
+  access_token?: string;
+  access_token_expiry?: string;
+  refresh_token?: string;
+  token_salt?: string;
+  token_iterations?: string;
+  last_activity?: string;
+}
+
+/** An account section: any section name containing `@` (`[@example.com]` / `[@]` are catch-alls). */
+export interface AccountConfig {
+  /** The section name exactly as written; the key tokens are stored under. */
+  readonly name: string;
+  readonly permissionUrl: string;
+  readonly tokenUrl: string;
+  /** Space-separated scopes, passed to the provider as written. */
+  readonly scope: string;
+  readonly redirectUri: string;
+  readonly redirectListenAddress?: string;
+  readonly clientId: string;
+  /** Empty or absent for public clients. */
+  readonly clientSecret?: string;
+  readonly clientSecretEncrypted?: string;
+  readonly flow: OAuthFlow;
+  readonly usePkce: boolean;
+  /** Tokens found in the config file itself (email-oauth2-proxy keeps them there); read, never written back. */
+  readonly tokensInConfig?: StoredTokenFields;
+}
+
+/** The `[emailproxy]` section. */
+export interface GlobalOptions {
+  /** email-oauth2-proxy defaults to true; we default to false so a typo never costs a token. */
+  readonly deleteAccountTokenOnPasswordError: boolean;
+  readonly encryptClientSecretOnFirstUse: boolean;
+  readonly allowCatchAllAccounts: boolean;
+  readonly useLoginPasswordAsClientCredentialsSecret: boolean;
+}
+
+export interface ProxyConfig {
+  /** Absolute path of the file this was read from. */
+  readonly file: string;
+  readonly servers: readonly ServerConfig[];
+  /** In file order. Look accounts up with `findAccount`, which applies catch-all rules. */
+  readonly accounts: readonly AccountConfig[];
+  readonly options: GlobalOptions;
+}
