@@ -1,0 +1,127 @@
+import net from 'node:net';
+import tls from 'node:tls';
+
+/** How the proxy reaches one upstream server. */
+export interface UpstreamTarget {
+  readonly host: string;
+  readonly port: number;
+  /**
+   * `implicit`: TLS from the first byte (IMAPS 993, POP3S 995, SMTPS 465).
+   * `starttls`: a plain connection the protocol session upgrades with `upgradeToTls`.
+   */
+  readonly security: 'implicit' | 'starttls';
+}
+
+export interface UpstreamTlsOptions {
+  /** Extra trusted CAs (PEM), added to the system's roots; `NODE_EXTRA_CA_CERTS` works too. */
+  readonly extraCa?: readonly string[];
+  readonly connectTimeoutMs: number;
+}
+
+export type UpstreamFailureKind = 'unreachable' | 'timeout' | 'tls' | 'closed';
+
+/** The upstream server could not be reached or did not behave; the message names the server. */
+export class UpstreamError extends Error {
+  constructor(
+    readonly kind: UpstreamFailureKind,
+    readonly target: string,
+    detail: string,
+  ) {
+    super(`${target}: ${detail}`);
+    this.name = 'UpstreamError';
+  }
+}
+
+/**
+ * TLS sessions to resume, per server: a resumed handshake saves a round trip and the key exchange
+ * on every login after the first.
+ */
+const tlsSessions = new Map<string, Buffer>();
+
+function describe(target: { host: string; port: number }): string {
+  return `${target.host}:${target.port}`;
+}
+
+/** Opens the connection to the upstream, verified TLS for `implicit`, plain TCP for `starttls`. */
+export function connectUpstream(target: UpstreamTarget, options: UpstreamTlsOptions): Promise<net.Socket> {
+  if (target.security === 'implicit') {
+    return handshake(target, options, (tlsOptions) =>
+      tls.connect({ ...tlsOptions, host: target.host, port: target.port }),
+    );
+  }
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: target.host, port: target.port });
+    armTimeout(socket, target, options.connectTimeoutMs, reject);
+    socket.once('connect', () => {
+      socket.setTimeout(0);
+      tune(socket);
+      resolve(socket);
+    });
+    socket.once('error', (err) => reject(toUpstreamError(err, target)));
+  });
+}
+
+/** Upgrades an established plain connection after the protocol's STARTTLS / STLS exchange. */
+export function upgradeToTls(socket: net.Socket, target: UpstreamTarget, options: UpstreamTlsOptions): Promise<tls.TLSSocket> {
+  return handshake(target, options, (tlsOptions) => tls.connect({ ...tlsOptions, socket }));
+}
+
+function handshake(
+  target: UpstreamTarget,
+  options: UpstreamTlsOptions,
+  open: (tlsOptions: tls.ConnectionOptions) => tls.TLSSocket,
+): Promise<tls.TLSSocket> {
+  const key = describe(target);
+  return new Promise((resolve, reject) => {
+    const socket = open({
+      servername: net.isIP(target.host) ? undefined : target.host,
+      ca: options.extraCa && options.extraCa.length > 0 ? [...tls.rootCertificates, ...options.extraCa] : undefined,
+      minVersion: 'TLSv1.2',
+      rejectUnauthorized: true,
+      session: tlsSessions.get(key),
+    });
+    armTimeout(socket, target, options.connectTimeoutMs, reject);
+    socket.on('session', (session: Buffer) => tlsSessions.set(key, session));
+    socket.once('secureConnect', () => {
+      socket.setTimeout(0);
+      tune(socket);
+      resolve(socket);
+    });
+    socket.once('error', (err) => {
+      tlsSessions.delete(key);
+      reject(toUpstreamError(err, target));
+    });
+  });
+}
+
+function armTimeout(socket: net.Socket, target: UpstreamTarget, ms: number, reject: (err: Error) => void): void {
+  socket.setTimeout(ms, () => {
+    reject(new UpstreamError('timeout', describe(target), `no answer within ${Math.round(ms / 1000)} s`));
+    socket.destroy();
+  });
+}
+
+/**
+ * Commands and replies are small and latency-bound (NOOP, IDLE wake-ups); bulk transfers fill
+ * segments anyway. So Nagle is off, and keep-alive notices dead peers on long IDLE sessions.
+ */
+export function tune(socket: net.Socket): void {
+  socket.setNoDelay(true);
+  socket.setKeepAlive(true, 60_000);
+}
+
+const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO|HOSTNAME|ERR_TLS|ERR_SSL|SSL/;
+
+function toUpstreamError(err: NodeJS.ErrnoException, target: { host: string; port: number }): UpstreamError {
+  const where = describe(target);
+  const code = err.code ?? '';
+  if (code === 'ECONNREFUSED') return new UpstreamError('unreachable', where, 'connection refused');
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new UpstreamError('unreachable', where, 'host name not found');
+  if (code === 'ETIMEDOUT') return new UpstreamError('timeout', where, 'connection timed out');
+  if (code === 'ECONNRESET' || code === 'EPIPE') return new UpstreamError('closed', where, 'connection closed by the server');
+  if (TLS_CODES.test(code) || err.message.includes('certificate')) {
+    return new UpstreamError('tls', where, `TLS certificate not trusted (${code || err.message}); set the CA file if the server uses a private CA`);
+  }
+  if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return new UpstreamError('unreachable', where, 'network unreachable');
+  return new UpstreamError('unreachable', where, err.message);
+}
