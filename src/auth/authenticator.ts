@@ -1,0 +1,37 @@
+import type { Logger } from 'pino';
+import { findAccount, isCatchAll } from '../config/accounts.js';
+import type { ProxyConfig } from '../config/types.js';
+import type { TokenManager } from '../tokens/token-manager.js';
+import { LoginFailure, type Authenticator, type LoginRequest, type UpstreamCredentials } from './types.js';
+
+/**
+ * The seam between the protocol sessions and OAuth: finds the account for a login name and asks
+ * the token manager for an access token unlocked by the client's password.
+ */
+export class OAuthAuthenticator implements Authenticator {
+  constructor(
+    /** Read on every login, so a reloaded config applies to the next login. */
+    private readonly config: () => ProxyConfig,
+    private readonly tokens: TokenManager,
+    private readonly log: Logger,
+  ) {}
+
+  async login(request: LoginRequest): Promise<UpstreamCredentials> {
+    const config = this.config();
+    const account = findAccount(config, request.username);
+    if (!account) {
+      this.log.info({ event: 'unknown_account', user: request.username, conn: request.connectionId }, 'login for an unknown account');
+      throw new LoginFailure(
+        'unknown-account',
+        `Unknown account ${request.username}: ${config.file} has no [${request.username}] section`,
+      );
+    }
+    const key = isCatchAll(account) ? request.username : account.name;
+    const accessToken = await this.tokens.accessToken({ key, account, loginName: request.username }, request.password);
+    return { account: key, user: request.username, accessToken };
+  }
+
+  rejectedUpstream(credentials: UpstreamCredentials): void {
+    this.tokens.distrust(credentials.account);
+  }
+}
