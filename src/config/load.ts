@@ -180,6 +180,7 @@ function readServer(section: SectionReader, configDirectory: string): ServerConf
   const localStarttls = section.boolean('local_starttls') ?? false;
   const certificate = section.string('local_certificate_path');
   const key = section.string('local_key_path');
+  const serverCaFile = section.string('server_ca_file');
   const bothOrNeither = 'set both (the certificate and its private key) or neither';
   if (certificate !== undefined && key === undefined) {
     section.fail('local_certificate_path', `set without local_key_path; ${bothOrNeither}`);
@@ -206,6 +207,7 @@ function readServer(section: SectionReader, configDirectory: string): ServerConf
     localStarttls,
     ...(certificate === undefined ? {} : { localCertificatePath: resolve(configDirectory, certificate) }),
     ...(key === undefined ? {} : { localKeyPath: resolve(configDirectory, key) }),
+    ...(serverCaFile === undefined ? {} : { serverCaFile: resolve(configDirectory, serverCaFile) }),
   };
 }
 

@@ -21,6 +21,11 @@ export interface ServerConfig {
   readonly localStarttls: boolean;
   readonly localCertificatePath?: string;
   readonly localKeyPath?: string;
+  /**
+   * Our extension: a PEM file of extra CAs trusted for this upstream, on top of the system's
+   * (for servers with a private CA). Verification itself is never switched off.
+   */
+  readonly serverCaFile?: string;
 }
 
 /** email-oauth2-proxy's `oauth2_flow` values. */

@@ -1,0 +1,47 @@
+import pino, { type Logger } from 'pino';
+
+export interface LogOptions {
+  readonly debug: boolean;
+  /** Write JSON lines to this file instead of stderr. */
+  readonly file?: string;
+  /** Human-readable lines (for a terminal); JSON lines otherwise (journald, files). */
+  readonly pretty: boolean;
+}
+
+/**
+ * Field names that may hold secrets. Our own code never logs them; this is the net under that
+ * rule, for objects that reach a log call by accident (an error's request options, a config).
+ */
+const REDACT = [
+  'password',
+  'pass',
+  'accessToken',
+  'refreshToken',
+  'access_token',
+  'refresh_token',
+  'clientSecret',
+  'client_secret',
+  'codeVerifier',
+  'code',
+  '*.password',
+  '*.accessToken',
+  '*.refreshToken',
+  '*.access_token',
+  '*.refresh_token',
+  '*.clientSecret',
+  '*.client_secret',
+];
+
+/** The daemon's logger: stderr by default so stdout stays free for the terminal prompt. */
+export function createLogger(options: LogOptions): Logger {
+  const level = options.debug ? 'debug' : 'info';
+  const base = { level, base: undefined, redact: { paths: REDACT, censor: '[redacted]' } };
+  if (options.file) return pino(base, pino.destination({ dest: options.file, mkdir: true, append: true, sync: false }));
+  if (options.pretty) {
+    return pino({
+      ...base,
+      transport: { target: 'pino-pretty', options: { destination: 2, colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' } },
+    });
+  }
+  return pino(base, pino.destination({ dest: 2, sync: false }));
+}
