@@ -1,0 +1,109 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePorts } from '../peers/free-ports.js';
+import { OFFICE365_TEST_SCOPE, startIdp, TEST_REDIRECT_URI, type Idp, type IdpOptions } from '../peers/idp.js';
+import { startDovecot, type Dovecot } from '../peers/dovecot.js';
+import { TokenStore } from '../../src/tokens/store.js';
+import { TokenCipher } from '../../src/tokens/token-cipher.js';
+import { KeyCache } from '../../src/tokens/key-cache.js';
+import { ProxyProcess } from './proxy-process.js';
+
+/** The mailbox every end-to-end test reads. */
+export const USER = 'john.smith@example.com';
+/** The password the mail client uses with the proxy (it encrypts the stored tokens). */
+export const PASSWORD = 'fetchmail local secret';
+
+/**
+ * Real peers for end-to-end tests: the test identity provider (shaped like Microsoft's), Dovecot
+ * checking XOAUTH2 tokens against it, a temp dir, and free local ports for the proxy.
+ */
+export class World {
+  private constructor(
+    readonly dir: string,
+    readonly idp: Idp,
+    readonly dovecot: Dovecot,
+    /** Local ports for the proxy: [imap, pop3, smtp, spare...]. */
+    readonly ports: number[],
+  ) {}
+
+  static async start(idpOptions: IdpOptions = {}): Promise<World> {
+    const dir = await mkdtemp(join(tmpdir(), 'omp-e2e-'));
+    const idp = await startIdp({ defaultUser: USER, ...idpOptions });
+    const dovecot = await startDovecot({ idp });
+    return new World(dir, idp, dovecot, await freePorts(6));
+  }
+
+  /** An account section for USER against the test identity provider. */
+  accountSection(name = USER): string {
+    return [
+      `[${name}]`,
+      `permission_url = ${this.idp.urls.authorize}`,
+      `token_url = ${this.idp.urls.token}`,
+      `oauth2_scope = ${OFFICE365_TEST_SCOPE}`,
+      `redirect_uri = ${TEST_REDIRECT_URI}`,
+      `client_id = ${this.idp.clientId}`,
+      'client_secret =',
+      '',
+    ].join('\n');
+  }
+
+  /** A config with an IMAP (and POP3) listener in front of Dovecot, plus USER's account. */
+  config(extra = ''): string {
+    return [
+      `[IMAP-${this.ports[0]}]`,
+      'server_address = localhost',
+      `server_port = ${this.dovecot.imapsPort}`,
+      `server_ca_file = ${this.dovecot.caFile}`,
+      '',
+      `[POP-${this.ports[1]}]`,
+      'server_address = localhost',
+      `server_port = ${this.dovecot.pop3sPort}`,
+      `server_ca_file = ${this.dovecot.caFile}`,
+      '',
+      this.accountSection(),
+      extra,
+    ].join('\n');
+  }
+
+  get imapPort(): number {
+    return this.ports[0]!;
+  }
+
+  get pop3Port(): number {
+    return this.ports[1]!;
+  }
+
+  /**
+   * Stores tokens for USER as if an earlier authorisation had happened: a real code flow at the
+   * identity provider, encrypted with PASSWORD into the proxy's token store.
+   */
+  async seedTokens(options: { expired?: boolean } = {}): Promise<{ accessToken: string; refreshToken: string }> {
+    const issued = await this.idp.issueTokensFor(USER, OFFICE365_TEST_SCOPE);
+    const expiry = options.expired ? Math.floor(Date.now() / 1000) - 60 : Math.floor(Date.now() / 1000) + issued.expiresIn;
+    const fields = await new TokenCipher(new KeyCache()).encryptTokens(
+      { accessToken: issued.accessToken, accessTokenExpiry: expiry, refreshToken: issued.refreshToken },
+      PASSWORD,
+    );
+    await new TokenStore(this.tokenStore).write(USER, fields);
+    return { accessToken: issued.accessToken, refreshToken: issued.refreshToken };
+  }
+
+  get tokenStore(): string {
+    return join(this.dir, 'tokens.ini');
+  }
+
+  startProxy(options: { config?: string; args?: string[]; tty?: boolean } = {}): Promise<ProxyProcess> {
+    return ProxyProcess.start({
+      dir: this.dir,
+      config: options.config ?? this.config(),
+      ...(options.args && { args: options.args }),
+      ...(options.tty !== undefined && { tty: options.tty }),
+    });
+  }
+
+  async stop(): Promise<void> {
+    await Promise.allSettled([this.dovecot.stop(), this.idp.stop()]);
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
