@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { runDaemon } from './run-daemon.js';
 import { defaultConfigFile, defaultTokenStore } from './paths.js';
 
@@ -17,6 +17,7 @@ const program = new Command()
   .option('--external-auth', 'when an account needs authorising, print the sign-in link and read the pasted redirect address from this terminal')
   .option('--log-file <path>', 'write JSON log lines to this file instead of stderr')
   .option('--debug', 'log protocol commands before login (credentials are never logged)')
+  .option('--provider-timeout <seconds>', 'give up on an identity provider request after this long (tokens are kept)', parseSeconds, 15)
   .addOption(new Option('--no-gui', 'accepted for email-oauth2-proxy compatibility (there is no GUI)'))
   .addOption(new Option('--local-server-auth', 'accepted for email-oauth2-proxy compatibility; not implemented yet').hideHelp())
   .addHelpText(
@@ -35,8 +36,9 @@ Exit codes:
   2  invalid configuration or command line
   3  a local port could not be bound`,
   )
-  .action(async (options: { configFile: string; cacheStore: string; externalAuth?: boolean; logFile?: string; debug?: boolean }) => {
+  .action(async (options: { configFile: string; cacheStore: string; externalAuth?: boolean; logFile?: string; debug?: boolean; providerTimeout: number }) => {
     process.exitCode = await runDaemon({
+      providerTimeoutMs: options.providerTimeout * 1000,
       configFile: options.configFile,
       cacheStore: options.cacheStore,
       externalAuth: options.externalAuth === true,
@@ -44,6 +46,12 @@ Exit codes:
       ...(options.logFile !== undefined && { logFile: options.logFile }),
     });
   });
+
+function parseSeconds(text: string): number {
+  const seconds = Number(text);
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new InvalidArgumentError('expected a number of seconds above 0');
+  return seconds;
+}
 
 program.exitOverride((err) => {
   process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.config);

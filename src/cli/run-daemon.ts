@@ -8,6 +8,7 @@ export interface RunDaemonOptions {
   readonly cacheStore: string;
   readonly externalAuth: boolean;
   readonly debug: boolean;
+  readonly providerTimeoutMs: number;
   readonly logFile?: string;
 }
 
@@ -33,6 +34,7 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
       cacheStore: options.cacheStore,
       log,
       loginWaitMs: interactive ? TERMINAL_LOGIN_WAIT_MS : 0,
+      identityProviderTimeoutMs: options.providerTimeoutMs,
       howToAuthorise,
     });
   } catch (err) {
