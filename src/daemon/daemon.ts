@@ -45,11 +45,6 @@ const REFRESH_MARGIN_SECONDS = 300;
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const { log } = options;
   const config = await loadConfig(options.configFile);
-  for (const server of config.servers) {
-    if (!sessionFor(server.protocol)) {
-      throw new ConfigError({ file: config.file, section: server.section, problem: `${server.protocol} is not supported yet` });
-    }
-  }
 
   const tokens = new TokenManager({
     store: new TokenStore(options.cacheStore),
@@ -75,7 +70,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       listeners.push(
         await startListener({
           server,
-          session: sessionFor(server.protocol)!,
+          session: sessionFor(server.protocol),
           auth,
           log,
           limits: DEFAULT_LIMITS,

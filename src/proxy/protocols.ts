@@ -1,16 +1,18 @@
 import type { Protocol, ServerConfig } from '../config/types.js';
 import { imapSession } from './imap/session.js';
 import { pop3Session } from './pop3/session.js';
+import { smtpSession } from './smtp/session.js';
 import type { ProtocolSession } from './session.js';
 import type { UpstreamTarget } from './upstream.js';
 
-const SESSIONS: Partial<Record<Protocol, ProtocolSession>> = {
+const SESSIONS: Record<Protocol, ProtocolSession> = {
   IMAP: imapSession,
   POP: pop3Session,
+  SMTP: smtpSession,
 };
 
 /** The pre-authentication state machine for a server section's protocol. */
-export function sessionFor(protocol: Protocol): ProtocolSession | undefined {
+export function sessionFor(protocol: Protocol): ProtocolSession {
   return SESSIONS[protocol];
 }
 
