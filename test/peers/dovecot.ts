@@ -3,14 +3,14 @@
  * loopback ports chosen at run time, tokens checked by introspection at the test identity
  * provider, mail in Maildirs owned by `nobody`. Runs as root in a container without systemd.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 
 import { makeTestCa } from './certs.js';
 import type { TestCa } from './certs.js';
@@ -18,8 +18,6 @@ import { dovecotConfig, dovecotPaths, oauth2PassdbConfig } from './dovecot-confi
 import type { DovecotPorts } from './dovecot-config.js';
 import { freePorts } from './free-ports.js';
 import type { Idp } from './idp.js';
-
-const run = promisify(execFile);
 
 export interface DovecotOptions {
   /** The identity provider whose introspection endpoint validates tokens. */
@@ -45,14 +43,15 @@ export interface Dovecot {
   deliver(user: string, rawMessage: Buffer): Promise<string>;
   /** Everything Dovecot logged so far. */
   logText(): string;
-  /** Stops Dovecot (`doveadm stop`), waits for it to exit and removes its directory. */
+  /** Stops Dovecot, waits until its ports are closed and its processes gone, and removes its directory. */
   stop(): Promise<void>;
 }
 
 const NOBODY = { uid: 65534, gid: 65534 };
 const START_ATTEMPTS = 5;
 const READY_TIMEOUT_MS = 10_000;
-const STOP_TIMEOUT_MS = 5_000;
+/** How long the master gets to stop its children before the group is killed. */
+const SHUTDOWN_GRACE_MS = 150;
 
 // Dovecot is started in its own process group; if a test run ends without stopping it, the
 // whole group goes with the Node process instead of lingering on the ports.
@@ -83,6 +82,14 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
+function readLog(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -93,35 +100,45 @@ function exited(child: ChildProcess): Promise<void> {
 }
 
 /** Starts Dovecot in the foreground; resolves once every listener accepts connections. */
-async function launch(configFile: string, ports: DovecotPorts): Promise<ChildProcess> {
+async function launch(configFile: string, logFile: string, ports: DovecotPorts): Promise<ChildProcess> {
   const child = spawn('dovecot', ['-F', '-c', configFile], { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
     stderr += chunk;
   });
-  const failed = exited(child).then(() => {
-    throw new Error(`dovecot exited at start (code ${child.exitCode}): ${stderr.trim()}`);
+  // 'close' comes after stderr is drained, so the error names the cause (e.g. a port in use).
+  const failed = new Promise<never>((_resolve, reject) => {
+    child.once('close', () => reject(new Error(`dovecot exited at start (code ${child.exitCode}): ${stderr.trim()}`)));
   });
   failed.catch(() => undefined);
 
+  // The master binds every listener it can before giving up on one that is taken, so open ports
+  // alone prove nothing; it logs "starting up" only once all of them are bound.
   const ready = (async () => {
     const deadline = Date.now() + READY_TIMEOUT_MS;
-    for (const port of Object.values(ports)) {
-      while (!(await canConnect(port))) {
-        if (child.exitCode !== null || Date.now() > deadline) return false;
+    const waitFor = async (condition: () => boolean | Promise<boolean>): Promise<boolean> => {
+      while (!(await condition())) {
+        if (child.exitCode !== null) return failed;
+        if (Date.now() > deadline) return false;
         await sleep(10);
       }
+      return true;
+    };
+    if (!(await waitFor(() => readLog(logFile).includes(' starting up ')))) return false;
+    for (const port of Object.values(ports)) {
+      if (!(await waitFor(() => canConnect(port)))) return false;
     }
     return true;
   })();
   const started = await Promise.race([ready, failed]);
   if (!started) {
-    child.kill('SIGKILL');
+    if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
     throw new Error(`dovecot did not open its ports within ${READY_TIMEOUT_MS} ms: ${stderr.trim()}`);
   }
   if (child.pid !== undefined) runningGroups.add(child.pid);
   child.unref();
-  child.stderr?.unref?.();
+  // The pipe stays open (Dovecot may still write to it) but must not keep Node alive either.
+  (child.stderr as Socket | null)?.unref();
   return child;
 }
 
@@ -161,10 +178,12 @@ export async function startDovecot(opts: DovecotOptions): Promise<Dovecot> {
     };
     await writeFile(paths.oauth2, oauth2PassdbConfig(settings), { mode: 0o600 });
     await writeFile(paths.config, dovecotConfig(settings));
-    // A stale penalty socket from an earlier run would bring the failed-login delay back.
+    // A stale penalty socket from an earlier run would bring the failed-login delay back; a log
+    // from a failed attempt would fake readiness.
     await rm(join(paths.baseDir, 'anvil-auth-penalty'), { force: true });
+    await rm(paths.log, { force: true });
     try {
-      child = await launch(paths.config, ports);
+      child = await launch(paths.config, paths.log, ports);
     } catch (error) {
       const portTaken = error instanceof Error && error.message.includes('Address already in use');
       if (!portTaken || attempt >= START_ATTEMPTS) {
@@ -198,27 +217,24 @@ export async function startDovecot(opts: DovecotOptions): Promise<Dovecot> {
       await chown(file, NOBODY.uid, NOBODY.gid);
       return file;
     },
-    logText(): string {
-      try {
-        return readFileSync(paths.log, 'utf8');
-      } catch {
-        return '';
-      }
-    },
+    logText: () => readLog(paths.log),
     async stop(): Promise<void> {
-      if (master.exitCode === null && master.signalCode === null) {
-        await run('doveadm', ['-c', paths.config, 'stop']).catch(() => master.kill('SIGTERM'));
-        await Promise.race([exited(master), sleep(STOP_TIMEOUT_MS)]);
-      }
-      if (master.pid !== undefined) {
-        // Stragglers (login processes hold the listening sockets) go with the group.
+      const pid = master.pid;
+      if (pid !== undefined && master.exitCode === null && master.signalCode === null) {
+        // What `doveadm stop` does, minus its wait: the master stops its children at once, then
+        // sleeps a fixed second (listeners still open) before it exits. Nothing is left to wait
+        // for after a moment, so the rest of the group is killed instead of waited for.
+        master.ref();
+        master.kill('SIGTERM');
+        await Promise.race([exited(master), sleep(SHUTDOWN_GRACE_MS)]);
         try {
-          process.kill(-master.pid, 'SIGKILL');
+          process.kill(-pid, 'SIGKILL');
         } catch {
-          // the group is gone: the clean case
+          // the group is already gone
         }
-        runningGroups.delete(master.pid);
+        await exited(master);
       }
+      if (pid !== undefined) runningGroups.delete(pid);
       await rm(dir, { recursive: true, force: true });
     },
   };

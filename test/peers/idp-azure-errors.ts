@@ -31,17 +31,30 @@ const CODE_BY_ERROR: Readonly<Record<string, number>> = {
   invalid_target: 500011,
   consent_required: 65001,
   interaction_required: 50076,
+  login_required: 50058,
   temporarily_unavailable: 50000,
   server_error: 50000,
 };
 
-/** The AADSTS number Azure AD would put on this error; `detail` refines `invalid_grant`. */
+/** The AADSTS number Azure AD would put on this error; oidc-provider's `detail` refines it. */
 export function aadstsCode(error: string, detail = ''): number {
   if (error === 'invalid_grant') {
     if (/authorization code.*(consumed|already used)/i.test(detail)) return 54005;
     if (/expired/i.test(detail)) return 70008;
   }
+  if (error === 'invalid_client') {
+    if (/does not match the registered client authentication method/i.test(detail)) return 7000218;
+  }
   return CODE_BY_ERROR[error] ?? 50000;
+}
+
+/**
+ * Azure AD answers an unknown client id with `400 unauthorized_client` (AADSTS700016), where
+ * oidc-provider says `401 invalid_client`; everything else keeps its OAuth error and status.
+ */
+export function azureErrorFor(error: string, detail = ''): { error: string; status?: number } {
+  if (error === 'invalid_client' && /client not found/i.test(detail)) return { error: 'unauthorized_client', status: 400 };
+  return { error };
 }
 
 /**

@@ -3,7 +3,7 @@
  * token endpoints fail (a dead grant, an outage, a broken body, no answer at all, an HTML error
  * page) so the proxy's error classification and back-off are tested against real HTTP.
  */
-import type { KoaContext } from 'oidc-provider';
+import type { KoaContext, Middleware } from 'oidc-provider';
 
 import { azureErrorBody } from './idp-azure-errors.js';
 
@@ -76,4 +76,66 @@ export function answerWithFault(ctx: KoaContext, fault: TokenFault): void {
       ctx.respond = false;
       return;
   }
+}
+
+/** Token-endpoint calls seen since start (or the last reset), test helper calls excluded. */
+export interface TokenRequestCounts {
+  readonly total: number;
+  /** Keyed by the raw `grant_type`, e.g. `refresh_token` or `urn:ietf:params:oauth:grant-type:device_code`. */
+  readonly byGrantType: Readonly<Record<string, number>>;
+}
+
+/** Counts token-endpoint calls by grant type. */
+export class TokenRequestCounter {
+  #total = 0;
+  #byGrantType: Record<string, number> = {};
+
+  count(grantType: string): void {
+    this.#total += 1;
+    this.#byGrantType[grantType] = (this.#byGrantType[grantType] ?? 0) + 1;
+  }
+
+  snapshot(): TokenRequestCounts {
+    return { total: this.#total, byGrantType: { ...this.#byGrantType } };
+  }
+
+  reset(): void {
+    this.#total = 0;
+    this.#byGrantType = {};
+  }
+}
+
+async function readForm(ctx: KoaContext): Promise<URLSearchParams> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of ctx.req) chunks.push(chunk as Buffer);
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}
+
+/**
+ * Koa middleware for the token endpoint: counts every call and answers with the next queued
+ * fault instead of the real endpoint. Requests carrying `skipHeader` (the provider's own test
+ * helpers) are neither counted nor faulted.
+ */
+export function faultableTokenEndpoint(settings: {
+  readonly tokenPath: string;
+  readonly faults: TokenFaults;
+  readonly counter: TokenRequestCounter;
+  readonly skipHeader: string;
+}): Middleware {
+  const { tokenPath, faults, counter, skipHeader } = settings;
+  return async (ctx, next) => {
+    if (ctx.path !== tokenPath || ctx.method !== 'POST' || ctx.get(skipHeader) !== '') {
+      await next();
+      return;
+    }
+    const fault = faults.take();
+    if (fault !== undefined) {
+      counter.count((await readForm(ctx)).get('grant_type') ?? 'unknown');
+      answerWithFault(ctx, fault);
+      return;
+    }
+    await next();
+    const grantType = ctx.oidc?.params?.grant_type;
+    counter.count(typeof grantType === 'string' ? grantType : 'unknown');
+  };
 }

@@ -3,8 +3,7 @@
  * whoever the test names (a header from the test browser, else the `login_hint`, else the default
  * user) and every requested scope is granted, as a user clicking "Accept" would.
  */
-import type { Interaction, InteractionResults, Middleware } from 'oidc-provider';
-import type Provider from 'oidc-provider';
+import type { Interaction, InteractionResults, Middleware, default as Provider } from 'oidc-provider';
 
 /** Request header the test browser uses to say which user signs in (overrides `login_hint`). */
 export const LOGIN_AS_HEADER = 'x-test-login-as';

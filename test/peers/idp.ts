@@ -7,19 +7,18 @@ import { createHash, generateKeyPairSync, randomBytes, randomUUID } from 'node:c
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import type { ClientInstance, KoaContext, Middleware } from 'oidc-provider';
-import type Provider from 'oidc-provider';
+import type { ClientInstance, default as Provider } from 'oidc-provider';
 
 import { browse } from './browser.js';
-import { azureErrorBody, isOAuthErrorBody } from './idp-azure-errors.js';
-import { DEVICE_CODE_GRANT, ROUTES, idpConfiguration } from './idp-config.js';
+import { ROUTES, idpConfiguration } from './idp-config.js';
 import type { IdpClients } from './idp-config.js';
-import { TokenFaults, answerWithFault } from './idp-faults.js';
-import type { TokenFault } from './idp-faults.js';
+import { TokenFaults, TokenRequestCounter, faultableTokenEndpoint } from './idp-faults.js';
+import type { TokenFault, TokenRequestCounts } from './idp-faults.js';
+import { azureResponseShapes, microsoftRedirects, rememberErrorDetails } from './idp-microsoft-shapes.js';
 import { LOGIN_AS_HEADER, autoCompleteInteractions } from './idp-interactions.js';
 import { createStoreAdapter } from './idp-store.js';
 
-export type { TokenFault } from './idp-faults.js';
+export type { TokenFault, TokenRequestCounts } from './idp-faults.js';
 export type { ClientCredentials, IdpClients } from './idp-config.js';
 export { DEVICE_CODE_GRANT, MAIL_SCOPES } from './idp-config.js';
 
@@ -62,13 +61,6 @@ export interface IdpUrls {
   readonly deviceLogin: string;
 }
 
-/** Token-endpoint calls seen since start (or the last reset), test helper calls excluded. */
-export interface TokenRequestCounts {
-  readonly total: number;
-  /** Keyed by the raw `grant_type`, e.g. `refresh_token` or {@link DEVICE_CODE_GRANT}. */
-  readonly byGrantType: Readonly<Record<string, number>>;
-}
-
 /** A token response, as the helpers return it. */
 export interface IssuedTokens {
   readonly accessToken: string;
@@ -108,8 +100,6 @@ export interface Idp {
 /** Marks requests from this module's own helpers: not counted, never faulted. */
 const HELPER_HEADER = 'x-test-helper';
 const INTERACTION_PREFIX = '/common/login/';
-/** Where the error event leaves oidc-provider's internal detail for the Azure reshaping. */
-const ERROR_KEY = 'testIdpError';
 
 let providerModule: Promise<typeof import('oidc-provider')> | undefined;
 
@@ -172,12 +162,6 @@ function pkcePair(): { verifier: string; challenge: string } {
   return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') };
 }
 
-async function readForm(ctx: KoaContext): Promise<URLSearchParams> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of ctx.req) chunks.push(chunk as Buffer);
-  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
-}
-
 /** Starts a test identity provider on 127.0.0.1 and a free port. Start-up takes tens of milliseconds. */
 export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
   const { default: ProviderClass } = await loadProvider();
@@ -216,77 +200,11 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
   allowLoopbackOnAnyPort(provider);
 
   const faults = new TokenFaults();
-  let counts = { total: 0, byGrantType: {} as Record<string, number> };
-  const count = (grantType: string): void => {
-    counts.total += 1;
-    counts.byGrantType[grantType] = (counts.byGrantType[grantType] ?? 0) + 1;
-  };
-
-  for (const event of ['grant.error', 'introspection.error', 'device_authorization.error']) {
-    provider.on(event, (ctx, error) => {
-      ctx.state[ERROR_KEY] = error;
-    });
-  }
-
-  const countAndFault: Middleware = async (ctx, next) => {
-    if (ctx.path !== ROUTES.token || ctx.method !== 'POST' || ctx.get(HELPER_HEADER) !== '') {
-      await next();
-      return;
-    }
-    const fault = faults.take();
-    if (fault !== undefined) {
-      count((await readForm(ctx)).get('grant_type') ?? 'unknown');
-      answerWithFault(ctx, fault);
-      return;
-    }
-    await next();
-    const grantType = ctx.oidc?.params?.grant_type;
-    count(typeof grantType === 'string' ? grantType : 'unknown');
-  };
-
-  const azureShapes: Middleware = async (ctx, next) => {
-    await next();
-    const onApi = ctx.path === ROUTES.token || ctx.path === ROUTES.device_authorization || ctx.path === ROUTES.introspection;
-    if (!onApi || typeof ctx.body !== 'object' || ctx.body === null) return;
-    if (isOAuthErrorBody(ctx.body)) {
-      const cause = ctx.state[ERROR_KEY] as { error_detail?: string } | undefined;
-      const { error, error_description: description = error } = ctx.body;
-      const detail = cause?.error_detail;
-      ctx.body = azureErrorBody(error, detail === undefined ? description : `${description} (${detail})`);
-      return;
-    }
-    const body = ctx.body as Record<string, unknown>;
-    if (ctx.path === ROUTES.device_authorization && typeof body.user_code === 'string') {
-      delete body.verification_uri_complete;
-      body.message = `To sign in, use a web browser to open the page ${String(body.verification_uri)} and enter the code ${body.user_code} to authenticate.`;
-      if (options.deviceCodeIntervalSeconds !== undefined) body.interval = options.deviceCodeIntervalSeconds;
-    } else if (ctx.path === ROUTES.token && typeof body.expires_in === 'number') {
-      body.ext_expires_in = body.expires_in;
-    }
-  };
-
-  // Microsoft's redirect carries `session_state` and no RFC 9207 `iss`, and its error
-  // descriptions start with the AADSTS number.
-  const microsoftRedirects: Middleware = async (ctx, next) => {
-    await next();
-    const location = ctx.response.get('Location');
-    if (ctx.status < 300 || ctx.status >= 400 || location === '') return;
-    const target = URL.parse(location, issuer);
-    if (target === null || target.origin === issuer) return;
-    const { searchParams } = target;
-    if (!searchParams.has('code') && !searchParams.has('error')) return;
-    searchParams.delete('iss');
-    if (searchParams.has('code') && !searchParams.has('session_state')) searchParams.set('session_state', randomUUID());
-    const error = searchParams.get('error');
-    if (error !== null) {
-      searchParams.set('error_description', azureErrorBody(error, searchParams.get('error_description') ?? error).error_description.split('\r\n')[0] ?? error);
-    }
-    ctx.set('Location', target.href);
-  };
-
-  provider.use(countAndFault);
-  provider.use(azureShapes);
-  provider.use(microsoftRedirects);
+  const counter = new TokenRequestCounter();
+  rememberErrorDetails(provider);
+  provider.use(faultableTokenEndpoint({ tokenPath: ROUTES.token, faults, counter, skipHeader: HELPER_HEADER }));
+  provider.use(azureResponseShapes({ deviceCodeIntervalSeconds: options.deviceCodeIntervalSeconds }));
+  provider.use(microsoftRedirects(issuer));
   provider.use(autoCompleteInteractions(provider, INTERACTION_PREFIX, defaultUser));
   server.on('request', provider.callback());
 
@@ -325,10 +243,10 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
     clients,
     defaultUser,
     get tokenRequests(): TokenRequestCounts {
-      return { total: counts.total, byGrantType: { ...counts.byGrantType } };
+      return counter.snapshot();
     },
     resetTokenRequests(): void {
-      counts = { total: 0, byGrantType: {} };
+      counter.reset();
     },
     failNextToken(kind: TokenFault, times = 1): void {
       faults.failNext(kind, times);
