@@ -1,0 +1,128 @@
+/**
+ * What Microsoft's AADSTS numbers mean for a user of this proxy. They only choose the hint text
+ * (and, for the too-broad `invalid_request`, the kind): the OAuth `error` code decides the rest,
+ * because Microsoft adds and renumbers AADSTS codes far more often than OAuth error codes change.
+ *
+ * Sources: Microsoft's "Microsoft Entra authentication and authorization error codes" page and
+ * the reports collected in OFFICE365.md.
+ */
+
+/** The config key a user must edit, when the fix is in the config file. */
+export type ConfigKey =
+  | 'client_id'
+  | 'client_secret'
+  | 'redirect_uri'
+  | 'oauth2_scope'
+  | 'permission_url'
+  | 'token_url'
+  | 'oauth2_flow';
+
+/** What to tell the user about one AADSTS code. */
+export interface AadstsAdvice {
+  /** Microsoft's meaning, in a few words. */
+  readonly meaning: string;
+  /** What the user should do. */
+  readonly hint: string;
+  /** Set when the fix is a config change. */
+  readonly configKey?: ConfigKey;
+  /** Set where the AADSTS code decides the kind because its `error` (`invalid_request`) cannot. */
+  readonly kindForInvalidRequest?: 'config' | 'paste';
+}
+
+const AUTHORISE_AGAIN = 'Authorise the account again to get a new refresh token.';
+
+export const AADSTS_ADVICE: ReadonlyMap<number, AadstsAdvice> = new Map<number, AadstsAdvice>([
+  [70000, {
+    meaning: 'the grant (refresh token or code) is invalid or expired',
+    hint: `The provider no longer accepts the saved grant. ${AUTHORISE_AGAIN}`,
+  }],
+  [70008, {
+    meaning: 'the refresh token or code expired',
+    hint: `The refresh token expired (it dies after 90 days without use). ${AUTHORISE_AGAIN}`,
+  }],
+  [700082, {
+    meaning: 'the refresh token expired after 90 days without use',
+    hint: `The refresh token was unused for 90 days and expired. ${AUTHORISE_AGAIN}`,
+  }],
+  [50173, {
+    meaning: 'the grant was revoked (password changed or sessions revoked)',
+    hint: `The sign-in was revoked, usually after a password change or an admin revoking sessions. ${AUTHORISE_AGAIN}`,
+  }],
+  [70043, {
+    meaning: 'Conditional Access sign-in frequency ended the session',
+    hint: `Your organisation's Conditional Access policy requires signing in again after a set time; rotation cannot extend it. ${AUTHORISE_AGAIN}`,
+  }],
+  [50076, {
+    meaning: 'multi-factor authentication is required',
+    hint: `Your organisation now requires multi-factor authentication for this sign-in. ${AUTHORISE_AGAIN}`,
+  }],
+  [50079, {
+    meaning: 'the user must enrol in multi-factor authentication',
+    hint: 'You must register for multi-factor authentication first (sign in at https://aka.ms/mfasetup), then authorise the account again.',
+  }],
+  [65001, {
+    meaning: 'consent for the application is missing',
+    hint: 'Nobody has consented to this app using your mailbox. Authorise again and accept the consent prompt; if your organisation blocks user consent, an administrator must grant consent for the client_id (or use a client_id your tenant already approved).',
+  }],
+  [7000218, {
+    meaning: 'the app requires a client secret',
+    hint: 'The app registration expects a client secret: set client_secret, or enable "Allow public client flows" in the app registration if this is a desktop app.',
+    configKey: 'client_secret',
+  }],
+  [700025, {
+    meaning: 'the app is a public client and must not send a secret',
+    hint: 'This client_id is a public client: remove client_secret from the account section.',
+    configKey: 'client_secret',
+  }],
+  [7000112, {
+    meaning: 'the application is disabled',
+    hint: 'This application is disabled (Microsoft turned off the old Thunderbird client_id, for example): set client_id to an enabled app.',
+    configKey: 'client_id',
+  }],
+  [700016, {
+    meaning: 'the application was not found in the tenant',
+    hint: 'The tenant does not know this client_id: check client_id, and the tenant (common / organizations / your tenant ID) in permission_url and token_url.',
+    configKey: 'client_id',
+  }],
+  [50011, {
+    meaning: 'the redirect URI does not match the app registration',
+    hint: 'redirect_uri must be exactly one of the redirect URIs registered for the app (for Thunderbird\'s client_id that is https://localhost).',
+    configKey: 'redirect_uri',
+    kindForInvalidRequest: 'config',
+  }],
+  [900144, {
+    meaning: 'a required parameter (usually scope) is missing',
+    hint: 'The request lacks a required parameter, usually the scope: set oauth2_scope (for example https://outlook.office.com/IMAP.AccessAsUser.All offline_access).',
+    configKey: 'oauth2_scope',
+    kindForInvalidRequest: 'config',
+  }],
+  [9002313, {
+    meaning: 'the request was malformed (often a truncated or altered pasted code)',
+    hint: 'The pasted code was cut short or altered. Open the sign-in link again and paste the complete address from the browser.',
+    kindForInvalidRequest: 'paste',
+  }],
+  [54005, {
+    meaning: 'the authorization code was already redeemed',
+    hint: 'This code was already used; a code works once. Open the sign-in link again and paste the new address.',
+  }],
+  [7000215, {
+    meaning: 'the client secret is invalid',
+    hint: 'client_secret is wrong or expired. Use the secret\'s Value (not its Secret ID) from the app registration, or create a new secret.',
+    configKey: 'client_secret',
+  }],
+]);
+
+/**
+ * The AADSTS number of a Microsoft error: `error_codes[0]` when the body has it, else the
+ * `AADSTSnnnn:` prefix of `error_description`.
+ */
+export function aadstsNumber(errorCodes: unknown, errorDescription: unknown): number | undefined {
+  if (Array.isArray(errorCodes) && typeof errorCodes[0] === 'number' && Number.isInteger(errorCodes[0])) {
+    return errorCodes[0];
+  }
+  if (typeof errorDescription === 'string') {
+    const match = /^\s*AADSTS(\d+)\b/.exec(errorDescription);
+    if (match?.[1] !== undefined) return Number(match[1]);
+  }
+  return undefined;
+}

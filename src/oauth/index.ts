@@ -1,0 +1,41 @@
+/**
+ * Everything the proxy asks of an identity provider. This part knows openid-client and OAuth,
+ * and nothing of files, sockets or the token store.
+ */
+export { AADSTS_ADVICE, aadstsNumber, type AadstsAdvice, type ConfigKey } from './aadsts.js';
+export {
+  completeAuthorization,
+  startAuthorization,
+  type PendingAuthorization,
+  type StartAuthorizationOptions,
+} from './authorization-code.js';
+export { clientCredentials } from './client-credentials.js';
+export {
+  DEFAULT_DEVICE_POLL_INTERVAL_SECONDS,
+  pollDeviceAuthorization,
+  startDeviceAuthorization,
+  type DeviceAuthorization,
+  type DeviceAuthorizationHandle,
+} from './device.js';
+export {
+  classifyOAuthErrorResponse,
+  classifyOAuthFailure,
+  explainOAuthFailure,
+  OAuthError,
+  redactTokens,
+  withOAuthErrors,
+  type OAuthErrorDetails,
+  type OAuthErrorFields,
+  type OAuthErrorKind,
+  type OAuthRequestContext,
+} from './errors.js';
+export { isPasteProblem, parsePastedRedirect, type PastedCode, type PasteProblem, type PasteProblemKind } from './paste.js';
+export {
+  createProviderClient,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  deviceAuthorizationEndpoint,
+  isLoopbackHost,
+  type ProviderClientOptions,
+} from './provider-client.js';
+export { refresh } from './refresh.js';
+export { DEFAULT_EXPIRES_IN_SECONDS, toTokenSet, type TokenSet } from './token-set.js';

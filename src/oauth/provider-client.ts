@@ -1,0 +1,102 @@
+/**
+ * Builds the openid-client `Configuration` for one account from its config section alone: no
+ * discovery request, because email-oauth2-proxy configs name the endpoints directly and Microsoft's
+ * `common` discovery document describes a per-tenant issuer we could not match anyway.
+ */
+import * as client from 'openid-client';
+import type { AccountConfig } from '../config/types.js';
+import type { ConfigKey } from './aadsts.js';
+import { OAuthError } from './errors.js';
+import { providerFetch } from './provider-fetch.js';
+
+export const DEFAULT_REQUEST_TIMEOUT_MS = 15_000;
+
+export interface ProviderClientOptions {
+  /** Timeout of each HTTP request to the provider, in milliseconds. Default 15 s. */
+  readonly requestTimeoutMs?: number;
+  /**
+   * The client secret to use instead of `account.clientSecret`: a decrypted
+   * `client_secret_encrypted`, or the login password under
+   * `use_login_password_as_client_credentials_secret`.
+   */
+  readonly clientSecret?: string;
+}
+
+/**
+ * The account's openid-client configuration. Public clients (no secret) authenticate with `None`
+ * (client_id only); clients with a secret use `client_secret_post`, which Microsoft and Google both
+ * accept and email-oauth2-proxy uses. Plain http is allowed only for loopback hosts.
+ *
+ * @throws OAuthError of kind `config` when an endpoint address or the client_id is unusable.
+ */
+export function createProviderClient(account: AccountConfig, options: ProviderClientOptions = {}): client.Configuration {
+  if (!account.clientId) {
+    throw configError('client_id', 'client_id is missing', 'Set client_id in the account section.');
+  }
+  const authorizationEndpoint = endpointUrl(account.permissionUrl, 'permission_url');
+  const tokenEndpoint = endpointUrl(account.tokenUrl, 'token_url');
+  const deviceEndpoint = deviceAuthorizationEndpoint(account);
+  const endpoints = [authorizationEndpoint, tokenEndpoint, ...(deviceEndpoint ? [new URL(deviceEndpoint)] : [])];
+
+  const server: client.ServerMetadata = {
+    // Only used as the audience of signed client assertions, which we never send.
+    issuer: tokenEndpoint.origin,
+    authorization_endpoint: authorizationEndpoint.href,
+    token_endpoint: tokenEndpoint.href,
+    ...(deviceEndpoint !== undefined && { device_authorization_endpoint: deviceEndpoint }),
+  };
+  const secret = options.clientSecret ?? account.clientSecret;
+  const auth = secret ? client.ClientSecretPost(secret) : client.None();
+  const config = new client.Configuration(server, account.clientId, undefined, auth);
+
+  config[client.customFetch] = providerFetch(options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
+  // providerFetch owns the timeout; openid-client's own takes whole seconds only.
+  config.timeout = 0;
+  if (endpoints.some((url) => url.protocol === 'http:')) client.allowInsecureRequests(config);
+  return config;
+}
+
+/**
+ * Where the device flow starts. email-oauth2-proxy configs for `oauth2_flow = device` put the
+ * device endpoint in `permission_url` (`.../oauth2/v2.0/devicecode`); configs copied from an
+ * authorization-code account still point it at `.../authorize`, and then Microsoft's device
+ * endpoint is the token URL with its last segment `token` replaced by `devicecode`.
+ *
+ * @returns undefined when `permission_url` is an authorize endpoint and `token_url` does not end in `/token`.
+ */
+export function deviceAuthorizationEndpoint(account: AccountConfig): string | undefined {
+  const permission = endpointUrl(account.permissionUrl, 'permission_url');
+  if (!/\/authorize\/?$/.test(permission.pathname)) return permission.href;
+  const token = endpointUrl(account.tokenUrl, 'token_url');
+  if (!/\/token\/?$/.test(token.pathname)) return undefined;
+  token.pathname = token.pathname.replace(/token(\/?)$/, 'devicecode$1');
+  token.search = '';
+  return token.href;
+}
+
+/** Loopback hosts, the only ones plain http is allowed for (test identity providers, local bridges). */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.toLowerCase();
+  return host === 'localhost' || host.endsWith('.localhost') || host === '[::1]' || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
+function endpointUrl(value: string, key: ConfigKey): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw configError(key, `${key} is not a valid address`, `Set ${key} to a full https:// address.`);
+  }
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHost(url.hostname))) {
+    throw configError(
+      key,
+      `${key} must use https`,
+      `Set ${key} to an https:// address (plain http is only allowed for loopback hosts).`,
+    );
+  }
+  return url;
+}
+
+function configError(key: ConfigKey, message: string, hint: string): OAuthError {
+  return new OAuthError(message, { kind: 'config', code: 'invalid_config', hint, configKey: key });
+}
