@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
-import { findAccount, isCatchAll } from '../config/accounts.js';
 import type { ProxyConfig } from '../config/types.js';
+import { subjectFor } from '../tokens/subject.js';
 import type { TokenManager } from '../tokens/token-manager.js';
 import { LoginFailure, type Authenticator, type LoginRequest, type UpstreamCredentials } from './types.js';
 
@@ -18,17 +18,16 @@ export class OAuthAuthenticator implements Authenticator {
 
   async login(request: LoginRequest): Promise<UpstreamCredentials> {
     const config = this.config();
-    const account = findAccount(config, request.username);
-    if (!account) {
+    const subject = subjectFor(config, request.username);
+    if (!subject) {
       this.log.info({ event: 'unknown_account', user: request.username, conn: request.connectionId }, 'login for an unknown account');
       throw new LoginFailure(
         'unknown-account',
         `Unknown account ${request.username}: ${config.file} has no [${request.username}] section`,
       );
     }
-    const key = isCatchAll(account) ? request.username : account.name;
-    const accessToken = await this.tokens.accessToken({ key, account, loginName: request.username }, request.password);
-    return { account: key, user: request.username, accessToken };
+    const accessToken = await this.tokens.accessToken(subject, request.password);
+    return { account: subject.key, user: request.username, accessToken };
   }
 
   rejectedUpstream(credentials: UpstreamCredentials): void {

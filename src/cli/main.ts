@@ -1,10 +1,32 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { runDaemon } from './run-daemon.js';
+import { defaultControlSocket } from '../control/socket-path.js';
+import { authorize } from './authorize.js';
 import { defaultConfigFile, defaultTokenStore } from './paths.js';
+import { runDaemon } from './run-daemon.js';
+import { status } from './status.js';
 
-/** Exit codes, documented in the README and `--help`. */
-export const EXIT = { ok: 0, failure: 1, config: 2, listen: 3 } as const;
+interface CommonOptions {
+  configFile: string;
+  cacheStore: string;
+  controlSocket?: string;
+}
+
+/** The options every command shares, so `authorize` and `status` find the daemon's files. */
+function withCommonOptions(command: Command): Command {
+  return command
+    .option('--config-file <path>', 'configuration file (email-oauth2-proxy format)', defaultConfigFile())
+    .option('--cache-store <path>', 'token store (INI, mode 0600, tokens encrypted with the mail client password)', defaultTokenStore())
+    .option('--control-socket <path>', 'control socket shared by the daemon and the CLI (default: control.sock beside the token store)');
+}
+
+const controlSocketOf = (options: CommonOptions): string => options.controlSocket ?? defaultControlSocket(options.cacheStore);
+
+function parseSeconds(text: string): number {
+  const seconds = Number(text);
+  if (!Number.isFinite(seconds) || seconds < 0) throw new InvalidArgumentError('expected a number of seconds');
+  return seconds;
+}
 
 const program = new Command()
   .name('oauth2-mail-proxy')
@@ -12,53 +34,67 @@ const program = new Command()
     'Lets password-only mail clients (fetchmail, mutt, mbsync, msmtp) use Office 365 and Gmail: they log in to\n' +
       'local IMAP/POP3/SMTP ports with a password; the proxy logs in upstream with OAuth2 (SASL XOAUTH2).',
   )
-  .option('--config-file <path>', 'configuration file (email-oauth2-proxy format)', defaultConfigFile())
-  .option('--cache-store <path>', 'token store file (INI, 0600; tokens encrypted with the mail client password)', defaultTokenStore())
-  .option('--external-auth', 'when an account needs authorising, print the sign-in link and read the pasted redirect address from this terminal')
+  .showHelpAfterError();
+
+withCommonOptions(program.command('run', { isDefault: true }).description('run the proxy (the default command)'))
+  .option('--external-auth', 'print sign-in links and read pasted redirect addresses in this terminal')
+  .option('--authorisation-wait <seconds>', 'how long a login waits for a pending authorisation before "try again later"', parseSeconds, 30)
   .option('--log-file <path>', 'write JSON log lines to this file instead of stderr')
   .option('--debug', 'log protocol commands before login (credentials are never logged)')
   .option('--provider-timeout <seconds>', 'give up on an identity provider request after this long (tokens are kept)', parseSeconds, 15)
   .addOption(new Option('--no-gui', 'accepted for email-oauth2-proxy compatibility (there is no GUI)'))
-  .addOption(new Option('--local-server-auth', 'accepted for email-oauth2-proxy compatibility; not implemented yet').hideHelp())
   .addHelpText(
     'after',
     `
 Examples:
   oauth2-mail-proxy --config-file ~/emailproxy.config --external-auth
-      run in a terminal; the first login of each account prints a sign-in link and asks for the address
-      the browser ends on
-  oauth2-mail-proxy --config-file /etc/oauth2-mail-proxy/config.ini --cache-store /var/lib/oauth2-mail-proxy/tokens.ini
-      run as a service
+      run in a terminal; the first login of each account prints a sign-in link and asks for the
+      address the browser ends on
+  oauth2-mail-proxy --config-file /etc/oauth2-mail-proxy/config.ini
+      run as a service; authorise accounts from any shell with "oauth2-mail-proxy authorize ACCOUNT"
 
-Exit codes:
-  0  stopped normally (SIGTERM / SIGINT)
-  1  unexpected failure
-  2  invalid configuration or command line
-  3  a local port could not be bound`,
+Exit codes: 0 stopped normally, 1 unexpected failure, 2 invalid configuration or command line,
+3 a local port or the control socket could not be bound.`,
   )
-  .action(async (options: { configFile: string; cacheStore: string; externalAuth?: boolean; logFile?: string; debug?: boolean; providerTimeout: number }) => {
+  .action(async (options: CommonOptions & { externalAuth?: boolean; authorisationWait: number; logFile?: string; debug?: boolean; providerTimeout: number }) => {
     process.exitCode = await runDaemon({
-      providerTimeoutMs: options.providerTimeout * 1000,
       configFile: options.configFile,
       cacheStore: options.cacheStore,
+      controlSocket: controlSocketOf(options),
       externalAuth: options.externalAuth === true,
       debug: options.debug === true,
+      providerTimeoutMs: options.providerTimeout * 1000,
+      authorisationWaitMs: options.authorisationWait * 1000,
       ...(options.logFile !== undefined && { logFile: options.logFile }),
     });
   });
 
-function parseSeconds(text: string): number {
-  const seconds = Number(text);
-  if (!Number.isFinite(seconds) || seconds <= 0) throw new InvalidArgumentError('expected a number of seconds above 0');
-  return seconds;
-}
+withCommonOptions(program.command('authorize <account>').description('authorise an account: sign in, paste the address the browser ends on'))
+  .addHelpText(
+    'after',
+    `
+Talks to the running proxy when there is one (a waiting login completes at once); otherwise runs the
+flow itself and writes the token store, asking for the mail client's password to encrypt it.
+The pasted address may come from the terminal or a pipe.
+
+Exit codes: 0 authorised, 1 failed (say why), 2 unknown account or configuration problem.`,
+  )
+  .action(async (account: string, options: CommonOptions) => {
+    process.exitCode = await authorize({ account, configFile: options.configFile, cacheStore: options.cacheStore, controlSocket: controlSocketOf(options) });
+  });
+
+withCommonOptions(program.command('status').description("show each account's token state from the running proxy"))
+  .option('--json', 'machine-readable output')
+  .action(async (options: CommonOptions & { json?: boolean }) => {
+    process.exitCode = await status({ controlSocket: controlSocketOf(options), json: options.json === true });
+  });
 
 program.exitOverride((err) => {
-  process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.config);
+  process.exit(err.exitCode === 0 ? 0 : 2);
 });
 
 await program.parseAsync(process.argv);
 
-// Whatever still holds the event loop (a paused stdin, a slow log flush) must not keep a stopped
-// proxy alive; the daemon has already closed everything it owns.
+// Whatever still holds the event loop (a paused stdin, a slow log flush) must not keep a finished
+// command alive; the daemon has already closed everything it owns when its action returns.
 setTimeout(() => process.exit(), 2_000).unref();

@@ -1,5 +1,8 @@
 import { ConfigError } from '../config/errors.js';
+import { ControlSocketInUseError } from '../control/server.js';
+import { defaultControlSocket } from '../control/socket-path.js';
 import { ListenError, startDaemon } from '../daemon/daemon.js';
+import { defaultConfigFile, defaultTokenStore } from './paths.js';
 import { createLogger } from '../log.js';
 import { TerminalAuthoriser } from './terminal-authoriser.js';
 
@@ -9,6 +12,9 @@ export interface RunDaemonOptions {
   readonly externalAuth: boolean;
   readonly debug: boolean;
   readonly providerTimeoutMs: number;
+  readonly controlSocket: string;
+  /** How long a login waits for a pending authorisation when no terminal prompt is running. */
+  readonly authorisationWaitMs: number;
   readonly logFile?: string;
 }
 
@@ -25,7 +31,7 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
   }
   const howToAuthorise = interactive
     ? () => 'open the sign-in link printed in the terminal where oauth2-mail-proxy runs, and paste the address the browser ends on there'
-    : () => 'start oauth2-mail-proxy with --external-auth in a terminal and log in again to get the sign-in link';
+    : (account: string) => `run: ${authorizeCommand(account, options)}`;
 
   let daemon;
   try {
@@ -33,12 +39,13 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
       configFile: options.configFile,
       cacheStore: options.cacheStore,
       log,
-      loginWaitMs: interactive ? TERMINAL_LOGIN_WAIT_MS : 0,
+      controlSocket: options.controlSocket,
+      loginWaitMs: interactive ? TERMINAL_LOGIN_WAIT_MS : options.authorisationWaitMs,
       identityProviderTimeoutMs: options.providerTimeoutMs,
       howToAuthorise,
     });
   } catch (err) {
-    if (err instanceof ConfigError || err instanceof ListenError) {
+    if (err instanceof ConfigError || err instanceof ListenError || err instanceof ControlSocketInUseError) {
       process.stderr.write(`oauth2-mail-proxy: ${err.message}\n`);
       log.flush();
       return err instanceof ConfigError ? 2 : 3;
@@ -58,4 +65,20 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
   await daemon.stop();
   log.flush();
   return 0;
+}
+
+/**
+ * The exact command that authorises `account` against this daemon: the options are repeated
+ * only where they differ from the defaults, so the common case reads short.
+ */
+function authorizeCommand(account: string, options: RunDaemonOptions): string {
+  const parts = ['oauth2-mail-proxy', 'authorize', quote(account)];
+  if (options.configFile !== defaultConfigFile()) parts.push('--config-file', quote(options.configFile));
+  if (options.cacheStore !== defaultTokenStore()) parts.push('--cache-store', quote(options.cacheStore));
+  if (options.controlSocket !== defaultControlSocket(options.cacheStore)) parts.push('--control-socket', quote(options.controlSocket));
+  return parts.join(' ');
+}
+
+function quote(text: string): string {
+  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
 }

@@ -5,6 +5,8 @@ import type { Logger } from 'pino';
 import { OAuthAuthenticator } from '../auth/authenticator.js';
 import { ConfigError } from '../config/errors.js';
 import { loadConfig } from '../config/load.js';
+import { startControlServer, type ControlServer } from '../control/server.js';
+import { controlHandler } from './control-handler.js';
 import type { ProxyConfig, ServerConfig } from '../config/types.js';
 import { startListener, type Listener } from '../proxy/listener.js';
 import { sessionFor, upstreamTarget } from '../proxy/protocols.js';
@@ -22,6 +24,8 @@ export interface DaemonOptions {
   readonly loginWaitMs: number;
   /** What a user must do to authorise an account, for replies and logs. */
   readonly howToAuthorise: (account: string) => string;
+  /** Unix socket the CLI's `status` and `authorize` talk to. */
+  readonly controlSocket: string;
   readonly upstreamConnectTimeoutMs?: number;
   readonly identityProviderTimeoutMs?: number;
 }
@@ -65,6 +69,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const auth = new OAuthAuthenticator(() => config, tokens, log);
 
   const listeners: Listener[] = [];
+  let control: ControlServer;
   try {
     for (const server of config.servers) {
       listeners.push(
@@ -87,6 +92,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       );
       log.info({ event: 'listening', protocol: server.protocol, address: server.localAddress, port: server.localPort, upstream: `${server.serverAddress}:${server.serverPort}` }, `listening on ${server.localAddress}:${server.localPort}`);
     }
+    control = await startControlServer(options.controlSocket, controlHandler(() => config, tokens), log);
   } catch (err) {
     await Promise.all(listeners.map((listener) => listener.close()));
     throw err;
@@ -97,6 +103,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     listeners,
     tokens,
     async stop(graceMs = 5_000) {
+      tokens.pending.close();
+      await control.close();
       await Promise.race([
         Promise.all(listeners.map((listener) => listener.close())),
         new Promise((resolve) => setTimeout(resolve, graceMs)),

@@ -1,4 +1,5 @@
-import type { AccountConfig } from '../config/types.js';
+import { findAccount, isCatchAll } from '../config/accounts.js';
+import type { AccountConfig, ProxyConfig } from '../config/types.js';
 
 /** Whose tokens: the account section and the name the tokens are kept under. */
 export interface TokenSubject {
@@ -11,4 +12,14 @@ export interface TokenSubject {
   readonly account: AccountConfig;
   /** The name the mail client logged in with; the sign-in hint. */
   readonly loginName: string;
+}
+
+/**
+ * The token subject for a login name, or undefined when no account section matches. Catch-all
+ * sections keep tokens per mailbox, under the login name.
+ */
+export function subjectFor(config: ProxyConfig, loginName: string): TokenSubject | undefined {
+  const account = findAccount(config, loginName);
+  if (!account) return undefined;
+  return { key: isCatchAll(account) ? loginName : account.name, account, loginName };
 }

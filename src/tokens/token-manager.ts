@@ -1,9 +1,10 @@
 import type { Logger } from 'pino';
 import { LoginFailure } from '../auth/types.js';
 import type { StoredTokenFields } from '../config/types.js';
-import { classifyOAuthFailure, refresh, type OAuthError, type ProviderClientOptions, type TokenSet } from '../oauth/index.js';
+import type { AccountStatus, TokenState } from '../control/protocol.js';
+import { classifyOAuthFailure, clientCredentials, refresh, type OAuthError, type ProviderClientOptions, type TokenSet } from '../oauth/index.js';
 import { CorruptTokenError, WrongKeyError } from './fernet.js';
-import { PendingAuthorisations, type CompletedAuthorisation } from './pending-authorisations.js';
+import { PendingAuthorisations, type CompletedAuthorisation, type PendingView } from './pending-authorisations.js';
 import type { TokenStore } from './store.js';
 import type { TokenSubject } from './subject.js';
 import type { DecryptedTokens, TokenCipher } from './token-cipher.js';
@@ -45,6 +46,8 @@ export class TokenManager {
   private readonly distrusted = new Set<string>();
   /** Tokens authorised while no login was waiting; the next login's password encrypts them. */
   private readonly unsaved = new Map<string, TokenSet>();
+  /** The last refresh attempt per account and how it went, for `status`. */
+  private readonly lastRefresh = new Map<string, { at: number; outcome: string }>();
 
   constructor(private readonly options: TokenManagerOptions) {
     this.pending = new PendingAuthorisations(options.oauth, (completed) => this.saveCompleted(completed));
@@ -107,6 +110,7 @@ export class TokenManager {
       tokens = await refresh(subject.account, refreshToken, this.options.oauth);
     } catch (err) {
       const failure = classifyOAuthFailure(err, 'refresh');
+      this.lastRefresh.set(subject.key, { at: Date.now(), outcome: failure.kind === 'transient' ? `failed (${failure.code}); tokens kept` : `failed (${failure.code}): ${failure.kind}` });
       log.warn(
         { event: 'refresh_failed', account: subject.key, kind: failure.kind, code: failure.code, aadsts: failure.aadsts },
         failure.message,
@@ -121,6 +125,7 @@ export class TokenManager {
       );
     }
     this.distrusted.delete(subject.key);
+    this.lastRefresh.set(subject.key, { at: Date.now(), outcome: 'ok' });
     log.info({ event: 'token_refreshed', account: subject.key, durationMs: Date.now() - started, rotated: tokens.refreshTokenKept === false }, 'access token refreshed');
     await this.save(subject, tokens, password, fields);
     return tokens.accessToken;
@@ -167,17 +172,82 @@ export class TokenManager {
       await this.save(subject, ready, password, undefined);
       return ready.accessToken;
     }
-    let url: string;
+    if (subject.account.flow === 'client_credentials') return this.sharedAppOnly(subject, password);
     try {
-      url = (await this.pending.begin(subject)).url;
+      await this.pending.begin(subject);
     } catch (err) {
       const failure = classifyOAuthFailure(err, 'authorization_response');
       throw new LoginFailure('config', `Account ${subject.key} cannot be authorised: ${failure.message}. ${failure.hint}`);
     }
     const needed = (): LoginFailure =>
-      new LoginFailure('authorisation-needed', `${subject.loginName} needs authorising: ${this.options.howToAuthorise(subject.key)} (sign-in link: ${url})`);
-    const { tokens } = await this.pending.wait(subject.key, password, this.options.loginWaitMs, needed);
+      new LoginFailure('authorisation-needed', `${subject.loginName} needs authorising: ${this.options.howToAuthorise(subject.key)}`);
+    const tokens = await this.pending.wait(subject.key, password, this.options.loginWaitMs, needed);
     return tokens.accessToken;
+  }
+
+  /**
+   * `client_credentials`: the app authenticates as itself, nobody signs in, and there is no
+   * refresh token; a new access token is simply requested when the old one expires.
+   */
+  private sharedAppOnly(subject: TokenSubject, password: string): Promise<string> {
+    let flight = this.refreshes.get(subject.key);
+    if (!flight) {
+      flight = (async () => {
+        let tokens: TokenSet;
+        try {
+          tokens = await clientCredentials(subject.account, this.options.oauth);
+        } catch (err) {
+          const failure = classifyOAuthFailure(err, 'client_credentials');
+          this.lastRefresh.set(subject.key, { at: Date.now(), outcome: `failed (${failure.code}): ${failure.kind}` });
+          throw new LoginFailure(failure.kind === 'transient' ? 'temporary' : 'config', `Cannot get an app-only token for ${subject.key}: ${failure.message}. ${failure.hint}`);
+        }
+        this.lastRefresh.set(subject.key, { at: Date.now(), outcome: 'ok' });
+        await this.save(subject, tokens, password, undefined);
+        return tokens.accessToken;
+      })().finally(() => this.refreshes.delete(subject.key));
+      this.refreshes.set(subject.key, flight);
+    }
+    return flight;
+  }
+
+  /** Starts (or joins) the account's authorisation, for the CLI's `authorize`. */
+  authorise(subject: TokenSubject): Promise<PendingView> {
+    this.unsaved.delete(subject.key);
+    return this.pending.begin(subject);
+  }
+
+  /** What `status` shows for each account; reads the store but decrypts nothing. */
+  async status(subjects: readonly TokenSubject[]): Promise<AccountStatus[]> {
+    // Configured accounts, plus catch-all mailboxes this daemon has seen.
+    const tokensInConfig = new Map(subjects.map((subject) => [subject.key, subject.account.tokensInConfig]));
+    const keys = new Set([...tokensInConfig.keys(), ...this.pending.list().map((pending) => pending.key), ...this.unsaved.keys()]);
+    const now = Date.now() / 1000;
+    const result: AccountStatus[] = [];
+    for (const key of keys) {
+      const fields = (await this.options.store.read(key).catch(() => undefined)) ?? tokensInConfig.get(key);
+      const expiry = fields?.access_token_expiry === undefined ? undefined : Number(fields.access_token_expiry);
+      const pending = this.pending.get(key);
+      const lastRefresh = this.lastRefresh.get(key);
+      const hasTokens = fields?.access_token !== undefined || fields?.refresh_token !== undefined;
+      const state: TokenState = pending
+        ? 'pending'
+        : this.unsaved.has(key)
+          ? 'authorised-unsaved'
+          : !hasTokens
+            ? lastRefresh?.outcome.endsWith('reauthorise') ? 'needs-reauthorisation' : 'none'
+            : expiry !== undefined && expiry > now ? 'active' : 'expired';
+      result.push({
+        account: key,
+        state,
+        hasRefreshToken: fields?.refresh_token !== undefined,
+        ...(hasTokens && expiry !== undefined && Number.isFinite(expiry) && { accessTokenExpiry: expiry }),
+        ...(lastRefresh && { lastRefresh }),
+        ...(pending && {
+          pending: { flow: pending.flow, url: pending.url, since: pending.since, waiting: pending.waiting, ...(pending.userCode && { userCode: pending.userCode }) },
+        }),
+      });
+    }
+    return result;
   }
 
   private async saveCompleted({ subject, tokens, password }: CompletedAuthorisation): Promise<void> {

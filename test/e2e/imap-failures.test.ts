@@ -22,7 +22,7 @@ beforeAll(async () => {
   const unreachable = [`[IMAP-${world.ports[3]}]`, 'server_address = 127.0.0.1', `server_port = ${deadPort}`, ''].join('\n');
   proxy = await world.startProxy({
     config: world.config(`${unreachable}\n${world.accountSection(OTHER)}`),
-    args: ['--provider-timeout', '2'],
+    args: ['--provider-timeout', '2', '--authorisation-wait', '0'],
   });
   await proxy.ready();
 });
@@ -113,7 +113,7 @@ describe('IMAP login failures a user can act on', () => {
     await world.seedTokens({ expired: true });
     world.idp.failNextToken('invalid_grant');
     expect(await loginReply(USER, PASSWORD)).toMatch(
-      new RegExp(`^a1 NO \\[UNAVAILABLE\\] ${USER} needs authorising: start oauth2-mail-proxy with --external-auth in a terminal .*sign-in link: http`),
+      new RegExp(`^a1 NO \\[UNAVAILABLE\\] ${USER} needs authorising: run: oauth2-mail-proxy authorize ${USER} --config-file \\S+ --cache-store \\S+$`),
     );
     expect(proxy.output).toMatch(/"event":"refresh_failed".*"kind":"reauthorise"/);
   });

@@ -53,6 +53,18 @@ export class ProxyProcess {
     return new ProxyProcess(child, configFile, tokenStore, options.tty === true);
   }
 
+  /** Runs another CLI command (`authorize`, `status`) against the same files, with piped stdin. */
+  static command(args: readonly string[], files: { configFile: string; tokenStore: string }): ProxyProcess {
+    const argv = [PROXY_BIN, ...args, '--config-file', files.configFile, '--cache-store', files.tokenStore];
+    const child = spawn(process.execPath, argv, { stdio: 'pipe' });
+    return new ProxyProcess(child, files.configFile, files.tokenStore, false);
+  }
+
+  /** Runs another CLI command against this daemon's files. */
+  cli(args: readonly string[]): ProxyProcess {
+    return ProxyProcess.command(args, this);
+  }
+
   /** Waits until the output matches, returning the match. */
   async waitFor(pattern: RegExp, timeoutMs = 15_000): Promise<RegExpMatchArray> {
     const deadline = Date.now() + timeoutMs;

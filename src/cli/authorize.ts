@@ -1,0 +1,155 @@
+import { ConfigError } from '../config/errors.js';
+import { loadConfig } from '../config/load.js';
+import { controlRequest, DaemonNotRunningError } from '../control/client.js';
+import type { ControlReply } from '../control/protocol.js';
+import {
+  completeAuthorization,
+  OAuthError,
+  pollDeviceAuthorization,
+  startAuthorization,
+  startDeviceAuthorization,
+  type TokenSet,
+} from '../oauth/index.js';
+import { KeyCache } from '../tokens/key-cache.js';
+import { TokenStore } from '../tokens/store.js';
+import { subjectFor, type TokenSubject } from '../tokens/subject.js';
+import { TokenCipher } from '../tokens/token-cipher.js';
+import { TerminalInput } from './terminal-input.js';
+
+export interface AuthorizeOptions {
+  readonly account: string;
+  readonly configFile: string;
+  readonly cacheStore: string;
+  readonly controlSocket: string;
+}
+
+type Say = (text: string) => void;
+
+/**
+ * `oauth2-mail-proxy authorize <account>`: with a running daemon, the daemon owns the pending
+ * authorisation (a waiting login completes the moment the paste succeeds); without one, this
+ * process runs the flow itself and writes the token store. Resolves with the exit code.
+ */
+export async function authorize(options: AuthorizeOptions): Promise<number> {
+  const say: Say = (text) => process.stdout.write(`${text}\n`);
+  const input = new TerminalInput(process.stdin, process.stdout);
+  try {
+    let started: ControlReply;
+    try {
+      started = await controlRequest(options.controlSocket, { op: 'authorize', account: options.account });
+    } catch (err) {
+      if (!(err instanceof DaemonNotRunningError)) throw err;
+      return await authorizeWithoutDaemon(options, input, say);
+    }
+    if (!started.ok) return failed(started, say);
+    if (!('flow' in started)) return failed({ done: true, ok: false, kind: 'protocol', message: 'unexpected answer from the proxy' }, say);
+
+    if (started.flow === 'device') {
+      say(`Open ${started.url} in a browser and enter the code ${started.userCode ?? ''}`);
+      say('Waiting for the sign-in to complete...');
+      const outcome = await controlRequest(options.controlSocket, { op: 'wait', account: options.account }, 0);
+      if (!outcome.ok) return failed(outcome, say);
+      say(`Authorised ${options.account}; the running proxy is using the new token.`);
+      return 0;
+    }
+
+    say('Open this URL in a browser and sign in:');
+    say(started.url);
+    for (let prompt = 'Paste the full URL the browser ends on:\n> '; ; prompt = 'Paste the URL again:\n> ') {
+      const pasted = await input.line(prompt);
+      if (pasted === undefined) {
+        say('\nNothing was pasted. The authorisation stays pending in the proxy; run this command again to finish it.');
+        return 1;
+      }
+      if (pasted.trim() === '') continue;
+      const reply = await controlRequest(options.controlSocket, { op: 'complete', account: options.account, redirect: pasted });
+      if (reply.ok) {
+        say(
+          'loginWaiting' in reply && !reply.loginWaiting
+            ? `Authorised ${options.account}; the running proxy will use the new token at the next login (whose password then encrypts it).`
+            : `Authorised ${options.account}; the running proxy is using the new token.`,
+        );
+        return 0;
+      }
+      if (reply.kind !== 'paste') return failed(reply, say);
+      say(`That URL did not work: ${reply.message}. ${reply.hint ?? ''}`.trimEnd());
+    }
+  } finally {
+    input.close();
+  }
+}
+
+function failed(reply: ControlReply, say: Say): number {
+  if (reply.ok) return 0;
+  say(`Could not authorise: ${reply.message}${reply.hint ? `. ${reply.hint}` : ''}`);
+  return reply.kind === 'unknown-account' || reply.kind === 'config' ? 2 : 1;
+}
+
+/** No daemon: do the flow here and store the tokens, encrypted with the mail client's password. */
+async function authorizeWithoutDaemon(options: AuthorizeOptions, input: TerminalInput, say: Say): Promise<number> {
+  let subject: TokenSubject | undefined;
+  try {
+    subject = subjectFor(await loadConfig(options.configFile), options.account);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      say(err.message);
+      return 2;
+    }
+    throw err;
+  }
+  if (!subject) {
+    say(`Could not authorise: ${options.configFile} has no account section for ${options.account}`);
+    return 2;
+  }
+  say('(No running proxy found; authorising here and writing the token store directly.)');
+
+  let tokens: TokenSet | undefined;
+  try {
+    tokens = subject.account.flow === 'device' ? await deviceFlow(subject, say) : await pasteFlow(subject, input, say);
+  } catch (err) {
+    if (!(err instanceof OAuthError)) throw err;
+    say(`Could not authorise: ${err.message}. ${err.hint}`);
+    return err.kind === 'config' ? 2 : 1;
+  }
+  if (!tokens) return 1;
+
+  const password = await input.secret(`Password your mail client uses for ${subject.loginName} (it encrypts the stored tokens): `);
+  if (!password) {
+    say('No password given; nothing was stored.');
+    return 1;
+  }
+  const fields = await new TokenCipher(new KeyCache()).encryptTokens(
+    { accessToken: tokens.accessToken, accessTokenExpiry: tokens.expiresAt, ...(tokens.refreshToken && { refreshToken: tokens.refreshToken }) },
+    password,
+  );
+  await new TokenStore(options.cacheStore).write(subject.key, fields);
+  say(`Authorised ${subject.key}; tokens stored in ${options.cacheStore}.`);
+  return 0;
+}
+
+async function pasteFlow(subject: TokenSubject, input: TerminalInput, say: Say): Promise<TokenSet | undefined> {
+  const pending = await startAuthorization(subject.account, { loginHint: subject.loginName });
+  say('Open this URL in a browser and sign in:');
+  say(pending.url);
+  for (let prompt = 'Paste the full URL the browser ends on:\n> '; ; prompt = 'Paste the URL again:\n> ') {
+    const pasted = await input.line(prompt);
+    if (pasted === undefined) {
+      say('\nNothing was pasted; nothing was stored.');
+      return undefined;
+    }
+    if (pasted.trim() === '') continue;
+    try {
+      return await completeAuthorization(subject.account, pending, pasted);
+    } catch (err) {
+      if (!(err instanceof OAuthError) || err.kind !== 'paste') throw err;
+      say(`That URL did not work: ${err.message}. ${err.hint}`);
+    }
+  }
+}
+
+async function deviceFlow(subject: TokenSubject, say: Say): Promise<TokenSet> {
+  const device = await startDeviceAuthorization(subject.account);
+  say(`Open ${device.verificationUriComplete ?? device.verificationUri} in a browser and enter the code ${device.userCode}`);
+  say('Waiting for the sign-in to complete...');
+  return pollDeviceAuthorization(device.handle);
+}

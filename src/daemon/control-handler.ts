@@ -1,0 +1,75 @@
+import { isCatchAll } from '../config/accounts.js';
+import type { ProxyConfig } from '../config/types.js';
+import type { ControlHandler } from '../control/server.js';
+import type { ControlReply } from '../control/protocol.js';
+import { OAuthError } from '../oauth/index.js';
+import { subjectFor } from '../tokens/subject.js';
+import type { TokenManager } from '../tokens/token-manager.js';
+
+/** Answers the CLI's `status` and `authorize` requests from the running daemon's state. */
+export function controlHandler(config: () => ProxyConfig, tokens: TokenManager): ControlHandler {
+  return async (request) => {
+    if (request.op === 'status') {
+      const subjects = config()
+        .accounts.filter((account) => !isCatchAll(account))
+        .map((account) => ({ key: account.name, account, loginName: account.name }));
+      return { done: true, ok: true, accounts: await tokens.status(subjects) };
+    }
+
+    const subject = subjectFor(config(), request.account);
+    if (!subject) {
+      return { done: true, ok: false, kind: 'unknown-account', message: `${config().file} has no account section for ${request.account}` };
+    }
+    try {
+      switch (request.op) {
+        case 'authorize': {
+          if (subject.account.flow === 'client_credentials') {
+            return { done: true, ok: false, kind: 'config', message: `${subject.key} uses oauth2_flow = client_credentials: the proxy gets its tokens by itself, nobody signs in` };
+          }
+          const pending = await tokens.authorise(subject);
+          return {
+            done: true,
+            ok: true,
+            account: subject.key,
+            flow: pending.flow,
+            url: pending.url,
+            waiting: pending.waiting,
+            ...(pending.userCode && { userCode: pending.userCode }),
+          };
+        }
+        case 'complete': {
+          const completed = await tokens.pending.complete(subject.key, request.redirect);
+          return { done: true, ok: true, account: subject.key, authorised: true, loginWaiting: completed.password !== undefined };
+        }
+        case 'wait':
+          return await waitForOutcome(tokens, subject.key);
+      }
+    } catch (err) {
+      if (err instanceof OAuthError) return { done: true, ok: false, kind: err.kind, message: err.message, hint: err.hint };
+      return { done: true, ok: false, kind: 'protocol', message: (err as Error).message };
+    }
+  };
+}
+
+/** Resolves when the account's pending authorisation (a device flow the daemon polls) ends. */
+function waitForOutcome(tokens: TokenManager, key: string): Promise<ControlReply> {
+  if (!tokens.pending.get(key)) return Promise.resolve({ done: true, ok: false, kind: 'protocol', message: `No authorisation is pending for ${key}` });
+  return new Promise((resolve) => {
+    const onCompleted = (completed: { subject: { key: string }; password?: string }): void => {
+      if (completed.subject.key !== key) return;
+      cleanup();
+      resolve({ done: true, ok: true, account: key, authorised: true, loginWaiting: completed.password !== undefined });
+    };
+    const onFailed = (failed: { key: string; error: OAuthError }): void => {
+      if (failed.key !== key) return;
+      cleanup();
+      resolve({ done: true, ok: false, kind: failed.error.kind, message: failed.error.message, hint: failed.error.hint });
+    };
+    const cleanup = (): void => {
+      tokens.pending.off('completed', onCompleted);
+      tokens.pending.off('failed', onFailed);
+    };
+    tokens.pending.on('completed', onCompleted);
+    tokens.pending.on('failed', onFailed);
+  });
+}
