@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { defaultControlSocket } from '../control/socket-path.js';
 import { authorize } from './authorize.js';
@@ -15,10 +16,13 @@ interface CommonOptions {
 /** The options every command shares, so `authorize` and `status` find the daemon's files. */
 function withCommonOptions(command: Command): Command {
   return command
-    .option('--config-file <path>', 'configuration file (email-oauth2-proxy format)', defaultConfigFile())
-    .option('--cache-store <path>', 'token store (INI, mode 0600, tokens encrypted with the mail client password)', defaultTokenStore())
-    .option('--control-socket <path>', 'control socket shared by the daemon and the CLI (default: control.sock beside the token store)');
+    .option('--config-file <path>', 'configuration file (email-oauth2-proxy format)', absolute, defaultConfigFile())
+    .option('--cache-store <path>', 'token store (INI, mode 0600, tokens encrypted with the mail client password)', absolute, defaultTokenStore())
+    .option('--control-socket <path>', 'control socket shared by the daemon and the CLI (default: control.sock beside the token store)', absolute);
 }
+
+/** Paths are made absolute once, so logs and the printed authorize command work from any directory. */
+const absolute = (path: string): string => resolve(path);
 
 const controlSocketOf = (options: CommonOptions): string => options.controlSocket ?? defaultControlSocket(options.cacheStore);
 

@@ -107,7 +107,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       await control.close();
       await Promise.race([
         Promise.all(listeners.map((listener) => listener.close())),
-        new Promise((resolve) => setTimeout(resolve, graceMs)),
+        new Promise((resolve) => setTimeout(resolve, graceMs).unref()),
       ]);
       for (const listener of listeners) for (const socket of listener.connections) socket.destroy();
     },
