@@ -13,6 +13,8 @@ import { dirname, resolve } from 'node:path';
 import { parseBoolean, parseIni } from './configparser.js';
 import type { IniDocument } from './configparser.js';
 import { ConfigError } from './errors.js';
+import { parseProviderName, PROVIDER_NAMES, providerPreset, ProviderPresetError } from './providers.js';
+import type { ProviderPreset } from './providers.js';
 import type {
   AccountConfig,
   GlobalOptions,
@@ -228,27 +230,34 @@ function readServerStarttls(section: SectionReader, protocol: Protocol): boolean
   return starttls;
 }
 
-function readAccount(section: SectionReader, options: GlobalOptions): AccountConfig {
-  // A future `provider = office365|gmail` preset would supply defaults for the keys below,
-  // looked up before the section's own values; validation stays the same.
-  if (section.name.startsWith('@') && !options.allowCatchAllAccounts) {
-    section.fail(
+function readAccount(written: SectionReader, options: GlobalOptions): AccountConfig {
+  if (written.name.startsWith('@') && !options.allowCatchAllAccounts) {
+    written.fail(
       undefined,
       `catch-all account sections need allow_catch_all_accounts = True in [${GLOBAL_SECTION}]; ` +
         'set that option or name the section after a full email address',
     );
   }
 
-  const flow = readFlow(section);
+  const flow = readFlow(written);
+  const preset = readProviderPreset(written, flow);
+  // From here on the preset's values stand in for keys the section leaves out, and are validated
+  // (and blamed in messages) exactly like written ones.
+  const section = preset === undefined ? written : written.withDefaults(preset.defaults);
   const clientSecret = section.string('client_secret');
   const clientSecretEncrypted = section.string('client_secret_encrypted');
   const secretFromLogin = flow === 'client_credentials' && options.useLoginPasswordAsClientCredentialsSecret;
-  for (const key of REQUIRED_KEYS[flow]) {
+  const required = new Set<AccountKey>([...REQUIRED_KEYS[flow], ...(preset?.missingKeyProblems.keys() ?? [])]);
+  for (const key of required) {
     const satisfied =
       section.string(key) !== undefined ||
       (key === 'client_secret' && (clientSecretEncrypted !== undefined || secretFromLogin));
     if (!satisfied) {
-      section.fail(key, `missing, and the ${flow} flow needs it; set it to ${hintFor(key, flow)}`);
+      section.fail(
+        key,
+        preset?.missingKeyProblems.get(key) ??
+          `missing, and the ${flow} flow needs it; set it to ${hintFor(key, flow)}`,
+      );
     }
   }
 
@@ -271,6 +280,48 @@ function readAccount(section: SectionReader, options: GlobalOptions): AccountCon
     usePkce: section.boolean('use_pkce') ?? (clientSecret === undefined && clientSecretEncrypted === undefined),
     ...(tokensInConfig === undefined ? {} : { tokensInConfig }),
   };
+}
+
+/**
+ * Our extension: `provider = office365 | outlook | gmail` (see providers.ts), and `tenant` for the
+ * Microsoft ones. Neither key exists in email-oauth2-proxy, so a `tenant` that would change nothing
+ * is an error rather than silently ignored.
+ */
+function readProviderPreset(section: SectionReader, flow: OAuthFlow): ProviderPreset | undefined {
+  const value = section.string('provider');
+  const tenant = section.string('tenant');
+  if (value === undefined) {
+    if (tenant !== undefined) {
+      section.fail(
+        'tenant',
+        'only applies with provider = office365 or outlook; add the provider, or remove tenant and ' +
+          'write the tenant into permission_url and token_url',
+      );
+    }
+    return undefined;
+  }
+  const provider = parseProviderName(value);
+  if (provider === undefined) {
+    section.fail(
+      'provider',
+      `${JSON.stringify(value)} is not a known provider; use one of ${PROVIDER_NAMES.join(', ')}, or remove ` +
+        'provider and set permission_url, token_url, oauth2_scope, redirect_uri and client_id yourself',
+    );
+  }
+  const bothUrlsWritten = section.string('permission_url') !== undefined && section.string('token_url') !== undefined;
+  if (tenant !== undefined && bothUrlsWritten) {
+    section.fail(
+      'tenant',
+      'has no effect, because permission_url and token_url are both set (they win over the preset); ' +
+        'write the tenant into those URLs and remove tenant, or remove the URLs',
+    );
+  }
+  try {
+    return providerPreset(provider, { flow, ...(tenant === undefined ? {} : { tenant }) });
+  } catch (error) {
+    if (error instanceof ProviderPresetError) section.fail(error.key, error.problem);
+    throw error;
+  }
 }
 
 function hintFor(key: AccountKey, flow: OAuthFlow): string {
@@ -364,6 +415,15 @@ class SectionReader {
     readonly name: string,
     private readonly values: ReadonlyMap<string, string>,
   ) {}
+
+  /** The same section with `defaults` filling the keys it leaves out or empty. */
+  withDefaults(defaults: ReadonlyMap<string, string>): SectionReader {
+    const merged = new Map(defaults);
+    for (const [key, value] of this.values) {
+      if (value !== '' || !merged.has(key)) merged.set(key, value);
+    }
+    return new SectionReader(this.file, this.name, merged);
+  }
 
   fail(key: string | undefined, problem: string): never {
     throw new ConfigError({ file: this.file, section: this.name, key, problem });
