@@ -43,6 +43,7 @@ const program = new Command()
 withCommonOptions(program.command('run', { isDefault: true }).description('run the proxy (the default command)'))
   .option('--external-auth', 'print sign-in links and read pasted redirect addresses in this terminal')
   .option('--authorisation-wait <seconds>', 'how long a login waits for a pending authorisation before "try again later"', parseSeconds, 30)
+  .option('--notify-command <command>', 'run this shell command on token events (details in OAUTH2_MAIL_PROXY_* variables)')
   .option('--log-file <path>', 'write JSON log lines to this file instead of stderr')
   .option('--debug', 'log protocol commands before login (credentials are never logged)')
   .option('--provider-timeout <seconds>', 'give up on an identity provider request after this long (tokens are kept)', parseSeconds, 15)
@@ -60,7 +61,7 @@ Examples:
 Exit codes: 0 stopped normally, 1 unexpected failure, 2 invalid configuration or command line,
 3 a local port or the control socket could not be bound.`,
   )
-  .action(async (options: CommonOptions & { externalAuth?: boolean; authorisationWait: number; logFile?: string; debug?: boolean; providerTimeout: number }) => {
+  .action(async (options: CommonOptions & { externalAuth?: boolean; authorisationWait: number; notifyCommand?: string; logFile?: string; debug?: boolean; providerTimeout: number }) => {
     process.exitCode = await runDaemon({
       configFile: options.configFile,
       cacheStore: options.cacheStore,
@@ -70,6 +71,7 @@ Exit codes: 0 stopped normally, 1 unexpected failure, 2 invalid configuration or
       providerTimeoutMs: options.providerTimeout * 1000,
       authorisationWaitMs: options.authorisationWait * 1000,
       ...(options.logFile !== undefined && { logFile: options.logFile }),
+      ...(options.notifyCommand !== undefined && { notifyCommand: options.notifyCommand }),
     });
   });
 

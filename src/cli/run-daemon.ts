@@ -16,6 +16,7 @@ export interface RunDaemonOptions {
   /** How long a login waits for a pending authorisation when no terminal prompt is running. */
   readonly authorisationWaitMs: number;
   readonly logFile?: string;
+  readonly notifyCommand?: string;
 }
 
 /** How long a login waits while the user pastes the redirect address into the terminal. */
@@ -42,6 +43,7 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
       controlSocket: options.controlSocket,
       loginWaitMs: interactive ? TERMINAL_LOGIN_WAIT_MS : options.authorisationWaitMs,
       identityProviderTimeoutMs: options.providerTimeoutMs,
+      ...(options.notifyCommand !== undefined && { notifyCommand: options.notifyCommand }),
       howToAuthorise,
     });
   } catch (err) {

@@ -5,6 +5,7 @@ import type { ControlReply } from '../control/protocol.js';
 import { OAuthError } from '../oauth/index.js';
 import { subjectFor } from '../tokens/subject.js';
 import type { TokenManager } from '../tokens/token-manager.js';
+import { tokenStatus } from '../tokens/token-status.js';
 
 /** Answers the CLI's `status` and `authorize` requests from the running daemon's state. */
 export function controlHandler(config: () => ProxyConfig, tokens: TokenManager): ControlHandler {
@@ -13,7 +14,7 @@ export function controlHandler(config: () => ProxyConfig, tokens: TokenManager):
       const subjects = config()
         .accounts.filter((account) => !isCatchAll(account))
         .map((account) => ({ key: account.name, account, loginName: account.name }));
-      return { done: true, ok: true, accounts: await tokens.status(subjects) };
+      return { done: true, ok: true, accounts: await tokenStatus(tokens, subjects) };
     }
 
     const subject = subjectFor(config(), request.account);

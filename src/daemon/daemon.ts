@@ -13,8 +13,10 @@ import { sessionFor, upstreamTarget } from '../proxy/protocols.js';
 import { DEFAULT_LIMITS } from '../proxy/session.js';
 import { KeyCache } from '../tokens/key-cache.js';
 import { TokenStore } from '../tokens/store.js';
-import { TokenCipher } from '../tokens/token-cipher.js';
+import { AccountKeys } from '../tokens/token-cipher.js';
+import { KeepAlive } from '../tokens/keep-alive.js';
 import { TokenManager } from '../tokens/token-manager.js';
+import { startNotifier } from './notifier.js';
 
 export interface DaemonOptions {
   readonly configFile: string;
@@ -26,6 +28,10 @@ export interface DaemonOptions {
   readonly howToAuthorise: (account: string) => string;
   /** Unix socket the CLI's `status` and `authorize` talk to. */
   readonly controlSocket: string;
+  /** Run on token events (authorisation needed, refreshed, failed); see notifier.ts. */
+  readonly notifyCommand?: string;
+  /** Background refresh at least this often for accounts whose key is known. */
+  readonly keepAliveIntervalMs?: number;
   readonly upstreamConnectTimeoutMs?: number;
   readonly identityProviderTimeoutMs?: number;
 }
@@ -40,6 +46,8 @@ export interface Daemon {
 
 /** Refresh this long before expiry, so a login never races the token's last seconds. */
 const REFRESH_MARGIN_SECONDS = 300;
+/** Microsoft drops refresh tokens unused for 90 days; a daily refresh keeps idle accounts alive. */
+const DEFAULT_KEEPALIVE_INTERVAL_MS = 24 * 60 * 60 * 1000;
 
 /**
  * Loads the configuration, binds every listener, and wires sessions to the token manager.
@@ -52,7 +60,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
 
   const tokens = new TokenManager({
     store: new TokenStore(options.cacheStore),
-    cipher: new TokenCipher(new KeyCache()),
+    keys: new AccountKeys(new KeyCache()),
     log,
     oauth: { requestTimeoutMs: options.identityProviderTimeoutMs ?? 15_000 },
     refreshMarginSeconds: REFRESH_MARGIN_SECONDS,
@@ -67,6 +75,12 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     ),
   );
   const auth = new OAuthAuthenticator(() => config, tokens, log);
+  const keepAlive = new KeepAlive(tokens, log, {
+    marginSeconds: REFRESH_MARGIN_SECONDS,
+    maxIntervalMs: options.keepAliveIntervalMs ?? DEFAULT_KEEPALIVE_INTERVAL_MS,
+    retryMs: 60_000,
+  });
+  const stopNotifier = options.notifyCommand ? startNotifier(tokens, options.notifyCommand, log) : () => undefined;
 
   const listeners: Listener[] = [];
   let control: ControlServer;
@@ -94,6 +108,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     }
     control = await startControlServer(options.controlSocket, controlHandler(() => config, tokens), log);
   } catch (err) {
+    keepAlive.close();
+    stopNotifier();
     await Promise.all(listeners.map((listener) => listener.close()));
     throw err;
   }
@@ -103,6 +119,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     listeners,
     tokens,
     async stop(graceMs = 5_000) {
+      keepAlive.close();
+      stopNotifier();
       tokens.pending.close();
       await control.close();
       await Promise.race([

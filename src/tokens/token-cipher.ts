@@ -130,6 +130,72 @@ export class TokenCipher {
   }
 }
 
+/**
+ * An account's unlocked key: what the daemon keeps after a login instead of the password, so it
+ * can save refreshed tokens (and refresh idle accounts in the background) without holding the
+ * password the user may use elsewhere.
+ */
+export interface AccountKey {
+  /** Standard base64, as in `token_salt`. */
+  readonly salt: string;
+  readonly iterations: number;
+  /** The 32-byte Fernet key. */
+  readonly key: Buffer;
+}
+
+/** Account-key operations, built on the same cache and format as {@link TokenCipher}. */
+export class AccountKeys {
+  constructor(private readonly keys: KeyCache) {}
+
+  /**
+   * Checks the password against the stored tokens and returns the key that opened them with the
+   * tokens in the clear.
+   *
+   * @throws {@link WrongKeyError} / {@link CorruptTokenError} as {@link TokenCipher.decryptTokens}.
+   */
+  async unlock(fields: StoredTokenFields, password: string): Promise<{ key: AccountKey; tokens: DecryptedTokens }> {
+    const tokens = await new TokenCipher(this.keys).decryptTokens(fields, password);
+    const iterations = tokens.iterations ?? DEFAULT_ITERATIONS;
+    const salt = parseSalt(fields.token_salt);
+    return { key: { salt: salt.toString('base64'), iterations, key: await this.keys.get(password, salt, iterations) }, tokens };
+  }
+
+  /** A fresh key for a password: new random salt, current iteration count. */
+  async create(password: string): Promise<AccountKey> {
+    const salt = randomBytes(SALT_BYTES);
+    return { salt: salt.toString('base64'), iterations: DEFAULT_ITERATIONS, key: await this.keys.get(password, salt, DEFAULT_ITERATIONS) };
+  }
+
+  /** Encrypts tokens into the fields email-oauth2-proxy writes, `last_activity` set to now. */
+  seal(key: AccountKey, tokens: PlainTokens): StoredTokenFields {
+    const now = Math.floor(Date.now() / 1000);
+    const fields: StoredTokenFields = {};
+    if (tokens.accessToken !== undefined) fields.access_token = fernetEncrypt(key.key, tokens.accessToken, now);
+    if (tokens.accessTokenExpiry !== undefined) fields.access_token_expiry = String(Math.floor(tokens.accessTokenExpiry));
+    if (tokens.refreshToken !== undefined) fields.refresh_token = fernetEncrypt(key.key, tokens.refreshToken, now);
+    fields.token_salt = key.salt;
+    fields.token_iterations = String(key.iterations);
+    fields.last_activity = String(now);
+    return fields;
+  }
+
+  /**
+   * Decrypts fields with a known key (no derivation).
+   *
+   * @throws {@link WrongKeyError} when the fields were re-encrypted under another password
+   *   meanwhile (by the CLI, say).
+   */
+  open(key: AccountKey, fields: StoredTokenFields): DecryptedTokens {
+    if (fields.token_salt !== undefined && fields.token_salt.trim() !== key.salt) throw new WrongKeyError();
+    const result: DecryptedTokens = { iterations: key.iterations };
+    const expiry = parseExpiry(fields.access_token_expiry);
+    if (expiry !== undefined) result.accessTokenExpiry = expiry;
+    if (fields.access_token !== undefined) result.accessToken = fernetDecrypt(key.key, fields.access_token);
+    if (fields.refresh_token !== undefined) result.refreshToken = fernetDecrypt(key.key, fields.refresh_token);
+    return result;
+  }
+}
+
 function parseSalt(text: string | undefined): Buffer {
   if (text === undefined) throw new CorruptTokenError('the account has tokens but no token_salt');
   const trimmed = text.trim();

@@ -1,17 +1,18 @@
+import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { LoginFailure } from '../auth/types.js';
 import type { StoredTokenFields } from '../config/types.js';
-import type { AccountStatus, TokenState } from '../control/protocol.js';
 import { classifyOAuthFailure, clientCredentials, refresh, type OAuthError, type ProviderClientOptions, type TokenSet } from '../oauth/index.js';
 import { CorruptTokenError, WrongKeyError } from './fernet.js';
+import { DEFAULT_ITERATIONS } from './key-derivation.js';
 import { PendingAuthorisations, type CompletedAuthorisation, type PendingView } from './pending-authorisations.js';
 import type { TokenStore } from './store.js';
 import type { TokenSubject } from './subject.js';
-import type { DecryptedTokens, TokenCipher } from './token-cipher.js';
+import type { AccountKey, AccountKeys, DecryptedTokens } from './token-cipher.js';
 
 export interface TokenManagerOptions {
   readonly store: TokenStore;
-  readonly cipher: TokenCipher;
+  readonly keys: AccountKeys;
   readonly log: Logger;
   readonly oauth: ProviderClientOptions;
   /** Refresh when the access token expires within this many seconds. */
@@ -27,18 +28,34 @@ export interface TokenManagerOptions {
   readonly howToAuthorise: (account: string) => string;
 }
 
+/** Token events, for the notification hook and the logs. */
+export type TokenEvent =
+  | { readonly type: 'token_obtained'; readonly account: string }
+  | { readonly type: 'token_refreshed'; readonly account: string }
+  | { readonly type: 'refresh_failed'; readonly account: string; readonly reason: string; readonly kind: OAuthError['kind'] }
+  | { readonly type: 'authorisation_needed'; readonly account: string; readonly url: string; readonly userCode?: string; readonly reason: string };
+
+/** An account whose key the daemon knows (a client logged in), for background refreshes. */
+export interface KnownAccount {
+  readonly subject: TokenSubject;
+  readonly key: AccountKey;
+}
+
 /**
  * Turns (account, password) into a usable access token. Per account:
  *
- *   stored tokens ── decrypt with the password ──► wrong key: refuse (tokens untouched)
+ *   stored tokens ── unlock with the password ──► wrong key: refuse (tokens untouched)
  *        │ valid access token ─────────────────► use it
  *        │ expired/expiring ──► one shared refresh ──► save the rotated tokens ──► use
  *        │                          ├─ transient: keep every token, "try again later"
  *        │                          ├─ reauthorise: drop the dead tokens ──► pending
  *        │                          └─ config: say which key to fix
  *        └ none ──► pending authorisation (one per account) ──► paste ──► save ──► use
+ *
+ * After the first login the account's derived key (never the password) is kept, so refreshed
+ * tokens can be saved and idle accounts refreshed in the background.
  */
-export class TokenManager {
+export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [KnownAccount] }> {
   readonly pending: PendingAuthorisations;
   /** One refresh per account at a time, shared by every login that needs it. */
   private readonly refreshes = new Map<string, Promise<string>>();
@@ -47,10 +64,20 @@ export class TokenManager {
   /** Tokens authorised while no login was waiting; the next login's password encrypts them. */
   private readonly unsaved = new Map<string, TokenSet>();
   /** The last refresh attempt per account and how it went, for `status`. */
-  private readonly lastRefresh = new Map<string, { at: number; outcome: string }>();
+  readonly lastRefresh = new Map<string, { at: number; outcome: string }>();
 
   constructor(private readonly options: TokenManagerOptions) {
+    super();
     this.pending = new PendingAuthorisations(options.oauth, (completed) => this.saveCompleted(completed));
+    this.pending.on('pending', (pending) =>
+      this.emit('event', {
+        type: 'authorisation_needed',
+        account: pending.key,
+        url: pending.url,
+        ...(pending.userCode && { userCode: pending.userCode }),
+        reason: options.howToAuthorise(pending.key),
+      }),
+    );
   }
 
   /** @throws LoginFailure */
@@ -60,9 +87,10 @@ export class TokenManager {
       return this.withoutToken(subject, password);
     }
 
+    let key: AccountKey;
     let tokens: DecryptedTokens;
     try {
-      tokens = await this.options.cipher.decryptTokens(fields, password);
+      ({ key, tokens } = await this.options.keys.unlock(fields, password));
     } catch (err) {
       if (err instanceof WrongKeyError) return this.wrongPassword(subject, password);
       if (err instanceof CorruptTokenError) {
@@ -71,12 +99,13 @@ export class TokenManager {
       }
       throw err;
     }
+    // Stores from older email-oauth2-proxy versions move to the current iteration count at the next save.
+    if (key.iterations < DEFAULT_ITERATIONS) key = await this.options.keys.create(password);
+    this.emit('known', { subject, key });
 
-    const now = Date.now() / 1000;
-    const fresh = tokens.accessTokenExpiry !== undefined && tokens.accessTokenExpiry - this.options.refreshMarginSeconds > now;
-    if (tokens.accessToken && fresh && !this.distrusted.has(subject.key)) return tokens.accessToken;
-    if (!tokens.refreshToken) return this.withoutToken(subject, password);
-    return this.sharedRefresh(subject, password, tokens.refreshToken, fields);
+    if (tokens.accessToken && this.isFresh(tokens) && !this.distrusted.has(subject.key)) return tokens.accessToken;
+    if (!tokens.refreshToken) return this.withoutToken(subject, password, key);
+    return this.sharedRefresh(subject, key, tokens.refreshToken);
   }
 
   /** The upstream refused an access token we thought valid: the next login refreshes. */
@@ -84,7 +113,41 @@ export class TokenManager {
     this.distrusted.add(key);
   }
 
-  private async readFields(subject: TokenSubject): Promise<StoredTokenFields | undefined> {
+  /**
+   * Refreshes a known account now if its access token is due, or regardless with `force`
+   * (background keep-alive). Undefined when there is no refresh token to use.
+   *
+   * @throws LoginFailure as a login would get it; WrongKeyError when the store was re-encrypted
+   *   under another password meanwhile.
+   */
+  async refreshIfDue(known: KnownAccount, force: boolean): Promise<{ expiry: number | undefined; refreshed: boolean } | undefined> {
+    const fields = await this.readFields(known.subject);
+    if (!fields?.refresh_token) return undefined;
+    const tokens = this.options.keys.open(known.key, fields);
+    if (!tokens.refreshToken) return undefined;
+    if (!force && this.isFresh(tokens)) return { expiry: tokens.accessTokenExpiry, refreshed: false };
+    await this.sharedRefresh(known.subject, known.key, tokens.refreshToken);
+    const after = await this.readFields(known.subject);
+    return { expiry: after?.access_token_expiry === undefined ? undefined : Number(after.access_token_expiry), refreshed: true };
+  }
+
+  /** Starts (or joins) the account's authorisation, for the CLI's `authorize`. */
+  authorise(subject: TokenSubject): Promise<PendingView> {
+    this.unsaved.delete(subject.key);
+    return this.pending.begin(subject);
+  }
+
+  /** Authorised but not yet stored (no login has supplied a password since). */
+  isUnsaved(key: string): boolean {
+    return this.unsaved.has(key);
+  }
+
+  unsavedKeys(): string[] {
+    return [...this.unsaved.keys()];
+  }
+
+  /** Reads an account's stored fields: the token store first, then tokens left in the config file. */
+  async readFields(subject: TokenSubject): Promise<StoredTokenFields | undefined> {
     try {
       return (await this.options.store.read(subject.key)) ?? subject.account.tokensInConfig;
     } catch (err) {
@@ -93,16 +156,20 @@ export class TokenManager {
     }
   }
 
-  private sharedRefresh(subject: TokenSubject, password: string, refreshToken: string, fields: StoredTokenFields): Promise<string> {
+  private isFresh(tokens: DecryptedTokens): boolean {
+    return tokens.accessTokenExpiry !== undefined && tokens.accessTokenExpiry - this.options.refreshMarginSeconds > Date.now() / 1000;
+  }
+
+  private sharedRefresh(subject: TokenSubject, key: AccountKey, refreshToken: string): Promise<string> {
     let flight = this.refreshes.get(subject.key);
     if (!flight) {
-      flight = this.refreshOnce(subject, password, refreshToken, fields).finally(() => this.refreshes.delete(subject.key));
+      flight = this.refreshOnce(subject, key, refreshToken).finally(() => this.refreshes.delete(subject.key));
       this.refreshes.set(subject.key, flight);
     }
     return flight;
   }
 
-  private async refreshOnce(subject: TokenSubject, password: string, refreshToken: string, fields: StoredTokenFields): Promise<string> {
+  private async refreshOnce(subject: TokenSubject, key: AccountKey, refreshToken: string): Promise<string> {
     const { log } = this.options;
     const started = Date.now();
     let tokens: TokenSet;
@@ -111,23 +178,19 @@ export class TokenManager {
     } catch (err) {
       const failure = classifyOAuthFailure(err, 'refresh');
       this.lastRefresh.set(subject.key, { at: Date.now(), outcome: failure.kind === 'transient' ? `failed (${failure.code}); tokens kept` : `failed (${failure.code}): ${failure.kind}` });
-      log.warn(
-        { event: 'refresh_failed', account: subject.key, kind: failure.kind, code: failure.code, aadsts: failure.aadsts },
-        failure.message,
-      );
-      if (failure.kind === 'reauthorise') return this.refreshTokenDead(subject, password, refreshToken, failure);
+      log.warn({ event: 'refresh_failed', account: subject.key, kind: failure.kind, code: failure.code, aadsts: failure.aadsts }, failure.message);
+      this.emit('event', { type: 'refresh_failed', account: subject.key, kind: failure.kind, reason: `${failure.message}. ${failure.hint}` });
+      if (failure.kind === 'reauthorise') return this.refreshTokenDead(subject, key, refreshToken, failure);
       if (failure.kind === 'config') {
         throw new LoginFailure('config', `Account ${subject.key} cannot get tokens: ${failure.message}. ${failure.hint}`);
       }
-      throw new LoginFailure(
-        'temporary',
-        `Cannot refresh the OAuth2 token for ${subject.key}: ${failure.message}. The stored tokens are kept; try again later`,
-      );
+      throw new LoginFailure('temporary', `Cannot refresh the OAuth2 token for ${subject.key}: ${failure.message}. The stored tokens are kept; try again later`);
     }
     this.distrusted.delete(subject.key);
     this.lastRefresh.set(subject.key, { at: Date.now(), outcome: 'ok' });
     log.info({ event: 'token_refreshed', account: subject.key, durationMs: Date.now() - started, rotated: tokens.refreshTokenKept === false }, 'access token refreshed');
-    await this.save(subject, tokens, password, fields);
+    this.emit('event', { type: 'token_refreshed', account: subject.key });
+    await this.save(subject, tokens, key);
     return tokens.accessToken;
   }
 
@@ -136,19 +199,16 @@ export class TokenManager {
    * meanwhile stored a newer one, that one is used; otherwise the dead tokens are dropped and
    * the account needs authorising.
    */
-  private async refreshTokenDead(subject: TokenSubject, password: string, used: string, failure: OAuthError): Promise<string> {
+  private async refreshTokenDead(subject: TokenSubject, key: AccountKey, used: string, failure: OAuthError): Promise<string> {
     const current = await this.readFields(subject);
-    if (current?.refresh_token) {
-      const reread = await this.options.cipher.decryptTokens(current, password).catch(() => undefined);
-      if (reread?.refreshToken && reread.refreshToken !== used) {
-        return this.refreshOnce(subject, password, reread.refreshToken, current);
-      }
-    }
+    const newer = current?.refresh_token ? tryOpen(this.options.keys, key, current)?.refreshToken : undefined;
+    if (newer && newer !== used) return this.refreshOnce(subject, key, newer);
+
     await this.options.store.remove(subject.key, ['access_token', 'access_token_expiry', 'refresh_token']).catch((err: Error) =>
       this.options.log.error({ event: 'token_store_write_failed', account: subject.key, err: err.message }, 'cannot drop dead tokens'),
     );
     this.options.log.warn({ event: 'authorisation_needed', account: subject.key, reason: failure.code }, failure.hint);
-    return this.withoutToken(subject, password);
+    return this.withoutToken(subject, undefined, key);
   }
 
   private async wrongPassword(subject: TokenSubject, password: string): Promise<string> {
@@ -158,21 +218,23 @@ export class TokenManager {
       return this.withoutToken(subject, password);
     }
     this.options.log.info({ event: 'wrong_password', account: subject.key }, 'password does not unlock the stored tokens');
-    throw new LoginFailure(
-      'bad-password',
-      `Wrong password for ${subject.loginName}: it does not unlock the account's stored OAuth2 tokens`,
-    );
+    throw new LoginFailure('bad-password', `Wrong password for ${subject.loginName}: it does not unlock the account's stored OAuth2 tokens`);
   }
 
-  /** No usable token: take one authorised without a waiting login, or start/join an authorisation. */
-  private async withoutToken(subject: TokenSubject, password: string): Promise<string> {
+  /**
+   * No usable token: take one authorised without a waiting login, get an app-only one, or start
+   * (or join) an authorisation. `key` is the account's key when the password already unlocked it.
+   */
+  private async withoutToken(subject: TokenSubject, password: string | undefined, known?: AccountKey): Promise<string> {
+    const keyFor = async (): Promise<AccountKey> => known ?? (await this.options.keys.create(password ?? ''));
     const ready = this.unsaved.get(subject.key);
-    if (ready) {
+    if (ready && password !== undefined) {
       this.unsaved.delete(subject.key);
-      await this.save(subject, ready, password, undefined);
+      await this.save(subject, ready, await keyFor());
       return ready.accessToken;
     }
-    if (subject.account.flow === 'client_credentials') return this.sharedAppOnly(subject, password);
+    if (subject.account.flow === 'client_credentials') return this.sharedAppOnly(subject, await keyFor());
+
     try {
       await this.pending.begin(subject);
     } catch (err) {
@@ -181,6 +243,7 @@ export class TokenManager {
     }
     const needed = (): LoginFailure =>
       new LoginFailure('authorisation-needed', `${subject.loginName} needs authorising: ${this.options.howToAuthorise(subject.key)}`);
+    if (password === undefined) throw needed();
     const tokens = await this.pending.wait(subject.key, password, this.options.loginWaitMs, needed);
     return tokens.accessToken;
   }
@@ -189,7 +252,7 @@ export class TokenManager {
    * `client_credentials`: the app authenticates as itself, nobody signs in, and there is no
    * refresh token; a new access token is simply requested when the old one expires.
    */
-  private sharedAppOnly(subject: TokenSubject, password: string): Promise<string> {
+  private sharedAppOnly(subject: TokenSubject, key: AccountKey): Promise<string> {
     let flight = this.refreshes.get(subject.key);
     if (!flight) {
       flight = (async () => {
@@ -202,7 +265,7 @@ export class TokenManager {
           throw new LoginFailure(failure.kind === 'transient' ? 'temporary' : 'config', `Cannot get an app-only token for ${subject.key}: ${failure.message}. ${failure.hint}`);
         }
         this.lastRefresh.set(subject.key, { at: Date.now(), outcome: 'ok' });
-        await this.save(subject, tokens, password, undefined);
+        await this.save(subject, tokens, key);
         return tokens.accessToken;
       })().finally(() => this.refreshes.delete(subject.key));
       this.refreshes.set(subject.key, flight);
@@ -210,65 +273,29 @@ export class TokenManager {
     return flight;
   }
 
-  /** Starts (or joins) the account's authorisation, for the CLI's `authorize`. */
-  authorise(subject: TokenSubject): Promise<PendingView> {
-    this.unsaved.delete(subject.key);
-    return this.pending.begin(subject);
-  }
-
-  /** What `status` shows for each account; reads the store but decrypts nothing. */
-  async status(subjects: readonly TokenSubject[]): Promise<AccountStatus[]> {
-    // Configured accounts, plus catch-all mailboxes this daemon has seen.
-    const tokensInConfig = new Map(subjects.map((subject) => [subject.key, subject.account.tokensInConfig]));
-    const keys = new Set([...tokensInConfig.keys(), ...this.pending.list().map((pending) => pending.key), ...this.unsaved.keys()]);
-    const now = Date.now() / 1000;
-    const result: AccountStatus[] = [];
-    for (const key of keys) {
-      const fields = (await this.options.store.read(key).catch(() => undefined)) ?? tokensInConfig.get(key);
-      const expiry = fields?.access_token_expiry === undefined ? undefined : Number(fields.access_token_expiry);
-      const pending = this.pending.get(key);
-      const lastRefresh = this.lastRefresh.get(key);
-      const hasTokens = fields?.access_token !== undefined || fields?.refresh_token !== undefined;
-      const state: TokenState = pending
-        ? 'pending'
-        : this.unsaved.has(key)
-          ? 'authorised-unsaved'
-          : !hasTokens
-            ? lastRefresh?.outcome.endsWith('reauthorise') ? 'needs-reauthorisation' : 'none'
-            : expiry !== undefined && expiry > now ? 'active' : 'expired';
-      result.push({
-        account: key,
-        state,
-        hasRefreshToken: fields?.refresh_token !== undefined,
-        ...(hasTokens && expiry !== undefined && Number.isFinite(expiry) && { accessTokenExpiry: expiry }),
-        ...(lastRefresh && { lastRefresh }),
-        ...(pending && {
-          pending: { flow: pending.flow, url: pending.url, since: pending.since, waiting: pending.waiting, ...(pending.userCode && { userCode: pending.userCode }) },
-        }),
-      });
-    }
-    return result;
-  }
-
   private async saveCompleted({ subject, tokens, password }: CompletedAuthorisation): Promise<void> {
     this.options.log.info({ event: 'token_obtained', account: subject.key }, 'account authorised');
-    if (password === undefined) this.unsaved.set(subject.key, tokens);
-    else await this.save(subject, tokens, password, undefined);
+    this.emit('event', { type: 'token_obtained', account: subject.key });
+    if (password === undefined) {
+      this.unsaved.set(subject.key, tokens);
+      return;
+    }
+    const key = await this.options.keys.create(password);
+    await this.save(subject, tokens, key);
+    this.emit('known', { subject, key });
   }
 
   /**
-   * Encrypts with the login's password and stores. A failed write is logged loudly but the login
-   * goes on: the token is valid, and refusing the user mail would not bring the disk back.
+   * Encrypts and stores. A failed write is logged loudly but the login goes on: the token is
+   * valid, and refusing the user mail would not bring the disk back.
    */
-  private async save(subject: TokenSubject, tokens: TokenSet, password: string, previous: StoredTokenFields | undefined): Promise<void> {
-    const iterations = Number(previous?.token_iterations);
-    const existing = previous?.token_salt && Number.isInteger(iterations) ? { salt: previous.token_salt, iterations } : undefined;
+  private async save(subject: TokenSubject, tokens: TokenSet, key: AccountKey): Promise<void> {
     try {
-      const fields = await this.options.cipher.encryptTokens(
-        { accessToken: tokens.accessToken, accessTokenExpiry: tokens.expiresAt, ...(tokens.refreshToken && { refreshToken: tokens.refreshToken }) },
-        password,
-        existing,
-      );
+      const fields = this.options.keys.seal(key, {
+        accessToken: tokens.accessToken,
+        accessTokenExpiry: tokens.expiresAt,
+        ...(tokens.refreshToken && { refreshToken: tokens.refreshToken }),
+      });
       await this.options.store.write(subject.key, fields);
     } catch (err) {
       this.options.log.error(
@@ -276,5 +303,13 @@ export class TokenManager {
         'could not save tokens; the new refresh token will be lost on restart',
       );
     }
+  }
+}
+
+function tryOpen(keys: AccountKeys, key: AccountKey, fields: StoredTokenFields): DecryptedTokens | undefined {
+  try {
+    return keys.open(key, fields);
+  } catch {
+    return undefined;
   }
 }

@@ -1,0 +1,88 @@
+import type { Logger } from 'pino';
+import { LoginFailure } from '../auth/types.js';
+import { WrongKeyError } from './fernet.js';
+import type { KnownAccount, TokenManager } from './token-manager.js';
+
+export interface KeepAliveOptions {
+  /** Refresh this long before the access token expires. */
+  readonly marginSeconds: number;
+  /** Refresh at least this often, so an idle account's refresh token never lapses (Microsoft: 90 days). */
+  readonly maxIntervalMs: number;
+  /** First retry after a temporary failure; doubles up to an hour. */
+  readonly retryMs: number;
+}
+
+interface Tracked {
+  known: KnownAccount;
+  timer?: NodeJS.Timeout;
+  lastRefresh: number;
+  failures: number;
+}
+
+const MAX_RETRY_MS = 60 * 60 * 1000;
+
+/**
+ * Refreshes accounts in the background once a login has made their key known, so the first
+ * login of the morning finds a fresh token and a refresh token that has not aged out.
+ */
+export class KeepAlive {
+  private readonly tracked = new Map<string, Tracked>();
+  private readonly onKnown = (known: KnownAccount): void => this.track(known);
+
+  constructor(
+    private readonly tokens: TokenManager,
+    private readonly log: Logger,
+    private readonly options: KeepAliveOptions,
+  ) {
+    tokens.on('known', this.onKnown);
+  }
+
+  close(): void {
+    this.tokens.off('known', this.onKnown);
+    for (const entry of this.tracked.values()) clearTimeout(entry.timer);
+    this.tracked.clear();
+  }
+
+  private track(known: KnownAccount): void {
+    const existing = this.tracked.get(known.subject.key);
+    if (existing?.known.key.key.equals(known.key.key)) return;
+    clearTimeout(existing?.timer);
+    const entry: Tracked = { known, lastRefresh: Date.now(), failures: 0 };
+    this.tracked.set(known.subject.key, entry);
+    void this.run(entry, false);
+  }
+
+  private schedule(entry: Tracked, expiry: number | undefined): void {
+    const untilDue = expiry === undefined ? Infinity : (expiry - this.options.marginSeconds) * 1000 - Date.now();
+    const untilInterval = entry.lastRefresh + this.options.maxIntervalMs - Date.now();
+    const delay = Math.max(1_000, Math.min(untilDue, untilInterval));
+    entry.timer = setTimeout(() => void this.run(entry, untilInterval <= untilDue), delay).unref();
+  }
+
+  private async run(entry: Tracked, force: boolean): Promise<void> {
+    const account = entry.known.subject.key;
+    if (this.tracked.get(account) !== entry) return;
+    try {
+      const outcome = await this.tokens.refreshIfDue(entry.known, force);
+      if (!outcome) return this.forget(entry, 'no refresh token');
+      if (outcome.refreshed) entry.lastRefresh = Date.now();
+      entry.failures = 0;
+      this.schedule(entry, outcome.expiry);
+    } catch (err) {
+      if (err instanceof WrongKeyError) return this.forget(entry, 'the tokens were re-encrypted with another password');
+      if (err instanceof LoginFailure && err.reason === 'temporary') {
+        const retry = Math.min(this.options.retryMs * 2 ** entry.failures, MAX_RETRY_MS);
+        entry.failures += 1;
+        this.log.info({ event: 'keepalive_retry', account, retryInMs: retry }, 'background refresh failed; will retry');
+        entry.timer = setTimeout(() => void this.run(entry, force), retry).unref();
+        return;
+      }
+      this.forget(entry, err instanceof Error ? err.message : String(err));
+    }
+  }
+
+  private forget(entry: Tracked, why: string): void {
+    if (this.tracked.get(entry.known.subject.key) === entry) this.tracked.delete(entry.known.subject.key);
+    this.log.info({ event: 'keepalive_stopped', account: entry.known.subject.key }, `background refresh stopped: ${why}`);
+  }
+}
