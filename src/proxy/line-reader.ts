@@ -89,6 +89,7 @@ export class LineReader {
   /**
    * Stops reading and returns the bytes received but not yet consumed (a pipelining client may
    * already have sent its next commands). The stream is left paused for whoever takes it over.
+   * A read still waiting for input ends with `null`, as if the peer had closed.
    */
   release(): Buffer {
     if (!this.released) {
@@ -101,6 +102,7 @@ export class LineReader {
     }
     const rest = this.buffered;
     this.buffered = Buffer.alloc(0);
+    this.notify();
     return rest;
   }
 
@@ -114,6 +116,7 @@ export class LineReader {
       this.stream.resume();
     });
     if (this.failure) throw this.failure;
+    if (this.released) return false;
     return this.buffered.length > before || !this.ended;
   }
 

@@ -102,7 +102,7 @@ async function serve(socket: net.Socket, options: ListenerOptions): Promise<void
   log.info(
     {
       event: 'disconnect',
-      account: outcome.account,
+      ...(outcome.kind === 'authenticated' ? { account: outcome.account } : { authenticated: false }),
       durationMs: Date.now() - started,
       bytesFromClient: outcome.client.bytesRead,
       bytesToClient: outcome.client.bytesWritten,

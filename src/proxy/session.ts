@@ -41,21 +41,26 @@ export interface SessionContext {
   readonly hostname: string;
 }
 
+/** Both sides of a connection ready for the splice, with what each sent past the conversation. */
+export interface SpliceSides {
+  /** The client socket, possibly upgraded to TLS by a local STARTTLS. */
+  readonly client: net.Socket;
+  readonly upstream: net.Socket;
+  /** Bytes the client sent that the server has not seen yet (a pipelining client's next commands). */
+  readonly clientPending: Buffer;
+  /** Bytes the server sent that the client has not seen yet. */
+  readonly upstreamPending: Buffer;
+}
+
 /**
- * How a pre-authentication conversation ended: either the client went away (or was sent away),
- * or both sides are authenticated and the core should splice them.
+ * How a pre-authentication conversation ended: the client went away (or was sent away), or the
+ * core should splice both sides, either after a login upstream as `account`, or (SMTP) because the
+ * client went on without logging in and the server answers it for itself.
  */
 export type SessionOutcome =
   | { readonly kind: 'closed' }
-  | {
-      readonly kind: 'authenticated';
-      /** The client socket, possibly upgraded to TLS by a local STARTTLS. */
-      readonly client: net.Socket;
-      readonly upstream: net.Socket;
-      readonly clientPending: Buffer;
-      readonly upstreamPending: Buffer;
-      readonly account: string;
-    };
+  | (SpliceSides & { readonly kind: 'authenticated'; readonly account: string })
+  | (SpliceSides & { readonly kind: 'unauthenticated' });
 
 /** A protocol's pre-authentication state machine. */
 export type ProtocolSession = (context: SessionContext) => Promise<SessionOutcome>;

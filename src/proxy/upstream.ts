@@ -38,7 +38,8 @@ export class UpstreamError extends Error {
  */
 const tlsSessions = new Map<string, Buffer>();
 
-function describe(target: { host: string; port: number }): string {
+/** `host:port`, the way every message names a server. */
+export function describeTarget(target: { readonly host: string; readonly port: number }): string {
   return `${target.host}:${target.port}`;
 }
 
@@ -51,9 +52,9 @@ export function connectUpstream(target: UpstreamTarget, options: UpstreamTlsOpti
   }
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: target.host, port: target.port });
-    armTimeout(socket, target, options.connectTimeoutMs, reject);
+    const disarm = armTimeout(socket, target, options.connectTimeoutMs, reject);
     socket.once('connect', () => {
-      socket.setTimeout(0);
+      disarm();
       tune(socket);
       resolve(socket);
     });
@@ -71,7 +72,7 @@ function handshake(
   options: UpstreamTlsOptions,
   open: (tlsOptions: tls.ConnectionOptions) => tls.TLSSocket,
 ): Promise<tls.TLSSocket> {
-  const key = describe(target);
+  const key = describeTarget(target);
   return new Promise((resolve, reject) => {
     const socket = open({
       servername: net.isIP(target.host) ? undefined : target.host,
@@ -80,10 +81,10 @@ function handshake(
       rejectUnauthorized: true,
       session: tlsSessions.get(key),
     });
-    armTimeout(socket, target, options.connectTimeoutMs, reject);
+    const disarm = armTimeout(socket, target, options.connectTimeoutMs, reject);
     socket.on('session', (session: Buffer) => tlsSessions.set(key, session));
     socket.once('secureConnect', () => {
-      socket.setTimeout(0);
+      disarm();
       tune(socket);
       resolve(socket);
     });
@@ -94,11 +95,16 @@ function handshake(
   });
 }
 
-function armTimeout(socket: net.Socket, target: UpstreamTarget, ms: number, reject: (err: Error) => void): void {
-  socket.setTimeout(ms, () => {
-    reject(new UpstreamError('timeout', describe(target), `no answer within ${Math.round(ms / 1000)} s`));
+/** Bounds the connection set-up; returns what ends the bound once the connection is up. */
+function armTimeout(socket: net.Socket, target: UpstreamTarget, ms: number, reject: (err: Error) => void): () => void {
+  const onTimeout = (): void => {
+    reject(new UpstreamError('timeout', describeTarget(target), `no answer within ${Math.round(ms / 1000)} s`));
     socket.destroy();
-  });
+  };
+  socket.setTimeout(ms, onTimeout);
+  // With the listener too: left behind, it would destroy the socket on the first timeout that
+  // someone arms later for another purpose.
+  return () => socket.setTimeout(0, onTimeout);
 }
 
 /**
@@ -113,7 +119,7 @@ export function tune(socket: net.Socket): void {
 const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO|HOSTNAME|ERR_TLS|ERR_SSL|SSL/;
 
 function toUpstreamError(err: NodeJS.ErrnoException, target: { host: string; port: number }): UpstreamError {
-  const where = describe(target);
+  const where = describeTarget(target);
   const code = err.code ?? '';
   if (code === 'ECONNREFUSED') return new UpstreamError('unreachable', where, 'connection refused');
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new UpstreamError('unreachable', where, 'host name not found');

@@ -1,9 +1,15 @@
+import tls from 'node:tls';
+import { readFile } from 'node:fs/promises';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { UpstreamCredentials } from '../../src/auth/types.js';
 import { imapSession } from '../../src/proxy/imap/session.js';
+import { startListener } from '../../src/proxy/listener.js';
 import { encodeXoauth2 } from '../../src/proxy/sasl.js';
-import type { Conversation } from '../support/conversation.js';
+import { DEFAULT_LIMITS, type PreAuthLimits } from '../../src/proxy/session.js';
+import { Conversation } from '../support/conversation.js';
 import {
   FixedAuthenticator,
+  LogCapture,
   ScriptedUpstream,
   startSessionUnderTest,
   testCa,
@@ -41,6 +47,28 @@ beforeEach(async () => {
 afterEach(async () => {
   await proxy.close();
 });
+
+async function restartProxy(options: { limits?: Partial<PreAuthLimits>; localTls?: { context: tls.SecureContext; implicit: boolean } } = {}): Promise<void> {
+  await proxy.close();
+  proxy = await startSessionUnderTest({ protocol: 'IMAP', session: imapSession, auth, upstream, upstreamSecurity: 'implicit', caPem: ca.caPem, ...options });
+}
+
+async function localTlsContext(): Promise<{ context: tls.SecureContext; implicit: boolean }> {
+  const [key, cert] = await Promise.all([readFile(ca.keyFile), readFile(ca.certFile)]);
+  return { context: tls.createSecureContext({ key, cert }), implicit: false };
+}
+
+/** The authenticator of these tests, answering only after `delayMs` as a token refresh would. */
+class SlowAuthenticator extends FixedAuthenticator {
+  constructor(private readonly delayMs: number) {
+    super({ [USER]: { password: PASSWORD, result: TOKEN } });
+  }
+
+  override async login(request: { username: string; password: string }): Promise<UpstreamCredentials> {
+    await new Promise((resolve) => setTimeout(resolve, this.delayMs));
+    return super.login(request);
+  }
+}
 
 /** The upstream side of a successful XOAUTH2 login, as Dovecot would answer it. */
 async function serverAcceptsToken(server: Conversation): Promise<void> {
@@ -183,9 +211,44 @@ describe('IMAP login', () => {
     server.send('P1 NO [AUTHENTICATIONFAILED] Authentication failed.');
     await client.expect(
       `a1 NO [AUTHENTICATIONFAILED] localhost:${upstream.port} refused the OAuth2 login for ${USER}: the server rejected the token (status 401): ` +
-        `[AUTHENTICATIONFAILED] Authentication failed.. If this persists, re-authorise the account: oauth2-mail-proxy authorize ${USER}`,
+        `[AUTHENTICATIONFAILED] Authentication failed. If this persists, re-authorise the account: oauth2-mail-proxy authorize ${USER}`,
     );
     expect(auth.rejected).toEqual([USER]);
+  });
+
+  it('treats a NO without a response code as a rejected token', async () => {
+    const client = await proxy.connect();
+    await client.line();
+    client.send(`a1 LOGIN ${USER} "${PASSWORD}"`);
+    const server = await upstream.next();
+    server.send('* OK Dovecot ready.');
+    await server.expect(/^P1 AUTHENTICATE XOAUTH2 /);
+    server.send('P1 NO Authentication failed');
+    await client.expect(
+      `a1 NO [AUTHENTICATIONFAILED] localhost:${upstream.port} refused the OAuth2 login for ${USER}: the server rejected the token: ` +
+        `Authentication failed. If this persists, re-authorise the account: oauth2-mail-proxy authorize ${USER}`,
+    );
+    expect(auth.rejected).toEqual([USER]);
+  });
+
+  it.each([
+    '[UNAVAILABLE] Temporary authentication failure. [host:2024-05-01 10:00:00]',
+    '[INUSE] Mailbox is locked by another session',
+    '[SERVERBUG] Internal error occurred. Refer to server log for more information.',
+    '[LIMIT] Too many connections for this user',
+  ])('passes on an upstream NO %s that is not about the token, and keeps the token', async (text) => {
+    const client = await proxy.connect();
+    await client.line();
+    client.send(`a1 LOGIN ${USER} "${PASSWORD}"`);
+    const server = await upstream.next();
+    server.send('* OK Dovecot ready.');
+    await server.expect(/^P1 AUTHENTICATE XOAUTH2 /);
+    server.send(`P1 NO ${text}`);
+    await client.expect(`a1 NO ${text}`);
+    expect(auth.rejected).toEqual([]);
+    // The client may try again on the same connection.
+    client.send('a2 NOOP');
+    await client.expect('a2 OK NOOP completed');
   });
 
   it('says BYE naming the server when the upstream is unreachable', async () => {
@@ -200,6 +263,34 @@ describe('IMAP login', () => {
     } finally {
       upstream = await ScriptedUpstream.start(ca, 'implicit');
     }
+  });
+
+  it('says BYE [UNAVAILABLE] when the upstream resets the connection in the middle of the login', async () => {
+    const client = await proxy.connect();
+    await client.line();
+    client.send(`a1 LOGIN ${USER} "${PASSWORD}"`);
+    const server = await upstream.next();
+    server.send('* OK Dovecot ready.');
+    await server.expect(/^P1 AUTHENTICATE XOAUTH2 /);
+    // A TCP reset under the TLS session, as a crashing server or a middlebox sends it.
+    const raw = [...upstream.rawSockets].find((socket) => socket.remotePort === server.socket.remotePort);
+    raw?.resetAndDestroy();
+    await client.expect(`* BYE [UNAVAILABLE] Cannot log in to localhost:${upstream.port}: connection closed by the server. Try again later`);
+    await client.closedByPeer();
+    expect(proxy.logs.text).not.toContain('session_error');
+  });
+
+  it('says BYE [UNAVAILABLE] when the upstream sends a line past the limit during the login', async () => {
+    const client = await proxy.connect();
+    await client.line();
+    client.send(`a1 LOGIN ${USER} "${PASSWORD}"`);
+    const server = await upstream.next();
+    server.send(`* OK ${'x'.repeat(9000)}`);
+    await client.expect(
+      `* BYE [UNAVAILABLE] Cannot log in to localhost:${upstream.port}: the server sent a line longer than 8192 bytes. Try again later`,
+    );
+    await client.closedByPeer();
+    expect(proxy.logs.text).not.toContain('session_error');
   });
 
   it('never writes the password or the token to the log, even at debug level', async () => {
@@ -240,5 +331,160 @@ describe('IMAP limits before login', () => {
     client.send(`a1 NOOP ${'x'.repeat(9000)}`);
     await client.expect('* BYE Command line too long (limit 8192 bytes)');
     await client.closedByPeer();
+  });
+
+  it('closes on an overlong SASL response after AUTHENTICATE PLAIN', async () => {
+    const client = await proxy.connect();
+    await client.line();
+    client.send('a1 AUTHENTICATE PLAIN');
+    await client.expect('+ ');
+    client.send('A'.repeat(9000));
+    await client.expect('* BYE Line too long (limit 8192 bytes)');
+    await client.closedByPeer();
+    expect(proxy.logs.text).not.toContain('session_error');
+  });
+
+  it('closes a client that keeps sending after the BYE, reading and dropping what it sends', async () => {
+    const client = await proxy.connect();
+    await client.line();
+    // The literal's bytes follow at once, more than the kernel's socket buffers hold: unless the
+    // proxy reads them, the client can never finish its write, and so never closes.
+    const size = 16 * 1024 * 1024;
+    client.sendRaw(Buffer.concat([Buffer.from(`a1 LOGIN {${size}+}\r\n`), Buffer.alloc(size, 'x')]));
+    await client.expect('* BYE Literal too large (limit 16384 bytes)');
+    await client.closedByPeer();
+  });
+
+  it('closes after too many commands', async () => {
+    await restartProxy({ limits: { maxCommands: 3 } });
+    const client = await proxy.connect();
+    await client.line();
+    for (let i = 0; i < 3; i += 1) {
+      client.send(`a${i} NOOP`);
+      await client.expect(`a${i} OK NOOP completed`);
+    }
+    client.send('a9 NOOP');
+    await client.expect('* BYE Too many commands before logging in');
+    await client.closedByPeer();
+  });
+});
+
+describe('IMAP idle clock before login', () => {
+  it('closes an idle client that never logs in', async () => {
+    await restartProxy({ limits: { idleTimeoutMs: 200 } });
+    const client = await proxy.connect();
+    await client.line();
+    await client.expect('* BYE Autologout; idle for too long before logging in', 5_000);
+    await client.closedByPeer();
+  });
+
+  it('does not run while the proxy waits for the upstream', async () => {
+    await restartProxy({ limits: { idleTimeoutMs: 300 } });
+    const client = await proxy.connect();
+    await client.line();
+    client.send(`a1 LOGIN ${USER} "${PASSWORD}"`);
+    const server = await upstream.next();
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    await serverAcceptsToken(server);
+    await client.expect(/^a1 OK /);
+  });
+
+  it('does not run while the proxy waits for the token', async () => {
+    auth = new SlowAuthenticator(700);
+    await restartProxy({ limits: { idleTimeoutMs: 300 } });
+    const client = await proxy.connect();
+    await client.line();
+    client.send(`a1 LOGIN ${USER} "${PASSWORD}"`);
+    await serverAcceptsToken(await upstream.next());
+    await client.expect(/^a1 OK /);
+  });
+});
+
+describe('IMAP local STARTTLS', () => {
+  it('offers STARTTLS, upgrades, stops offering it, and the spliced session outlives the pre-login idle timer', async () => {
+    await restartProxy({ localTls: await localTlsContext(), limits: { idleTimeoutMs: 300 } });
+    const plain = await proxy.connect();
+    await plain.expect('* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN STARTTLS] oauth2-mail-proxy ready');
+    plain.send('a1 STARTTLS');
+    await plain.expect('a1 OK Begin TLS negotiation now');
+    const client = await plain.startTls({ ca: ca.caPem, servername: 'localhost' });
+
+    client.send('a2 CAPABILITY');
+    await client.expect('* CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN');
+    await client.expect('a2 OK CAPABILITY completed');
+    client.send('a3 STARTTLS');
+    await client.expect(/^a3 BAD STARTTLS is not offered here/);
+    client.send(`a4 LOGIN ${USER} "${PASSWORD}"`);
+    const server = await upstream.next();
+    await serverAcceptsToken(server);
+    await client.expect(/^a4 OK /);
+
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    client.send('a5 NOOP');
+    await server.expect('a5 NOOP');
+    server.send('a5 OK NOOP completed');
+    await client.expect('a5 OK NOOP completed');
+  });
+
+  it('closes when the client sends data behind STARTTLS before the handshake', async () => {
+    await restartProxy({ localTls: await localTlsContext() });
+    const client = await proxy.connect();
+    await client.line();
+    client.sendRaw('a1 STARTTLS\r\na2 LOGIN injected command\r\n');
+    await client.expect('* BYE Data sent after STARTTLS before the TLS handshake');
+    await client.closedByPeer();
+  });
+
+  it('logs a failed handshake and closes the connection', async () => {
+    await restartProxy({ localTls: await localTlsContext() });
+    const client = await proxy.connect();
+    await client.line();
+    client.send('a1 STARTTLS');
+    await client.expect('a1 OK Begin TLS negotiation now');
+    client.send('a2 NOOP'); // plain text where the TLS ClientHello belongs
+    await client.closedByPeer();
+    await vi.waitFor(() => expect(proxy.logs.text).toContain('"event":"local_tls_failed"'));
+    expect(proxy.logs.text).not.toContain('session_error');
+  });
+});
+
+describe('IMAP upstream silence', () => {
+  it('says BYE [UNAVAILABLE] when the upstream says nothing for the connect timeout during the login', async () => {
+    const logs = new LogCapture();
+    const listener = await startListener({
+      server: {
+        section: 'IMAP-0',
+        protocol: 'IMAP',
+        localPort: 0,
+        localAddress: '127.0.0.1',
+        serverAddress: 'localhost',
+        serverPort: upstream.port,
+        serverStarttls: false,
+        localStarttls: false,
+      },
+      session: imapSession,
+      auth,
+      log: logs.logger,
+      limits: DEFAULT_LIMITS,
+      upstream: { host: 'localhost', port: upstream.port, security: 'implicit' },
+      upstreamTls: { extraCa: [ca.caPem], connectTimeoutMs: 300 },
+      hostname: 'proxy.test',
+    });
+    const client = await Conversation.connect(listener.address.port);
+    try {
+      await client.line();
+      client.send(`a1 LOGIN ${USER} "${PASSWORD}"`);
+      const server = await upstream.next();
+      server.send('* OK Dovecot ready.');
+      await server.expect(/^P1 AUTHENTICATE XOAUTH2 /);
+      // ...and no answer.
+      await client.expect(`* BYE [UNAVAILABLE] Cannot log in to localhost:${upstream.port}: no answer within 300 ms. Try again later`);
+      await client.closedByPeer();
+      await server.closedByPeer();
+    } finally {
+      client.close();
+      for (const socket of listener.connections) socket.destroy();
+      await listener.close();
+    }
   });
 });

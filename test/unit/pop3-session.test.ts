@@ -222,7 +222,7 @@ describe('POP3 login', () => {
     client.send('USER pending@example.com');
     await client.line();
     client.send('PASS pw');
-    await client.expect('-ERR [SYS/TEMP] Authorisation needed: run oauth2-mail-proxy authorize pending@example.com');
+    await client.expect('-ERR [SYS/TEMP] Service temporarily unavailable: Authorisation needed: run oauth2-mail-proxy authorize pending@example.com');
   });
 
   it('keeps a long failure message within the 512 octets RFC 2449 allows a status line', async () => {
@@ -274,7 +274,7 @@ describe('POP3 login', () => {
       client.send(`USER ${USER}`);
       await client.line();
       client.send(`PASS ${PASSWORD}`);
-      await client.expect(`-ERR [SYS/TEMP] Cannot log in to localhost:${port}: connection refused. Try again later`);
+      await client.expect(`-ERR [SYS/TEMP] Service temporarily unavailable: Cannot log in to localhost:${port}: connection refused. Try again later`);
       await client.closedByPeer();
     } finally {
       upstream = await ScriptedUpstream.start(ca, 'implicit');
@@ -289,7 +289,7 @@ describe('POP3 login', () => {
     await server.expect(/^AUTH XOAUTH2 /);
     server.socket.end();
     await client.expect(
-      `-ERR [SYS/TEMP] Cannot log in to localhost:${upstream.port}: the server closed the connection during login. Try again later`,
+      `-ERR [SYS/TEMP] Service temporarily unavailable: Cannot log in to localhost:${upstream.port}: the server closed the connection during login. Try again later`,
     );
     await client.closedByPeer();
   });

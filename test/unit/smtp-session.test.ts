@@ -486,6 +486,18 @@ describe('SMTP limits before AUTH', () => {
     await server.expect('QUIT');
   });
 
+  it('arms the idle clock only while it waits for the client, leaving nothing behind per command', async () => {
+    const { client } = await connected();
+    for (let i = 0; i < 20; i += 1) {
+      client.send('NOOP');
+      await client.expect('250 2.0.0 OK');
+    }
+    const [socket] = proxy.listener.connections;
+    // The one wait in progress; one left behind per command would soon trip Node's
+    // MaxListenersExceededWarning.
+    expect(socket?.listenerCount('timeout')).toBe(1);
+  });
+
   it('closes after too many commands with 421', async () => {
     await withLimits({ maxCommands: 3 });
     const { client } = await connected();

@@ -1,8 +1,15 @@
-import type { LoginFailure } from '../../auth/types.js';
+import type { LoginFailure, UpstreamCredentials } from '../../auth/types.js';
+import { oneLine, tokenRejectedText } from '../reply-text.js';
+import type { ImapUpstreamVerdict } from './upstream-login.js';
 
 /** Capabilities we offer before login: what a password client needs, nothing we cannot honour. */
 export function preAuthCapabilities(canStartTls: boolean): string {
   return ['IMAP4rev1', 'SASL-IR', 'LITERAL+', 'ID', 'AUTH=PLAIN', ...(canStartTls ? ['STARTTLS'] : [])].join(' ');
+}
+
+/** An untagged `BYE`, the last thing a client hears from us. */
+export function bye(text: string): string {
+  return `* BYE ${oneLine(text)}\r\n`;
 }
 
 /**
@@ -14,7 +21,17 @@ export function loginRefusal(tag: string, failure: LoginFailure): string {
   return `${tag} NO [${code}] ${oneLine(failure.message)}\r\n`;
 }
 
-/** Protocol text must stay on one line whatever a message contains. */
-export function oneLine(text: string): string {
-  return text.replace(/[\r\n]+/g, ' ').slice(0, 900);
+/**
+ * The tagged `NO` when the upstream did not take our XOAUTH2 login. A rejected token gets the
+ * command that replaces it; any other refusal is the server's own words, response code first,
+ * so the client sees `[UNAVAILABLE]` or `[INUSE]` and acts on it.
+ */
+export function upstreamRefusal(
+  tag: string,
+  verdict: Exclude<ImapUpstreamVerdict, { kind: 'accepted' }>,
+  target: string,
+  credentials: UpstreamCredentials,
+): string {
+  if (verdict.kind === 'refused') return `${tag} NO ${oneLine(verdict.reason)}\r\n`;
+  return `${tag} NO [AUTHENTICATIONFAILED] ${oneLine(tokenRejectedText(target, credentials, verdict.reason))}\r\n`;
 }

@@ -1,4 +1,6 @@
-import type { LoginFailure } from '../../auth/types.js';
+import type { LoginFailure, UpstreamCredentials } from '../../auth/types.js';
+import { oneLine, tokenRejectedText } from '../reply-text.js';
+import type { Pop3UpstreamVerdict } from './upstream-login.js';
 
 /**
  * RFC 2449: the first line of a reply is at most 512 octets with its CRLF. Python's poplib gives
@@ -43,9 +45,30 @@ export function mechanismList(): string {
 /**
  * The `-ERR` for a login the authenticator refused: `[SYS/TEMP]` makes clients retry later
  * (identity provider down, authorisation pending), `[AUTH]` says the credentials are wrong.
+ *
+ * fetchmail 6.4 ignores RFC 3206 codes and reads the text: "service" with "unavailable" means
+ * "server busy, retry" (exit 14), while anything else counts as an authentication failure that
+ * stops a fetchmail daemon until someone wakes it. So temporary refusals start with those words.
  */
 export function loginRefusal(failure: LoginFailure): string {
-  return errReply(`[${failure.temporary ? 'SYS/TEMP' : 'AUTH'}] ${failure.message}`);
+  return errReply(failure.temporary ? `[SYS/TEMP] ${TEMPORARY_PREFIX}${failure.message}` : `[AUTH] ${failure.message}`);
+}
+
+/** See {@link loginRefusal}: the words fetchmail needs to see a temporary failure. */
+export const TEMPORARY_PREFIX = 'Service temporarily unavailable: ';
+
+/**
+ * The `-ERR` when the upstream did not take our XOAUTH2 login. A rejected token gets `[AUTH]` and
+ * the command that replaces it; any other refusal is the server's own words with its response
+ * code, so the client sees `[IN-USE]` or `[SYS/TEMP]` and acts on it.
+ */
+export function upstreamRefusal(
+  verdict: Exclude<Pop3UpstreamVerdict, { kind: 'accepted' }>,
+  target: string,
+  credentials: UpstreamCredentials,
+): string {
+  if (verdict.kind === 'refused') return errReply(verdict.reason);
+  return errReply(`[AUTH] ${tokenRejectedText(target, credentials, verdict.reason)}`);
 }
 
 function multiLine(first: string, lines: readonly string[]): string {
@@ -53,17 +76,5 @@ function multiLine(first: string, lines: readonly string[]): string {
 }
 
 function statusLine(status: '+OK' | '-ERR', text: string): string {
-  const flat = text.replace(/[\r\n]+/g, ' ').trim();
-  const line = flat === '' ? status : `${status} ${flat}`;
-  return `${truncateUtf8(line, MAX_STATUS_LINE_BYTES)}\r\n`;
-}
-
-/** Cuts at a byte length without splitting a UTF-8 sequence. */
-function truncateUtf8(text: string, maxBytes: number): string {
-  const bytes = Buffer.from(text, 'utf8');
-  if (bytes.length <= maxBytes) return text;
-  let end = maxBytes;
-  // Back up over continuation bytes (10xxxxxx) to the start of the character that did not fit.
-  while (end > 0 && ((bytes[end] ?? 0) & 0xc0) === 0x80) end -= 1;
-  return bytes.subarray(0, end).toString('utf8');
+  return `${oneLine(`${status} ${text.trim()}`, MAX_STATUS_LINE_BYTES)}\r\n`;
 }

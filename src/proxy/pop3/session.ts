@@ -1,15 +1,16 @@
-import tls from 'node:tls';
-import type net from 'node:net';
-import { LoginFailure, type UpstreamCredentials } from '../../auth/types.js';
-import { LineReader, LineTooLongError } from '../line-reader.js';
+import { LineTooLongError } from '../line-reader.js';
+import { logInOverNewConnection } from '../login.js';
+import { PreAuthClient } from '../pre-auth-client.js';
+import { cannotLogInText } from '../reply-text.js';
 import { decodePlain, type PlainCredentials } from '../sasl.js';
 import type { ProtocolSession, SessionContext, SessionOutcome } from '../session.js';
-import { connectUpstream, UpstreamError } from '../upstream.js';
+import { describeTarget } from '../upstream.js';
 import { loggableVerb, parsePop3Command, TRANSACTION_VERBS } from './command.js';
-import { capabilityList, errReply, loginRefusal, mechanismList, okReply } from './replies.js';
+import { capabilityList, errReply, loginRefusal, mechanismList, okReply, TEMPORARY_PREFIX, upstreamRefusal } from './replies.js';
 import { loginPop3Upstream } from './upstream-login.js';
 
 const LOG_IN_FIRST = 'log in with USER and PASS, or AUTH PLAIN, first';
+const CLOSED: SessionOutcome = { kind: 'closed' };
 
 /**
  * The POP3 conversation up to a successful login (RFC 1939 AUTHORIZATION state, RFC 2449 CAPA,
@@ -23,56 +24,34 @@ const LOG_IN_FIRST = 'log in with USER and PASS, or AUTH PLAIN, first';
  */
 export const pop3Session: ProtocolSession = async (context: SessionContext): Promise<SessionOutcome> => {
   const { log, limits } = context;
-  let client = context.client;
-  let reader = new LineReader(client, limits.maxLineBytes);
-  const send = (text: string): void => {
-    if (client.writable) client.write(text);
-  };
-  const hangUp = (text: string): SessionOutcome => {
-    send(errReply(text));
-    client.end();
-    return { kind: 'closed' };
-  };
-
-  // On the plain socket, which sees every byte even under a local STLS; a timer armed on the TLS
-  // socket would leave this one running into the spliced session.
-  context.client.setTimeout(limits.idleTimeoutMs, () => {
-    hangUp('Autologout; idle for too long before logging in');
-    client.destroy();
-    context.client.destroy();
-  });
+  const client = new PreAuthClient(context, errReply('Autologout; idle for too long before logging in'));
 
   /** The next line, or null when the conversation is over (client gone, or sent away). */
   const readLine = async (): Promise<string | null> => {
     try {
-      return await reader.readLine();
+      return await client.readLine();
     } catch (err) {
-      if (err instanceof LineTooLongError) {
-        hangUp(`Line too long (limit ${err.limit} bytes)`);
-        return null;
-      }
-      // A reset client: the listener already logs socket errors.
-      client.destroy();
+      if (!(err instanceof LineTooLongError)) throw err;
+      client.hangUp(errReply(`Line too long (limit ${err.limit} bytes)`));
       return null;
     }
   };
 
-  const canStartTls = (): boolean => context.localTls !== undefined && !(client instanceof tls.TLSSocket);
-  send(okReply('oauth2-mail-proxy ready'));
+  client.send(okReply('oauth2-mail-proxy ready'));
 
   /** Set by USER; RFC 1939 lets only the very next command be its PASS. */
   let user: string | undefined;
 
   for (let commands = 0; ; commands += 1) {
-    if (commands >= limits.maxCommands) return hangUp('Too many commands before logging in');
+    if (commands >= limits.maxCommands) return client.hangUp(errReply('Too many commands before logging in'));
 
     const line = await readLine();
-    if (line === null) return { kind: 'closed' };
+    if (line === null) return CLOSED;
     const command = parsePop3Command(line);
     const userBeforePass = user;
     user = undefined;
     if (!command) {
-      send(errReply('Expected: command [arguments]'));
+      client.send(errReply('Expected: command [arguments]'));
       continue;
     }
     const { verb, argument } = command;
@@ -85,52 +64,41 @@ export const pop3Session: ProtocolSession = async (context: SessionContext): Pro
 
     switch (verb) {
       case 'CAPA':
-        send(capabilityList(canStartTls()));
+        client.send(capabilityList(client.canStartTls));
         break;
       case 'QUIT':
-        send(okReply('oauth2-mail-proxy signing off'));
-        client.end();
-        return { kind: 'closed' };
+        return client.hangUp(okReply('oauth2-mail-proxy signing off'));
       case 'STLS': {
-        if (!canStartTls() || !context.localTls) {
-          send(
+        if (!client.canStartTls) {
+          client.send(
             errReply(
-              client instanceof tls.TLSSocket
-                ? 'Command not permitted when TLS active'
-                : 'STLS is not offered here (configure local_certificate_path and local_key_path)',
+              client.secure ? 'Command not permitted when TLS active' : 'STLS is not offered here (configure local_certificate_path and local_key_path)',
             ),
           );
           break;
         }
-        if (reader.release().length > 0) return hangUp('Data sent after STLS before the TLS handshake');
-        send(okReply('Begin TLS negotiation now'));
-        try {
-          client = await startLocalTls(client, context.localTls);
-        } catch (err) {
-          log.info({ event: 'local_tls_failed', err: (err as Error).message }, 'client TLS handshake failed');
-          client.destroy();
-          return { kind: 'closed' };
-        }
-        reader = new LineReader(client, limits.maxLineBytes);
+        const upgrade = await client.startTls(okReply('Begin TLS negotiation now'));
+        if (upgrade === 'data-before-handshake') return client.hangUp(errReply('Data sent after STLS before the TLS handshake'));
+        if (upgrade === 'failed') return CLOSED;
         break;
       }
       case 'USER': {
         const name = argument?.trim();
         if (!name) {
-          send(errReply('Expected: USER name'));
+          client.send(errReply('Expected: USER name'));
           break;
         }
         user = name;
-        send(okReply('Send the password with PASS'));
+        client.send(okReply('Send the password with PASS'));
         break;
       }
       case 'PASS': {
         if (userBeforePass === undefined) {
-          send(errReply('Send USER first, then PASS'));
+          client.send(errReply('Send USER first, then PASS'));
           break;
         }
         if (!argument) {
-          send(errReply('Expected: PASS password'));
+          client.send(errReply('Expected: PASS password'));
           break;
         }
         const outcome = await logIn({ username: userBeforePass, password: argument });
@@ -139,32 +107,32 @@ export const pop3Session: ProtocolSession = async (context: SessionContext): Pro
       }
       case 'AUTH': {
         if (argument === undefined || argument.trim() === '') {
-          send(mechanismList());
+          client.send(mechanismList());
           break;
         }
         const [mechanism = '', initial, ...extra] = argument.trim().split(' ');
         if (mechanism.toUpperCase() !== 'PLAIN') {
-          send(errReply('Only AUTH PLAIN is supported here (or use USER and PASS)'));
+          client.send(errReply('Only AUTH PLAIN is supported here (or use USER and PASS)'));
           break;
         }
         if (extra.length > 0) {
-          send(errReply('Expected: AUTH PLAIN [initial-response]'));
+          client.send(errReply('Expected: AUTH PLAIN [initial-response]'));
           break;
         }
         let response = initial;
         if (response === undefined) {
-          send('+ \r\n');
+          client.send('+ \r\n');
           const answer = await readLine();
-          if (answer === null) return { kind: 'closed' };
+          if (answer === null) return CLOSED;
           response = answer.trim();
         }
         if (response === '*') {
-          send(errReply('AUTH cancelled'));
+          client.send(errReply('AUTH cancelled'));
           break;
         }
         const credentials = decodePlain(response === '=' ? '' : response);
         if (!credentials) {
-          send(errReply('Malformed SASL PLAIN response (expected base64 of NUL user NUL password)'));
+          client.send(errReply('Malformed SASL PLAIN response (expected base64 of NUL user NUL password)'));
           break;
         }
         const outcome = await logIn(credentials);
@@ -172,10 +140,10 @@ export const pop3Session: ProtocolSession = async (context: SessionContext): Pro
         break;
       }
       case 'APOP':
-        send(errReply('APOP is not supported here; use USER and PASS, or AUTH PLAIN'));
+        client.send(errReply('APOP is not supported here; use USER and PASS, or AUTH PLAIN'));
         break;
       default:
-        send(errReply(TRANSACTION_VERBS.has(verb) ? `${verb} is not valid before logging in; ${LOG_IN_FIRST}` : 'Unknown command'));
+        client.send(errReply(TRANSACTION_VERBS.has(verb) ? `${verb} is not valid before logging in; ${LOG_IN_FIRST}` : 'Unknown command'));
     }
   }
 
@@ -183,85 +151,20 @@ export const pop3Session: ProtocolSession = async (context: SessionContext): Pro
    * Turns the client's password login into an upstream XOAUTH2 login. Returns the outcome that
    * ends the session, or undefined when the client was told `-ERR` and may try again.
    */
-  async function logIn({ username, password }: PlainCredentials): Promise<SessionOutcome | undefined> {
-    const started = performance.now();
-    const target = describeTarget(context);
-    // The upstream handshake runs while the token is looked up, so a login costs one of them, not both.
-    const upstreamConnection = connectUpstream(context.upstream, context.upstreamTls);
-    upstreamConnection.catch(() => undefined);
-
-    let credentials: UpstreamCredentials;
-    try {
-      credentials = await context.auth.login({ username, password, protocol: 'POP', connectionId: context.id });
-    } catch (err) {
-      void upstreamConnection.then((socket) => socket.destroy(), () => undefined);
-      if (!(err instanceof LoginFailure)) throw err;
-      log.info({ event: 'login_refused', user: username, reason: err.reason }, err.message);
-      send(loginRefusal(err));
-      return undefined;
-    }
-
-    let upstream: net.Socket | undefined;
-    try {
-      upstream = await upstreamConnection;
-      const result = await loginPop3Upstream(upstream, credentials, {
-        target,
-        maxLineBytes: limits.maxLineBytes,
-        timeoutMs: context.upstreamTls.connectTimeoutMs,
-      });
-      if (!result.ok) {
-        upstream.destroy();
-        if (!result.tokenRejected) {
-          log.warn({ event: 'upstream_refused', user: username, account: credentials.account }, result.reason);
-          send(errReply(result.reason));
-          return undefined;
-        }
-        context.auth.rejectedUpstream(credentials);
-        log.warn({ event: 'upstream_rejected', user: username, account: credentials.account }, result.reason);
-        send(
-          errReply(
-            `[AUTH] ${target} refused the OAuth2 login for ${credentials.user}: ${result.reason.replace(/\.+$/, '')}. ` +
-              `If this persists, re-authorise the account: oauth2-mail-proxy authorize ${credentials.account}`,
-          ),
-        );
+  async function logIn(login: PlainCredentials): Promise<SessionOutcome | undefined> {
+    const attempt = await logInOverNewConnection(context, 'POP', login, loginPop3Upstream);
+    switch (attempt.kind) {
+      case 'refused-locally':
+        client.send(loginRefusal(attempt.failure));
         return undefined;
-      }
-      if (client.destroyed) {
-        // Sent away (idle timer) while the login was under way: nobody is left to splice with.
-        upstream.destroy();
-        return { kind: 'closed' };
-      }
-      send(okReply(result.text));
-      log.info(
-        { event: 'login', user: username, account: credentials.account, durationMs: Math.round(performance.now() - started) },
-        'logged in upstream',
-      );
-      context.client.setTimeout(0);
-      return {
-        kind: 'authenticated',
-        client,
-        upstream,
-        clientPending: reader.release(),
-        upstreamPending: result.pending,
-        account: credentials.account,
-      };
-    } catch (err) {
-      upstream?.destroy();
-      if (!(err instanceof UpstreamError)) throw err;
-      log.warn({ event: 'upstream_failed', kind: err.kind }, err.message);
-      return hangUp(`[SYS/TEMP] Cannot log in to ${err.message}. Try again later`);
+      case 'refused-upstream':
+        client.send(upstreamRefusal(attempt.verdict, describeTarget(context.upstream), attempt.credentials));
+        return undefined;
+      case 'upstream-failed':
+        return client.hangUp(errReply(`[SYS/TEMP] ${TEMPORARY_PREFIX}${cannotLogInText(attempt.error)}`));
+      case 'logged-in':
+        client.send(okReply(attempt.verdict.text));
+        return client.handOver(attempt.upstream, attempt.upstreamPending, attempt.credentials.account);
     }
   }
 };
-
-function describeTarget(context: SessionContext): string {
-  return `${context.upstream.host}:${context.upstream.port}`;
-}
-
-function startLocalTls(socket: net.Socket, secureContext: tls.SecureContext): Promise<tls.TLSSocket> {
-  return new Promise((resolve, reject) => {
-    const secure = new tls.TLSSocket(socket, { isServer: true, secureContext });
-    secure.once('secure', () => resolve(secure));
-    secure.once('error', reject);
-  });
-}

@@ -1,5 +1,5 @@
 import type { LoginFailure, UpstreamCredentials } from '../../auth/types.js';
-import { oneLine } from '../imap/replies.js';
+import { oneLine, tokenRejectedText } from '../reply-text.js';
 import type { UpstreamError } from '../upstream.js';
 import type { SmtpUpstreamLogin } from './upstream-login.js';
 
@@ -19,12 +19,9 @@ export function upstreamLoginRefusal(
   server: string,
   credentials: UpstreamCredentials,
 ): string {
+  if (result.kind === 'token-rejected') return `535 5.7.8 ${oneLine(tokenRejectedText(server, credentials, result.reason))}\r\n`;
   const refused = `${server} refused the OAuth2 login for ${credentials.user}`;
-  switch (result.kind) {
-    case 'token-rejected':
-      return `535 5.7.8 ${oneLine(
-        `${refused}: ${result.reason}. If this persists, re-authorise the account: oauth2-mail-proxy authorize ${credentials.account}`,
-      )}\r\n`;
+  switch (result.cause) {
     case 'smtp-auth-disabled':
       return `535 5.7.139 ${oneLine(
         `${refused} because SMTP AUTH is disabled for this mailbox or its organisation (${result.reason}). ` +
@@ -32,7 +29,7 @@ export function upstreamLoginRefusal(
       )}\r\n`;
     case 'temporary':
       return `454 4.7.0 ${oneLine(`${server} could not check the OAuth2 login for ${credentials.user}: ${result.reason}. Try again later`)}\r\n`;
-    case 'refused':
+    case 'other':
       return `535 5.7.8 ${oneLine(`${refused}: ${result.reason}`)}\r\n`;
   }
 }

@@ -1,9 +1,8 @@
-import tls from 'node:tls';
-import type net from 'node:net';
-import { LoginFailure, type UpstreamCredentials } from '../../auth/types.js';
-import { oneLine } from '../imap/replies.js';
-import { LineReader, LineTooLongError } from '../line-reader.js';
-import { startLocalTls } from '../local-tls.js';
+import { LoginFailure } from '../../auth/types.js';
+import { LineTooLongError } from '../line-reader.js';
+import { recordVerdict, requestCredentials } from '../login.js';
+import { PreAuthClient } from '../pre-auth-client.js';
+import { oneLine } from '../reply-text.js';
 import type { PlainCredentials } from '../sasl.js';
 import type { ProtocolSession, SessionContext, SessionOutcome } from '../session.js';
 import { UpstreamError } from '../upstream.js';
@@ -16,9 +15,6 @@ import { SmtpUpstream } from './upstream.js';
 import { loginSmtpUpstream } from './upstream-login.js';
 
 const CLOSED: SessionOutcome = { kind: 'closed' };
-const CRLF = Buffer.from('\r\n');
-/** How long a client that was sent away may take to close before it is cut off. */
-const HANG_UP_GRACE_MS = 5_000;
 
 /**
  * Commands of a mail transaction. A client that sends one before `AUTH` means to send without
@@ -46,6 +42,7 @@ const TRANSACTION_VERBS: ReadonlySet<string> = new Set(['MAIL', 'RCPT', 'DATA', 
  * and it would mean saying "220 ready" and then `421` to the EHLO when the server is down.
  */
 export const smtpSession: ProtocolSession = async (context) => {
+  const client = new PreAuthClient(context, `421 4.4.2 ${context.hostname} Idle timeout before authentication, closing connection\r\n`);
   let upstream: SmtpUpstream;
   try {
     upstream = await SmtpUpstream.open({
@@ -58,13 +55,11 @@ export const smtpSession: ProtocolSession = async (context) => {
   } catch (err) {
     if (!(err instanceof UpstreamError)) throw err;
     context.log.warn({ event: 'upstream_failed', kind: err.kind }, err.message);
-    if (context.client.writable) context.client.write(upstreamUnavailable(err, 'connecting'));
-    hangUp(context.client);
-    return CLOSED;
+    return client.hangUp(upstreamUnavailable(err, 'connecting'));
   }
 
   try {
-    const outcome = await converse(context, upstream);
+    const outcome = await converse(context, client, upstream);
     if (outcome.kind === 'closed') upstream.quit();
     return outcome;
   } catch (err) {
@@ -73,45 +68,18 @@ export const smtpSession: ProtocolSession = async (context) => {
   }
 };
 
-async function converse(context: SessionContext, upstream: SmtpUpstream): Promise<SessionOutcome> {
+async function converse(context: SessionContext, client: PreAuthClient, upstream: SmtpUpstream): Promise<SessionOutcome> {
   const { log, limits, hostname } = context;
-  let client = context.client;
-  let reader = new LineReader(client, limits.maxLineBytes);
   let greeted: 'none' | 'HELO' | 'EHLO' = 'none';
-
-  const send = (text: string): void => {
-    if (client.writable) client.write(text);
-  };
-  const close = (text: string): SessionOutcome => {
-    send(text);
-    hangUp(client, reader);
-    return CLOSED;
-  };
-  const canStartTls = (): boolean => context.localTls !== undefined && !(client instanceof tls.TLSSocket);
-
-  // The idle clock runs only while we wait for the client, not while it waits for the token or the server.
-  const onIdle = (): void => {
-    log.info({ event: 'idle_timeout' }, 'client idle before authenticating');
-    send(`421 4.4.2 ${hostname} Idle timeout before authentication, closing connection\r\n`);
-    const idleClient = client;
-    idleClient.end(() => idleClient.destroy());
-  };
-  const readClientLine = async (): Promise<Buffer | null> => {
-    client.setTimeout(limits.idleTimeoutMs, onIdle);
-    try {
-      return await reader.readRawLine();
-    } finally {
-      client.setTimeout(0);
-    }
-  };
+  const send = (text: string): void => client.send(text);
 
   send(`220 ${hostname} ESMTP oauth2-mail-proxy ready\r\n`);
   try {
     for (let commands = 0; ; commands += 1) {
       if (commands >= limits.maxCommands) {
-        return close(`421 4.7.0 ${hostname} Too many commands before authentication, closing connection\r\n`);
+        return client.hangUp(`421 4.7.0 ${hostname} Too many commands before authentication, closing connection\r\n`);
       }
-      const line = await readClientLine();
+      const line = await client.readRawLine();
       if (line === null) return CLOSED;
       const { verb, argument } = parseSmtpCommand(line.toString('utf8'));
       log.debug({ event: 'client_command', verb: loggableVerb(verb) }, 'pre-auth command');
@@ -132,7 +100,7 @@ async function converse(context: SessionContext, upstream: SmtpUpstream): Promis
           greeted = verb;
           const ours =
             verb === 'EHLO'
-              ? rewriteEhloReply(reply, { hostname, clientName: argument, canStartTls: canStartTls() })
+              ? rewriteEhloReply(reply, { hostname, clientName: argument, canStartTls: client.canStartTls })
               : { code: 250, lines: [`${hostname} Hello ${argument}`] };
           send(formatReply(ours));
           break;
@@ -149,7 +117,7 @@ async function converse(context: SessionContext, upstream: SmtpUpstream): Promis
           }
           const exchange = await readClientCredentials(mechanism, initialResponse, {
             challenge: (base64) => send(`334 ${base64}\r\n`),
-            readResponse: async () => (await readClientLine())?.toString('utf8') ?? null,
+            readResponse: () => client.readLine(),
           });
           if (exchange.kind === 'closed') return CLOSED;
           if (exchange.kind === 'cancelled') send('501 5.7.0 Authentication cancelled\r\n');
@@ -162,24 +130,17 @@ async function converse(context: SessionContext, upstream: SmtpUpstream): Promis
           break;
         }
         case 'STARTTLS': {
-          if (client instanceof tls.TLSSocket) {
+          if (client.secure) {
             send('503 5.5.1 TLS is already active\r\n');
             break;
           }
-          if (!canStartTls() || !context.localTls) {
+          if (!client.canStartTls) {
             send('502 5.5.1 STARTTLS is not offered here (configure local_certificate_path, local_key_path and local_starttls)\r\n');
             break;
           }
-          if (reader.release().length > 0) return close('554 5.5.1 Data sent after STARTTLS before the TLS handshake\r\n');
-          send('220 2.0.0 Ready to start TLS\r\n');
-          try {
-            client = await startLocalTls(client, context.localTls);
-          } catch (err) {
-            log.info({ event: 'local_tls_failed', err: (err as Error).message }, 'client TLS handshake failed');
-            client.destroy();
-            return CLOSED;
-          }
-          reader = new LineReader(client, limits.maxLineBytes);
+          const upgrade = await client.startTls('220 2.0.0 Ready to start TLS\r\n');
+          if (upgrade === 'data-before-handshake') return client.hangUp('554 5.5.1 Data sent after STARTTLS before the TLS handshake\r\n');
+          if (upgrade === 'failed') return CLOSED;
           // RFC 3207: everything learnt before the handshake is forgotten, EHLO included.
           greeted = 'none';
           break;
@@ -190,76 +151,47 @@ async function converse(context: SessionContext, upstream: SmtpUpstream): Promis
           send('250 2.0.0 OK\r\n');
           break;
         case 'QUIT':
-          return close(`221 2.0.0 ${hostname} Bye\r\n`);
+          return client.hangUp(`221 2.0.0 ${hostname} Bye\r\n`);
         default:
           if (TRANSACTION_VERBS.has(verb)) return passThroughUnauthenticated(verb, line);
           send('502 5.5.1 Command not available before authentication; authenticate with AUTH PLAIN or AUTH LOGIN first\r\n');
       }
     }
   } catch (err) {
-    if (err instanceof LineTooLongError) return close('500 5.5.6 Line too long\r\n');
+    if (err instanceof LineTooLongError) return client.hangUp('500 5.5.6 Line too long\r\n');
     if (err instanceof UpstreamError) {
       log.warn({ event: 'upstream_failed', kind: err.kind }, err.message);
-      return close(upstreamUnavailable(err, 'session'));
+      return client.hangUp(upstreamUnavailable(err, 'session'));
     }
     throw err;
   }
 
   /**
-   * Turns the client's password login into an upstream XOAUTH2 login. Returns the outcome that
-   * ends the session, or undefined when the client was refused and may try again.
+   * Turns the client's password login into an upstream XOAUTH2 login on the connection the client's
+   * EHLO went over. Returns the outcome that ends the session, or undefined when the client was
+   * refused and may try again on the same connection.
    */
-  async function logIn({ username, password }: PlainCredentials): Promise<SessionOutcome | undefined> {
+  async function logIn(login: PlainCredentials): Promise<SessionOutcome | undefined> {
     const started = performance.now();
-    let credentials: UpstreamCredentials;
-    try {
-      credentials = await context.auth.login({ username, password, protocol: 'SMTP', connectionId: context.id });
-    } catch (err) {
-      if (!(err instanceof LoginFailure)) throw err;
-      log.info({ event: 'login_refused', user: username, reason: err.reason }, err.message);
-      send(loginRefusal(err));
+    const credentials = await requestCredentials(context, 'SMTP', login);
+    if (credentials instanceof LoginFailure) {
+      send(loginRefusal(credentials));
       return undefined;
     }
-
     const result = await loginSmtpUpstream(upstream, credentials);
+    recordVerdict(context, login.username, credentials, result, started);
     if (result.kind !== 'accepted') {
-      // Only a refused token is the token's fault; a disabled SMTP AUTH or a busy server is not.
-      if (result.kind === 'token-rejected') context.auth.rejectedUpstream(credentials);
-      log.warn({ event: 'upstream_rejected', user: username, account: credentials.account, kind: result.kind }, result.reason);
       send(upstreamLoginRefusal(result, upstream.where, credentials));
       return undefined;
     }
-
     send(`235 2.7.0 ${oneLine(result.text)}\r\n`);
-    log.info(
-      { event: 'login', user: username, account: credentials.account, durationMs: Math.round(performance.now() - started) },
-      'logged in upstream',
-    );
-    return handOver(credentials.account, reader.release());
+    const { socket, pending } = upstream.handOver();
+    return client.handOver(socket, pending, credentials.account);
   }
 
   function passThroughUnauthenticated(verb: string, line: Buffer): SessionOutcome {
     log.info({ event: 'unauthenticated_passthrough', verb }, 'client sends without authenticating; the server answers for itself');
-    return handOver('', Buffer.concat([line, CRLF, reader.release()]));
-  }
-
-  /** Both sides to the splice, with what each had already sent past the conversation. */
-  function handOver(account: string, clientPending: Buffer): SessionOutcome {
-    // The client may have gone while the server was answering; a splice would wait for a close already past.
-    if (client.destroyed) return CLOSED;
     const { socket, pending } = upstream.handOver();
-    return { kind: 'authenticated', client, upstream: socket, clientPending, upstreamPending: pending, account };
+    return client.passThrough(socket, pending, line);
   }
-}
-
-/**
- * Ends our side and reads (and drops) whatever the client still sends, so that its unread bytes
- * do not turn our close into a reset that could swallow the last reply; a client that never
- * closes is cut off after a grace period.
- */
-function hangUp(client: net.Socket, reader?: LineReader): void {
-  reader?.release();
-  client.resume();
-  client.end();
-  setTimeout(() => client.destroy(), HANG_UP_GRACE_MS).unref();
 }

@@ -5,8 +5,8 @@ import type { SmtpUpstream } from './upstream.js';
 
 /**
  * How the upstream took our `AUTH XOAUTH2`. Each failure is a different thing for the user to do:
- * re-authorise (`token-rejected`), ask the tenant admin (`smtp-auth-disabled`), wait
- * (`temporary`) or fix the configuration (`refused`).
+ * re-authorise (`token-rejected`), or, for a refusal, ask the tenant admin (`smtp-auth-disabled`),
+ * wait (`temporary`) or fix the configuration (`other`).
  */
 export type SmtpUpstreamLogin =
   | {
@@ -16,15 +16,15 @@ export type SmtpUpstreamLogin =
     }
   /** `535` (after an error challenge or not): the server did not accept this token. */
   | { readonly kind: 'token-rejected'; readonly reason: string }
-  /** Office 365's `535 5.7.139 ... SmtpClientAuthentication is disabled`: no token will do. */
-  | { readonly kind: 'smtp-auth-disabled'; readonly reason: string }
-  /** A `4xx`: the server could not check the login right now. */
-  | { readonly kind: 'temporary'; readonly reason: string }
-  /**
-   * Any other `5xx`: `504` when the server does not take XOAUTH2 at all, or Office 365's other
-   * `5.7.139` policy blocks (security defaults, conditional access), which a new token cannot lift.
-   */
-  | { readonly kind: 'refused'; readonly reason: string };
+  | { readonly kind: 'refused'; readonly cause: SmtpRefusalCause; readonly reason: string };
+
+/**
+ * - `smtp-auth-disabled`: Office 365's `535 5.7.139 ... SmtpClientAuthentication is disabled`: no token will do.
+ * - `temporary`: a `4xx`, the server could not check the login right now.
+ * - `other`: any other `5xx`: `504` when the server does not take XOAUTH2 at all, or Office 365's
+ *   other `5.7.139` policy blocks (security defaults, conditional access), which a new token cannot lift.
+ */
+export type SmtpRefusalCause = 'smtp-auth-disabled' | 'temporary' | 'other';
 
 const SMTP_AUTH_DISABLED = /SmtpClientAuthentication is disabled|SMTP ?AUTH(?:entication)? is disabled/i;
 /** Office 365's enhanced code for "your organisation does not allow this login". */
@@ -48,9 +48,9 @@ export async function loginSmtpUpstream(upstream: SmtpUpstream, credentials: Ups
   if (reply.code === 235) return { kind: 'accepted', text: replyText(reply) || 'Authentication successful' };
   const said = describeReply(reply);
   const reason = challenge ? `${challenge}: ${said}` : `the server said ${said}`;
-  if (SMTP_AUTH_DISABLED.test(said)) return { kind: 'smtp-auth-disabled', reason: said };
-  if (reply.code >= 400 && reply.code < 500) return { kind: 'temporary', reason };
-  if (enhancedCode(reply) === POLICY_BLOCK) return { kind: 'refused', reason };
+  if (SMTP_AUTH_DISABLED.test(said)) return { kind: 'refused', cause: 'smtp-auth-disabled', reason: said };
+  if (reply.code >= 400 && reply.code < 500) return { kind: 'refused', cause: 'temporary', reason };
+  if (enhancedCode(reply) === POLICY_BLOCK) return { kind: 'refused', cause: 'other', reason };
   if (reply.code === 535 || challenge) return { kind: 'token-rejected', reason };
-  return { kind: 'refused', reason };
+  return { kind: 'refused', cause: 'other', reason };
 }

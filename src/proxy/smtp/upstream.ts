@@ -1,6 +1,7 @@
 import type net from 'node:net';
 import { LineReader } from '../line-reader.js';
-import { connectUpstream, upgradeToTls, UpstreamError, type UpstreamTarget, type UpstreamTlsOptions } from '../upstream.js';
+import { connectUpstream, describeTarget, upgradeToTls, UpstreamError, type UpstreamTarget, type UpstreamTlsOptions } from '../upstream.js';
+import { answerWithin } from '../upstream-dialogue.js';
 import { describeReply, readSmtpReply, SmtpReplySyntaxError, type SmtpReply } from './reply.js';
 
 export interface SmtpUpstreamOptions {
@@ -57,7 +58,7 @@ export class SmtpUpstream {
 
   /** `host:port`, for messages. */
   get where(): string {
-    return `${this.options.target.host}:${this.options.target.port}`;
+    return describeTarget(this.options.target);
   }
 
   /** Sends one command line and reads the complete reply. A `421` means the server is leaving: it throws. */
@@ -93,23 +94,18 @@ export class SmtpUpstream {
     this.socket.destroy();
   }
 
-  private async reply(timeoutMs: number): Promise<SmtpReply> {
-    const socket = this.socket;
-    socket.setTimeout(timeoutMs, () => {
-      socket.destroy(new UpstreamError('timeout', this.where, `no reply within ${Math.round(timeoutMs / 1000)} s`));
-    });
-    try {
-      const reply = await readSmtpReply(this.reader);
+  private reply(timeoutMs: number): Promise<SmtpReply> {
+    return answerWithin(this.socket, this.where, timeoutMs, async () => {
+      let reply: SmtpReply | null;
+      try {
+        reply = await readSmtpReply(this.reader);
+      } catch (err) {
+        if (err instanceof SmtpReplySyntaxError) throw new UpstreamError('closed', this.where, `the server sent an ${err.message}`);
+        throw err;
+      }
       if (reply === null) throw new UpstreamError('closed', this.where, 'the server closed the connection');
       return reply;
-    } catch (err) {
-      if (err instanceof SmtpReplySyntaxError) throw new UpstreamError('closed', this.where, `the server sent an ${err.message}`);
-      if (err instanceof UpstreamError) throw err;
-      const code = (err as NodeJS.ErrnoException).code;
-      throw new UpstreamError('closed', this.where, `connection lost (${code ?? (err as Error).message})`);
-    } finally {
-      socket.setTimeout(0);
-    }
+    });
   }
 
   private async upgrade(): Promise<void> {

@@ -1,0 +1,44 @@
+import type { UpstreamCredentials } from '../auth/types.js';
+import type { UpstreamError } from './upstream.js';
+
+/**
+ * Texts the proxy puts in its own replies, whatever the protocol: made safe for one protocol
+ * line, and worded the same way in IMAP, POP3 and SMTP.
+ */
+
+/** Room for a reply's text: long enough for any message of ours, short of every line limit. */
+const MAX_TEXT_BYTES = 900;
+
+/**
+ * Protocol text must stay on one line whatever a message contains (a server's reply, an identity
+ * provider's error): line breaks become spaces, and the text is cut at `maxBytes` octets without
+ * splitting a UTF-8 character.
+ */
+export function oneLine(text: string, maxBytes = MAX_TEXT_BYTES): string {
+  return truncateUtf8(text.replace(/[\r\n]+/g, ' ').trim(), maxBytes);
+}
+
+/**
+ * The upstream refused the token itself: what it said, and the command that gets a new one.
+ * `reason` often ends in the server's own full stop, which must not meet ours.
+ */
+export function tokenRejectedText(target: string, credentials: UpstreamCredentials, reason: string): string {
+  return (
+    `${target} refused the OAuth2 login for ${credentials.user}: ${reason.replace(/\.+$/, '')}. ` +
+    `If this persists, re-authorise the account: oauth2-mail-proxy authorize ${credentials.account}`
+  );
+}
+
+/** The upstream could not be reached or failed during the login; `error` names it and says how. */
+export function cannotLogInText(error: UpstreamError): string {
+  return `Cannot log in to ${error.message}. Try again later`;
+}
+
+function truncateUtf8(text: string, maxBytes: number): string {
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.length <= maxBytes) return text;
+  let end = maxBytes;
+  // Back up over continuation bytes (10xxxxxx) to the start of the character that did not fit.
+  while (end > 0 && ((bytes[end] ?? 0) & 0xc0) === 0x80) end -= 1;
+  return bytes.subarray(0, end).toString('utf8');
+}
