@@ -105,7 +105,7 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
 
     if (tokens.accessToken && this.isFresh(tokens) && !this.distrusted.has(subject.key)) return tokens.accessToken;
     if (!tokens.refreshToken) return this.withoutToken(subject, password, key);
-    return this.sharedRefresh(subject, key, tokens.refreshToken);
+    return this.sharedRefresh(subject, key, tokens.refreshToken, password);
   }
 
   /** The upstream refused an access token we thought valid: the next login refreshes. */
@@ -160,16 +160,20 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
     return tokens.accessTokenExpiry !== undefined && tokens.accessTokenExpiry - this.options.refreshMarginSeconds > Date.now() / 1000;
   }
 
-  private sharedRefresh(subject: TokenSubject, key: AccountKey, refreshToken: string): Promise<string> {
+  /**
+   * `password` is the login's, when a login asked: should the refresh token turn out dead, the
+   * login waits for the new authorisation like any other (background refreshes have none).
+   */
+  private sharedRefresh(subject: TokenSubject, key: AccountKey, refreshToken: string, password?: string): Promise<string> {
     let flight = this.refreshes.get(subject.key);
     if (!flight) {
-      flight = this.refreshOnce(subject, key, refreshToken).finally(() => this.refreshes.delete(subject.key));
+      flight = this.refreshOnce(subject, key, refreshToken, password).finally(() => this.refreshes.delete(subject.key));
       this.refreshes.set(subject.key, flight);
     }
     return flight;
   }
 
-  private async refreshOnce(subject: TokenSubject, key: AccountKey, refreshToken: string): Promise<string> {
+  private async refreshOnce(subject: TokenSubject, key: AccountKey, refreshToken: string, password: string | undefined): Promise<string> {
     const { log } = this.options;
     const started = Date.now();
     let tokens: TokenSet;
@@ -180,7 +184,7 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
       this.lastRefresh.set(subject.key, { at: Date.now(), outcome: failure.kind === 'transient' ? `failed (${failure.code}); tokens kept` : `failed (${failure.code}): ${failure.kind}` });
       log.warn({ event: 'refresh_failed', account: subject.key, kind: failure.kind, code: failure.code, aadsts: failure.aadsts }, failure.message);
       this.emit('event', { type: 'refresh_failed', account: subject.key, kind: failure.kind, reason: `${failure.message}. ${failure.hint}` });
-      if (failure.kind === 'reauthorise') return this.refreshTokenDead(subject, key, refreshToken, failure);
+      if (failure.kind === 'reauthorise') return this.refreshTokenDead(subject, key, refreshToken, failure, password);
       if (failure.kind === 'config') {
         throw new LoginFailure('config', `Account ${subject.key} cannot get tokens: ${failure.message}. ${failure.hint}`);
       }
@@ -199,16 +203,16 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
    * meanwhile stored a newer one, that one is used; otherwise the dead tokens are dropped and
    * the account needs authorising.
    */
-  private async refreshTokenDead(subject: TokenSubject, key: AccountKey, used: string, failure: OAuthError): Promise<string> {
+  private async refreshTokenDead(subject: TokenSubject, key: AccountKey, used: string, failure: OAuthError, password: string | undefined): Promise<string> {
     const current = await this.readFields(subject);
     const newer = current?.refresh_token ? tryOpen(this.options.keys, key, current)?.refreshToken : undefined;
-    if (newer && newer !== used) return this.refreshOnce(subject, key, newer);
+    if (newer && newer !== used) return this.refreshOnce(subject, key, newer, password);
 
     await this.options.store.remove(subject.key, ['access_token', 'access_token_expiry', 'refresh_token']).catch((err: Error) =>
       this.options.log.error({ event: 'token_store_write_failed', account: subject.key, err: err.message }, 'cannot drop dead tokens'),
     );
     this.options.log.warn({ event: 'authorisation_needed', account: subject.key, reason: failure.code }, failure.hint);
-    return this.withoutToken(subject, undefined, key);
+    return this.withoutToken(subject, password, key);
   }
 
   private async wrongPassword(subject: TokenSubject, password: string): Promise<string> {
@@ -218,7 +222,7 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
       return this.withoutToken(subject, password);
     }
     this.options.log.info({ event: 'wrong_password', account: subject.key }, 'password does not unlock the stored tokens');
-    throw new LoginFailure('bad-password', `Wrong password for ${subject.loginName}: it does not unlock the account's stored OAuth2 tokens`);
+    throw new LoginFailure('bad-password', `Wrong password for ${subject.loginName}: it does not decrypt the account's stored OAuth2 tokens`);
   }
 
   /**

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Conversation } from '../support/conversation.js';
 import { runClient } from '../support/clients.js';
 import { ProxyProcess } from '../support/proxy-process.js';
@@ -12,6 +13,8 @@ import { PASSWORD, USER, World } from '../support/world.js';
  */
 let world: World;
 let proxy: ProxyProcess;
+/** What the notification hook saw, one block of OAUTH2_MAIL_PROXY_* variables per event. */
+let hookLog: string;
 const DEVICE_USER = 'device.user@example.com';
 
 beforeAll(async () => {
@@ -24,7 +27,11 @@ afterAll(async () => {
 });
 beforeEach(async () => {
   const device = world.accountSection(DEVICE_USER).replace('client_secret =', 'client_secret =\noauth2_flow = device');
-  proxy = await world.startProxy({ config: world.config(device), args: ['--authorisation-wait', '20'] });
+  hookLog = join(world.dir, `hook-${Date.now()}.log`);
+  proxy = await world.startProxy({
+    config: world.config(device),
+    args: ['--authorisation-wait', '20', '--notify-command', `env | grep ^OAUTH2_MAIL_PROXY_ | sort >> ${hookLog}; echo >> ${hookLog}`],
+  });
   await proxy.ready();
   world.idp.resetTokenRequests();
 });
@@ -59,6 +66,15 @@ describe('authorising a running service from another shell', () => {
     const fetched = await waitingLogin;
     expect(fetched.stdout).toContain('headless hello');
     expect(await readFile(world.tokenStore, 'utf8')).toMatch(/^refresh_token = gAAAAA/m);
+
+    // The notification hook heard both events, with what a user needs to act.
+    await vi.waitFor(async () => expect(await readFile(hookLog, 'utf8')).toContain('token_obtained'));
+    const [needed, obtained] = (await readFile(hookLog, 'utf8')).trim().split('\n\n');
+    expect(needed).toContain('OAUTH2_MAIL_PROXY_EVENT=authorisation_needed');
+    expect(needed).toContain(`OAUTH2_MAIL_PROXY_ACCOUNT=${USER}`);
+    expect(needed).toContain(`OAUTH2_MAIL_PROXY_URL=${url}`);
+    expect(needed).toContain(`OAUTH2_MAIL_PROXY_REASON=run: oauth2-mail-proxy authorize ${USER}`);
+    expect(obtained).toBe(`OAUTH2_MAIL_PROXY_ACCOUNT=${USER}\nOAUTH2_MAIL_PROXY_EVENT=token_obtained`);
   });
 
   it('works with no login waiting; the next login stores the tokens with its password', async () => {

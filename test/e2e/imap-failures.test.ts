@@ -54,7 +54,7 @@ describe('IMAP login failures a user can act on', () => {
     await world.seedTokens();
     const before = await storeBytes();
     expect(await loginReply(USER, 'not the password')).toBe(
-      `a1 NO [AUTHENTICATIONFAILED] Wrong password for ${USER}: it does not unlock the account's stored OAuth2 tokens`,
+      `a1 NO [AUTHENTICATIONFAILED] Wrong password for ${USER}: it does not decrypt the account's stored OAuth2 tokens`,
     );
     expect(await storeBytes()).toBe(before);
     expect(await loginReply(USER, PASSWORD)).toMatch(/^a1 OK /);
@@ -133,7 +133,7 @@ describe('IMAP login failures a user can act on', () => {
     await store.write(OTHER, fields!);
     expect(await loginReply(OTHER, PASSWORD)).toBe(
       `a1 NO [AUTHENTICATIONFAILED] localhost:${world.dovecot.imapsPort} refused the OAuth2 login for ${OTHER}: ` +
-        'the server rejected the token (status 401): [AUTHENTICATIONFAILED] Authentication failed.. ' +
+        'the server rejected the token (status 401): [AUTHENTICATIONFAILED] Authentication failed. ' +
         `If this persists, re-authorise the account: oauth2-mail-proxy authorize ${OTHER}`,
     );
   });
