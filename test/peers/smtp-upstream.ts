@@ -17,6 +17,9 @@ export const SMTP_SEND_SCOPE = 'https://outlook.office.com/SMTP.Send';
 /** Office 365's reply when SMTP AUTH is turned off for the mailbox or tenant, verbatim. */
 export const SMTP_AUTH_DISABLED_REPLY = '5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant.';
 
+/** The SIZE Office 365 advertises. */
+export const OFFICE365_MAX_MESSAGE_BYTES = 157_286_400;
+
 export interface SmtpUpstreamOptions {
   /** Whose introspection endpoint checks the tokens. */
   readonly idp: Pick<Idp, 'urls' | 'clients'>;
@@ -102,6 +105,10 @@ export async function startSmtpUpstream(options: SmtpUpstreamOptions): Promise<S
     key,
     cert,
     authMethods: ['XOAUTH2'],
+    // Office 365's extensions: enhanced status codes, DSN and its 150 MB SIZE (smtp-server hides the first two by default).
+    hideENHANCEDSTATUSCODES: false,
+    hideDSN: false,
+    size: OFFICE365_MAX_MESSAGE_BYTES,
     // Office 365 refuses mail from clients that did not log in; smtp-server's default does the same (530).
     authOptional: false,
     ...(options.refuseStartTls ? { disabledCommands: ['STARTTLS'] } : {}),
