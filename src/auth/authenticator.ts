@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { ProxyConfig } from '../config/types.js';
 import { subjectFor } from '../tokens/subject.js';
+import { LoginThrottle } from './login-throttle.js';
 import type { TokenManager } from '../tokens/token-manager.js';
 import { LoginFailure, type Authenticator, type LoginRequest, type UpstreamCredentials } from './types.js';
 
@@ -14,6 +15,7 @@ export class OAuthAuthenticator implements Authenticator {
     private readonly config: () => ProxyConfig,
     private readonly tokens: TokenManager,
     private readonly log: Logger,
+    private readonly throttle: LoginThrottle = new LoginThrottle(),
   ) {}
 
   async login(request: LoginRequest): Promise<UpstreamCredentials> {
@@ -21,12 +23,20 @@ export class OAuthAuthenticator implements Authenticator {
     const subject = subjectFor(config, request.username);
     if (!subject) {
       this.log.info({ event: 'unknown_account', user: request.username, conn: request.connectionId }, 'login for an unknown account');
+      await this.throttle.failed(request.username, request.remoteAddress);
       throw new LoginFailure(
         'unknown-account',
         `Unknown account ${request.username}: ${config.file} has no [${request.username}] section`,
       );
     }
-    const accessToken = await this.tokens.accessToken(subject, request.password);
+    let accessToken: string;
+    try {
+      accessToken = await this.tokens.accessToken(subject, request.password);
+    } catch (err) {
+      if (err instanceof LoginFailure && err.reason === 'bad-password') await this.throttle.failed(subject.key, request.remoteAddress);
+      throw err;
+    }
+    this.throttle.succeeded(subject.key, request.remoteAddress);
     return { account: subject.key, user: request.username, accessToken };
   }
 

@@ -50,6 +50,8 @@ export interface LoginRequest {
   readonly protocol: Protocol;
   /** For logs, to tie the login to its connection. */
   readonly connectionId: string;
+  /** The client's address, for slowing down password guessing per source. */
+  readonly remoteAddress?: string;
 }
 
 /**

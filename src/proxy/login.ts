@@ -105,7 +105,13 @@ export async function requestCredentials(
   { username, password }: PlainCredentials,
 ): Promise<UpstreamCredentials | LoginFailure> {
   try {
-    return await context.auth.login({ username, password, protocol, connectionId: context.id });
+    return await context.auth.login({
+      username,
+      password,
+      protocol,
+      connectionId: context.id,
+      ...(context.client.remoteAddress !== undefined && { remoteAddress: context.client.remoteAddress }),
+    });
   } catch (err) {
     if (!(err instanceof LoginFailure)) throw err;
     context.log.info({ event: 'login_refused', user: username, reason: err.reason }, err.message);

@@ -60,6 +60,21 @@ describe('IMAP login failures a user can act on', () => {
     expect(await loginReply(USER, PASSWORD)).toMatch(/^a1 OK /);
   });
 
+  it('slows a password guesser down, but not the correct password', async () => {
+    await world.seedTokens();
+    const timed = async (password: string): Promise<{ reply: string; ms: number }> => {
+      const started = Date.now();
+      const reply = await loginReply(USER, password);
+      return { reply, ms: Date.now() - started };
+    };
+    const guesses = [await timed('guess 1'), await timed('guess 2'), await timed('guess 3')];
+    for (const guess of guesses) expect(guess.reply).toMatch(/^a1 NO \[AUTHENTICATIONFAILED\] Wrong password/);
+    expect(guesses.map((guess) => guess.ms >= [500, 1000, 2000][guesses.indexOf(guess)]!)).toEqual([true, true, true]);
+    const correct = await timed(PASSWORD);
+    expect(correct.reply).toMatch(/^a1 OK /);
+    expect(correct.ms).toBeLessThan(1500);
+  });
+
   it('an unknown account is named in the refusal', async () => {
     expect(await loginReply('nobody@example.com', 'x')).toBe(
       `a1 NO [AUTHENTICATIONFAILED] Unknown account nobody@example.com: ${proxy.configFile} has no [nobody@example.com] section`,
