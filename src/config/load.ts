@@ -13,6 +13,7 @@ import { dirname, resolve } from 'node:path';
 import { parseBoolean, parseIni } from './configparser.js';
 import type { IniDocument } from './configparser.js';
 import { ConfigError } from './errors.js';
+import { isLoopbackHost } from './loopback.js';
 import { parseProviderName, PROVIDER_NAMES, providerPreset, ProviderPresetError } from './providers.js';
 import type { ProviderPreset } from './providers.js';
 import type {
@@ -148,6 +149,7 @@ export function parseConfig(text: string, file: string): ProxyConfig {
   }
   assertDistinctPorts(file, servers);
   assertDistinctAccounts(file, accounts);
+  if (!options.allowPlaintextNetworkLogins) assertNoPlaintextOnNetwork(file, servers);
   return { file: absoluteFile, servers, accounts, options };
 }
 
@@ -159,7 +161,27 @@ function readOptions(document: IniDocument, file: string): GlobalOptions {
     allowCatchAllAccounts: section.boolean('allow_catch_all_accounts') ?? false,
     useLoginPasswordAsClientCredentialsSecret:
       section.boolean('use_login_password_as_client_credentials_secret') ?? false,
+    allowPlaintextNetworkLogins: section.boolean('allow_plaintext_network_logins') ?? false,
   };
+}
+
+/**
+ * A listener reachable from other machines must offer TLS, or mail passwords would cross the
+ * network in clear text (email-oauth2-proxy listens on all interfaces by default; we do not).
+ */
+function assertNoPlaintextOnNetwork(file: string, servers: readonly ServerConfig[]): void {
+  for (const server of servers) {
+    if (isLoopbackHost(server.localAddress) || server.localCertificatePath !== undefined) continue;
+    throw new ConfigError({
+      file,
+      section: server.section,
+      key: 'local_address',
+      problem:
+        `${server.localAddress} is reachable from other machines, and without TLS mail passwords would cross the network ` +
+        `in clear text; set local_certificate_path and local_key_path, listen on 127.0.0.1, or (on a network you trust) ` +
+        `set allow_plaintext_network_logins = True in [${GLOBAL_SECTION}]`,
+    });
+  }
 }
 
 function readServer(section: SectionReader, configDirectory: string): ServerConfig {
@@ -401,11 +423,6 @@ function parsePort(text: string): number | undefined {
   if (!/^[0-9]+$/.test(text)) return undefined;
   const port = Number(text);
   return port >= 1 && port <= 65535 ? port : undefined;
-}
-
-/** IPv4 127.0.0.0/8, IPv6 ::1 and `localhost`, as the WHATWG URL parser normalises them. */
-function isLoopbackHost(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname);
 }
 
 /** Typed access to one section's values, failing with the section and key in the message. */

@@ -73,6 +73,11 @@ export interface GlobalOptions {
   readonly encryptClientSecretOnFirstUse: boolean;
   readonly allowCatchAllAccounts: boolean;
   readonly useLoginPasswordAsClientCredentialsSecret: boolean;
+  /**
+   * Our extension: accept logins on listeners reachable from other machines without TLS. Off by
+   * default; when on, the daemon warns at start.
+   */
+  readonly allowPlaintextNetworkLogins: boolean;
 }
 
 export interface ProxyConfig {

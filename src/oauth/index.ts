@@ -34,7 +34,6 @@ export {
   createProviderClient,
   DEFAULT_REQUEST_TIMEOUT_MS,
   deviceAuthorizationEndpoint,
-  isLoopbackHost,
   type ProviderClientOptions,
 } from './provider-client.js';
 export { refresh } from './refresh.js';

@@ -4,6 +4,7 @@
  * `common` discovery document describes a per-tenant issuer we could not match anyway.
  */
 import * as client from 'openid-client';
+import { isLoopbackHost } from '../config/loopback.js';
 import type { AccountConfig } from '../config/types.js';
 import type { ConfigKey } from './aadsts.js';
 import { OAuthError } from './errors.js';
@@ -72,12 +73,6 @@ export function deviceAuthorizationEndpoint(account: AccountConfig): string | un
   token.pathname = token.pathname.replace(/token(\/?)$/, 'devicecode$1');
   token.search = '';
   return token.href;
-}
-
-/** Loopback hosts, the only ones plain http is allowed for (test identity providers, local bridges). */
-export function isLoopbackHost(hostname: string): boolean {
-  const host = hostname.toLowerCase();
-  return host === 'localhost' || host.endsWith('.localhost') || host === '[::1]' || /^127(\.\d{1,3}){3}$/.test(host);
 }
 
 function endpointUrl(value: string, key: ConfigKey): URL {

@@ -102,6 +102,7 @@ describe('the issue example', () => {
       encryptClientSecretOnFirstUse: false,
       allowCatchAllAccounts: false,
       useLoginPasswordAsClientCredentialsSecret: false,
+      allowPlaintextNetworkLogins: false,
     });
   });
 
@@ -143,6 +144,7 @@ describe('an email-oauth2-proxy configuration file', () => {
       encryptClientSecretOnFirstUse: false,
       allowCatchAllAccounts: true,
       useLoginPasswordAsClientCredentialsSecret: false,
+      allowPlaintextNetworkLogins: false,
     });
   });
 
@@ -613,5 +615,27 @@ describe('findAccount', () => {
     const domainOnly = parseConfig(IMAP_SERVER + CATCH_ALLS_ON + accountSection('@example.com'), 'my.config');
 
     expect(findAccount(domainOnly, 'jane@example.org')).toBeUndefined();
+  });
+});
+
+describe('listening beyond this machine', () => {
+  const section = (address: string, extra = ''): string =>
+    `[IMAP-1993]\nserver_address = outlook.office365.com\nlocal_address = ${address}\n${extra}`;
+
+  it('refuses a plaintext listener reachable from other machines, saying what to do', () => {
+    expect(() => parseConfig(section('0.0.0.0'), 'my.config')).toThrow(
+      'my.config: section [IMAP-1993], key local_address: 0.0.0.0 is reachable from other machines, and without TLS ' +
+        'mail passwords would cross the network in clear text; set local_certificate_path and local_key_path, listen on ' +
+        '127.0.0.1, or (on a network you trust) set allow_plaintext_network_logins = True in [emailproxy]',
+    );
+  });
+
+  it('accepts loopback in every spelling, TLS listeners, and the explicit opt-in', () => {
+    for (const address of ['127.0.0.1', '127.0.0.53', 'localhost', '::1']) {
+      expect(parseConfig(section(address), 'my.config').servers[0]?.localAddress).toBe(address);
+    }
+    expect(parseConfig(section('0.0.0.0', 'local_certificate_path = c.pem\nlocal_key_path = k.pem'), 'my.config').servers).toHaveLength(1);
+    const optIn = parseConfig(`${section('192.168.1.5')}\n[emailproxy]\nallow_plaintext_network_logins = True\n`, 'my.config');
+    expect(optIn.options.allowPlaintextNetworkLogins).toBe(true);
   });
 });

@@ -1,0 +1,29 @@
+import { stat } from 'node:fs/promises';
+import { isLoopbackHost } from '../config/loopback.js';
+import type { ProxyConfig } from '../config/types.js';
+
+/**
+ * Things that work but deserve the owner's attention, logged once at start: files holding
+ * secrets that others can read, and listeners the owner chose to expose without TLS.
+ */
+export async function startupWarnings(config: ProxyConfig, tokenStore: string): Promise<string[]> {
+  const warnings: string[] = [];
+  for (const [path, what] of [
+    [config.file, 'it may hold client secrets and tokens'],
+    [tokenStore, 'it holds the encrypted tokens'],
+  ] as const) {
+    const mode = await stat(path).then((info) => info.mode, () => undefined);
+    if (mode !== undefined && (mode & 0o077) !== 0) {
+      warnings.push(`${path} is readable by other users (mode ${(mode & 0o777).toString(8)}) and ${what}; run: chmod 600 ${path}`);
+    }
+  }
+  for (const server of config.servers) {
+    if (!isLoopbackHost(server.localAddress) && server.localCertificatePath === undefined) {
+      warnings.push(
+        `[${server.section}] listens on ${server.localAddress} without TLS (allow_plaintext_network_logins is on): ` +
+          'mail passwords cross the network in clear text',
+      );
+    }
+  }
+  return warnings;
+}
