@@ -30,9 +30,10 @@ export class TerminalInput {
    */
   async secret(prompt: string): Promise<string | undefined> {
     if (!this.input.isTTY || !this.input.setRawMode) return this.line(prompt);
-    this.output.write(prompt);
+    // Echo goes off before the prompt appears, so a password pasted the moment it shows is not echoed.
     this.rl.pause();
     this.input.setRawMode(true);
+    this.output.write(prompt);
     try {
       return await new Promise<string | undefined>((resolve) => {
         let typed = '';

@@ -1,0 +1,184 @@
+/**
+ * The token half of `check`: open the stored tokens with the mail client's password, then do a
+ * real refresh, saving the rotated refresh token under the same key exactly as the daemon would
+ * (Microsoft replaces it on every use; losing it costs the account). Failures are explained;
+ * the stored tokens are never dropped here.
+ */
+import type { StoredTokenFields } from '../config/types.js';
+import { classifyOAuthFailure, clientCredentials, refresh, type ProviderClientOptions, type TokenSet } from '../oauth/index.js';
+import { CorruptTokenError, WrongKeyError } from '../tokens/fernet.js';
+import { DEFAULT_ITERATIONS } from '../tokens/key-derivation.js';
+import type { TokenStore } from '../tokens/store.js';
+import type { AccountKey, AccountKeys, DecryptedTokens } from '../tokens/token-cipher.js';
+import { explainTokenFailure, type AccountContext } from './explain.js';
+import type { CheckResult } from './report.js';
+
+export interface AccessTokenStepOptions {
+  readonly store: TokenStore;
+  readonly keys: AccountKeys;
+  readonly oauth: ProviderClientOptions & { readonly requestTimeoutMs: number };
+  /** Asks for the mail client's password; undefined when none was given. */
+  readonly askPassword: () => Promise<string | undefined>;
+  /** Prints one check as soon as it is known. */
+  readonly report: (result: CheckResult) => void;
+  readonly explain: AccountContext;
+}
+
+/** The token the upstream checks should use, and how it was obtained. */
+export interface AccessTokenOutcome {
+  readonly accessToken?: string;
+}
+
+/**
+ * Reports the stored-tokens and refresh checks. Resolves with the freshly refreshed access
+ * token; when the refresh fails but the stored access token has not expired, with that one, so the
+ * upstream checks still run.
+ */
+export async function checkAccessToken(options: AccessTokenStepOptions): Promise<AccessTokenOutcome> {
+  const { subject } = options.explain;
+  const { report } = options;
+  if (subject.account.flow === 'client_credentials') return appOnlyToken(options);
+
+  let fields: StoredTokenFields | undefined;
+  let source: string;
+  try {
+    const stored = await options.store.read(subject.key);
+    fields = stored ?? subject.account.tokensInConfig;
+    source = stored ? options.store.path : `${options.explain.config.file} (tokens left in the config file)`;
+  } catch (err) {
+    report({ status: 'fail', title: `stored tokens: ${(err as Error).message}` });
+    return {};
+  }
+  if (fields?.access_token === undefined && fields?.refresh_token === undefined) {
+    report({
+      status: 'fail',
+      title: `stored tokens: none for ${subject.key}; the account needs authorising`,
+      details: [`Authorise it, signing in as ${subject.loginName}: ${options.explain.authorizeCommand}`],
+    });
+    return {};
+  }
+
+  const password = await options.askPassword();
+  if (!password) {
+    report({ status: 'fail', title: 'stored tokens: no password given, so they cannot be decrypted' });
+    return {};
+  }
+  let key: AccountKey;
+  let tokens: DecryptedTokens;
+  try {
+    ({ key, tokens } = await options.keys.unlock(fields, password));
+  } catch (err) {
+    if (err instanceof WrongKeyError) {
+      report({
+        status: 'fail',
+        title: `stored tokens: wrong password, it does not decrypt the tokens stored for ${subject.key}`,
+        details: [
+          'Give the password the mail client logs in to the proxy with: the tokens were encrypted with it.',
+          `If that password has changed, authorise again to store the tokens under the new one: ${options.explain.authorizeCommand}`,
+        ],
+      });
+      return {};
+    }
+    if (err instanceof CorruptTokenError) {
+      report({
+        status: 'fail',
+        title: `stored tokens: unreadable (${err.message})`,
+        details: [`They cannot be used with any password. Authorise again, signing in as ${subject.loginName}: ${options.explain.authorizeCommand}`],
+      });
+      return {};
+    }
+    throw err;
+  }
+  const now = Date.now() / 1000;
+  const storedAccess = tokens.accessToken && tokens.accessTokenExpiry !== undefined && tokens.accessTokenExpiry > now ? tokens.accessToken : undefined;
+  report({
+    status: 'pass',
+    title: `stored tokens: decrypted from ${source} (${describeStored(tokens, now)})`,
+  });
+
+  if (!tokens.refreshToken) {
+    report({
+      status: 'fail',
+      title: 'token refresh: there is no refresh token, so the account stops working when the access token expires',
+      details: [
+        'Make sure oauth2_scope includes offline_access (Microsoft) and the client may use refresh tokens, then',
+        `authorise again, signing in as ${subject.loginName}: ${options.explain.authorizeCommand}`,
+      ],
+    });
+    return storedAccess ? { accessToken: storedAccess } : {};
+  }
+
+  let refreshed: TokenSet;
+  try {
+    refreshed = await refresh(subject.account, tokens.refreshToken, options.oauth);
+  } catch (err) {
+    const failure = explainTokenFailure('token refresh', classifyOAuthFailure(err, 'refresh'), options.explain, options.oauth.requestTimeoutMs);
+    if (!storedAccess) {
+      report(failure);
+      return {};
+    }
+    const fallback = `The checks below use the stored access token, still valid until ${isoTime(tokens.accessTokenExpiry)}.`;
+    report({ ...failure, details: [...(failure.details ?? []), fallback] });
+    return { accessToken: storedAccess };
+  }
+
+  // As the daemon does: a store from an old email-oauth2-proxy moves to the current iteration count.
+  const saveKey = key.iterations < DEFAULT_ITERATIONS ? await options.keys.create(password) : key;
+  const fieldsToSave = options.keys.seal(saveKey, {
+    accessToken: refreshed.accessToken,
+    accessTokenExpiry: refreshed.expiresAt,
+    ...(refreshed.refreshToken && { refreshToken: refreshed.refreshToken }),
+  });
+  try {
+    await options.store.write(subject.key, fieldsToSave);
+  } catch (err) {
+    report({
+      status: 'fail',
+      title: `token refresh: refreshed, but the new tokens could not be saved (${(err as Error).message})`,
+      details: refreshed.refreshTokenKept
+        ? ['The stored refresh token still works; fix the token store so new tokens can be kept.']
+        : ['The provider replaced the refresh token, and the new one is lost: the stored one may stop working.', `Fix the token store, then authorise again: ${options.explain.authorizeCommand}`],
+    });
+    return { accessToken: refreshed.accessToken };
+  }
+  report({
+    status: 'pass',
+    title:
+      `token refresh: new access token valid until ${isoTime(refreshed.expiresAt)}; ` +
+      (refreshed.refreshTokenKept ? 'the provider kept the refresh token' : 'the rotated refresh token was saved'),
+  });
+  return { accessToken: refreshed.accessToken };
+}
+
+/** `client_credentials`: nothing is stored that matters; ask for an app-only token, as the daemon would. */
+async function appOnlyToken(options: AccessTokenStepOptions): Promise<AccessTokenOutcome> {
+  const { config, subject } = options.explain;
+  let clientSecret: string | undefined;
+  if (!subject.account.clientSecret && config.options.useLoginPasswordAsClientCredentialsSecret) {
+    clientSecret = await options.askPassword();
+    if (!clientSecret) {
+      options.report({ status: 'fail', title: 'app-only token: no password given (it is the client secret here)' });
+      return {};
+    }
+  }
+  try {
+    const tokens = await clientCredentials(subject.account, { ...options.oauth, ...(clientSecret && { clientSecret }) });
+    options.report({ status: 'pass', title: `app-only token: obtained with the client credentials grant, valid until ${isoTime(tokens.expiresAt)}` });
+    return { accessToken: tokens.accessToken };
+  } catch (err) {
+    options.report(explainTokenFailure('app-only token', classifyOAuthFailure(err, 'client_credentials'), options.explain, options.oauth.requestTimeoutMs));
+    return {};
+  }
+}
+
+function describeStored(tokens: DecryptedTokens, now: number): string {
+  const refreshPart = tokens.refreshToken ? 'refresh token present' : 'no refresh token';
+  if (!tokens.accessToken) return `${refreshPart}; no access token`;
+  if (tokens.accessTokenExpiry === undefined) return `${refreshPart}; access token without expiry`;
+  const state = tokens.accessTokenExpiry > now ? 'valid until' : 'expired';
+  return `${refreshPart}; access token ${state} ${isoTime(tokens.accessTokenExpiry)}`;
+}
+
+function isoTime(unixSeconds: number | undefined): string {
+  return unixSeconds === undefined ? 'unknown' : new Date(unixSeconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
