@@ -3,7 +3,9 @@ import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { defaultControlSocket } from '../control/socket-path.js';
 import { authorize } from './authorize.js';
+import { check } from './check.js';
 import { defaultConfigFile, defaultTokenStore } from './paths.js';
+import { DEFAULT_LIMITS } from '../proxy/session.js';
 import { runDaemon } from './run-daemon.js';
 import { status } from './status.js';
 
@@ -26,11 +28,32 @@ const absolute = (path: string): string => resolve(path);
 
 const controlSocketOf = (options: CommonOptions): string => options.controlSocket ?? defaultControlSocket(options.cacheStore);
 
+function parseCount(text: string): number {
+  const count = Number(text);
+  if (!Number.isInteger(count) || count < 1) throw new InvalidArgumentError('expected a whole number, 1 or more');
+  return count;
+}
+
 function parseSeconds(text: string): number {
   const seconds = Number(text);
   if (!Number.isFinite(seconds) || seconds < 0) throw new InvalidArgumentError('expected a number of seconds');
   return seconds;
 }
+
+/** The `run` command's own options, as commander names them. */
+interface RunCommandOptions {
+  externalAuth?: boolean;
+  authorisationWait: number;
+  notifyCommand?: string;
+  logFile?: string;
+  debug?: boolean;
+  providerTimeout: number;
+  shutdownGrace: number;
+  maxPreauthConnections: number;
+  maxPreauthPerAddress: number;
+}
+
+const DEFAULT_SHUTDOWN_GRACE_SECONDS = 10;
 
 const program = new Command()
   .name('oauth2-mail-proxy')
@@ -47,6 +70,9 @@ withCommonOptions(program.command('run', { isDefault: true }).description('run t
   .option('--log-file <path>', 'write JSON log lines to this file instead of stderr')
   .option('--debug', 'log protocol commands before login (credentials are never logged)')
   .option('--provider-timeout <seconds>', 'give up on an identity provider request after this long (tokens are kept)', parseSeconds, 15)
+  .option('--shutdown-grace <seconds>', 'on SIGTERM/SIGINT, how long logged-in sessions may finish before they are closed', parseSeconds, DEFAULT_SHUTDOWN_GRACE_SECONDS)
+  .option('--max-preauth-connections <count>', 'connections not yet logged in, across all ports; more are told "too many connections"', parseCount, DEFAULT_LIMITS.maxPreAuthConnections)
+  .option('--max-preauth-per-address <count>', 'the same, per non-loopback source address', parseCount, DEFAULT_LIMITS.maxPreAuthConnectionsPerAddress)
   .addOption(new Option('--no-gui', 'accepted for email-oauth2-proxy compatibility (there is no GUI)'))
   .addHelpText(
     'after',
@@ -58,10 +84,13 @@ Examples:
   oauth2-mail-proxy --config-file /etc/oauth2-mail-proxy/config.ini
       run as a service; authorise accounts from any shell with "oauth2-mail-proxy authorize ACCOUNT"
 
+Signals: SIGHUP re-reads the configuration (a broken one is logged and the running one kept);
+SIGTERM/SIGINT stop: clients not logged in are told goodbye, logged-in sessions get the grace time.
+
 Exit codes: 0 stopped normally, 1 unexpected failure, 2 invalid configuration or command line,
 3 a local port or the control socket could not be bound.`,
   )
-  .action(async (options: CommonOptions & { externalAuth?: boolean; authorisationWait: number; notifyCommand?: string; logFile?: string; debug?: boolean; providerTimeout: number }) => {
+  .action(async (options: CommonOptions & RunCommandOptions) => {
     process.exitCode = await runDaemon({
       configFile: options.configFile,
       cacheStore: options.cacheStore,
@@ -72,6 +101,8 @@ Exit codes: 0 stopped normally, 1 unexpected failure, 2 invalid configuration or
       authorisationWaitMs: options.authorisationWait * 1000,
       ...(options.logFile !== undefined && { logFile: options.logFile }),
       ...(options.notifyCommand !== undefined && { notifyCommand: options.notifyCommand }),
+      shutdownGraceMs: options.shutdownGrace * 1000,
+      limits: { ...DEFAULT_LIMITS, maxPreAuthConnections: options.maxPreauthConnections, maxPreAuthConnectionsPerAddress: options.maxPreauthPerAddress },
     });
   });
 
@@ -93,6 +124,29 @@ withCommonOptions(program.command('status').description("show each account's tok
   .option('--json', 'machine-readable output')
   .action(async (options: CommonOptions & { json?: boolean }) => {
     process.exitCode = await status({ controlSocket: controlSocketOf(options), json: options.json === true });
+  });
+
+withCommonOptions(program.command('check <account>').description('check an account end to end: configuration, token refresh, and a login to every upstream'))
+  .option('--timeout <seconds>', 'give up on each identity provider request and upstream connection after this long', parseSeconds, 15)
+  .addHelpText(
+    'after',
+    `
+Shows which account section, flow, endpoints, scopes and servers apply; asks for the mail client's
+password to decrypt the stored tokens (from the terminal or a pipe); refreshes the token for real
+(saving the new refresh token); reads the access token's claims when it is a JWT; then logs in to
+each configured upstream with XOAUTH2 and runs a harmless command (IMAP NOOP, POP3 STAT, SMTP NOOP).
+Known failures are explained with what to change or run.
+
+Exit codes: 0 every check passed, 1 a check failed, 2 configuration problem or unknown account.`,
+  )
+  .action(async (account: string, options: CommonOptions & { timeout: number }) => {
+    process.exitCode = await check({
+      account,
+      configFile: options.configFile,
+      cacheStore: options.cacheStore,
+      controlSocket: controlSocketOf(options),
+      timeoutMs: options.timeout * 1000,
+    });
   });
 
 program.exitOverride((err) => {

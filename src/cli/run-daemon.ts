@@ -1,7 +1,10 @@
+import type { Logger } from 'pino';
 import { ConfigError } from '../config/errors.js';
 import { ControlSocketInUseError } from '../control/server.js';
 import { defaultControlSocket } from '../control/socket-path.js';
-import { ListenError, startDaemon } from '../daemon/daemon.js';
+import { ListenError, startDaemon, type Daemon } from '../daemon/daemon.js';
+import { serviceNotifier, type ServiceNotifier } from '../daemon/notify.js';
+import type { PreAuthLimits } from '../proxy/session.js';
 import { defaultConfigFile, defaultTokenStore } from './paths.js';
 import { createLogger } from '../log.js';
 import { TerminalAuthoriser } from './terminal-authoriser.js';
@@ -17,15 +20,29 @@ export interface RunDaemonOptions {
   readonly authorisationWaitMs: number;
   readonly logFile?: string;
   readonly notifyCommand?: string;
+  /** How long spliced sessions may go on after SIGTERM/SIGINT before they are cut. */
+  readonly shutdownGraceMs: number;
+  /** Bounds on clients before they log in (connection counts included). */
+  readonly limits: PreAuthLimits;
 }
 
 /** How long a login waits while the user pastes the redirect address into the terminal. */
 const TERMINAL_LOGIN_WAIT_MS = 240_000;
+/** Longest the final log flush may take before the process exits anyway. */
+const LOG_FLUSH_TIMEOUT_MS = 2_000;
 
-/** Runs the proxy until SIGTERM/SIGINT; resolves with the exit code. */
+/**
+ * Runs the proxy until SIGTERM/SIGINT; resolves with the exit code.
+ *
+ *   start ─► every listener bound, control socket up ─► READY=1 (under systemd)
+ *     SIGHUP ─► RELOADING=1 ─► re-read the config (a broken one is logged and the old one kept) ─► READY=1
+ *     SIGTERM / SIGINT ─► STOPPING=1 ─► goodbye to clients before login, spliced sessions get the
+ *       grace time (a second signal cuts it short) ─► token writes finish ─► logs flushed ─► exit 0
+ */
 export async function runDaemon(options: RunDaemonOptions): Promise<number> {
   const interactive = options.externalAuth && process.stdin.isTTY === true;
   const log = createLogger({ debug: options.debug, pretty: process.stderr.isTTY === true && !options.logFile, ...(options.logFile && { file: options.logFile }) });
+  const notifier = serviceNotifier(log);
 
   if (options.externalAuth && !interactive) {
     log.warn({ event: 'no_terminal' }, '--external-auth needs a terminal on stdin; logins for accounts without tokens will be refused');
@@ -34,7 +51,22 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
     ? () => 'open the sign-in link printed in the terminal where oauth2-mail-proxy runs, and paste the address the browser ends on there'
     : (account: string) => `run: ${authorizeCommand(account, options)}`;
 
-  let daemon;
+  // Signals that arrive during start-up are answered once it is done, not by Node's default (exit).
+  let onStop: (signal: NodeJS.Signals) => void = () => undefined;
+  const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
+    onStop = resolve;
+  });
+  process.on('SIGTERM', () => onStop('SIGTERM'));
+  process.on('SIGINT', () => onStop('SIGINT'));
+  // One SIGHUP listener for the whole run, its meaning switched as the daemon moves on: removing
+  // Node's last listener stops the signal watcher and would drop a signal already on its way in.
+  let reloadRequested = false;
+  let onHangUp = (): void => {
+    reloadRequested = true;
+  };
+  process.on('SIGHUP', () => onHangUp());
+
+  let daemon: Daemon;
   try {
     daemon = await startDaemon({
       configFile: options.configFile,
@@ -43,40 +75,95 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
       controlSocket: options.controlSocket,
       loginWaitMs: interactive ? TERMINAL_LOGIN_WAIT_MS : options.authorisationWaitMs,
       identityProviderTimeoutMs: options.providerTimeoutMs,
+      limits: options.limits,
       ...(options.notifyCommand !== undefined && { notifyCommand: options.notifyCommand }),
       howToAuthorise,
     });
   } catch (err) {
     if (err instanceof ConfigError || err instanceof ListenError || err instanceof ControlSocketInUseError) {
       process.stderr.write(`oauth2-mail-proxy: ${err.message}\n`);
-      log.flush();
+      await flush(log);
       return err instanceof ConfigError ? 2 : 3;
     }
     throw err;
   }
 
   const terminal = interactive ? new TerminalAuthoriser(daemon.tokens, process.stdin, process.stdout) : undefined;
-  log.info({ event: 'ready', configFile: daemon.config.file, tokenStore: options.cacheStore, listeners: daemon.listeners.length }, 'oauth2-mail-proxy ready');
+  log.info(
+    { event: 'ready', configFile: daemon.config.file, tokenStore: options.cacheStore, controlSocket: options.controlSocket, listeners: daemon.listeners.length },
+    `oauth2-mail-proxy ready; ${daemon.describe()}`,
+  );
+  await notifier.ready(daemon.describe());
 
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
-  log.info({ event: 'stopping', signal }, 'stopping');
+  onHangUp = () => void reload(daemon, log, notifier);
+  if (reloadRequested) onHangUp();
+
+  const signal = await stopSignal;
+  // A reload during the stop would rebind ports that were just closed.
+  onHangUp = () => log.info({ event: 'reload_ignored' }, 'stopping; reload ignored');
+  const hurry = new AbortController();
+  onStop = () => {
+    if (hurry.signal.aborted) return;
+    log.warn({ event: 'stop_hurried' }, 'second stop signal: closing open sessions now');
+    hurry.abort();
+  };
+
+  const open = daemon.listeners.reduce((count, listener) => count + listener.connections.size, 0);
+  log.info({ event: 'stopping', signal, openConnections: open, graceMs: options.shutdownGraceMs }, `stopping (${signal}); ${open} connection(s) open`);
+  await notifier.stopping(`stopping: letting ${open} open connection(s) finish (up to ${Math.round(options.shutdownGraceMs / 1000)} s)`);
   terminal?.close();
-  await daemon.stop();
-  log.flush();
+  const summary = await daemon.stop(options.shutdownGraceMs, hurry.signal);
+  log.info({ event: 'stopped', cut: summary.cut, durationMs: summary.durationMs }, 'stopped');
+  await flush(log);
   return 0;
+}
+
+/** SIGHUP: re-read the config; a broken one is reported in one line and the running one kept. */
+async function reload(daemon: Daemon, log: Logger, notifier: ServiceNotifier): Promise<void> {
+  await notifier.reloading();
+  log.info({ event: 'reloading', configFile: daemon.config.file }, 'reloading the configuration');
+  try {
+    const summary = await daemon.reload();
+    log.info({ event: 'reloaded', ...summary }, `configuration reloaded; ${daemon.describe()}`);
+    await notifier.ready(daemon.describe());
+  } catch (err) {
+    if (!(err instanceof ConfigError || err instanceof ListenError)) {
+      log.error({ event: 'reload_failed', err }, 'reload failed unexpectedly; the previous configuration stays in use');
+    } else {
+      log.error({ event: 'reload_failed', error: err.message }, `configuration not reloaded, the previous one stays in use: ${err.message}`);
+    }
+    await notifier.ready(`reload failed (${(err as Error).message}); still ${daemon.describe()}`);
+  }
+}
+
+/** Writes out what the logger still buffers; the process may exit right after. */
+function flush(log: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, LOG_FLUSH_TIMEOUT_MS);
+    timer.unref();
+    try {
+      log.flush(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    } catch {
+      clearTimeout(timer);
+      resolve();
+    }
+  });
 }
 
 /**
  * The exact command that authorises `account` against this daemon: the options are repeated
- * only where they differ from the defaults, so the common case reads short.
+ * only where they differ from what the command finds by default in a user's shell. Under systemd
+ * the daemon's own defaults come from `STATE_DIRECTORY`/`CONFIGURATION_DIRECTORY`, which a shell
+ * does not have, so they are left out of the comparison.
  */
 function authorizeCommand(account: string, options: RunDaemonOptions): string {
+  const shell: NodeJS.ProcessEnv = { ...process.env, STATE_DIRECTORY: undefined, CONFIGURATION_DIRECTORY: undefined };
   const parts = ['oauth2-mail-proxy', 'authorize', quote(account)];
-  if (options.configFile !== defaultConfigFile()) parts.push('--config-file', quote(options.configFile));
-  if (options.cacheStore !== defaultTokenStore()) parts.push('--cache-store', quote(options.cacheStore));
+  if (options.configFile !== defaultConfigFile(shell)) parts.push('--config-file', quote(options.configFile));
+  if (options.cacheStore !== defaultTokenStore(shell)) parts.push('--cache-store', quote(options.cacheStore));
   if (options.controlSocket !== defaultControlSocket(options.cacheStore)) parts.push('--control-socket', quote(options.controlSocket));
   return parts.join(' ');
 }

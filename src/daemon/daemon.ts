@@ -1,22 +1,32 @@
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { OAuthAuthenticator } from '../auth/authenticator.js';
+import type { LoginRequest, UpstreamCredentials } from '../auth/types.js';
 import { ConfigError } from '../config/errors.js';
 import { loadConfig } from '../config/load.js';
 import { startControlServer, type ControlServer } from '../control/server.js';
 import { controlHandler } from './control-handler.js';
 import type { ProxyConfig, ServerConfig } from '../config/types.js';
-import { startListener, type Listener } from '../proxy/listener.js';
+import { PreAuthGate } from '../proxy/admission.js';
+import type { Listener, ListenerOptions } from '../proxy/listener.js';
 import { sessionFor, upstreamTarget } from '../proxy/protocols.js';
-import { DEFAULT_LIMITS } from '../proxy/session.js';
+import { DEFAULT_LIMITS, type PreAuthLimits } from '../proxy/session.js';
 import { KeyCache } from '../tokens/key-cache.js';
 import { TokenStore } from '../tokens/store.js';
 import { AccountKeys } from '../tokens/token-cipher.js';
 import { KeepAlive } from '../tokens/keep-alive.js';
+import { subjectFor } from '../tokens/subject.js';
 import { TokenManager } from '../tokens/token-manager.js';
+import { InFlight } from './in-flight.js';
+import { ListenerSet, type PortChanges } from './listener-set.js';
 import { startNotifier } from './notifier.js';
+import { startupWarnings } from './startup-warnings.js';
+
+export { ListenError } from './listener-set.js';
 
 export interface DaemonOptions {
   readonly configFile: string;
@@ -34,35 +44,76 @@ export interface DaemonOptions {
   readonly keepAliveIntervalMs?: number;
   readonly upstreamConnectTimeoutMs?: number;
   readonly identityProviderTimeoutMs?: number;
+  /** Bounds on clients before they log in; default {@link DEFAULT_LIMITS}. */
+  readonly limits?: PreAuthLimits;
+}
+
+/** What a reload changed, by section and account name. */
+export interface ReloadSummary extends PortChanges {
+  readonly accountsAdded: readonly string[];
+  readonly accountsRemoved: readonly string[];
+  readonly accountsChanged: readonly string[];
+}
+
+/** How a stop went. */
+export interface StopSummary {
+  /** Sessions still open when the grace time ran out, and cut. */
+  readonly cut: number;
+  /** Milliseconds from the stop to the last token write. */
+  readonly durationMs: number;
 }
 
 export interface Daemon {
+  /** The configuration in force (replaced by a successful {@link Daemon.reload}). */
   readonly config: ProxyConfig;
+  /** The listeners accepting connections. */
   readonly listeners: readonly Listener[];
   readonly tokens: TokenManager;
-  /** Stops accepting, then closes what is still open after `graceMs`. */
-  stop(graceMs?: number): Promise<void>;
+  /** One line for `systemctl status`: what is listening where, and the control socket. */
+  describe(): string;
+  /**
+   * Re-reads the config file and applies it: ports of new sections are bound, ports of removed
+   * ones closed, changed sections updated in place; accounts apply to the next login. Established
+   * sessions are never touched. Nothing changes when it fails.
+   *
+   * @throws ConfigError (invalid file, unreadable certificate) or ListenError (a new port cannot be bound)
+   */
+  reload(): Promise<ReloadSummary>;
+  /**
+   * Stops accepting, sends every client that has not logged in the protocol's goodbye, lets spliced
+   * sessions finish for up to `graceMs` (less if `hurry` aborts), cuts the rest, then waits for
+   * logins under way and token writes to finish.
+   */
+  stop(graceMs?: number, hurry?: AbortSignal): Promise<StopSummary>;
 }
 
 /** Refresh this long before expiry, so a login never races the token's last seconds. */
 const REFRESH_MARGIN_SECONDS = 300;
 /** Microsoft drops refresh tokens unused for 90 days; a daily refresh keeps idle accounts alive. */
 const DEFAULT_KEEPALIVE_INTERVAL_MS = 24 * 60 * 60 * 1000;
+const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
+/** After the grace time, how long logins under way may still take to store their tokens. */
+const TOKEN_WRITE_GRACE_MS = 5_000;
 
 /**
  * Loads the configuration, binds every listener, and wires sessions to the token manager.
  * Nothing half-starts: an invalid config or a port that cannot be bound stops start-up with
- * every listener already bound closed again.
+ * every listener already bound closed again. Resolves once every listener and the control socket
+ * are up, so the caller can report readiness.
  */
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const { log } = options;
-  const config = await loadConfig(options.configFile);
+  let config = await loadConfig(options.configFile);
+  const limits = options.limits ?? DEFAULT_LIMITS;
+  const identityProviderTimeoutMs = options.identityProviderTimeoutMs ?? 15_000;
+  for (const warning of await startupWarnings(config, options.cacheStore)) log.warn({ event: 'startup_warning' }, warning);
 
+  const store = new TokenStore(options.cacheStore);
   const tokens = new TokenManager({
-    store: new TokenStore(options.cacheStore),
+    store,
     keys: new AccountKeys(new KeyCache()),
     log,
-    oauth: { requestTimeoutMs: options.identityProviderTimeoutMs ?? 15_000 },
+    oauth: { requestTimeoutMs: identityProviderTimeoutMs },
     refreshMarginSeconds: REFRESH_MARGIN_SECONDS,
     loginWaitMs: options.loginWaitMs,
     deleteTokensOnWrongPassword: config.options.deleteAccountTokenOnPasswordError,
@@ -74,81 +125,142 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       `${pending.loginName} needs authorising: ${options.howToAuthorise(pending.key)}`,
     ),
   );
-  const auth = new OAuthAuthenticator(() => config, tokens, log);
+  const logins = new InFlight();
+  const auth = new TrackedAuthenticator(logins, () => config, tokens, log);
   const keepAlive = new KeepAlive(tokens, log, {
     marginSeconds: REFRESH_MARGIN_SECONDS,
     maxIntervalMs: options.keepAliveIntervalMs ?? DEFAULT_KEEPALIVE_INTERVAL_MS,
     retryMs: 60_000,
   });
   const stopNotifier = options.notifyCommand ? startNotifier(tokens, options.notifyCommand, log) : () => undefined;
+  const gate = new PreAuthGate(limits);
+  const machineName = hostname();
 
-  const listeners: Listener[] = [];
+  const optionsFor = async (forConfig: ProxyConfig, server: ServerConfig): Promise<ListenerOptions> => ({
+    server,
+    session: sessionFor(server.protocol),
+    auth,
+    log,
+    limits,
+    gate,
+    upstream: upstreamTarget(server),
+    upstreamTls: {
+      connectTimeoutMs: options.upstreamConnectTimeoutMs ?? 15_000,
+      ...(server.serverCaFile && { extraCa: [await readPem(forConfig, server, 'server_ca_file', server.serverCaFile)] }),
+    },
+    ...(await localTls(forConfig, server)),
+    hostname: machineName,
+  });
+
+  const ports = new ListenerSet(log);
+  const prepare = async (forConfig: ProxyConfig): Promise<Map<ServerConfig, ListenerOptions>> => {
+    const prepared = new Map<ServerConfig, ListenerOptions>();
+    for (const server of forConfig.servers) prepared.set(server, await optionsFor(forConfig, server));
+    return prepared;
+  };
+
   let control: ControlServer;
   try {
-    for (const server of config.servers) {
-      listeners.push(
-        await startListener({
-          server,
-          session: sessionFor(server.protocol),
-          auth,
-          log,
-          limits: DEFAULT_LIMITS,
-          upstream: upstreamTarget(server),
-          upstreamTls: {
-            connectTimeoutMs: options.upstreamConnectTimeoutMs ?? 15_000,
-            ...(server.serverCaFile && { extraCa: [await readPem(config, server, 'server_ca_file', server.serverCaFile)] }),
-          },
-          ...(await localTls(config, server)),
-          hostname: hostname(),
-        }).catch((err: NodeJS.ErrnoException) => {
-          throw new ListenError(server, err);
-        }),
-      );
-      log.info({ event: 'listening', protocol: server.protocol, address: server.localAddress, port: server.localPort, upstream: `${server.serverAddress}:${server.serverPort}` }, `listening on ${server.localAddress}:${server.localPort}`);
-    }
+    await ports.bindAll([...(await prepare(config)).values()]);
+    // The first start of a user's daemon finds no state directory yet (systemd's StateDirectory=
+    // makes it for the system unit); owner-only, like the token store's.
+    await mkdir(dirname(options.controlSocket), { recursive: true, mode: 0o700 });
     control = await startControlServer(options.controlSocket, controlHandler(() => config, tokens), log);
   } catch (err) {
     keepAlive.close();
     stopNotifier();
-    await Promise.all(listeners.map((listener) => listener.close()));
+    await ports.stopAccepting();
+    ports.destroyAll();
     throw err;
   }
 
+  const applyReload = async (): Promise<ReloadSummary> => {
+    const next = await loadConfig(options.configFile);
+    const portChanges = await ports.apply(await prepare(next));
+    const previous = config;
+    config = next;
+    if (previous.options.deleteAccountTokenOnPasswordError !== next.options.deleteAccountTokenOnPasswordError) {
+      log.warn({ event: 'restart_needed', key: 'delete_account_token_on_password_error' }, 'delete_account_token_on_password_error changes take effect after a restart');
+    }
+    for (const warning of await startupWarnings(next, options.cacheStore)) log.warn({ event: 'startup_warning' }, warning);
+    return { ...portChanges, ...accountChanges(previous, next) };
+  };
+  /** One reload at a time: a second SIGHUP during a reload waits for it. */
+  let reloading: Promise<unknown> = Promise.resolve();
+
   return {
-    config,
-    listeners,
+    get config() {
+      return config;
+    },
+    get listeners() {
+      return ports.listeners;
+    },
     tokens,
-    async stop(graceMs = 5_000) {
+    describe() {
+      return `listening: ${ports.describe() || 'nothing'}; control socket ${options.controlSocket}`;
+    },
+    reload() {
+      const run = reloading.then(applyReload);
+      reloading = run.catch(() => undefined);
+      return run;
+    },
+    async stop(graceMs = DEFAULT_SHUTDOWN_GRACE_MS, hurry?: AbortSignal) {
+      const started = Date.now();
+      // A reload under way finishes first, so no port it binds is left open behind the stop.
+      await reloading;
       keepAlive.close();
       stopNotifier();
+      await ports.stopAccepting();
+      // Logins waiting for an authorisation nobody can complete any more will not write tokens.
+      const awaitingAuthorisation = new Set(tokens.pending.list().map((pending) => pending.key));
       tokens.pending.close();
-      await control.close();
+      const controlClosed = control.close();
+      ports.sendAwayPreAuth();
+
+      const graceOver = sleep(graceMs, undefined, { ref: false, ...(hurry && { signal: hurry }) }).catch(() => undefined);
+      let cut = 0;
+      if (!(await Promise.race([ports.drained().then(() => true), graceOver.then(() => false)]))) {
+        cut = ports.openConnections();
+        log.warn({ event: 'sessions_cut', sessions: cut, graceMs }, `grace time over: closing ${cut} session(s) still open`);
+        ports.destroyAll();
+      }
+      // A login that was refreshing a token when its client was sent away still stores the result.
       await Promise.race([
-        Promise.all(listeners.map((listener) => listener.close())),
-        new Promise((resolve) => setTimeout(resolve, graceMs).unref()),
+        Promise.all([logins.settled((account) => awaitingAuthorisation.has(account)), controlClosed]),
+        sleep(TOKEN_WRITE_GRACE_MS + identityProviderTimeoutMs, undefined, { ref: false }),
       ]);
-      for (const listener of listeners) for (const socket of listener.connections) socket.destroy();
+      await store.idle();
+      return { cut, durationMs: Date.now() - started };
     },
   };
 }
 
-/** A local port could not be bound (in use, not permitted, address not on this machine). */
-export class ListenError extends Error {
+/** The authenticator, counting logins under way (by account) so a stop can wait for their token writes. */
+class TrackedAuthenticator extends OAuthAuthenticator {
+  private readonly currentConfig: () => ProxyConfig;
+
   constructor(
-    readonly server: ServerConfig,
-    cause: NodeJS.ErrnoException,
+    private readonly inFlight: InFlight,
+    ...args: ConstructorParameters<typeof OAuthAuthenticator>
   ) {
-    const why =
-      cause.code === 'EADDRINUSE'
-        ? 'the port is already in use (is another proxy running?)'
-        : cause.code === 'EACCES'
-          ? 'permission denied (ports below 1024 need privileges)'
-          : cause.code === 'EADDRNOTAVAIL'
-            ? 'the address is not one of this machine'
-            : cause.message;
-    super(`[${server.section}]: cannot listen on ${server.localAddress}:${server.localPort}: ${why}`);
-    this.name = 'ListenError';
+    super(...args);
+    this.currentConfig = args[0];
   }
+
+  override login(request: LoginRequest): Promise<UpstreamCredentials> {
+    const account = subjectFor(this.currentConfig(), request.username)?.key ?? request.username;
+    return this.inFlight.track(super.login(request), account);
+  }
+}
+
+function accountChanges(previous: ProxyConfig, next: ProxyConfig): Pick<ReloadSummary, 'accountsAdded' | 'accountsRemoved' | 'accountsChanged'> {
+  const before = new Map(previous.accounts.map((account) => [account.name, JSON.stringify(account)]));
+  const after = new Map(next.accounts.map((account) => [account.name, JSON.stringify(account)]));
+  return {
+    accountsAdded: [...after.keys()].filter((name) => !before.has(name)),
+    accountsRemoved: [...before.keys()].filter((name) => !after.has(name)),
+    accountsChanged: [...after].filter(([name, text]) => before.has(name) && before.get(name) !== text).map(([name]) => name),
+  };
 }
 
 async function localTls(config: ProxyConfig, server: ServerConfig): Promise<{ localTls?: { context: tls.SecureContext; implicit: boolean } }> {

@@ -1,9 +1,13 @@
 import net from 'node:net';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Authenticator } from '../auth/types.js';
 import type { ServerConfig } from '../config/types.js';
+import { PreAuthGate, type Admission } from './admission.js';
+import { farewell } from './farewells.js';
+import { startLocalTls } from './local-tls.js';
+import { PreAuthClient } from './pre-auth-client.js';
 import type { PreAuthLimits, ProtocolSession, SessionContext } from './session.js';
 import { splice } from './splice.js';
 import { tune, type UpstreamTarget, type UpstreamTlsOptions } from './upstream.js';
@@ -19,15 +23,40 @@ export interface ListenerOptions {
   /** Implicit TLS towards clients (certificate configured, no local STARTTLS). */
   readonly localTls?: { readonly context: tls.SecureContext; readonly implicit: boolean };
   readonly hostname: string;
+  /**
+   * Counts connections before their login; the daemon shares one across every listener. Default:
+   * a gate of this listener's own, from `limits`.
+   */
+  readonly gate?: PreAuthGate;
 }
 
 /** A bound local port and the connections it is serving. */
 export interface Listener {
+  /** The section new connections are served by (see {@link Listener.update}). */
   readonly server: ServerConfig;
   readonly address: net.AddressInfo;
   /** Connections currently open, pre-auth or spliced. */
   readonly connections: ReadonlySet<net.Socket>;
-  /** Stops accepting; open connections are left alone. */
+  /** Connections still before their login (in the TLS handshake or the protocol conversation). */
+  readonly preAuthCount: number;
+  /**
+   * Serves new connections with `options` (a reloaded section on the same address and port):
+   * protocol, upstream, CA, local certificate, limits. Established connections keep what they
+   * started with.
+   */
+  update(options: ListenerOptions): void;
+  /** Stops accepting and releases the port; open connections are left alone. */
+  stopAccepting(): Promise<void>;
+  /**
+   * Ends every conversation that has not logged in with the protocol's "shutting down" (a TLS
+   * handshake still under way is cut off). Spliced sessions are not touched.
+   */
+  sendAwayPreAuth(): void;
+  /** Resolves once no connection is open. */
+  drained(): Promise<void>;
+  /** Cuts every open connection, both sides of spliced ones. */
+  destroyAll(): void;
+  /** Stops accepting; resolves when every open connection has closed. */
   close(): Promise<void>;
 }
 
@@ -37,43 +66,181 @@ export interface Listener {
  */
 const LISTEN_BACKLOG = 1024;
 
-/** Binds one `[PROTOCOL-port]` section and runs every accepted connection through its session. */
-export function startListener(options: ListenerOptions): Promise<Listener> {
-  const { server, log } = options;
-  const connections = new Set<net.Socket>();
+/** How long a client that was turned away may take to read why before it is cut off. */
+const REFUSAL_GRACE_MS = 2_000;
+
+/** At most one "connection refused" warning this often; the rest are counted into the next one. */
+const REFUSAL_LOG_INTERVAL_MS = 60_000;
+
+/** One accepted connection and how far it got. */
+interface Connection {
+  /** The socket as accepted (plain TCP). */
+  readonly socket: net.Socket;
+  /** What the session talks to: `socket`, or the TLS socket over it on an implicit-TLS port. */
+  client?: net.Socket;
+  phase: 'handshake' | 'pre-auth' | 'spliced' | 'refused';
+  upstream?: net.Socket;
+  /** The options the connection was accepted under. */
+  readonly options: ListenerOptions;
+}
+
+/**
+ * Binds one `[PROTOCOL-port]` section and runs every accepted connection through its session.
+ *
+ * Implicit TLS is done here, over a plain TCP server, rather than with a `tls.Server`: the
+ * certificate (and whether the port is TLS at all) can then change on a config reload without
+ * closing the port.
+ */
+export function startListener(initial: ListenerOptions): Promise<Listener> {
+  let current = initial;
+  let gate = initial.gate ?? new PreAuthGate(initial.limits);
+  const connections = new Map<net.Socket, Connection>();
+  const drainWaiters = new Set<() => void>();
+  const refusals = { logged: 0, unlogged: 0 };
+
+  const forget = (connection: Connection): void => {
+    connections.delete(connection.socket);
+    if (connections.size === 0) for (const wake of drainWaiters) wake();
+  };
 
   const onSocket = (socket: net.Socket): void => {
-    connections.add(socket);
-    socket.once('close', () => connections.delete(socket));
+    const options = current;
+    const connection: Connection = { socket, phase: 'handshake', options };
+    connections.set(socket, connection);
+    socket.once('close', () => forget(connection));
+    // Errors are logged per connection once it is served; before that (a refusal, a reset during
+    // the handshake) there is nothing to say beyond what the close says.
+    socket.on('error', () => undefined);
     tune(socket);
-    void serve(socket, options).catch((err: unknown) => {
-      log.error({ event: 'session_error', err }, 'connection failed unexpectedly');
+
+    const admission = gate.admit(socket.remoteAddress);
+    if (!admission.admitted) {
+      refuse(connection, admission);
+      return;
+    }
+    // Normally released when the conversation ends; this covers a session that never got going.
+    socket.once('close', admission.release);
+    void accept(connection, admission.release).catch((err: unknown) => {
+      admission.release();
+      options.log.error({ event: 'session_error', err }, 'connection failed unexpectedly');
       socket.destroy();
     });
   };
 
-  const netServer =
-    options.localTls?.implicit === true
-      ? tls.createServer({ secureContext: options.localTls.context }, onSocket)
-      : net.createServer(onSocket);
-  netServer.on('tlsClientError', (err: Error) => log.info({ event: 'local_tls_failed', err: err.message }, 'client TLS handshake failed'));
+  const refuse = (connection: Connection, refusal: Exclude<Admission, { admitted: true }>): void => {
+    const { socket, options } = connection;
+    connection.phase = 'refused';
+    const now = Date.now();
+    if (now - refusals.logged >= REFUSAL_LOG_INTERVAL_MS) {
+      options.log.warn(
+        { event: 'connection_refused', reason: refusal.reason, limit: refusal.limit, remote: socket.remoteAddress, alsoRefusedSinceLastWarning: refusals.unlogged },
+        `refused a connection: ${refusal.reason === 'too-many-connections' ? 'too many connections before login' : 'too many connections before login from one address'} (limit ${refusal.limit})`,
+      );
+      refusals.logged = now;
+      refusals.unlogged = 0;
+    } else {
+      refusals.unlogged += 1;
+    }
+    // On an implicit-TLS port the refusal could only be read after a full handshake, which is the
+    // very work the limit is there to avoid; such clients see the connection close.
+    if (options.localTls?.implicit !== true) socket.write(farewell(options.server.protocol, refusal.reason, options.hostname));
+    socket.resume();
+    socket.end();
+    setTimeout(() => socket.destroy(), REFUSAL_GRACE_MS).unref();
+  };
+
+  const accept = async (connection: Connection, release: () => void): Promise<void> => {
+    const { socket, options } = connection;
+    let client: net.Socket = socket;
+    if (options.localTls?.implicit === true) {
+      // The idle limit covers the handshake too: a client that connects and sends nothing holds a slot.
+      const silent = (): void => void socket.destroy();
+      socket.setTimeout(options.limits.idleTimeoutMs, silent);
+      const secure = await startLocalTls(socket, options.localTls.context, options.log);
+      socket.setTimeout(0, silent);
+      if (secure === undefined) {
+        release();
+        return;
+      }
+      client = secure;
+    }
+    connection.client = client;
+    connection.phase = 'pre-auth';
+    await serve(connection, client, release);
+  };
+
+  const server = net.createServer(onSocket);
+
+  const stopAccepting = (): Promise<void> => {
+    if (!server.listening) return Promise.resolve();
+    return new Promise((done) => {
+      server.close();
+      // `close`'s callback waits for every connection; the port itself is free at once.
+      setImmediate(done);
+    });
+  };
+
+  const drained = (): Promise<void> => {
+    if (connections.size === 0) return Promise.resolve();
+    return new Promise((done) => {
+      const wake = (): void => {
+        drainWaiters.delete(wake);
+        done();
+      };
+      drainWaiters.add(wake);
+    });
+  };
 
   return new Promise((resolve, reject) => {
-    netServer.once('error', reject);
-    netServer.listen({ host: server.localAddress, port: server.localPort, backlog: LISTEN_BACKLOG }, () => {
-      netServer.off('error', reject);
-      netServer.on('error', (err) => log.error({ event: 'listener_error', err }, 'listener error'));
+    server.once('error', reject);
+    server.listen({ host: initial.server.localAddress, port: initial.server.localPort, backlog: LISTEN_BACKLOG }, () => {
+      server.off('error', reject);
+      server.on('error', (err) => current.log.error({ event: 'listener_error', err }, 'listener error'));
       resolve({
-        server,
-        address: netServer.address() as net.AddressInfo,
-        connections,
-        close: () => new Promise((done) => netServer.close(() => done())),
+        get server() {
+          return current.server;
+        },
+        address: server.address() as net.AddressInfo,
+        get connections() {
+          return new Set(connections.keys());
+        },
+        get preAuthCount() {
+          let count = 0;
+          for (const connection of connections.values()) if (connection.phase === 'handshake' || connection.phase === 'pre-auth') count += 1;
+          return count;
+        },
+        update(options) {
+          current = options;
+          gate = options.gate ?? gate;
+        },
+        stopAccepting,
+        sendAwayPreAuth() {
+          for (const connection of connections.values()) {
+            if (connection.phase === 'handshake') connection.socket.destroy();
+            if (connection.phase !== 'pre-auth' || connection.client === undefined) continue;
+            const { server: section, hostname } = connection.options;
+            PreAuthClient.on(connection.client)?.sendAway(farewell(section.protocol, 'shutting-down', hostname));
+          }
+        },
+        drained,
+        destroyAll() {
+          for (const connection of connections.values()) {
+            connection.upstream?.destroy();
+            connection.client?.destroy();
+            connection.socket.destroy();
+          }
+        },
+        async close() {
+          await stopAccepting();
+          await drained();
+        },
       });
     });
   });
 }
 
-async function serve(socket: net.Socket, options: ListenerOptions): Promise<void> {
+async function serve(connection: Connection, socket: net.Socket, release: () => void): Promise<void> {
+  const { options } = connection;
   const id = randomBytes(4).toString('hex');
   const log = options.log.child({ conn: id, protocol: options.server.protocol, port: options.server.localPort });
   log.debug({ event: 'connect', remote: socket.remoteAddress }, 'client connected');
@@ -92,11 +259,18 @@ async function serve(socket: net.Socket, options: ListenerOptions): Promise<void
     hostname: options.hostname,
   };
   const started = Date.now();
-  const outcome = await options.session(context);
+  let outcome;
+  try {
+    outcome = await options.session(context);
+  } finally {
+    release();
+  }
   if (outcome.kind === 'closed') {
     log.debug({ event: 'disconnect', durationMs: Date.now() - started }, 'closed before login');
     return;
   }
+  connection.phase = 'spliced';
+  connection.upstream = outcome.upstream;
   outcome.upstream.on('error', (err) => log.debug({ event: 'upstream_error', err: err.message }, 'upstream socket error'));
   await splice(outcome.client, outcome.upstream, outcome.clientPending, outcome.upstreamPending);
   log.info(

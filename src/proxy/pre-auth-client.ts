@@ -9,6 +9,12 @@ const CLOSED: SessionOutcome = { kind: 'closed' };
 /** How long a client that was sent away may take to close before it is cut off. */
 const HANG_UP_GRACE_MS = 5_000;
 
+/**
+ * Conversations still under way, by the socket the client connected with, so the listener can end
+ * them from outside (the proxy is stopping) without knowing the protocol's state.
+ */
+const conversations = new WeakMap<net.Socket, PreAuthClient>();
+
 /** How a local STARTTLS / STLS went. */
 export type LocalTlsUpgrade =
   | 'secure'
@@ -39,6 +45,23 @@ export class PreAuthClient {
   ) {
     this.socket = context.client;
     this.reader = new LineReader(this.socket, context.limits.maxLineBytes);
+    conversations.set(context.client, this);
+  }
+
+  /** The conversation on `socket` (as accepted), until it ends or is handed to the splice. */
+  static on(socket: net.Socket): PreAuthClient | undefined {
+    return conversations.get(socket);
+  }
+
+  /**
+   * Ends the conversation from outside, whatever it is waiting for: `lastWords`, then the usual
+   * hang-up. A login under way finishes in the background and its upstream is dropped. False when
+   * the conversation had already ended.
+   */
+  sendAway(lastWords: string): boolean {
+    if (this.gone()) return false;
+    this.hangUp(lastWords);
+    return true;
   }
 
   /** True once the connection is encrypted (implicit TLS, or after a local STARTTLS). */
@@ -131,6 +154,7 @@ export class PreAuthClient {
       upstream.destroy();
       return CLOSED;
     }
+    conversations.delete(this.context.client);
     return { kind: 'authenticated', client: this.socket, clientPending: this.reader.release(), upstream, upstreamPending, account };
   }
 
@@ -143,6 +167,7 @@ export class PreAuthClient {
       upstream.destroy();
       return CLOSED;
     }
+    conversations.delete(this.context.client);
     const clientPending = Buffer.concat([firstLine, Buffer.from('\r\n'), this.reader.release()]);
     return { kind: 'unauthenticated', client: this.socket, clientPending, upstream, upstreamPending };
   }

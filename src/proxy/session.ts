@@ -15,6 +15,16 @@ export interface PreAuthLimits {
   readonly maxCommands: number;
   /** Idle time before the login, in milliseconds. */
   readonly idleTimeoutMs: number;
+  /**
+   * Connections still before their login, across every listener of the proxy; one more is told
+   * "too many connections" and closed. Spliced (logged-in) sessions do not count.
+   */
+  readonly maxPreAuthConnections: number;
+  /**
+   * The same, from one source address. Loopback clients are exempt: every local program shares
+   * 127.0.0.1, so for them this would only be a second, smaller total.
+   */
+  readonly maxPreAuthConnectionsPerAddress: number;
 }
 
 export const DEFAULT_LIMITS: PreAuthLimits = {
@@ -22,6 +32,8 @@ export const DEFAULT_LIMITS: PreAuthLimits = {
   maxCredentialBytes: 16 * 1024,
   maxCommands: 50,
   idleTimeoutMs: 60_000,
+  maxPreAuthConnections: 1000,
+  maxPreAuthConnectionsPerAddress: 100,
 };
 
 /** Everything a protocol session needs from the proxy core, and nothing more. */

@@ -139,6 +139,11 @@ export class PendingAuthorisations extends EventEmitter<AuthorisationEvents> {
     });
   }
 
+  /** The account behind a pending authorisation. */
+  subject(key: string): TokenSubject | undefined {
+    return this.entries.get(key)?.subject;
+  }
+
   get(key: string): PendingView | undefined {
     const entry = this.entries.get(key);
     return entry && view(entry);

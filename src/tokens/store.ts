@@ -105,6 +105,19 @@ export class TokenStore {
     });
   }
 
+  /**
+   * Resolves once no write or removal of this object is queued or running, including any queued
+   * while waiting: what a stopping daemon awaits so that no token it was given is lost. Never rejects
+   * (a failed write has already been reported to its caller).
+   */
+  async idle(): Promise<void> {
+    let queue: Promise<unknown>;
+    do {
+      queue = this.queue;
+      await queue;
+    } while (queue !== this.queue);
+  }
+
   /** Runs one read-modify-write of the file; `edit` returns whether it changed anything. */
   private change(account: string, edit: (document: IniDocument) => boolean): Promise<void> {
     const run = this.queue.then(async () => {
