@@ -15,7 +15,7 @@ import { KeyCache } from '../tokens/key-cache.js';
 import { TokenStore } from '../tokens/store.js';
 import { subjectFor } from '../tokens/subject.js';
 import { AccountKeys } from '../tokens/token-cipher.js';
-import { authorizeCommandFor } from './check-authorize-command.js';
+import { authorizeCommandFor } from './authorize-command.js';
 import { TerminalInput } from './terminal-input.js';
 
 export interface CheckOptions {

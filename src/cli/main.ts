@@ -45,6 +45,7 @@ interface RunCommandOptions {
   externalAuth?: boolean;
   authorisationWait: number;
   notifyCommand?: string;
+  localServerAuth?: boolean;
   logFile?: string;
   debug?: boolean;
   providerTimeout: number;
@@ -73,6 +74,7 @@ withCommonOptions(program.command('run', { isDefault: true }).description('run t
   .option('--shutdown-grace <seconds>', 'on SIGTERM/SIGINT, how long logged-in sessions may finish before they are closed', parseSeconds, DEFAULT_SHUTDOWN_GRACE_SECONDS)
   .option('--max-preauth-connections <count>', 'connections not yet logged in, across all ports; more are told "too many connections"', parseCount, DEFAULT_LIMITS.maxPreAuthConnections)
   .option('--max-preauth-per-address <count>', 'the same, per non-loopback source address', parseCount, DEFAULT_LIMITS.maxPreAuthConnectionsPerAddress)
+  .option('--local-server-auth', 'receive the sign-in redirect on the redirect_uri (or redirect_listen_address) http port instead of a paste')
   .addOption(new Option('--no-gui', 'accepted for email-oauth2-proxy compatibility (there is no GUI)'))
   .addHelpText(
     'after',
@@ -101,6 +103,7 @@ Exit codes: 0 stopped normally, 1 unexpected failure, 2 invalid configuration or
       authorisationWaitMs: options.authorisationWait * 1000,
       ...(options.logFile !== undefined && { logFile: options.logFile }),
       ...(options.notifyCommand !== undefined && { notifyCommand: options.notifyCommand }),
+      localServerAuth: options.localServerAuth === true,
       shutdownGraceMs: options.shutdownGrace * 1000,
       limits: { ...DEFAULT_LIMITS, maxPreAuthConnections: options.maxPreauthConnections, maxPreAuthConnectionsPerAddress: options.maxPreauthPerAddress },
     });

@@ -1,12 +1,11 @@
 import type { Logger } from 'pino';
 import { ConfigError } from '../config/errors.js';
 import { ControlSocketInUseError } from '../control/server.js';
-import { defaultControlSocket } from '../control/socket-path.js';
 import { ListenError, startDaemon, type Daemon } from '../daemon/daemon.js';
 import { serviceNotifier, type ServiceNotifier } from '../daemon/notify.js';
 import type { PreAuthLimits } from '../proxy/session.js';
-import { defaultConfigFile, defaultTokenStore } from './paths.js';
 import { createLogger } from '../log.js';
+import { authorizeCommandFor } from './authorize-command.js';
 import { TerminalAuthoriser } from './terminal-authoriser.js';
 
 export interface RunDaemonOptions {
@@ -20,6 +19,7 @@ export interface RunDaemonOptions {
   readonly authorisationWaitMs: number;
   readonly logFile?: string;
   readonly notifyCommand?: string;
+  readonly localServerAuth?: boolean;
   /** How long spliced sessions may go on after SIGTERM/SIGINT before they are cut. */
   readonly shutdownGraceMs: number;
   /** Bounds on clients before they log in (connection counts included). */
@@ -49,7 +49,7 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
   }
   const howToAuthorise = interactive
     ? () => 'open the sign-in link printed in the terminal where oauth2-mail-proxy runs, and paste the address the browser ends on there'
-    : (account: string) => `run: ${authorizeCommand(account, options)}`;
+    : (account: string) => `run: ${authorizeCommandFor(account, options)}`;
 
   // Signals that arrive during start-up are answered once it is done, not by Node's default (exit).
   let onStop: (signal: NodeJS.Signals) => void = () => undefined;
@@ -77,6 +77,7 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
       identityProviderTimeoutMs: options.providerTimeoutMs,
       limits: options.limits,
       ...(options.notifyCommand !== undefined && { notifyCommand: options.notifyCommand }),
+      localServerAuth: options.localServerAuth === true,
       howToAuthorise,
     });
   } catch (err) {
@@ -151,23 +152,4 @@ function flush(log: Logger): Promise<void> {
       resolve();
     }
   });
-}
-
-/**
- * The exact command that authorises `account` against this daemon: the options are repeated
- * only where they differ from what the command finds by default in a user's shell. Under systemd
- * the daemon's own defaults come from `STATE_DIRECTORY`/`CONFIGURATION_DIRECTORY`, which a shell
- * does not have, so they are left out of the comparison.
- */
-function authorizeCommand(account: string, options: RunDaemonOptions): string {
-  const shell: NodeJS.ProcessEnv = { ...process.env, STATE_DIRECTORY: undefined, CONFIGURATION_DIRECTORY: undefined };
-  const parts = ['oauth2-mail-proxy', 'authorize', quote(account)];
-  if (options.configFile !== defaultConfigFile(shell)) parts.push('--config-file', quote(options.configFile));
-  if (options.cacheStore !== defaultTokenStore(shell)) parts.push('--cache-store', quote(options.cacheStore));
-  if (options.controlSocket !== defaultControlSocket(options.cacheStore)) parts.push('--control-socket', quote(options.controlSocket));
-  return parts.join(' ');
-}
-
-function quote(text: string): string {
-  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
 }

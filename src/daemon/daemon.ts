@@ -24,6 +24,7 @@ import { TokenManager } from '../tokens/token-manager.js';
 import { InFlight } from './in-flight.js';
 import { ListenerSet, type PortChanges } from './listener-set.js';
 import { startNotifier } from './notifier.js';
+import { startRedirectServers } from './redirect-server.js';
 import { startupWarnings } from './startup-warnings.js';
 
 export { ListenError } from './listener-set.js';
@@ -40,6 +41,8 @@ export interface DaemonOptions {
   readonly controlSocket: string;
   /** Run on token events (authorisation needed, refreshed, failed); see notifier.ts. */
   readonly notifyCommand?: string;
+  /** Receive sign-in redirects on a local HTTP port instead of asking for a paste (`--local-server-auth`). */
+  readonly localServerAuth?: boolean;
   /** Background refresh at least this often for accounts whose key is known. */
   readonly keepAliveIntervalMs?: number;
   readonly upstreamConnectTimeoutMs?: number;
@@ -133,6 +136,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     retryMs: 60_000,
   });
   const stopNotifier = options.notifyCommand ? startNotifier(tokens, options.notifyCommand, log) : () => undefined;
+  const stopRedirectServers = options.localServerAuth ? startRedirectServers(tokens, log) : () => undefined;
   const gate = new PreAuthGate(limits);
   const machineName = hostname();
 
@@ -169,6 +173,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   } catch (err) {
     keepAlive.close();
     stopNotifier();
+    stopRedirectServers();
     await ports.stopAccepting();
     ports.destroyAll();
     throw err;
@@ -210,6 +215,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       await reloading;
       keepAlive.close();
       stopNotifier();
+      stopRedirectServers();
+    stopRedirectServers();
       await ports.stopAccepting();
       // Logins waiting for an authorisation nobody can complete any more will not write tokens.
       const awaitingAuthorisation = new Set(tokens.pending.list().map((pending) => pending.key));

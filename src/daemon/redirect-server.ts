@@ -13,10 +13,13 @@ import type { TokenManager } from '../tokens/token-manager.js';
 export function startRedirectServers(tokens: TokenManager, log: Logger): () => void {
   const servers = new Map<string, http.Server>();
 
-  const close = (key: string): void => {
-    servers.get(key)?.close();
-    servers.get(key)?.closeAllConnections();
+  /** Stops listening; a browser still being answered gets its page first unless `now`. */
+  const close = (key: string, now = false): void => {
+    const server = servers.get(key);
     servers.delete(key);
+    server?.close();
+    if (now) server?.closeAllConnections();
+    else server?.closeIdleConnections();
   };
 
   const onPending = (pending: PendingView): void => {
@@ -42,8 +45,7 @@ export function startRedirectServers(tokens: TokenManager, log: Logger): () => v
     }
     try {
       await tokens.pending.complete(key, received.href);
-      response.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end(`Authorised ${key}. You can close this window.\n`);
-      close(key);
+      response.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' }).end(`Authorised ${key}. You can close this window.\n`);
     } catch (err) {
       const message = err instanceof OAuthError ? `${err.message}. ${err.hint}` : (err as Error).message;
       response.writeHead(400, { 'content-type': 'text/plain; charset=utf-8' }).end(`oauth2-mail-proxy could not use this sign-in: ${message}\n`);
@@ -59,7 +61,7 @@ export function startRedirectServers(tokens: TokenManager, log: Logger): () => v
     tokens.pending.off('pending', onPending);
     tokens.pending.off('completed', onDone);
     tokens.pending.off('failed', onFailed);
-    for (const key of [...servers.keys()]) close(key);
+    for (const key of [...servers.keys()]) close(key, true);
   };
 }
 

@@ -9,14 +9,16 @@ export interface CommandFiles {
 }
 
 /**
- * The exact command that authorises `account` with these files, ready to paste: options are
- * repeated only where they differ from the defaults, so the common case reads short. (The same
- * rule as the daemon's "run: ..." hint.)
+ * The exact command that authorises `account` with these files, ready to paste into a shell:
+ * options are repeated only where they differ from what the command finds by default there, so
+ * the common case reads short. Under systemd the daemon's own defaults come from
+ * `STATE_DIRECTORY`/`CONFIGURATION_DIRECTORY`, which a shell does not have, so they are left out.
  */
 export function authorizeCommandFor(account: string, files: CommandFiles): string {
+  const shell: NodeJS.ProcessEnv = { ...process.env, STATE_DIRECTORY: undefined, CONFIGURATION_DIRECTORY: undefined };
   const parts = ['oauth2-mail-proxy', 'authorize', shellQuote(account)];
-  if (files.configFile !== defaultConfigFile()) parts.push('--config-file', shellQuote(files.configFile));
-  if (files.cacheStore !== defaultTokenStore()) parts.push('--cache-store', shellQuote(files.cacheStore));
+  if (files.configFile !== defaultConfigFile(shell)) parts.push('--config-file', shellQuote(files.configFile));
+  if (files.cacheStore !== defaultTokenStore(shell)) parts.push('--cache-store', shellQuote(files.cacheStore));
   if (files.controlSocket !== defaultControlSocket(files.cacheStore)) parts.push('--control-socket', shellQuote(files.controlSocket));
   return parts.join(' ');
 }
