@@ -25,6 +25,7 @@ import type {
   ServerConfig,
   StoredTokenFields,
 } from './types.js';
+import { STORED_TOKEN_FIELDS } from './types.js';
 
 /** The section holding proxy-wide options, as email-oauth2-proxy names it. */
 const GLOBAL_SECTION = 'emailproxy';
@@ -40,15 +41,6 @@ const OAUTH_FLOWS: readonly OAuthFlow[] = [
   'client_credentials',
   'password',
   'service_account',
-];
-
-const TOKEN_KEYS: readonly (keyof StoredTokenFields)[] = [
-  'access_token',
-  'access_token_expiry',
-  'refresh_token',
-  'token_salt',
-  'token_iterations',
-  'last_activity',
 ];
 
 /** What each account key is, for "missing" messages: the user learns what to put there. */
@@ -378,7 +370,7 @@ function readFlow(section: SectionReader): OAuthFlow {
 
 function readTokenFields(section: SectionReader): StoredTokenFields | undefined {
   const fields: StoredTokenFields = {};
-  for (const key of TOKEN_KEYS) {
+  for (const key of STORED_TOKEN_FIELDS) {
     const value = section.string(key);
     if (value !== undefined) fields[key] = value;
   }

@@ -46,6 +46,16 @@ export interface StoredTokenFields {
   last_activity?: string;
 }
 
+/** The token fields email-oauth2-proxy writes per account, in its order. */
+export const STORED_TOKEN_FIELDS: readonly (keyof StoredTokenFields)[] = [
+  'access_token',
+  'access_token_expiry',
+  'refresh_token',
+  'token_salt',
+  'token_iterations',
+  'last_activity',
+];
+
 /** An account section: any section name containing `@` (`[@example.com]` / `[@]` are catch-alls). */
 export interface AccountConfig {
   /** The section name exactly as written; the key tokens are stored under. */

@@ -8,19 +8,12 @@
 
 import { mkdir, readFile, realpath } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { StoredTokenFields } from '../config/types.js';
+import { STORED_TOKEN_FIELDS, type StoredTokenFields } from '../config/types.js';
 import { parseIni, stringifyIni, type IniDocument } from '../config/configparser.js';
 import { isErrno, withLockFile, writeFileAtomic, type LockOptions } from './atomic-write.js';
 
 /** The keys of a section that are token fields; anything else in a section is left alone. */
-export const TOKEN_FIELD_NAMES: readonly (keyof StoredTokenFields)[] = [
-  'access_token',
-  'access_token_expiry',
-  'refresh_token',
-  'token_salt',
-  'token_iterations',
-  'last_activity',
-];
+export const TOKEN_FIELD_NAMES = STORED_TOKEN_FIELDS;
 
 /**
  * The token store cannot be read, parsed, locked or written. `message` names the file and says what
