@@ -169,9 +169,14 @@ export class PendingAuthorisations extends EventEmitter<AuthorisationEvents> {
     return this.finish(entry, tokens);
   }
 
-  /** Ends every pending authorisation (shutdown). */
+  /** Ends every pending authorisation (shutdown); waiting logins are told to try again later. */
   close(): void {
-    for (const entry of this.entries.values()) if (entry.flow === 'device') entry.stop.abort();
+    for (const entry of this.entries.values()) {
+      if (entry.flow === 'device') entry.stop.abort();
+      for (const waiter of entry.waiters) {
+        waiter.reject(new LoginFailure('temporary', 'The proxy is stopping; the authorisation was not completed. Try again later'));
+      }
+    }
     this.entries.clear();
   }
 
