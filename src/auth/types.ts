@@ -15,7 +15,9 @@ export type LoginFailureReason =
   /** The identity provider or the network failed; tokens are kept. Temporary: retry later. */
   | 'temporary'
   /** The account's configuration is wrong; retrying will not help until the user fixes it. */
-  | 'config';
+  | 'config'
+  /** A password sent in clear text over a network connection; the client must use TLS first. */
+  | 'encryption-required';
 
 export const TEMPORARY_FAILURES: ReadonlySet<LoginFailureReason> = new Set(['authorisation-needed', 'temporary']);
 

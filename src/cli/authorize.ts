@@ -11,7 +11,7 @@ import {
   type TokenSet,
 } from '../oauth/index.js';
 import { KeyCache } from '../tokens/key-cache.js';
-import { TokenStore } from '../tokens/store.js';
+import { TokenStore, TokenStoreError } from '../tokens/store.js';
 import { subjectFor, type TokenSubject } from '../tokens/subject.js';
 import { TokenCipher } from '../tokens/token-cipher.js';
 import { TerminalInput } from './terminal-input.js';
@@ -122,7 +122,13 @@ async function authorizeWithoutDaemon(options: AuthorizeOptions, input: Terminal
     { accessToken: tokens.accessToken, accessTokenExpiry: tokens.expiresAt, ...(tokens.refreshToken && { refreshToken: tokens.refreshToken }) },
     password,
   );
-  await new TokenStore(options.cacheStore).write(subject.key, fields);
+  try {
+    await new TokenStore(options.cacheStore).write(subject.key, fields);
+  } catch (err) {
+    if (!(err instanceof TokenStoreError)) throw err;
+    say(`The sign-in worked, but the tokens could not be stored: ${err.message}. Nothing was saved; fix that and run this command again.`);
+    return 1;
+  }
   say(`Authorised ${subject.key}; tokens stored in ${options.cacheStore}.`);
   return 0;
 }

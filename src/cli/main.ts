@@ -49,6 +49,7 @@ interface RunCommandOptions {
   logFile?: string;
   debug?: boolean;
   providerTimeout: number;
+  upstreamTimeout: number;
   shutdownGrace: number;
   maxPreauthConnections: number;
   maxPreauthPerAddress: number;
@@ -70,6 +71,7 @@ withCommonOptions(program.command('run', { isDefault: true }).description('run t
   .option('--notify-command <command>', 'run this shell command on token events (details in OAUTH2_MAIL_PROXY_* variables)')
   .option('--log-file <path>', 'write JSON log lines to this file instead of stderr')
   .option('--debug', 'log protocol commands before login (credentials are never logged)')
+  .option('--upstream-timeout <seconds>', 'give up on a mail server that does not connect or answer during login after this long', parseSeconds, 15)
   .option('--provider-timeout <seconds>', 'give up on an identity provider request after this long (tokens are kept)', parseSeconds, 15)
   .option('--shutdown-grace <seconds>', 'on SIGTERM/SIGINT, how long logged-in sessions may finish before they are closed', parseSeconds, DEFAULT_SHUTDOWN_GRACE_SECONDS)
   .option('--max-preauth-connections <count>', 'connections not yet logged in, across all ports; more are told "too many connections"', parseCount, DEFAULT_LIMITS.maxPreAuthConnections)
@@ -100,6 +102,7 @@ Exit codes: 0 stopped normally, 1 unexpected failure, 2 invalid configuration or
       externalAuth: options.externalAuth === true,
       debug: options.debug === true,
       providerTimeoutMs: options.providerTimeout * 1000,
+      upstreamTimeoutMs: options.upstreamTimeout * 1000,
       authorisationWaitMs: options.authorisationWait * 1000,
       ...(options.logFile !== undefined && { logFile: options.logFile }),
       ...(options.notifyCommand !== undefined && { notifyCommand: options.notifyCommand }),

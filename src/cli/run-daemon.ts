@@ -14,6 +14,7 @@ export interface RunDaemonOptions {
   readonly externalAuth: boolean;
   readonly debug: boolean;
   readonly providerTimeoutMs: number;
+  readonly upstreamTimeoutMs: number;
   readonly controlSocket: string;
   /** How long a login waits for a pending authorisation when no terminal prompt is running. */
   readonly authorisationWaitMs: number;
@@ -75,6 +76,7 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
       controlSocket: options.controlSocket,
       loginWaitMs: interactive ? TERMINAL_LOGIN_WAIT_MS : options.authorisationWaitMs,
       identityProviderTimeoutMs: options.providerTimeoutMs,
+      upstreamConnectTimeoutMs: options.upstreamTimeoutMs,
       limits: options.limits,
       ...(options.notifyCommand !== undefined && { notifyCommand: options.notifyCommand }),
       localServerAuth: options.localServerAuth === true,

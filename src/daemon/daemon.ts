@@ -154,6 +154,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     },
     ...(await localTls(forConfig, server)),
     hostname: machineName,
+    plaintextLoginsFromNetwork: forConfig.options.allowPlaintextNetworkLogins,
   });
 
   const ports = new ListenerSet(log);
@@ -216,7 +217,6 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       keepAlive.close();
       stopNotifier();
       stopRedirectServers();
-    stopRedirectServers();
       await ports.stopAccepting();
       // Logins waiting for an authorisation nobody can complete any more will not write tokens.
       const awaitingAuthorisation = new Set(tokens.pending.list().map((pending) => pending.key));

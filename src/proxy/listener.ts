@@ -23,6 +23,8 @@ export interface ListenerOptions {
   /** Implicit TLS towards clients (certificate configured, no local STARTTLS). */
   readonly localTls?: { readonly context: tls.SecureContext; readonly implicit: boolean };
   readonly hostname: string;
+  /** See {@link SessionContext.plaintextLoginsFromNetwork}; off unless the config allows it. */
+  readonly plaintextLoginsFromNetwork?: boolean;
   /**
    * Counts connections before their login; the daemon shares one across every listener. Default:
    * a gate of this listener's own, from `limits`.
@@ -257,6 +259,7 @@ async function serve(connection: Connection, socket: net.Socket, release: () => 
     upstreamTls: options.upstreamTls,
     localTls: options.localTls?.implicit === false ? options.localTls.context : undefined,
     hostname: options.hostname,
+    plaintextLoginsFromNetwork: options.plaintextLoginsFromNetwork === true,
   };
   const started = Date.now();
   let outcome;

@@ -1,5 +1,6 @@
 import type net from 'node:net';
 import { LoginFailure, type UpstreamCredentials } from '../auth/types.js';
+import { isLoopbackHost } from '../config/loopback.js';
 import type { Protocol } from '../config/types.js';
 import type { PlainCredentials } from './sasl.js';
 import type { SessionContext } from './session.js';
@@ -55,6 +56,7 @@ export async function logInOverNewConnection<V extends UpstreamVerdict>(
   protocol: Protocol,
   login: PlainCredentials,
   exchange: XOAuth2Exchange<V>,
+  secure: boolean,
 ): Promise<LoginAttempt<V>> {
   const started = performance.now();
   const connection = connectUpstream(context.upstream, context.upstreamTls);
@@ -63,7 +65,7 @@ export async function logInOverNewConnection<V extends UpstreamVerdict>(
 
   let credentials: UpstreamCredentials | LoginFailure;
   try {
-    credentials = await requestCredentials(context, protocol, login);
+    credentials = await requestCredentials(context, protocol, login, secure);
   } catch (err) {
     dropConnection();
     throw err;
@@ -97,13 +99,22 @@ export async function logInOverNewConnection<V extends UpstreamVerdict>(
 
 /**
  * Asks the authenticator for upstream credentials. A refusal is logged and returned for the
- * protocol to phrase; anything else is a bug and is thrown.
+ * protocol to phrase; anything else is a bug and is thrown. `secure` says whether the client's
+ * connection is encrypted: a password in clear text from another machine is refused unasked.
  */
 export async function requestCredentials(
   context: SessionContext,
   protocol: Protocol,
   { username, password }: PlainCredentials,
+  secure: boolean,
 ): Promise<UpstreamCredentials | LoginFailure> {
+  if (mustEncryptFirst(context, secure)) {
+    context.log.warn({ event: 'login_refused', user: username, reason: 'encryption-required', remote: context.client.remoteAddress }, 'password sent without TLS from another machine');
+    return new LoginFailure(
+      'encryption-required',
+      'Passwords are not accepted in clear text from another machine: use STARTTLS (or the TLS port) first, and change this password if the network is not trusted',
+    );
+  }
   try {
     return await context.auth.login({
       username,
@@ -143,6 +154,11 @@ export function recordVerdict(
     case 'refused':
       context.log.warn({ event: 'upstream_refused', ...who }, verdict.reason);
   }
+}
+
+/** True when this client may not send a password until the connection is encrypted. */
+export function mustEncryptFirst(context: SessionContext, secure: boolean): boolean {
+  return !secure && !context.plaintextLoginsFromNetwork && !isLoopbackHost(context.client.remoteAddress ?? '');
 }
 
 function isAccepted<V extends UpstreamVerdict>(verdict: V): verdict is Accepted<V> {

@@ -29,9 +29,12 @@ export function tokenRejectedText(target: string, credentials: UpstreamCredentia
   );
 }
 
-/** The upstream could not be reached or failed during the login; `error` names it and says how. */
+/**
+ * The upstream could not be reached or failed during the login; `error` names it and says how.
+ * A certificate problem is a configuration matter, so it gets no "try again later".
+ */
 export function cannotLogInText(error: UpstreamError): string {
-  return `Cannot log in to ${error.message}. Try again later`;
+  return error.kind === 'tls' ? `Cannot log in to ${error.message}` : `Cannot log in to ${error.message}. Try again later`;
 }
 
 function truncateUtf8(text: string, maxBytes: number): string {

@@ -51,6 +51,11 @@ export interface SessionContext {
   readonly localTls?: tls.SecureContext;
   /** Name the proxy uses for itself in greetings. */
   readonly hostname: string;
+  /**
+   * Accept passwords over unencrypted connections from other machines
+   * (`allow_plaintext_network_logins`). Loopback clients may always log in without TLS.
+   */
+  readonly plaintextLoginsFromNetwork: boolean;
 }
 
 /** Both sides of a connection ready for the splice, with what each sent past the conversation. */

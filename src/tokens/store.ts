@@ -6,7 +6,8 @@
  * read-modify-write of one account's section under a lock file, and the file is replaced atomically.
  */
 
-import { mkdir, readFile, realpath } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdir, open, realpath } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { STORED_TOKEN_FIELDS, type StoredTokenFields } from '../config/types.js';
 import { parseIni, stringifyIni, type IniDocument } from '../config/configparser.js';
@@ -138,9 +139,10 @@ export class TokenStore {
   private async load(): Promise<IniDocument> {
     let text: string;
     try {
-      text = await readFile(this.path, 'utf8');
+      text = await readRegularFile(this.path);
     } catch (error) {
       if (isErrno(error, 'ENOENT')) return new Map();
+      if (error instanceof TokenStoreError) throw error;
       throw new TokenStoreError(this.path, `cannot read it (${describe(error)}); check its owner and permissions`, error);
     }
     try {
@@ -196,6 +198,23 @@ function assertAccountName(path: string, account: string): void {
   // stringifyIni would refuse these too, but only after the lock and the read.
   if (account === '' || account === 'DEFAULT' || /[\r\n]/.test(account)) {
     throw new TokenStoreError(path, `cannot store tokens under the account name ${JSON.stringify(account)}`);
+  }
+}
+
+/**
+ * Reads a file that must be a regular one. Opened non-blocking and checked first, so a FIFO or a
+ * device at the store's path is refused at once instead of holding one of libuv's four threadpool
+ * threads forever (a few such reads would stall every login and key derivation).
+ */
+async function readRegularFile(path: string): Promise<string> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    if (!(await handle.stat()).isFile()) {
+      throw new TokenStoreError(path, 'cannot read it: it is not a regular file; move it away and the proxy starts a new store');
+    }
+    return await handle.readFile('utf8');
+  } finally {
+    await handle.close();
   }
 }
 

@@ -63,6 +63,13 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
   private readonly distrusted = new Set<string>();
   /** Tokens authorised while no login was waiting; the next login's password encrypts them. */
   private readonly unsaved = new Map<string, TokenSet>();
+  /**
+   * Encrypted fields the store refused to take (read-only or full disk). They are newer than the
+   * file (the provider has already rotated the refresh token on it), so they are used instead of
+   * it and written as soon as the store accepts them.
+   */
+  private readonly unwritten = new Map<string, StoredTokenFields>();
+  private readonly flushing = new Set<string>();
   /** The last refresh attempt per account and how it went, for `status`. */
   readonly lastRefresh = new Map<string, { at: number; outcome: string }>();
 
@@ -148,6 +155,11 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
 
   /** Reads an account's stored fields: the token store first, then tokens left in the config file. */
   async readFields(subject: TokenSubject): Promise<StoredTokenFields | undefined> {
+    const unwritten = this.unwritten.get(subject.key);
+    if (unwritten) {
+      this.flushUnwritten(subject.key, unwritten);
+      return unwritten;
+    }
     try {
       return (await this.options.store.read(subject.key)) ?? subject.account.tokensInConfig;
     } catch (err) {
@@ -291,22 +303,41 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
 
   /**
    * Encrypts and stores. A failed write is logged loudly but the login goes on: the token is
-   * valid, and refusing the user mail would not bring the disk back.
+   * valid, and refusing the user mail would not bring the disk back. The fields are kept in memory
+   * and written when the store takes them again.
    */
   private async save(subject: TokenSubject, tokens: TokenSet, key: AccountKey): Promise<void> {
+    const fields = this.options.keys.seal(key, {
+      accessToken: tokens.accessToken,
+      accessTokenExpiry: tokens.expiresAt,
+      ...(tokens.refreshToken && { refreshToken: tokens.refreshToken }),
+    });
+    this.unwritten.delete(subject.key);
     try {
-      const fields = this.options.keys.seal(key, {
-        accessToken: tokens.accessToken,
-        accessTokenExpiry: tokens.expiresAt,
-        ...(tokens.refreshToken && { refreshToken: tokens.refreshToken }),
-      });
       await this.options.store.write(subject.key, fields);
     } catch (err) {
+      this.unwritten.set(subject.key, fields);
       this.options.log.error(
         { event: 'token_store_write_failed', account: subject.key, err: (err as Error).message },
-        'could not save tokens; the new refresh token will be lost on restart',
+        'could not save tokens; they are kept in memory and written when the store accepts them (until then a restart loses them)',
       );
     }
+  }
+
+  /** Retries writing fields the store refused earlier; one attempt per account at a time. */
+  private flushUnwritten(key: string, fields: StoredTokenFields): void {
+    if (this.flushing.has(key)) return;
+    this.flushing.add(key);
+    this.options.store
+      .write(key, fields)
+      .then(
+        () => {
+          if (this.unwritten.get(key) === fields) this.unwritten.delete(key);
+          this.options.log.info({ event: 'token_store_written', account: key }, 'tokens kept in memory are now saved');
+        },
+        () => undefined,
+      )
+      .finally(() => this.flushing.delete(key));
   }
 }
 

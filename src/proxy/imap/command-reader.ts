@@ -42,21 +42,33 @@ export class LiteralTooLargeError extends Error {
 
 export interface CommandReaderOptions {
   readonly maxLiteralBytes: number;
+  /**
+   * What one command may take in, its lines and literals together. Without it, a command could
+   * chain literals (`{100+}` ... `{100+}` ...) and make us hold any amount of them.
+   */
+  readonly maxCommandBytes: number;
   /** Sends the `+` continuation a synchronizing literal `{n}` waits for. */
   readonly continueLiteral: () => void;
 }
 
 const LITERAL_AT_END = /\{(\d{1,10})(\+?)\}$/;
-const TAG = /^[^\s(){%*"\\\]+]+$/;
+/**
+ * RFC 9051 tag: ASTRING-CHARs except "+", so printable ASCII without ( ) { SP % * " \ +. Control
+ * characters and 8-bit bytes are not tag characters: such a line gets an untagged BAD, and the
+ * client's bytes are never echoed back as a tag.
+ */
+const TAG = /^[\x21\x23\x24\x26\x27\x2c-\x5b\x5d-\x7a\x7c-\x7e]+$/;
 const ATOM_END = /[\s()"{]/;
 
 /**
  * Reads one command: a line, plus any literals it announces and the line pieces after them.
- * Returns `null` when the client has gone. Literal sizes are checked before anything is read.
+ * Returns `null` when the client has gone. Literal sizes are checked before anything is read,
+ * against both the literal limit and what is left of the command's.
  */
 export async function readImapCommand(reader: LineReader, options: CommandReaderOptions): Promise<ImapCommand | null> {
   let line = await reader.readLine();
   if (line === null) return null;
+  let taken = Buffer.byteLength(line) + 2;
 
   const head = /^(\S+) ([A-Za-z]+)(?: (.*))?$/s.exec(line);
   const tag = head?.[1];
@@ -76,7 +88,8 @@ export async function readImapCommand(reader: LineReader, options: CommandReader
 
     const size = Number(literal[1]);
     const nonSynchronizing = literal[2] === '+';
-    if (size > options.maxLiteralBytes) throw new LiteralTooLargeError(tag, nonSynchronizing, options.maxLiteralBytes);
+    const room = Math.max(0, Math.min(options.maxLiteralBytes, options.maxCommandBytes - taken));
+    if (size > room) throw new LiteralTooLargeError(tag, nonSynchronizing, room);
     if (!nonSynchronizing) options.continueLiteral();
     const bytes = await reader.readBytes(size);
     if (bytes === null) return null;
@@ -84,6 +97,7 @@ export async function readImapCommand(reader: LineReader, options: CommandReader
 
     const rest = await reader.readLine();
     if (rest === null) return null;
+    taken += size + Buffer.byteLength(rest) + 2;
     line = rest;
   }
 }

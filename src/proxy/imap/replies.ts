@@ -2,9 +2,12 @@ import type { LoginFailure, UpstreamCredentials } from '../../auth/types.js';
 import { oneLine, tokenRejectedText } from '../reply-text.js';
 import type { ImapUpstreamVerdict } from './upstream-login.js';
 
-/** Capabilities we offer before login: what a password client needs, nothing we cannot honour. */
-export function preAuthCapabilities(canStartTls: boolean): string {
-  return ['IMAP4rev1', 'SASL-IR', 'LITERAL+', 'ID', 'AUTH=PLAIN', ...(canStartTls ? ['STARTTLS'] : [])].join(' ');
+/**
+ * Capabilities we offer before login: what a password client needs, nothing we cannot honour.
+ * `LOGINDISABLED` (RFC 3501) tells a client on an unencrypted network connection to STARTTLS first.
+ */
+export function preAuthCapabilities(canStartTls: boolean, loginDisabled = false): string {
+  return ['IMAP4rev1', 'SASL-IR', 'LITERAL+', 'ID', 'AUTH=PLAIN', ...(canStartTls ? ['STARTTLS'] : []), ...(loginDisabled ? ['LOGINDISABLED'] : [])].join(' ');
 }
 
 /** An untagged `BYE`, the last thing a client hears from us. */
@@ -17,7 +20,7 @@ export function bye(text: string): string {
  * credentials" (do not retry) from "try again later".
  */
 export function loginRefusal(tag: string, failure: LoginFailure): string {
-  const code = failure.temporary ? 'UNAVAILABLE' : 'AUTHENTICATIONFAILED';
+  const code = failure.reason === 'encryption-required' ? 'PRIVACYREQUIRED' : failure.temporary ? 'UNAVAILABLE' : 'AUTHENTICATIONFAILED';
   return `${tag} NO [${code}] ${oneLine(failure.message)}\r\n`;
 }
 

@@ -1,5 +1,5 @@
 import { LineTooLongError } from '../line-reader.js';
-import { logInOverNewConnection } from '../login.js';
+import { logInOverNewConnection, mustEncryptFirst } from '../login.js';
 import { PreAuthClient } from '../pre-auth-client.js';
 import { cannotLogInText } from '../reply-text.js';
 import { decodePlain, type PlainCredentials } from '../sasl.js';
@@ -10,6 +10,9 @@ import { bye, loginRefusal, preAuthCapabilities, upstreamRefusal } from './repli
 import { loginImapUpstream } from './upstream-login.js';
 
 const CLOSED: SessionOutcome = { kind: 'closed' };
+
+/** C0 controls and DEL, line ends included. */
+const CONTROL_CHARACTER = /[\x00-\x1f\x7f]/;
 
 /**
  * The IMAP conversation up to a successful login (RFC 9051 / 3501 "not authenticated" state).
@@ -25,7 +28,7 @@ export const imapSession: ProtocolSession = async (context: SessionContext): Pro
   const { log, limits } = context;
   const client = new PreAuthClient(context, bye('Autologout; idle for too long before logging in'));
 
-  client.send(`* OK [CAPABILITY ${preAuthCapabilities(client.canStartTls)}] oauth2-mail-proxy ready\r\n`);
+  client.send(`* OK [CAPABILITY ${preAuthCapabilities(client.canStartTls, mustEncryptFirst(context, client.secure))}] oauth2-mail-proxy ready\r\n`);
 
   try {
     for (let commands = 0; ; commands += 1) {
@@ -36,6 +39,8 @@ export const imapSession: ProtocolSession = async (context: SessionContext): Pro
         command = await client.read((reader) =>
           readImapCommand(reader, {
             maxLiteralBytes: limits.maxCredentialBytes,
+            // LOGIN's two credentials as literals, and the line pieces around them.
+            maxCommandBytes: limits.maxLineBytes + 2 * limits.maxCredentialBytes,
             continueLiteral: () => client.send('+ Ready for literal data\r\n'),
           }),
         );
@@ -58,7 +63,7 @@ export const imapSession: ProtocolSession = async (context: SessionContext): Pro
 
       switch (verb) {
         case 'CAPABILITY':
-          client.send(`* CAPABILITY ${preAuthCapabilities(client.canStartTls)}\r\n${tag} OK CAPABILITY completed\r\n`);
+          client.send(`* CAPABILITY ${preAuthCapabilities(client.canStartTls, mustEncryptFirst(context, client.secure))}\r\n${tag} OK CAPABILITY completed\r\n`);
           break;
         case 'NOOP':
           client.send(`${tag} OK NOOP completed\r\n`);
@@ -130,7 +135,13 @@ export const imapSession: ProtocolSession = async (context: SessionContext): Pro
    * ends the session, or undefined when the client was told NO and may try again.
    */
   async function logIn(tag: string, login: PlainCredentials): Promise<SessionOutcome | undefined> {
-    const attempt = await logInOverNewConnection(context, 'IMAP', login, loginImapUpstream);
+    if (CONTROL_CHARACTER.test(login.username)) {
+      // Not the name of any account, and not to be looked up or logged: a literal that swallowed
+      // the client's next lines (its SASL response, say) would otherwise end up in the log.
+      client.send(`${tag} NO [AUTHENTICATIONFAILED] User names do not contain control characters\r\n`);
+      return undefined;
+    }
+    const attempt = await logInOverNewConnection(context, 'IMAP', login, loginImapUpstream, client.secure);
     switch (attempt.kind) {
       case 'refused-locally':
         client.send(loginRefusal(tag, attempt.failure));

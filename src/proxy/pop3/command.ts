@@ -18,6 +18,16 @@ export function parsePop3Command(line: string): Pop3Command | undefined {
   return { verb: (match[1] ?? '').toUpperCase(), argument: match[2] };
 }
 
+/**
+ * The user name a `USER` argument gives: trimmed, and undefined when empty or holding control
+ * characters. A client that ends its lines with a bare CR sends `USER name<CR>PASS secret` as one
+ * line; that is no user name, and must neither be logged nor looked up (a refusal would log it).
+ */
+export function userName(argument: string | undefined): string | undefined {
+  const name = argument?.trim();
+  return name && !/[\x00-\x1f\x7f]/.test(name) ? name : undefined;
+}
+
 /** Commands of the TRANSACTION state (RFC 1939, 2449): they exist, but only after a login. */
 export const TRANSACTION_VERBS: ReadonlySet<string> = new Set(['STAT', 'LIST', 'RETR', 'DELE', 'NOOP', 'RSET', 'TOP', 'UIDL', 'LAST']);
 

@@ -5,7 +5,7 @@ import { cannotLogInText } from '../reply-text.js';
 import { decodePlain, type PlainCredentials } from '../sasl.js';
 import type { ProtocolSession, SessionContext, SessionOutcome } from '../session.js';
 import { describeTarget } from '../upstream.js';
-import { loggableVerb, parsePop3Command, TRANSACTION_VERBS } from './command.js';
+import { loggableVerb, parsePop3Command, TRANSACTION_VERBS, userName } from './command.js';
 import { capabilityList, errReply, loginRefusal, mechanismList, okReply, TEMPORARY_PREFIX, upstreamRefusal } from './replies.js';
 import { loginPop3Upstream } from './upstream-login.js';
 
@@ -58,7 +58,7 @@ export const pop3Session: ProtocolSession = async (context: SessionContext): Pro
     // Arguments stay out of the log (passwords, SASL responses); the USER name is what the account
     // is looked up by, not a secret, and ties the attempt to its login line.
     log.debug(
-      { event: 'client_command', verb: loggableVerb(verb), ...(verb === 'USER' && argument ? { user: argument.trim() } : {}) },
+      { event: 'client_command', verb: loggableVerb(verb), ...(verb === 'USER' && userName(argument) ? { user: userName(argument) } : {}) },
       'pre-auth command',
     );
 
@@ -83,7 +83,7 @@ export const pop3Session: ProtocolSession = async (context: SessionContext): Pro
         break;
       }
       case 'USER': {
-        const name = argument?.trim();
+        const name = userName(argument);
         if (!name) {
           client.send(errReply('Expected: USER name'));
           break;
@@ -152,7 +152,7 @@ export const pop3Session: ProtocolSession = async (context: SessionContext): Pro
    * ends the session, or undefined when the client was told `-ERR` and may try again.
    */
   async function logIn(login: PlainCredentials): Promise<SessionOutcome | undefined> {
-    const attempt = await logInOverNewConnection(context, 'POP', login, loginPop3Upstream);
+    const attempt = await logInOverNewConnection(context, 'POP', login, loginPop3Upstream, client.secure);
     switch (attempt.kind) {
       case 'refused-locally':
         client.send(loginRefusal(attempt.failure));

@@ -10,6 +10,7 @@ import type { SmtpUpstreamLogin } from './upstream-login.js';
 
 /** A refused local login: `454` lets the client retry later, `535` says the credentials are wrong. */
 export function loginRefusal(failure: LoginFailure): string {
+  if (failure.reason === 'encryption-required') return `538 5.7.11 ${oneLine(failure.message)}\r\n`;
   return failure.temporary ? `454 4.7.0 ${oneLine(failure.message)}\r\n` : `535 5.7.8 ${oneLine(failure.message)}\r\n`;
 }
 

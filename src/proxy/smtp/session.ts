@@ -22,6 +22,21 @@ const CLOSED: SessionOutcome = { kind: 'closed' };
  */
 const TRANSACTION_VERBS: ReadonlySet<string> = new Set(['MAIL', 'RCPT', 'DATA', 'BDAT']);
 
+/** RFC 5321: a domain is at most 255 octets; an address literal is shorter. */
+const MAX_CLIENT_NAME = 255;
+
+/** C0 controls and DEL, line ends included: in no host name and no user name. */
+const CONTROL_CHARACTER = /[\x00-\x1f\x7f]/;
+
+/**
+ * Whether an EHLO / HELO argument can go upstream and into our reply: present, of a domain's
+ * length at most, and without control characters. A bare CR in it would reach the server as a
+ * line of its own for some (`EHLO x<CR>MAIL FROM:...`), and would make our 250 line invalid.
+ */
+function isClientName(argument: string | undefined): argument is string {
+  return argument !== undefined && Buffer.byteLength(argument) <= MAX_CLIENT_NAME && !CONTROL_CHARACTER.test(argument);
+}
+
 /**
  * The SMTP conversation up to a successful `AUTH` (RFC 5321, RFC 4954).
  *
@@ -87,7 +102,7 @@ async function converse(context: SessionContext, client: PreAuthClient, upstream
       switch (verb) {
         case 'EHLO':
         case 'HELO': {
-          if (argument === undefined) {
+          if (!isClientName(argument)) {
             send(`501 5.5.4 Syntax: ${verb} hostname\r\n`);
             break;
           }
@@ -172,8 +187,15 @@ async function converse(context: SessionContext, client: PreAuthClient, upstream
    * refused and may try again on the same connection.
    */
   async function logIn(login: PlainCredentials): Promise<SessionOutcome | undefined> {
+    if (CONTROL_CHARACTER.test(login.username)) {
+      // Not the name of any account, and not to be looked up or logged: a client out of step
+      // that answers AUTH LOGIN's user name prompt with its PLAIN response (NUL user NUL password)
+      // would otherwise have its password logged as part of the name.
+      send('535 5.7.8 User names do not contain control characters\r\n');
+      return undefined;
+    }
     const started = performance.now();
-    const credentials = await requestCredentials(context, 'SMTP', login);
+    const credentials = await requestCredentials(context, 'SMTP', login, client.secure);
     if (credentials instanceof LoginFailure) {
       send(loginRefusal(credentials));
       return undefined;
