@@ -135,6 +135,11 @@ export class PreAuthClient {
     const secureContext = this.context.localTls;
     if (secureContext === undefined || this.secure) throw new Error('local STARTTLS needs a certificate and a plain connection');
     if (this.reader.release().length > 0) return 'data-before-handshake';
+    // The client already hung up (its FIN came with the command): a handshake would wait forever.
+    if (this.gone() || this.socket.readableEnded || !this.socket.writable) {
+      this.socket.destroy();
+      return 'failed';
+    }
     this.send(goAhead);
     const plain = this.socket;
     // A client silent in the middle of a handshake gets no farewell: plain text would be garbage to it.

@@ -15,7 +15,9 @@ const MAX_TEXT_BYTES = 900;
  * splitting a UTF-8 character.
  */
 export function oneLine(text: string, maxBytes = MAX_TEXT_BYTES): string {
-  return truncateUtf8(text.replace(/[\r\n]+/g, ' ').trim(), maxBytes);
+  // Line ends would split the reply; other control characters (a server's NUL or ESC) have no
+  // place in protocol text and could drive a client's terminal.
+  return truncateUtf8(text.replace(/[\r\n]+/g, ' ').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '?').trim(), maxBytes);
 }
 
 /**
