@@ -22,6 +22,8 @@ export interface DovecotSettings {
   /** Introspection endpoint with the confidential client's credentials in it. */
   readonly introspectionUrl: string;
   readonly authDebug: boolean;
+  /** Appended after everything else; later settings and repeated sections override earlier ones. */
+  readonly extraConfig?: string;
 }
 
 /** Paths of an instance's files, all under its directory. */
@@ -122,5 +124,5 @@ service anvil {
     path = anvil-auth-penalty-disabled
   }
 }
-`;
+${settings.extraConfig ?? ''}`;
 }

@@ -28,6 +28,11 @@ export interface DovecotOptions {
   readonly certs?: TestCa;
   /** Log every auth step (Dovecot's `auth_debug` and the oauth2 passdb's `debug`). */
   readonly authDebug?: boolean;
+  /**
+   * More `dovecot.conf` text, appended last so it overrides (Dovecot merges repeated sections):
+   * e.g. the benchmark's limits for thousands of concurrent sessions. Default none.
+   */
+  readonly extraConfig?: string;
 }
 
 export interface Dovecot {
@@ -175,6 +180,7 @@ export async function startDovecot(opts: DovecotOptions): Promise<Dovecot> {
       mechanisms: opts.mechanisms ?? 'xoauth2',
       introspectionUrl: introspectionUrl(opts.idp),
       authDebug: opts.authDebug ?? false,
+      extraConfig: opts.extraConfig ?? '',
     };
     await writeFile(paths.oauth2, oauth2PassdbConfig(settings), { mode: 0o600 });
     await writeFile(paths.config, dovecotConfig(settings));

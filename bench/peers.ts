@@ -1,0 +1,216 @@
+/**
+ * The real peers of a benchmark run, started once: the test identity provider, Dovecot (IMAPS,
+ * POP3S) checking XOAUTH2 tokens against it, the SMTP submission server (STARTTLS) in a child
+ * process, and the token store the proxy reads. The proxy itself is started by the scenarios.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { makeTestCa, type TestCa } from '../test/peers/certs.js';
+import { startDovecot, type Dovecot } from '../test/peers/dovecot.js';
+import { freePorts } from '../test/peers/free-ports.js';
+import { OFFICE365_TEST_SCOPE, startIdp, TEST_REDIRECT_URI, type Idp } from '../test/peers/idp.js';
+import { ProxyProcess } from '../test/support/proxy-process.js';
+import { KeyCache } from '../src/tokens/key-cache.js';
+import { TokenStore } from '../src/tokens/store.js';
+import { TokenCipher } from '../src/tokens/token-cipher.js';
+import { findProcess } from './process-stats.js';
+import type { Credentials } from './protocols/credentials.js';
+import type { SmtpChildReady, SmtpChildStart, SmtpChildTaken } from './smtp-upstream-child.js';
+
+/** A mailbox and the local password its mail client uses with the proxy. */
+export interface Account {
+  readonly user: string;
+  readonly password: string;
+}
+
+/** The mailbox every measurement reads and sends as. */
+export const MAIN_ACCOUNT: Account = { user: 'john.smith@example.com', password: 'bench-local-secret-1' };
+/** A second mailbox, whose first login shows whether a key derivation holds up other sessions. */
+export const SECOND_ACCOUNT: Account = { user: 'jane.doe@example.com', password: 'bench-local-secret-2' };
+
+/**
+ * Dovecot's defaults hold about a hundred TLS connections (one login process each) and a thousand
+ * sessions per user and address. The benchmark holds 2,000 sessions of one user from 127.0.0.1,
+ * so the login processes serve many connections each ("high-performance" mode, as large
+ * installations run it) and the limits are raised. Validated tokens are cached for an hour, as a
+ * large provider would, so that the server's own cost of a login stays small next to the proxy's.
+ * Direct and proxied runs use the same instance.
+ */
+const DOVECOT_LIMITS = `
+auth_cache_size = 10M
+auth_cache_ttl = 1 hour
+default_client_limit = 10000
+default_vsz_limit = 1G
+protocol imap {
+  mail_max_userip_connections = 10000
+}
+protocol pop3 {
+  mail_max_userip_connections = 10000
+}
+service imap-login {
+  service_count = 0
+  process_min_avail = 2
+  client_limit = 6000
+}
+service pop3-login {
+  service_count = 0
+  process_min_avail = 1
+}
+service imap {
+  process_limit = 6000
+}
+service anvil {
+  client_limit = 20000
+}
+service auth {
+  client_limit = 20000
+}
+`;
+
+/** The SMTP upstream running in its child process. */
+export interface SmtpPeer {
+  readonly port: number;
+  readonly pid: number;
+  readonly ca: Buffer;
+  readonly caFile: string;
+  /** Sizes of the messages accepted since the last call. */
+  take(): Promise<number[]>;
+  stop(): Promise<void>;
+}
+
+const SMTP_CHILD = fileURLToPath(new URL('./smtp-upstream-child.js', import.meta.url));
+
+async function startSmtpChild(idp: Idp, certs: TestCa): Promise<SmtpPeer> {
+  const child: ChildProcess = fork(SMTP_CHILD, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  child.send({ idp: { urls: idp.urls, clients: idp.clients }, certs } satisfies SmtpChildStart);
+  const [ready] = (await once(child, 'message')) as [SmtpChildReady];
+  return {
+    port: ready.port,
+    pid: child.pid ?? 0,
+    ca: await readFile(certs.caFile),
+    caFile: certs.caFile,
+    async take(): Promise<number[]> {
+      child.send('take');
+      const [taken] = (await once(child, 'message')) as [SmtpChildTaken];
+      return taken.sizes;
+    },
+    async stop(): Promise<void> {
+      if (child.exitCode !== null) return;
+      const exited = once(child, 'exit');
+      child.disconnect();
+      await exited;
+    },
+  };
+}
+
+/** The peers of one run, and the proxy configuration and token store that point at them. */
+export class BenchPeers {
+  private readonly keys = new KeyCache();
+  readonly store: TokenStore;
+
+  private constructor(
+    readonly dir: string,
+    readonly idp: Idp,
+    readonly dovecot: Dovecot,
+    readonly dovecotCa: Buffer,
+    readonly smtp: SmtpPeer,
+    /** The proxy's local ports: IMAP, POP3, SMTP. */
+    readonly ports: { readonly imap: number; readonly pop3: number; readonly smtp: number },
+  ) {
+    this.store = new TokenStore(join(dir, 'tokens.ini'));
+  }
+
+  static async start(): Promise<BenchPeers> {
+    const dir = await mkdtemp(join(tmpdir(), 'omp-bench-'));
+    const idp = await startIdp({ defaultUser: MAIN_ACCOUNT.user });
+    const smtpCertDir = join(dir, 'smtp-certs');
+    await mkdir(smtpCertDir);
+    const [dovecot, smtp] = await Promise.all([
+      startDovecot({ idp, extraConfig: DOVECOT_LIMITS }),
+      makeTestCa(smtpCertDir).then((certs) => startSmtpChild(idp, certs)),
+    ]);
+    // Only now: ports picked while Dovecot picks its own could be the same ones.
+    const [imap = 0, pop3 = 0, smtpPort = 0] = await freePorts(3);
+    const peers = new BenchPeers(dir, idp, dovecot, await readFile(dovecot.caFile), smtp, { imap, pop3, smtp: smtpPort });
+    return peers;
+  }
+
+  /** The proxy's configuration: one listener per protocol in front of the peers, and both accounts. */
+  proxyConfig(): string {
+    const account = ({ user }: Account): string[] => [
+      `[${user}]`,
+      `permission_url = ${this.idp.urls.authorize}`,
+      `token_url = ${this.idp.urls.token}`,
+      `oauth2_scope = ${OFFICE365_TEST_SCOPE}`,
+      `redirect_uri = ${TEST_REDIRECT_URI}`,
+      `client_id = ${this.idp.clientId}`,
+      'client_secret =',
+      '',
+    ];
+    return [
+      `[IMAP-${this.ports.imap}]`,
+      'server_address = 127.0.0.1',
+      `server_port = ${this.dovecot.imapsPort}`,
+      `server_ca_file = ${this.dovecot.caFile}`,
+      '',
+      `[POP-${this.ports.pop3}]`,
+      'server_address = 127.0.0.1',
+      `server_port = ${this.dovecot.pop3sPort}`,
+      `server_ca_file = ${this.dovecot.caFile}`,
+      '',
+      `[SMTP-${this.ports.smtp}]`,
+      'server_address = 127.0.0.1',
+      `server_port = ${this.smtp.port}`,
+      'server_starttls = True',
+      `server_ca_file = ${this.smtp.caFile}`,
+      '',
+      ...account(MAIN_ACCOUNT),
+      ...account(SECOND_ACCOUNT),
+    ].join('\n');
+  }
+
+  /**
+   * Stores fresh tokens for `account` as an earlier authorisation would have: a real code flow at
+   * the identity provider, encrypted with the account's password. `expired` stores an access
+   * token that expired a minute ago; `keepSalt` keeps the stored salt, so a running proxy already
+   * holds the key (as after a refresh it made itself). Returns what a direct client needs.
+   */
+  async seed(account: Account, options: { expired?: boolean; keepSalt?: boolean } = {}): Promise<Credentials> {
+    const issued = await this.idp.issueTokensFor(account.user, OFFICE365_TEST_SCOPE);
+    const now = Math.floor(Date.now() / 1000);
+    const existing = options.keepSalt ? await this.store.read(account.user) : undefined;
+    const keep = existing?.token_salt && existing.token_iterations
+      ? { salt: existing.token_salt, iterations: Number(existing.token_iterations) }
+      : undefined;
+    const fields = await new TokenCipher(this.keys).encryptTokens(
+      { accessToken: issued.accessToken, accessTokenExpiry: options.expired ? now - 60 : now + issued.expiresIn, refreshToken: issued.refreshToken },
+      account.password,
+      keep,
+    );
+    await this.store.write(account.user, fields);
+    return { ...account, accessToken: issued.accessToken };
+  }
+
+  /** Starts the built proxy as its own process on this configuration and waits until it is ready. */
+  async startProxy(env: NodeJS.ProcessEnv = {}): Promise<ProxyProcess> {
+    const proxy = await ProxyProcess.start({ dir: this.dir, config: this.proxyConfig(), env });
+    await proxy.ready();
+    return proxy;
+  }
+
+  /** Dovecot's master process (its services are its children). */
+  dovecotPid(): number {
+    const pid = findProcess(`-c ${this.dovecot.dir}/dovecot.conf`);
+    if (pid === undefined) throw new Error('Dovecot is not running');
+    return pid;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.allSettled([this.dovecot.stop(), this.idp.stop(), this.smtp.stop()]);
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
