@@ -14,10 +14,26 @@ function listenOnAnyPort(): Promise<Server> {
 }
 
 /** Returns `count` distinct ports that were free a moment ago. */
+/**
+ * Ports already handed out in this process. A port is free again as soon as its probe socket
+ * closes, so a second call could return a port the first caller has not bound yet (two sections
+ * on one port); none is handed out twice.
+ */
+const handedOut = new Set<number>();
+
 export async function freePorts(count: number): Promise<number[]> {
-  // Hold every socket open until all are chosen so the kernel hands out distinct ports.
-  const servers = await Promise.all(Array.from({ length: count }, listenOnAnyPort));
-  const ports = servers.map((server) => (server.address() as AddressInfo).port);
-  await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+  const ports: number[] = [];
+  while (ports.length < count) {
+    // Hold every socket open until all are chosen so the kernel hands out distinct ports.
+    const servers = await Promise.all(Array.from({ length: count - ports.length }, listenOnAnyPort));
+    for (const server of servers) {
+      const { port } = server.address() as AddressInfo;
+      if (!handedOut.has(port)) {
+        handedOut.add(port);
+        ports.push(port);
+      }
+    }
+    await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+  }
   return ports;
 }
