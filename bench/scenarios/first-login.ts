@@ -7,11 +7,15 @@ import { randomBytes } from 'node:crypto';
 import { deriveKey, DEFAULT_ITERATIONS } from '../../src/tokens/key-derivation.js';
 import type { Context } from '../context.js';
 import { imapLogin, imapNoop } from '../protocols/imap.js';
-import { atMost, type Row } from '../results.js';
+import type { Row, Target } from '../results.js';
 import { max, median } from '../stats.js';
 
-/** A NOOP slower than this during a derivation would mean the event loop was held up. */
-const WORST_NOOP_TARGET = atMost(50, 0);
+/**
+ * A proxy whose event loop waited for the derivation would leave a NOOP unanswered for most of
+ * the login; one that does not still answers within a fraction of it even when the machine is
+ * busy (PBKDF2 keeps one of the two cores). Judged on the worst NOOP as a share of the login.
+ */
+const NOT_BLOCKED: Target = { text: '< 1/4 of that login', met: (share) => share < 0.25 };
 
 /** Must run first on a freshly started proxy. */
 export async function firstLogin(context: Context): Promise<Row[]> {
@@ -68,8 +72,11 @@ export async function firstLogin(context: Context): Promise<Row[]> {
         label: 'NOOP during that derivation, worst',
         unit: 'ms',
         proxy: max(during),
-        target: WORST_NOOP_TARGET,
-        note: `${during.length} NOOPs completed during the ${secondMs.toFixed(0)} ms login (median ${median(during).toFixed(3)} ms; ${median(quiet).toFixed(3)} ms before it)`,
+        judged: max(during) / secondMs,
+        target: NOT_BLOCKED,
+        note:
+          `${during.length} NOOPs completed during the ${secondMs.toFixed(0)} ms login, the worst taking ${((100 * max(during)) / secondMs).toFixed(0)} % of it ` +
+          `(median ${median(during).toFixed(3)} ms; ${median(quiet).toFixed(3)} ms before it, worst ${max(quiet).toFixed(2)} ms)`,
       },
     ];
   } finally {
