@@ -53,15 +53,7 @@ export async function authorize(options: AuthorizeOptions): Promise<number> {
       return 0;
     }
 
-    say('Open this URL in a browser and sign in:');
-    say(started.url);
-    for (let prompt = 'Paste the full URL the browser ends on:\n> '; ; prompt = 'Paste the URL again:\n> ') {
-      const pasted = await input.line(prompt);
-      if (pasted === undefined) {
-        say('\nNothing was pasted. The authorisation stays pending in the proxy; run this command again to finish it.');
-        return 1;
-      }
-      if (pasted.trim() === '') continue;
+    const exitCode = await askForPaste(started.url, input, say, async (pasted) => {
       const reply = await controlRequest(options.controlSocket, { op: 'complete', account: options.account, redirect: pasted });
       if (reply.ok) {
         say(
@@ -72,8 +64,13 @@ export async function authorize(options: AuthorizeOptions): Promise<number> {
         return 0;
       }
       if (reply.kind !== 'paste') return failed(reply, say);
-      say(`That URL did not work: ${reply.message}. ${reply.hint ?? ''}`.trimEnd());
+      return { again: `${reply.message}. ${reply.hint ?? ''}`.trimEnd() };
+    });
+    if (exitCode === undefined) {
+      say('\nNothing was pasted. The authorisation stays pending in the proxy; run this command again to finish it.');
+      return 1;
     }
+    return exitCode;
   } finally {
     input.close();
   }
@@ -135,21 +132,40 @@ async function authorizeWithoutDaemon(options: AuthorizeOptions, input: Terminal
 
 async function pasteFlow(subject: TokenSubject, input: TerminalInput, say: Say): Promise<TokenSet | undefined> {
   const pending = await startAuthorization(subject.account, { loginHint: subject.loginName });
-  say('Open this URL in a browser and sign in:');
-  say(pending.url);
-  for (let prompt = 'Paste the full URL the browser ends on:\n> '; ; prompt = 'Paste the URL again:\n> ') {
-    const pasted = await input.line(prompt);
-    if (pasted === undefined) {
-      say('\nNothing was pasted; nothing was stored.');
-      return undefined;
-    }
-    if (pasted.trim() === '') continue;
+  const tokens = await askForPaste(pending.url, input, say, async (pasted) => {
     try {
       return await completeAuthorization(subject.account, pending, pasted);
     } catch (err) {
       if (!(err instanceof OAuthError) || err.kind !== 'paste') throw err;
-      say(`That URL did not work: ${err.message}. ${err.hint}`);
+      return { again: `${err.message}. ${err.hint}` };
     }
+  });
+  if (tokens === undefined) say('\nNothing was pasted; nothing was stored.');
+  return tokens;
+}
+
+/**
+ * Shows the sign-in link and reads pasted addresses until `redeem` accepts one (its result is
+ * returned) or the input ends (undefined). `{ again }` explains a bad paste and asks once more.
+ */
+async function askForPaste<T>(
+  url: string,
+  input: TerminalInput,
+  say: Say,
+  redeem: (pasted: string) => Promise<T | { again: string }>,
+): Promise<T | undefined> {
+  say('Open this URL in a browser and sign in:');
+  say(url);
+  for (let prompt = 'Paste the full URL the browser ends on:\n> '; ; prompt = 'Paste the URL again:\n> ') {
+    const pasted = await input.line(prompt);
+    if (pasted === undefined) return undefined;
+    if (pasted.trim() === '') continue;
+    const outcome = await redeem(pasted);
+    if (typeof outcome === 'object' && outcome !== null && 'again' in outcome) {
+      say(`That URL did not work: ${outcome.again}`);
+      continue;
+    }
+    return outcome;
   }
 }
 
