@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -11,6 +10,7 @@ import { freePorts } from '../peers/free-ports.js';
 import { OFFICE365_TEST_SCOPE } from '../peers/idp.js';
 import { startSmtpUpstream, type SmtpUpstream } from '../peers/smtp-upstream.js';
 import { PROXY_BIN, ProxyProcess } from '../support/proxy-process.js';
+import { spawnInTerminal } from '../support/terminal.js';
 import { PASSWORD, USER, World } from '../support/world.js';
 
 /**
@@ -159,11 +159,8 @@ describe('check in a terminal', () => {
   it('asks for the password without echoing it and marks each check with ✓', async () => {
     const configFile = join(world.dir, 'check.ini');
     await writeFile(configFile, healthyConfig());
-    const command = [process.execPath, PROXY_BIN, 'check', USER, '--config-file', configFile, '--cache-store', world.tokenStore]
-      .map((part) => `'${part}'`)
-      .join(' ');
-    // util-linux `script` gives the command a pseudo-terminal, as a user's shell would.
-    const child = spawn('script', ['-qfec', command, '/dev/null'], { env: { ...process.env, LANG: 'C.UTF-8', TERM: 'xterm' }, stdio: 'pipe' });
+    const argv = [process.execPath, PROXY_BIN, 'check', USER, '--config-file', configFile, '--cache-store', world.tokenStore];
+    const child = spawnInTerminal(argv, { ...process.env, LANG: 'C.UTF-8', TERM: 'xterm' });
     let output = '';
     let typed = false;
     child.stdout.on('data', (chunk: Buffer) => {

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { spawnInTerminal } from './terminal.js';
 
 /** The built CLI: the tests run the proxy exactly as a user's shell would. */
 export const PROXY_BIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -48,7 +49,7 @@ export class ProxyProcess {
     const argv = [PROXY_BIN, '--config-file', configFile, '--cache-store', tokenStore, ...(options.args ?? [])];
     const env = { ...process.env, ...options.env };
     const child = options.tty
-      ? spawn('script', ['-qfec', [process.execPath, ...argv].map(shellQuote).join(' '), '/dev/null'], { env, stdio: 'pipe' })
+      ? spawnInTerminal([process.execPath, ...argv], env)
       : spawn(process.execPath, argv, { env, stdio: 'pipe' });
     return new ProxyProcess(child, configFile, tokenStore, options.tty === true);
   }
@@ -115,8 +116,4 @@ export class ProxyProcess {
   exit(): Promise<number | null> {
     return this.exited;
   }
-}
-
-function shellQuote(text: string): string {
-  return `'${text.replace(/'/g, `'\\''`)}'`;
 }
