@@ -171,7 +171,9 @@ export function startListener(initial: ListenerOptions): Promise<Listener> {
     await serve(connection, client, release);
   };
 
-  const server = net.createServer(onSocket);
+  // Half-open connections are kept: a client that sends its last commands and then shuts its
+  // side (`printf ... | nc -N`, a script's pipe) still gets every answer before we close ours.
+  const server = net.createServer({ allowHalfOpen: true }, onSocket);
 
   const stopAccepting = (): Promise<void> => {
     if (!server.listening) return Promise.resolve();

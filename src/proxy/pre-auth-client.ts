@@ -98,7 +98,10 @@ export class PreAuthClient {
     if (this.hungUp) return null;
     const reader = this.reader;
     try {
-      return await this.underIdleClock(() => read(reader), this.onIdle);
+      const result = await this.underIdleClock(() => read(reader), this.onIdle);
+      // The client shut its side after its last command, which has been answered: close ours.
+      if (result === null && !this.hungUp) this.hangUp();
+      return result;
     } catch (err) {
       // A stream error destroys the socket; errors of the protocol's own making leave it open.
       if (this.socket.destroyed) return null;

@@ -57,8 +57,10 @@ function forward(from: net.Socket, to: net.Socket): void {
   };
   from.on('data', from instanceof tls.TLSSocket ? coalescing(to, write) : write);
   to.on('drain', () => from.resume());
-  // As `pipe` does: the source's end is passed on once what it sent has been written.
-  from.once('end', () => to.end());
+  // As `pipe` does: the source's end is passed on once what it sent has been written. A client
+  // may have shut its side while still logging in; that end has been seen already.
+  if (from.readableEnded) to.end();
+  else from.once('end', () => to.end());
   from.resume();
 }
 

@@ -24,8 +24,7 @@ import { ACCEPTED_TOKEN, ACCEPTED_USER } from './support/accounts.js';
  * What the fuzzers found, each reduced to its smallest counterexample, so that it stays fixed.
  * F1 and F3 to F6 were fixed in the protocol folders. F7 was in the pipe-based splice of the last
  * commit and is gone with its rewrite. F9 and F11 were fixed in the IMAP and SMTP folders, F2 in
- * reply-text.ts and F10 in pre-auth-client.ts. (F8, a client that half-closes right after its
- * last command gets no answer, is open: the listener does not keep half-open connections.)
+ * reply-text.ts, F8 in listener.ts and pre-auth-client.ts, F10 in pre-auth-client.ts.
  */
 
 const PASSWORD = 'Pw7q-s3cret';
@@ -190,6 +189,17 @@ describe('found by fuzzing', () => {
     } finally {
       server.close();
     }
+  });
+
+  it('F8 (listener.ts): a client that half-closes right after its login still gets the answer', async () => {
+    // The listener used to close its side on the client's FIN, before the login (which waits for
+    // the upstream) had been answered.
+    proxy = await listen('IMAP');
+    const client = await ClientConnection.open(proxy.port);
+    await client.lineAfter(0, /^\* OK/, 5_000);
+    await client.write(Buffer.from(`a LOGIN ${ACCEPTED_USER} ${PASSWORD}\r\n`), 1_000);
+    client.end();
+    expect(await client.lineAfter(0, /^a /, 3_000)).toMatch(/^a OK /);
   });
 
   it('F9: an IMAP user name with line ends (a literal that swallowed the next commands) is refused, not looked up or logged', async () => {
