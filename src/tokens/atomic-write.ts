@@ -5,7 +5,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { link, open, rename, stat, unlink } from 'node:fs/promises';
+import { link, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
  */
 export async function writeFileAtomic(path: string, data: string, mode = 0o600): Promise<void> {
   const directory = dirname(path);
-  const temporary = join(directory, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const temporary = join(directory, `.${basename(path)}.${randomBytes(6).toString('hex')}${TEMPORARY_SUFFIX}`);
   const handle = await open(temporary, 'wx', mode);
   try {
     try {
@@ -35,6 +35,30 @@ export async function writeFileAtomic(path: string, data: string, mode = 0o600):
     throw error;
   }
   await syncDirectory(directory);
+}
+
+const TEMPORARY_SUFFIX = '.tmp';
+
+/**
+ * Removes the temporary files of writes to `path` whose process was killed between creating and
+ * renaming them: each holds a copy of secrets that nothing will ever read or clean up. Only safe
+ * while holding the lock every writer of `path` takes, when no write of theirs can be under way.
+ * Returns how many were removed.
+ */
+export async function removeAbandonedTemporaries(path: string): Promise<number> {
+  const directory = dirname(path);
+  const prefix = `.${basename(path)}.`;
+  const abandoned = (await readdir(directory)).filter(
+    (name) => name.startsWith(prefix) && name.endsWith(TEMPORARY_SUFFIX) && /^[0-9a-f]{12}$/.test(name.slice(prefix.length, -TEMPORARY_SUFFIX.length)),
+  );
+  let removed = 0;
+  for (const name of abandoned) {
+    await unlink(join(directory, name)).then(
+      () => (removed += 1),
+      () => undefined,
+    );
+  }
+  return removed;
 }
 
 async function syncDirectory(directory: string): Promise<void> {

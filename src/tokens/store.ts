@@ -11,7 +11,7 @@ import { mkdir, open, realpath } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { STORED_TOKEN_FIELDS, type StoredTokenFields } from '../config/types.js';
 import { parseIni, stringifyIni, type IniDocument } from '../config/configparser.js';
-import { isErrno, withLockFile, writeFileAtomic, type LockOptions } from './atomic-write.js';
+import { isErrno, removeAbandonedTemporaries, withLockFile, writeFileAtomic, type LockOptions } from './atomic-write.js';
 
 /** The keys of a section that are token fields; anything else in a section is left alone. */
 export const TOKEN_FIELD_NAMES = STORED_TOKEN_FIELDS;
@@ -164,7 +164,11 @@ export class TokenStore {
     } catch (error) {
       throw new TokenStoreError(this.path, `cannot write it back unchanged (${describe(error)})`, error);
     }
-    await writeFileAtomic(await this.targetPath(), text, 0o600);
+    const target = await this.targetPath();
+    // Under the lock, a temporary file there belongs to a writer killed mid-write. Tidying up is
+    // worth less than the tokens being saved, so a failure to do it is no reason to stop.
+    await removeAbandonedTemporaries(target).catch(() => 0);
+    await writeFileAtomic(target, text, 0o600);
   }
 
   /** The file behind a symlinked store, so the rename replaces the file and keeps the user's link. */

@@ -79,6 +79,14 @@ describe('writing', () => {
     expect(await readdir(directory)).toEqual(['tokens.ini']);
   });
 
+  it('removes the temporary files of a writer killed mid-write, and only those', async () => {
+    const abandoned = ['.tokens.ini.0123456789ab.tmp', '.tokens.ini.a1b2c3d4e5f6.tmp'];
+    const notOurs = ['.tokens.ini.backup.tmp', '.other.ini.0123456789ab.tmp', 'tokens.ini.0123456789ab.tmp'];
+    for (const name of [...abandoned, ...notOurs]) await writeFile(join(directory, name), '[a@example.com]\naccess_token = gAAAAA-old\n', { mode: 0o600 });
+    await new TokenStore(path).write('a@example.com', tokensFor('a'));
+    expect((await readdir(directory)).sort()).toEqual([...notOurs, 'tokens.ini'].sort());
+  });
+
   it('replaces the token fields of its account only, keeping other keys and other accounts', async () => {
     await writeFile(
       path,
