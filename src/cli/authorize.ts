@@ -4,6 +4,7 @@ import { controlRequest, DaemonNotRunningError } from '../control/client.js';
 import type { ControlReply } from '../control/protocol.js';
 import {
   completeAuthorization,
+  noSignInFor,
   OAuthError,
   pollDeviceAuthorization,
   startAuthorization,
@@ -96,6 +97,11 @@ async function authorizeWithoutDaemon(options: AuthorizeOptions, input: Terminal
   }
   if (!subject) {
     say(`Could not authorise: ${options.configFile} has no account section for ${options.account}`);
+    return 2;
+  }
+  const noSignIn = noSignInFor(subject.account, subject.key);
+  if (noSignIn) {
+    say(`Could not authorise: ${noSignIn.message}. ${noSignIn.hint}`);
     return 2;
   }
   say('(No running proxy found; authorising here and writing the token store directly.)');

@@ -67,7 +67,9 @@ export async function check(options: CheckOptions): Promise<number> {
   let input: TerminalInput | undefined;
   const askPassword = async (): Promise<string | undefined> => {
     input ??= new TerminalInput(process.stdin, process.stderr);
-    const password = await input.secret(`Password your mail client uses for ${subject.loginName} (it decrypts the stored tokens): `);
+    // With the password flow the mail client's password is the account's own and also gets tokens.
+    const purpose = subject.account.flow === 'password' ? 'the account password; it decrypts the stored tokens or gets new ones' : 'it decrypts the stored tokens';
+    const password = await input.secret(`Password your mail client uses for ${subject.loginName} (${purpose}): `);
     // A terminal echoes the Enter; from a pipe nothing ends the prompt's line.
     if (!process.stdin.isTTY) process.stderr.write('\n');
     return password;

@@ -186,6 +186,10 @@ function office365(choices: PresetChoices): ProviderPreset {
       return office365ClientCredentials(choices.tenant);
     case 'service_account':
       throw unsupportedFlow('office365', choices.flow, 'service accounts are a Google concept');
+    case 'password':
+      // Microsoft Learn, "OAuth 2.0 resource owner password credentials": the grant works only
+      // with a tenant-specific or the `organizations` endpoint, never `common`.
+      return microsoftDelegated(choices.tenant ?? 'organizations');
     default:
       return microsoftDelegated(choices.tenant ?? 'common');
   }

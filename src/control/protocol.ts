@@ -41,7 +41,7 @@ export type ControlReply =
   | {
       readonly done: true;
       readonly ok: false;
-      /** `paste`: ask for the address again; `unknown-account`, `config`, `transient`, `reauthorise`, `protocol`. */
+      /** `paste`: ask for the address again; `unknown-account`, `config`, `credentials`, `transient`, `reauthorise`, `protocol`. */
       readonly kind: string;
       readonly message: string;
       readonly hint?: string;

@@ -2,7 +2,7 @@ import { isCatchAll } from '../config/accounts.js';
 import type { ProxyConfig } from '../config/types.js';
 import type { ControlHandler } from '../control/server.js';
 import type { ControlReply } from '../control/protocol.js';
-import { OAuthError } from '../oauth/index.js';
+import { noSignInFor, OAuthError } from '../oauth/index.js';
 import { subjectFor } from '../tokens/subject.js';
 import type { TokenManager } from '../tokens/token-manager.js';
 import { tokenStatus } from '../tokens/token-status.js';
@@ -24,9 +24,8 @@ export function controlHandler(config: () => ProxyConfig, tokens: TokenManager):
     try {
       switch (request.op) {
         case 'authorize': {
-          if (subject.account.flow === 'client_credentials') {
-            return { done: true, ok: false, kind: 'config', message: `${subject.key} uses oauth2_flow = client_credentials: the proxy gets its tokens by itself, nobody signs in` };
-          }
+          const noSignIn = noSignInFor(subject.account, subject.key);
+          if (noSignIn) return { done: true, ok: false, kind: noSignIn.kind, message: noSignIn.message, hint: noSignIn.hint };
           const pending = await tokens.authorise(subject);
           return {
             done: true,

@@ -1,10 +1,12 @@
 import { stat } from 'node:fs/promises';
 import { isLoopbackHost } from '../config/loopback.js';
 import type { ProxyConfig } from '../config/types.js';
+import { serviceAccountUnsupported } from '../oauth/index.js';
 
 /**
- * Things that work but deserve the owner's attention, logged once at start: files holding
- * secrets that others can read, and listeners the owner chose to expose without TLS.
+ * Things that deserve the owner's attention, logged once at start: files holding secrets that
+ * others can read, listeners the owner chose to expose without TLS, and accounts whose flow the
+ * proxy accepts in the config but cannot serve.
  */
 export async function startupWarnings(config: ProxyConfig, tokenStore: string): Promise<string[]> {
   const warnings: string[] = [];
@@ -23,6 +25,12 @@ export async function startupWarnings(config: ProxyConfig, tokenStore: string): 
         `[${server.section}] listens on ${server.localAddress} without TLS (allow_plaintext_network_logins is on): ` +
           'mail passwords cross the network in clear text',
       );
+    }
+  }
+  for (const account of config.accounts) {
+    if (account.flow === 'service_account') {
+      const unsupported = serviceAccountUnsupported(`[${account.name}]`);
+      warnings.push(`${unsupported.message}: logins for it are refused. ${unsupported.hint}`);
     }
   }
   return warnings;

@@ -2,10 +2,20 @@
  * The token half of `check`: open the stored tokens with the mail client's password, then do a
  * real refresh, saving the rotated refresh token under the same key exactly as the daemon would
  * (Microsoft replaces it on every use; losing it costs the account). Failures are explained;
- * the stored tokens are never dropped here.
+ * the stored tokens are never dropped here. For `oauth2_flow = password` with no tokens, or tokens
+ * the given password does not decrypt, it does what a login would: a password grant, saved under
+ * that password once the provider accepts it.
  */
 import type { StoredTokenFields } from '../config/types.js';
-import { classifyOAuthFailure, clientCredentials, refresh, type ProviderClientOptions, type TokenSet } from '../oauth/index.js';
+import {
+  classifyOAuthFailure,
+  clientCredentials,
+  passwordGrant,
+  refresh,
+  serviceAccountUnsupported,
+  type ProviderClientOptions,
+  type TokenSet,
+} from '../oauth/index.js';
 import { CorruptTokenError, WrongKeyError } from '../tokens/fernet.js';
 import { DEFAULT_ITERATIONS } from '../tokens/key-derivation.js';
 import type { TokenStore } from '../tokens/store.js';
@@ -38,6 +48,12 @@ export async function checkAccessToken(options: AccessTokenStepOptions): Promise
   const { subject } = options.explain;
   const { report } = options;
   if (subject.account.flow === 'client_credentials') return appOnlyToken(options);
+  if (subject.account.flow === 'service_account') {
+    const unsupported = serviceAccountUnsupported(subject.key);
+    report({ status: 'fail', title: `tokens: ${unsupported.message}`, details: [unsupported.hint] });
+    return {};
+  }
+  const passwordFlow = subject.account.flow === 'password';
 
   let fields: StoredTokenFields | undefined;
   let source: string;
@@ -50,6 +66,7 @@ export async function checkAccessToken(options: AccessTokenStepOptions): Promise
     return {};
   }
   if (fields?.access_token === undefined && fields?.refresh_token === undefined) {
+    if (passwordFlow) return tokensFromPassword(options, await options.askPassword(), 'none were stored');
     report({
       status: 'fail',
       title: `stored tokens: none for ${subject.key}; the account needs authorising`,
@@ -68,6 +85,14 @@ export async function checkAccessToken(options: AccessTokenStepOptions): Promise
   try {
     ({ key, tokens } = await options.keys.unlock(fields, password));
   } catch (err) {
+    if (err instanceof WrongKeyError && passwordFlow) {
+      report({
+        status: 'warn',
+        title: `stored tokens: the password does not decrypt the tokens stored for ${subject.key}`,
+        details: ['With oauth2_flow = password the identity provider decides whether it is the account\'s (new) password.'],
+      });
+      return tokensFromPassword(options, password, 'the password did not decrypt the stored tokens');
+    }
     if (err instanceof WrongKeyError) {
       report({
         status: 'fail',
@@ -148,6 +173,56 @@ export async function checkAccessToken(options: AccessTokenStepOptions): Promise
       (refreshed.refreshTokenKept ? 'the provider kept the refresh token' : 'the rotated refresh token was saved'),
   });
   return { accessToken: refreshed.accessToken };
+}
+
+/**
+ * `password` without usable stored tokens: the grant a login would make, saved under the same
+ * password. A refused password leaves whatever is stored as it was.
+ */
+async function tokensFromPassword(options: AccessTokenStepOptions, password: string | undefined, why: string): Promise<AccessTokenOutcome> {
+  const { subject } = options.explain;
+  if (!password) {
+    options.report({ status: 'fail', title: "password grant: no password given (with oauth2_flow = password it is the account's own password)" });
+    return {};
+  }
+  let tokens: TokenSet;
+  try {
+    tokens = await passwordGrant(subject.account, subject.loginName, password, options.oauth);
+  } catch (err) {
+    const failure = classifyOAuthFailure(err, 'password');
+    options.report(
+      failure.kind === 'credentials'
+        ? {
+            status: 'fail',
+            title: `password grant: the identity provider refused the password for ${subject.loginName}: ${failure.description ?? failure.code}`,
+            details: [failure.hint, 'Nothing stored was changed.'],
+          }
+        : explainTokenFailure('password grant', failure, options.explain, options.oauth.requestTimeoutMs),
+    );
+    return {};
+  }
+  const fields = options.keys.seal(await options.keys.create(password), {
+    accessToken: tokens.accessToken,
+    accessTokenExpiry: tokens.expiresAt,
+    ...(tokens.refreshToken && { refreshToken: tokens.refreshToken }),
+  });
+  try {
+    await options.store.write(subject.key, fields);
+  } catch (err) {
+    options.report({
+      status: 'fail',
+      title: `password grant: signed in, but the tokens could not be saved (${(err as Error).message})`,
+      details: ['The next login signs in again with its password; fix the token store so the tokens can be kept.'],
+    });
+    return { accessToken: tokens.accessToken };
+  }
+  options.report({
+    status: 'pass',
+    title:
+      `password grant (${why}): signed in as ${subject.loginName}, access token valid until ${isoTime(tokens.expiresAt)}; ` +
+      (tokens.refreshToken ? 'tokens saved' : 'saved, but there is no refresh token (add offline_access to oauth2_scope)'),
+  });
+  return { accessToken: tokens.accessToken };
 }
 
 /** `client_credentials`: nothing is stored that matters; ask for an app-only token, as the daemon would. */

@@ -27,9 +27,22 @@ export interface AadstsAdvice {
   readonly configKey?: ConfigKey;
   /** Set where the AADSTS code decides the kind because its `error` (`invalid_request`) cannot. */
   readonly kindForInvalidRequest?: 'config' | 'paste';
+  /**
+   * Set where the code means something else when the password grant (`oauth2_flow = password`)
+   * is refused: a password the provider did not take (`credentials`), or a sign-in step the
+   * password grant cannot do (`config`: use a flow with a browser).
+   */
+  readonly forPasswordGrant?: { readonly kind: 'credentials' | 'config'; readonly hint: string };
 }
 
 const AUTHORISE_AGAIN = 'Authorise the account again to get a new refresh token.';
+/**
+ * Microsoft documents that the password grant (ROPC) fails whenever the sign-in needs more than a
+ * password: multi-factor authentication, a consent prompt, a federated identity provider.
+ */
+const BROWSER_FLOW_INSTEAD =
+  'set oauth2_flow = authorization_code (or device) and authorise the account once; the proxy then refreshes by itself.';
+const USE_BROWSER_FLOW = `the password flow cannot do that: ${BROWSER_FLOW_INSTEAD}`;
 
 export const AADSTS_ADVICE: ReadonlyMap<number, AadstsAdvice> = new Map<number, AadstsAdvice>([
   [70000, {
@@ -55,14 +68,58 @@ export const AADSTS_ADVICE: ReadonlyMap<number, AadstsAdvice> = new Map<number, 
   [50076, {
     meaning: 'multi-factor authentication is required',
     hint: `Your organisation now requires multi-factor authentication for this sign-in. ${AUTHORISE_AGAIN}`,
+    forPasswordGrant: { kind: 'config', hint: `Your organisation requires multi-factor authentication for this sign-in, and ${USE_BROWSER_FLOW}` },
   }],
   [50079, {
     meaning: 'the user must enrol in multi-factor authentication',
     hint: 'You must register for multi-factor authentication first (sign in at https://aka.ms/mfasetup), then authorise the account again.',
+    forPasswordGrant: { kind: 'config', hint: `You must register for multi-factor authentication (https://aka.ms/mfasetup), and ${USE_BROWSER_FLOW}` },
   }],
   [65001, {
     meaning: 'consent for the application is missing',
     hint: 'Nobody has consented to this app using your mailbox. Authorise again and accept the consent prompt; if your organisation blocks user consent, an administrator must grant consent for the client_id (or use a client_id your tenant already approved).',
+    forPasswordGrant: {
+      kind: 'config',
+      hint: `Nobody has consented to this app using your mailbox, and the password flow cannot show the consent prompt: an administrator can grant consent for the client_id, or ${BROWSER_FLOW_INSTEAD}`,
+    },
+  }],
+  [50158, {
+    meaning: 'an external security challenge was not satisfied',
+    hint: `Your organisation requires an extra sign-in step (a third-party MFA or Conditional Access control). ${AUTHORISE_AGAIN}`,
+    forPasswordGrant: { kind: 'config', hint: `Your organisation requires an extra sign-in step, and ${USE_BROWSER_FLOW}` },
+  }],
+  [53003, {
+    meaning: 'a Conditional Access policy blocked the sign-in',
+    hint: 'A Conditional Access policy of your organisation blocked this sign-in; an administrator can tell which from the sign-in logs.',
+    forPasswordGrant: {
+      kind: 'config',
+      hint: `A Conditional Access policy of your organisation blocked this sign-in (such policies often block sign-ins with a password alone); ${BROWSER_FLOW_INSTEAD}`,
+    },
+  }],
+  [50126, {
+    meaning: 'the user name or password is invalid',
+    hint: 'The identity provider refused the user name or password.',
+    forPasswordGrant: { kind: 'credentials', hint: "With oauth2_flow = password the mail client's password is the account's own password, and the identity provider checks it." },
+  }],
+  [50034, {
+    meaning: 'the user account does not exist in the directory',
+    hint: 'The identity provider does not know this user: the login name must be the account\'s sign-in address.',
+    forPasswordGrant: { kind: 'credentials', hint: 'The identity provider does not know this user: the login name must be the account\'s sign-in address.' },
+  }],
+  [50053, {
+    meaning: 'the account is locked',
+    hint: 'The account is locked, usually after too many failed sign-ins; wait a while before trying again.',
+    forPasswordGrant: { kind: 'credentials', hint: 'The account is locked, usually after too many wrong passwords; wait a while, then log in with the right password.' },
+  }],
+  [50055, {
+    meaning: 'the password has expired',
+    hint: 'The password has expired: change it at the provider (Microsoft: https://aka.ms/sspr).',
+    forPasswordGrant: { kind: 'credentials', hint: 'The password has expired: change it at the provider (Microsoft: https://aka.ms/sspr), then give the mail client the new one.' },
+  }],
+  [50057, {
+    meaning: 'the user account is disabled',
+    hint: 'The account is disabled at the identity provider; an administrator must enable it.',
+    forPasswordGrant: { kind: 'credentials', hint: 'The account is disabled at the identity provider; an administrator must enable it.' },
   }],
   [7000218, {
     meaning: 'the app requires a client secret',

@@ -8,6 +8,7 @@
  * | `reauthorise` | drops the refresh token and starts a new authorisation                    |
  * | `config`      | stops and tells the user which config key to fix; never loops             |
  * | `paste`       | keeps the pending authorisation and asks for the redirect address again   |
+ * | `credentials` | (password grant only) refuses the login: the provider refused the password |
  *
  * The OAuth `error` code decides the kind; AADSTS numbers only choose the hint text. Two places
  * need more than the `error` code, and say so where they decide:
@@ -15,6 +16,10 @@
  *   not that a refresh token died, so it is a `paste` problem;
  * - `invalid_request` covers a truncated paste (AADSTS9002313) as well as a missing scope
  *   (AADSTS900144), so there the AADSTS number picks the kind.
+ * - `invalid_grant` from the password grant means the provider refused the user's name or
+ *   password, unless its AADSTS number says the sign-in needs a step no password can do
+ *   (multi-factor authentication, consent: AADSTS50076, 50079, 65001...), which is a `config`
+ *   problem: the account needs a flow with a browser.
  *
  * Messages and hints never carry token values or secrets: server descriptions are cut to their
  * first line and long token-like runs are blanked, and the original error (whose `cause` can hold
@@ -30,7 +35,7 @@ import { AADSTS_ADVICE, aadstsNumber, type ConfigKey } from './aadsts.js';
 
 export type { ConfigKey } from './aadsts.js';
 
-export type OAuthErrorKind = 'transient' | 'reauthorise' | 'config' | 'paste';
+export type OAuthErrorKind = 'transient' | 'reauthorise' | 'config' | 'paste' | 'credentials';
 
 /** Which exchange failed: the same `error` code means different things in different grants. */
 export type OAuthRequestContext =
@@ -42,7 +47,9 @@ export type OAuthRequestContext =
   | 'authorization_response'
   /** Device authorization request or polling. */
   | 'device'
-  | 'client_credentials';
+  | 'client_credentials'
+  /** The resource owner password credentials grant (`oauth2_flow = password`). */
+  | 'password';
 
 export interface OAuthErrorDetails {
   readonly kind: OAuthErrorKind;
@@ -155,6 +162,23 @@ const ERROR_ADVICE: Readonly<Record<string, ErrorAdvice>> = {
   slow_down: { kind: 'transient', hint: 'The provider asked to poll more slowly.' },
 };
 
+/**
+ * The password grant's refusals: the `error` codes with which a provider says no to this user
+ * signing in with a password (as opposed to the client or the request being wrong).
+ */
+const PASSWORD_REFUSALS: ReadonlySet<string> = new Set(['invalid_grant', 'interaction_required', 'login_required', 'consent_required']);
+const REFUSED_PASSWORD_HINT = "With oauth2_flow = password the mail client's password is the account's own password, and the identity provider checks it.";
+const NEEDS_BROWSER_HINT =
+  'The provider wants an interactive sign-in (multi-factor authentication or consent), which the password flow cannot do: ' +
+  'set oauth2_flow = authorization_code (or device) and authorise the account once.';
+/** Hints that say more than the table's for the password grant. */
+const PASSWORD_GRANT_HINTS: Readonly<Record<string, string>> = {
+  unauthorized_client:
+    'This client_id may not use the password grant: in its app registration, turn on "Allow public client flows", or use oauth2_flow = authorization_code.',
+  unsupported_grant_type:
+    'The provider does not offer the password grant (Google and personal Microsoft accounts do not): use oauth2_flow = authorization_code.',
+};
+
 const BAD_CODE_HINT = `The provider did not accept the pasted code (codes expire within minutes and work only once). ${OPEN_LINK_AGAIN}`;
 
 /** The table kinds of the AADSTS codes, so their hints are only used where they fit the final kind. */
@@ -170,6 +194,7 @@ const CONTEXT_LABEL: Readonly<Record<OAuthRequestContext, string>> = {
   authorization_response: 'The sign-in',
   device: 'The device authorisation',
   client_credentials: 'The client credentials grant',
+  password: 'The password grant',
 };
 
 function label(context: OAuthRequestContext | undefined): string {
@@ -216,6 +241,13 @@ export function classifyOAuthErrorResponse(fields: OAuthErrorFields, context?: O
   } else if (error === 'invalid_grant' && context === 'authorization_code') {
     kind = 'paste';
     hint = BAD_CODE_HINT;
+  } else if (context === 'password' && PASSWORD_REFUSALS.has(error)) {
+    const specific = aadstsAdvice?.forPasswordGrant;
+    kind = specific?.kind ?? (error === 'invalid_grant' ? 'credentials' : 'config');
+    hint = specific?.hint ?? (kind === 'credentials' ? REFUSED_PASSWORD_HINT : NEEDS_BROWSER_HINT);
+    configKey = 'oauth2_flow';
+  } else if (context === 'password' && PASSWORD_GRANT_HINTS[error] !== undefined) {
+    hint = PASSWORD_GRANT_HINTS[error];
   } else if (context === 'authorization_response' && kind === 'transient') {
     // Nothing to retry: the browser already showed the failure; only a new sign-in helps.
     kind = 'paste';

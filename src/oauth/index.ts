@@ -29,6 +29,7 @@ export {
   type OAuthErrorKind,
   type OAuthRequestContext,
 } from './errors.js';
+export { isSignInFlow, noSignInFor, serviceAccountUnsupported, type SignInFlow } from './flows.js';
 export { isPasteProblem, parsePastedRedirect, type PastedCode, type PasteProblem, type PasteProblemKind } from './paste.js';
 export {
   createProviderClient,
@@ -36,5 +37,6 @@ export {
   deviceAuthorizationEndpoint,
   type ProviderClientOptions,
 } from './provider-client.js';
+export { passwordGrant } from './password-grant.js';
 export { refresh } from './refresh.js';
 export { DEFAULT_EXPIRES_IN_SECONDS, toTokenSet, type TokenSet } from './token-set.js';

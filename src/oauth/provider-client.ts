@@ -34,15 +34,18 @@ export function createProviderClient(account: AccountConfig, options: ProviderCl
   if (!account.clientId) {
     throw configError('client_id', 'client_id is missing', 'Set client_id in the account section.');
   }
-  const authorizationEndpoint = endpointUrl(account.permissionUrl, 'permission_url');
+  // Only the flows where someone signs in use permission_url; the others need not set it (the
+  // loader does not ask them to), and an unused one copied from another section must not matter.
+  const signsIn = account.flow === 'authorization_code' || account.flow === 'device';
+  const authorizationEndpoint = signsIn ? endpointUrl(account.permissionUrl, 'permission_url') : undefined;
   const tokenEndpoint = endpointUrl(account.tokenUrl, 'token_url');
-  const deviceEndpoint = deviceAuthorizationEndpoint(account);
-  const endpoints = [authorizationEndpoint, tokenEndpoint, ...(deviceEndpoint ? [new URL(deviceEndpoint)] : [])];
+  const deviceEndpoint = signsIn ? deviceAuthorizationEndpoint(account) : undefined;
+  const endpoints = [tokenEndpoint, ...(authorizationEndpoint ? [authorizationEndpoint] : []), ...(deviceEndpoint ? [new URL(deviceEndpoint)] : [])];
 
   const server: client.ServerMetadata = {
     // Only used as the audience of signed client assertions, which we never send.
     issuer: tokenEndpoint.origin,
-    authorization_endpoint: authorizationEndpoint.href,
+    ...(authorizationEndpoint !== undefined && { authorization_endpoint: authorizationEndpoint.href }),
     token_endpoint: tokenEndpoint.href,
     ...(deviceEndpoint !== undefined && { device_authorization_endpoint: deviceEndpoint }),
   };

@@ -3,6 +3,7 @@ import { LoginFailure } from '../auth/types.js';
 import {
   classifyOAuthFailure,
   completeAuthorization,
+  noSignInFor,
   pollDeviceAuthorization,
   startAuthorization,
   startDeviceAuthorization,
@@ -84,8 +85,14 @@ export class PendingAuthorisations extends EventEmitter<AuthorisationEvents> {
     super();
   }
 
-  /** Starts an authorisation for the subject, or returns the one already pending. */
+  /**
+   * Starts an authorisation for the subject, or returns the one already pending.
+   *
+   * @throws OAuthError (`config`) for a flow in which nobody signs in (client_credentials, password, service_account).
+   */
   begin(subject: TokenSubject): Promise<PendingView> {
+    const noSignIn = noSignInFor(subject.account, subject.key);
+    if (noSignIn) return Promise.reject(noSignIn);
     const existing = this.entries.get(subject.key);
     if (existing) return Promise.resolve(view(existing));
     let starting = this.starting.get(subject.key);

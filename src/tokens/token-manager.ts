@@ -1,8 +1,18 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { LoginFailure } from '../auth/types.js';
 import type { StoredTokenFields } from '../config/types.js';
-import { classifyOAuthFailure, clientCredentials, refresh, type OAuthError, type ProviderClientOptions, type TokenSet } from '../oauth/index.js';
+import {
+  classifyOAuthFailure,
+  clientCredentials,
+  passwordGrant,
+  refresh,
+  serviceAccountUnsupported,
+  type OAuthError,
+  type ProviderClientOptions,
+  type TokenSet,
+} from '../oauth/index.js';
 import { CorruptTokenError, WrongKeyError } from './fernet.js';
 import { DEFAULT_ITERATIONS } from './key-derivation.js';
 import { PendingAuthorisations, type CompletedAuthorisation, type PendingView } from './pending-authorisations.js';
@@ -52,6 +62,10 @@ export interface KnownAccount {
  *        │                          └─ config: say which key to fix
  *        └ none ──► pending authorisation (one per account) ──► paste ──► save ──► use
  *
+ * `oauth2_flow = password` has no pending authorisations: wherever the diagram authorises, the
+ * login's password (the account's own) goes to the provider in a password grant, and the provider
+ * also judges a password that does not unlock the stored tokens (the user may have changed it).
+ *
  * After the first login the account's derived key (never the password) is kept, so refreshed
  * tokens can be saved and idle accounts refreshed in the background.
  */
@@ -59,6 +73,11 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
   readonly pending: PendingAuthorisations;
   /** One refresh per account at a time, shared by every login that needs it. */
   private readonly refreshes = new Map<string, Promise<string>>();
+  /**
+   * One password grant per account at a time. Only logins with the same password share it; one
+   * with another password waits its turn, so the provider judges each password itself.
+   */
+  private readonly passwordGrants = new Map<string, { readonly password: string; readonly flight: Promise<string> }>();
   /** Accounts whose access token the upstream refused: refresh on next use. */
   private readonly distrusted = new Set<string>();
   /** Tokens authorised while no login was waiting; the next login's password encrypts them. */
@@ -89,6 +108,7 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
 
   /** @throws LoginFailure */
   async accessToken(subject: TokenSubject, password: string): Promise<string> {
+    if (subject.account.flow === 'service_account') throw unsupportedServiceAccount(subject);
     const fields = await this.readFields(subject);
     if (fields?.access_token === undefined && fields?.refresh_token === undefined) {
       return this.withoutToken(subject, password);
@@ -193,9 +213,11 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
       tokens = await refresh(subject.account, refreshToken, this.options.oauth);
     } catch (err) {
       const failure = classifyOAuthFailure(err, 'refresh');
+      // With the password flow nobody needs to authorise: the next login's password gets new tokens.
+      const hint = failure.kind === 'reauthorise' && subject.account.flow === 'password' ? SIGN_IN_AGAIN_WITH_PASSWORD : failure.hint;
       this.lastRefresh.set(subject.key, { at: Date.now(), outcome: failure.kind === 'transient' ? `failed (${failure.code}); tokens kept` : `failed (${failure.code}): ${failure.kind}` });
       log.warn({ event: 'refresh_failed', account: subject.key, kind: failure.kind, code: failure.code, aadsts: failure.aadsts }, failure.message);
-      this.emit('event', { type: 'refresh_failed', account: subject.key, kind: failure.kind, reason: `${failure.message}. ${failure.hint}` });
+      this.emit('event', { type: 'refresh_failed', account: subject.key, kind: failure.kind, reason: `${failure.message}. ${hint}` });
       if (failure.kind === 'reauthorise') return this.refreshTokenDead(subject, key, refreshToken, failure, password);
       if (failure.kind === 'config') {
         throw new LoginFailure('config', `Account ${subject.key} cannot get tokens: ${failure.message}. ${failure.hint}`);
@@ -223,11 +245,21 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
     await this.options.store.remove(subject.key, ['access_token', 'access_token_expiry', 'refresh_token']).catch((err: Error) =>
       this.options.log.error({ event: 'token_store_write_failed', account: subject.key, err: err.message }, 'cannot drop dead tokens'),
     );
-    this.options.log.warn({ event: 'authorisation_needed', account: subject.key, reason: failure.code }, failure.hint);
+    if (subject.account.flow === 'password') {
+      this.options.log.info({ event: 'refresh_token_dropped', account: subject.key, reason: failure.code }, SIGN_IN_AGAIN_WITH_PASSWORD);
+    } else {
+      this.options.log.warn({ event: 'authorisation_needed', account: subject.key, reason: failure.code }, failure.hint);
+    }
     return this.withoutToken(subject, password, key);
   }
 
   private async wrongPassword(subject: TokenSubject, password: string): Promise<string> {
+    if (subject.account.flow === 'password') {
+      // Only the provider knows whether this is a typo or the account's new password. Either way
+      // the stored tokens stay until it accepts the password; then new ones replace them.
+      this.options.log.info({ event: 'wrong_password', account: subject.key }, 'password does not unlock the stored tokens; asking the identity provider');
+      return this.sharedPasswordGrant(subject, password);
+    }
     if (this.options.deleteTokensOnWrongPassword) {
       this.options.log.warn({ event: 'tokens_deleted', account: subject.key }, 'wrong password: tokens deleted (delete_account_token_on_password_error)');
       await this.options.store.remove(subject.key);
@@ -250,6 +282,14 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
       return ready.accessToken;
     }
     if (subject.account.flow === 'client_credentials') return this.sharedAppOnly(subject, await keyFor());
+    if (subject.account.flow === 'service_account') throw unsupportedServiceAccount(subject);
+    if (subject.account.flow === 'password') {
+      if (password === undefined) {
+        // A background refresh found the refresh token dead; the next login's password gets new tokens.
+        throw new LoginFailure('authorisation-needed', `${subject.loginName} has no usable refresh token; the next login gets new tokens with its password`);
+      }
+      return this.sharedPasswordGrant(subject, password, known);
+    }
 
     try {
       await this.pending.begin(subject);
@@ -287,6 +327,41 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
       this.refreshes.set(subject.key, flight);
     }
     return flight;
+  }
+
+  /**
+   * `password`: the account's own password goes to the provider in a password grant. `known` is
+   * the account's key when this password already unlocked the stored tokens.
+   */
+  private async sharedPasswordGrant(subject: TokenSubject, password: string, known?: AccountKey): Promise<string> {
+    for (let current = this.passwordGrants.get(subject.key); current; current = this.passwordGrants.get(subject.key)) {
+      if (samePassword(current.password, password)) return current.flight;
+      await current.flight.catch(() => undefined);
+    }
+    const flight = this.passwordGrantOnce(subject, password, known).finally(() => this.passwordGrants.delete(subject.key));
+    this.passwordGrants.set(subject.key, { password, flight });
+    return flight;
+  }
+
+  private async passwordGrantOnce(subject: TokenSubject, password: string, known: AccountKey | undefined): Promise<string> {
+    const { log } = this.options;
+    let tokens: TokenSet;
+    try {
+      tokens = await passwordGrant(subject.account, subject.loginName, password, this.options.oauth);
+    } catch (err) {
+      const failure = classifyOAuthFailure(err, 'password');
+      this.lastRefresh.set(subject.key, { at: Date.now(), outcome: `password grant failed (${failure.code}): ${failure.kind}` });
+      log.warn({ event: 'password_grant_failed', account: subject.key, kind: failure.kind, code: failure.code, aadsts: failure.aadsts }, failure.message);
+      throw passwordGrantFailure(subject, failure);
+    }
+    this.distrusted.delete(subject.key);
+    this.lastRefresh.set(subject.key, { at: Date.now(), outcome: 'ok (password grant)' });
+    log.info({ event: 'token_obtained', account: subject.key, flow: 'password' }, 'tokens obtained with the password grant');
+    this.emit('event', { type: 'token_obtained', account: subject.key });
+    const key = known ?? (await this.options.keys.create(password));
+    await this.save(subject, tokens, key);
+    this.emit('known', { subject, key });
+    return tokens.accessToken;
   }
 
   private async saveCompleted({ subject, tokens, password }: CompletedAuthorisation): Promise<void> {
@@ -339,6 +414,36 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
       )
       .finally(() => this.flushing.delete(key));
   }
+}
+
+const SIGN_IN_AGAIN_WITH_PASSWORD = 'The refresh token was refused; the login under way (or else the next one) gets new tokens with the password grant.';
+
+/** What a login is told when the password grant fails; the stored tokens are never touched. */
+function passwordGrantFailure(subject: TokenSubject, failure: OAuthError): LoginFailure {
+  switch (failure.kind) {
+    case 'credentials':
+      return new LoginFailure('bad-password', `The identity provider refused the password for ${subject.loginName}: ${sentence(failure.description ?? failure.code)} ${failure.hint}`);
+    case 'transient':
+      return new LoginFailure('temporary', `Cannot get an OAuth2 token for ${subject.key}: ${failure.message}. Try again later`);
+    default:
+      return new LoginFailure('config', `Account ${subject.key} cannot get tokens with oauth2_flow = password: ${failure.message}. ${failure.hint}`);
+  }
+}
+
+/** Ends the provider's words with a full stop, unless they already end a sentence. */
+function sentence(text: string): string {
+  return /[.!?]$/.test(text) ? text : `${text}.`;
+}
+
+function unsupportedServiceAccount(subject: TokenSubject): LoginFailure {
+  const unsupported = serviceAccountUnsupported(subject.key);
+  return new LoginFailure('config', `${unsupported.message}. ${unsupported.hint}`);
+}
+
+/** Compares without leaking how much of the password matched. */
+function samePassword(a: string, b: string): boolean {
+  const digest = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
+  return timingSafeEqual(digest(a), digest(b));
 }
 
 function tryOpen(keys: AccountKeys, key: AccountKey, fields: StoredTokenFields): DecryptedTokens | undefined {

@@ -15,6 +15,7 @@ import {
   type TokenSet,
 } from '../../src/oauth/index.js';
 import { OFFICE365_TEST_SCOPE, startIdp, TEST_REDIRECT_URI, type Idp } from '../peers/idp.js';
+import { introspect } from '../peers/introspect.js';
 
 const USER = 'alice@example.com';
 
@@ -40,20 +41,6 @@ function account(overrides: Partial<AccountConfig> = {}): AccountConfig {
     usePkce: true,
     ...overrides,
   };
-}
-
-/** Who the identity provider says a token belongs to, and whether it is live. */
-async function introspect(token: string): Promise<{ active: boolean; sub?: string }> {
-  const { clientId, clientSecret } = idp.clients.introspection;
-  const response = await fetch(idp.urls.introspect, {
-    method: 'POST',
-    headers: {
-      authorization: `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString('base64')}`,
-      'content-type': 'application/x-www-form-urlencoded',
-    },
-    body: new URLSearchParams({ token }),
-  });
-  return (await response.json()) as { active: boolean; sub?: string };
 }
 
 function failure(promise: Promise<unknown>): Promise<OAuthError> {
@@ -99,7 +86,7 @@ describe('authorization code flow with a pasted redirect', () => {
     expect(tokens.refreshToken).toEqual(expect.any(String));
     expect(tokens.expiresAt - before).toBeGreaterThanOrEqual(3599);
     expect(tokens.expiresAt - before).toBeLessThanOrEqual(3601);
-    expect(await introspect(tokens.accessToken)).toMatchObject({ active: true, sub: USER });
+    expect(await introspect(idp, tokens.accessToken)).toMatchObject({ active: true, sub: USER });
   });
 
   it('asks for the paste again when the redirect belongs to an older link', async () => {
@@ -137,7 +124,7 @@ describe('refresh', () => {
     expect(refreshed.refreshToken).toEqual(expect.any(String));
     expect(refreshed.refreshToken).not.toBe(original);
     expect(refreshed.accessToken).not.toBe(first.accessToken);
-    expect(await introspect(refreshed.accessToken)).toMatchObject({ active: true, sub: USER });
+    expect(await introspect(idp, refreshed.accessToken)).toMatchObject({ active: true, sub: USER });
 
     const error = await failure(refresh(account(), original));
     expect(error).toMatchObject({ kind: 'reauthorise', code: 'invalid_grant', status: 400 });
@@ -194,7 +181,7 @@ describe('device flow', () => {
     await idp.approveDevice(started.userCode, USER);
     const tokens = await polling;
     expect(tokens.refreshToken).toEqual(expect.any(String));
-    expect(await introspect(tokens.accessToken)).toMatchObject({ active: true, sub: USER });
+    expect(await introspect(idp, tokens.accessToken)).toMatchObject({ active: true, sub: USER });
     expect(idp.tokenRequests.byGrantType['urn:ietf:params:oauth:grant-type:device_code']).toBeGreaterThanOrEqual(1);
   }, 30_000);
 });
@@ -209,7 +196,7 @@ describe('client credentials', () => {
     });
     const tokens = await clientCredentials(service);
     expect(tokens.refreshToken).toBeUndefined();
-    expect(await introspect(tokens.accessToken)).toMatchObject({ active: true });
+    expect(await introspect(idp, tokens.accessToken)).toMatchObject({ active: true });
   });
 
   it('reports a wrong secret as a config error naming client_secret', async () => {

@@ -11,6 +11,7 @@ import { startDovecot } from '../peers/dovecot.js';
 import type { Dovecot } from '../peers/dovecot.js';
 import { DEVICE_CODE_GRANT, OFFICE365_TEST_SCOPE, TEST_REDIRECT_URI, startIdp } from '../peers/idp.js';
 import type { Idp } from '../peers/idp.js';
+import { introspect } from '../peers/introspect.js';
 import { openLineSession } from '../peers/line-session.js';
 import type { LineSession } from '../peers/line-session.js';
 
@@ -43,19 +44,6 @@ function json(reply: TokenReply): Record<string, unknown> {
 
 function refreshWith(idp: Idp, refreshToken: string, signal?: AbortSignal): Promise<TokenReply> {
   return postForm(idp.urls.token, { grant_type: 'refresh_token', client_id: idp.clientId, refresh_token: refreshToken }, signal);
-}
-
-async function introspect(idp: Idp, token: string): Promise<Record<string, unknown>> {
-  const { clientId, clientSecret } = idp.clients.introspection;
-  const response = await fetch(idp.urls.introspect, {
-    method: 'POST',
-    headers: {
-      authorization: `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString('base64')}`,
-      'content-type': 'application/x-www-form-urlencoded',
-    },
-    body: new URLSearchParams({ token }),
-  });
-  return (await response.json()) as Record<string, unknown>;
 }
 
 async function imapsSession(dovecot: Dovecot): Promise<LineSession> {

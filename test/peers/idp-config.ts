@@ -1,7 +1,7 @@
 /**
  * oidc-provider configuration that makes it behave like Microsoft's v2 endpoints for the flows the
  * proxy uses: authorization code (+ optional PKCE), refresh tokens rotated on every use, the device
- * grant, client credentials, and introspection for Dovecot.
+ * grant, client credentials, the password grant (see idp-password-grant.ts), and introspection for Dovecot.
  */
 import type { Configuration, KoaContext } from 'oidc-provider';
 
@@ -20,6 +20,9 @@ export const MAIL_SCOPES: readonly string[] = [
   'https://outlook.office365.com/.default',
   'https://mail.google.com/',
 ];
+
+/** Every scope the provider grants; it silently drops the others from requests. */
+export const SUPPORTED_SCOPES: readonly string[] = ['openid', 'offline_access', 'profile', 'email', ...MAIL_SCOPES];
 
 /** Redirect URIs users paste back from Microsoft and Google flows. */
 export const PUBLIC_REDIRECT_URIS: readonly string[] = [
@@ -46,6 +49,11 @@ export interface IdpClients {
   readonly introspection: ClientCredentials;
   /** Confidential client for the client_credentials grant (secret in the body). */
   readonly service: ClientCredentials;
+  /**
+   * Public client allowed the password grant and refresh, like a Microsoft app registration with
+   * "Allow public client flows" on. The other clients may not use the password grant.
+   */
+  readonly passwordClientId: string;
 }
 
 export interface IdpSettings {
@@ -125,8 +133,18 @@ export function idpConfiguration(settings: IdpSettings): Configuration {
         response_types: [],
         redirect_uris: [],
       },
+      {
+        ...web,
+        client_id: clients.passwordClientId,
+        client_name: 'oauth2-mail-proxy test public client with password grant',
+        token_endpoint_auth_method: 'none',
+        // 'password' is registered with provider.registerGrantType once the provider exists.
+        grant_types: ['password', 'refresh_token'],
+        response_types: [],
+        redirect_uris: [],
+      },
     ],
-    scopes: ['openid', 'offline_access', 'profile', 'email', ...MAIL_SCOPES],
+    scopes: [...SUPPORTED_SCOPES],
     claims: { openid: ['sub'], email: ['email'], profile: ['preferred_username', 'name'] },
     jwks: settings.jwks,
     cookies: { keys: [...settings.cookieKeys] },

@@ -34,6 +34,12 @@ export function azureResponseShapes(options: { readonly deviceCodeIntervalSecond
       const { error, error_description: description = error } = ctx.body;
       const azure = azureErrorFor(error, detail);
       if (azure.status !== undefined) ctx.status = azure.status;
+      // A handler of ours that knows Microsoft's exact answer puts it in the detail: `AADSTSnnn: text`.
+      const exact = /^AADSTS(\d+): (.*)$/s.exec(detail);
+      if (exact !== null) {
+        ctx.body = azureErrorBody(azure.error, exact[2]!, Number(exact[1]));
+        return;
+      }
       ctx.body = azureErrorBody(
         azure.error,
         detail === '' ? description : `${description} (${detail})`,

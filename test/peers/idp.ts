@@ -1,7 +1,7 @@
 /**
  * A real OAuth2 identity provider for tests (oidc-provider 9), shaped like Microsoft's v2
- * endpoints: same paths, rotated refresh tokens, Azure AD error bodies, the device flow, and
- * introspection for Dovecot. Listens on 127.0.0.1 on a port chosen at run time, over plain HTTP.
+ * endpoints: same paths, rotated refresh tokens, Azure AD error bodies, the device flow, the
+ * password grant (ROPC), and introspection for Dovecot. Listens on 127.0.0.1 on a port chosen at run time, over plain HTTP.
  */
 import { createHash, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -17,10 +17,12 @@ import type { TokenFault, TokenRequestCounts } from './idp-faults.js';
 import { azureResponseShapes, microsoftRedirects, rememberErrorDetails } from './idp-microsoft-shapes.js';
 import { LOGIN_AS_HEADER, autoCompleteInteractions } from './idp-interactions.js';
 import { createStoreAdapter } from './idp-store.js';
+import { TestUsers, registerPasswordGrant } from './idp-password-grant.js';
 
 export type { TokenFault, TokenRequestCounts } from './idp-faults.js';
 export type { ClientCredentials, IdpClients } from './idp-config.js';
 export { DEVICE_CODE_GRANT, MAIL_SCOPES } from './idp-config.js';
+export { PASSWORD_GRANT, TEST_USER_PASSWORD } from './idp-password-grant.js';
 
 /** The user tests sign in as unless they name another. */
 export const DEFAULT_TEST_USER = 'user@example.com';
@@ -88,6 +90,13 @@ export interface Idp {
   browser(authorizeUrl: string, loginHint?: string): Promise<string>;
   /** Enters and confirms a device-flow user code as a signed-in user would. */
   approveDevice(userCode: string, loginHint?: string): Promise<void>;
+  /**
+   * Sets the password `user` signs in with in the password grant (adding the user). The default
+   * user starts with `TEST_USER_PASSWORD`; other users cannot use the password grant until set.
+   */
+  setUserPassword(user: string, password: string): void;
+  /** Makes the password grant refuse `user` with AADSTS50076 (MFA required), or stop doing so. */
+  requireMfa(user: string, required?: boolean): void;
   /** Runs the code flow with PKCE for `user` and returns fresh tokens (not counted in `tokenRequests`). */
   issueTokensFor(user: string, scope?: string): Promise<IssuedTokens>;
   /** Closes the listening socket and every connection: the identity provider is down. */
@@ -164,13 +173,14 @@ function pkcePair(): { verifier: string; challenge: string } {
 
 /** Starts a test identity provider on 127.0.0.1 and a free port. Start-up takes tens of milliseconds. */
 export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
-  const { default: ProviderClass } = await loadProvider();
+  const { default: ProviderClass, errors } = await loadProvider();
   const defaultUser = options.defaultUser ?? DEFAULT_TEST_USER;
   const clients: IdpClients = {
     publicClientId: 'a1b2c3d4-0000-4000-8000-00000000c11e',
     desktop: { clientId: 'test-desktop-client.apps.example.test', clientSecret: `desktop-${randomBytes(9).toString('base64url')}` },
     introspection: { clientId: 'dovecot-introspection', clientSecret: randomBytes(18).toString('base64url') },
     service: { clientId: 'b1b2c3d4-0000-4000-8000-0000000005e7', clientSecret: randomBytes(18).toString('base64url') },
+    passwordClientId: 'c1b2c3d4-0000-4000-8000-00000000a55d',
   };
 
   const server = createServer();
@@ -198,6 +208,8 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
     adapter: createStoreAdapter(),
   }));
   allowLoopbackOnAnyPort(provider);
+  const users = new TestUsers(defaultUser);
+  registerPasswordGrant(provider, errors, users);
 
   const faults = new TokenFaults();
   const counter = new TokenRequestCounter();
@@ -252,6 +264,12 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
       faults.failNext(kind, times);
     },
     browser,
+    setUserPassword(user: string, password: string): void {
+      users.setPassword(user, password);
+    },
+    requireMfa(user: string, required = true): void {
+      users.requireMfa(user, required);
+    },
     async approveDevice(userCode: string, loginHint?: string): Promise<void> {
       const start = `${urls.deviceLogin}?${new URLSearchParams({ user_code: userCode })}`;
       const outcome = await browse(start, { origin: issuer, headers: helperHeaders(loginHint) });

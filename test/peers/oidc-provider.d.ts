@@ -18,7 +18,7 @@ declare module 'oidc-provider' {
     /** False hands the raw response to the middleware (Koa sends nothing). */
     respond: boolean;
     readonly state: Record<string, unknown>;
-    readonly oidc?: { readonly params?: Record<string, unknown>; readonly route?: string };
+    readonly oidc?: { readonly params?: Record<string, unknown>; readonly route?: string; readonly client?: ClientInstance };
     get(header: string): string;
     set(header: string, value: string): void;
     remove(header: string): void;
@@ -68,7 +68,38 @@ declare module 'oidc-provider' {
     readonly clientId: string;
     readonly redirectUris: readonly string[];
     redirectUriAllowed(uri: string): boolean;
+    grantTypeAllowed(type: string): boolean;
   }
+
+  /** What the access and refresh token models take when a grant handler issues tokens. */
+  export interface TokenInit {
+    accountId: string;
+    client: ClientInstance;
+    grantId: string;
+    gty: string;
+    scope: string;
+    expiresWithSession?: boolean;
+    rotations?: number;
+  }
+
+  export interface IssuedToken {
+    /** Seconds until it expires. */
+    readonly expiration: number;
+    readonly tokenType?: string;
+    /** Stores the token and resolves with its value. */
+    save(): Promise<string>;
+  }
+
+  export interface TokenClass {
+    new (init: TokenInit): IssuedToken;
+  }
+
+  /** oidc-provider's error classes: thrown from a grant handler, they become the OAuth error response. */
+  export const errors: {
+    /** `detail` stays out of the response body; the `grant.error` event carries it as `error_detail`. */
+    InvalidGrant: new (detail?: string) => Error;
+    InvalidRequest: new (description?: string) => Error;
+  };
 
   export type Configuration = Record<string, unknown>;
 
@@ -76,8 +107,12 @@ declare module 'oidc-provider' {
     constructor(issuer: string, configuration: Configuration);
     readonly issuer: string;
     readonly Grant: GrantClass;
+    readonly AccessToken: TokenClass;
+    readonly RefreshToken: TokenClass;
     readonly Client: { readonly prototype: ClientInstance };
     use(middleware: Middleware): this;
+    /** Adds a token endpoint grant; `parameters` are the form fields it reads besides grant_type. */
+    registerGrantType(name: string, handler: (ctx: KoaContext) => Promise<void>, parameters?: readonly string[]): void;
     callback(): (req: IncomingMessage, res: ServerResponse) => void;
     on(event: string, listener: (ctx: KoaContext, error: Error) => void): this;
     interactionDetails(req: IncomingMessage, res: ServerResponse): Promise<Interaction>;

@@ -3,10 +3,8 @@
  * oauth part at a small node:http server that answers the way a failing identity provider does.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as client from 'openid-client';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { AccountConfig } from '../../src/config/types.js';
 import {
   classifyOAuthFailure,
@@ -21,57 +19,12 @@ import {
   startDeviceAuthorization,
   type OAuthErrorKind,
 } from '../../src/oauth/index.js';
+import { json, scriptedProvider, type Answer, type ScriptedProvider } from '../support/scripted-provider.js';
 
 const REFRESH_TOKEN = `rt-${randomBytes(48).toString('base64url')}`;
 const CLIENT_SECRET = `secret-${randomBytes(24).toString('base64url')}`;
 const TOKEN_PATH = '/common/oauth2/v2.0/token';
 const DEVICE_PATH = '/common/oauth2/v2.0/devicecode';
-
-type Answer = (request: IncomingMessage, form: URLSearchParams, response: ServerResponse) => void;
-
-interface ScriptedProvider {
-  readonly base: string;
-  readonly forms: URLSearchParams[];
-  close(): Promise<void>;
-}
-
-const running: ScriptedProvider[] = [];
-
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((provider) => provider.close()));
-});
-
-/** A token endpoint that answers every request with `answer`. */
-async function scriptedProvider(answer: Answer): Promise<ScriptedProvider> {
-  const forms: URLSearchParams[] = [];
-  const server = createServer((request, response) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => {
-      const form = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
-      forms.push(form);
-      answer(request, form, response);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const provider: ScriptedProvider = {
-    base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    forms,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
-  };
-  running.push(provider);
-  return provider;
-}
-
-function json(status: number, body: unknown, headers: Record<string, string> = {}): Answer {
-  return (_request, _form, response) => {
-    response.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
-    response.end(JSON.stringify(body));
-  };
-}
 
 function raw(status: number, contentType: string, body: string): Answer {
   return (_request, _form, response) => {
