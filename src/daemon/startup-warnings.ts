@@ -10,10 +10,13 @@ import { serviceAccountUnsupported } from '../oauth/index.js';
  */
 export async function startupWarnings(config: ProxyConfig, tokenStore: string): Promise<string[]> {
   const warnings: string[] = [];
+  const configSecrets = secretsIn(config);
   for (const [path, what] of [
-    [config.file, 'it may hold client secrets and tokens'],
+    [config.file, configSecrets],
     [tokenStore, 'it holds the encrypted tokens'],
   ] as const) {
+    // A config without secrets (the shipped example, say) may be as readable as any other file.
+    if (what === undefined) continue;
     const mode = await stat(path).then((info) => info.mode, () => undefined);
     if (mode !== undefined && (mode & 0o077) !== 0) {
       warnings.push(`${path} is readable by other users (mode ${(mode & 0o777).toString(8)}) and ${what}; run: chmod 600 ${path}`);
@@ -34,4 +37,14 @@ export async function startupWarnings(config: ProxyConfig, tokenStore: string): 
     }
   }
   return warnings;
+}
+
+/** What secrets the config file itself holds, said as the warning's reason; undefined for none. */
+function secretsIn(config: ProxyConfig): string | undefined {
+  const secrets = config.accounts.some((account) => Boolean(account.clientSecret) || account.clientSecretEncrypted !== undefined);
+  const tokens = config.accounts.some((account) => account.tokensInConfig !== undefined);
+  if (secrets && tokens) return 'it holds client secrets and tokens';
+  if (secrets) return 'it holds client secrets';
+  if (tokens) return 'it holds tokens';
+  return undefined;
 }

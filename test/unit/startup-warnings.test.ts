@@ -14,6 +14,8 @@ afterEach(async () => {
 });
 
 const CONFIG = '[IMAP-1993]\nserver_address = outlook.office365.com\n';
+const ACCOUNT = '[a@example.com]\npermission_url = https://login.example.com/authorize\ntoken_url = https://login.example.com/token\noauth2_scope = s offline_access\nredirect_uri = https://localhost\nclient_id = c\n';
+const WITH_SECRET = `${CONFIG}${ACCOUNT}client_secret = s3cret\n`;
 
 it('says nothing about owner-only files and loopback listeners', async () => {
   const file = join(dir, 'config.ini');
@@ -25,14 +27,28 @@ it('says nothing about owner-only files and loopback listeners', async () => {
 it('warns when the config or the token store is readable by others, with the fix', async () => {
   const file = join(dir, 'config.ini');
   const store = join(dir, 'tokens.ini');
-  await writeFile(file, CONFIG);
+  await writeFile(file, WITH_SECRET);
   await chmod(file, 0o644);
   await writeFile(store, '');
   await chmod(store, 0o640);
-  expect(await startupWarnings(parseConfig(CONFIG, file), store)).toEqual([
-    `${file} is readable by other users (mode 644) and it may hold client secrets and tokens; run: chmod 600 ${file}`,
+  expect(await startupWarnings(parseConfig(WITH_SECRET, file), store)).toEqual([
+    `${file} is readable by other users (mode 644) and it holds client secrets; run: chmod 600 ${file}`,
     `${store} is readable by other users (mode 640) and it holds the encrypted tokens; run: chmod 600 ${store}`,
   ]);
+});
+
+it('says why a readable config matters: its tokens too, and nothing for a config without secrets', async () => {
+  const file = join(dir, 'config.ini');
+  const withTokens = `${WITH_SECRET}access_token = gAAAAA-x\ntoken_salt = c2FsdA==\n`;
+  const withoutSecrets = `${CONFIG}${ACCOUNT}client_secret =\n`;
+  await writeFile(file, withTokens);
+  await chmod(file, 0o644);
+  const missingStore = join(dir, 'missing.ini');
+  expect(await startupWarnings(parseConfig(withTokens, file), missingStore)).toEqual([
+    `${file} is readable by other users (mode 644) and it holds client secrets and tokens; run: chmod 600 ${file}`,
+  ]);
+  await writeFile(file, withoutSecrets);
+  expect(await startupWarnings(parseConfig(withoutSecrets, file), missingStore)).toEqual([]);
 });
 
 it('warns about a plaintext listener on the network that the owner allowed', async () => {
