@@ -1,5 +1,6 @@
 import { ConfigError } from '../config/errors.js';
 import { loadConfig } from '../config/load.js';
+import type { StoredTokenFields } from '../config/types.js';
 import { controlRequest, DaemonNotRunningError } from '../control/client.js';
 import type { ControlReply } from '../control/protocol.js';
 import {
@@ -9,12 +10,15 @@ import {
   pollDeviceAuthorization,
   startAuthorization,
   startDeviceAuthorization,
+  type ProviderClientOptions,
   type TokenSet,
 } from '../oauth/index.js';
+import { decryptClientSecret, EncryptedClientSecretError, encryptedClientSecret, withEncryptedClientSecret } from '../tokens/client-secret.js';
+import { CorruptTokenError, WrongKeyError } from '../tokens/fernet.js';
 import { KeyCache } from '../tokens/key-cache.js';
 import { TokenStore, TokenStoreError } from '../tokens/store.js';
 import { subjectFor, type TokenSubject } from '../tokens/subject.js';
-import { TokenCipher } from '../tokens/token-cipher.js';
+import { AccountKeys, type AccountKey } from '../tokens/token-cipher.js';
 import { TerminalInput } from './terminal-input.js';
 
 export interface AuthorizeOptions {
@@ -106,9 +110,15 @@ async function authorizeWithoutDaemon(options: AuthorizeOptions, input: Terminal
   }
   say('(No running proxy found; authorising here and writing the token store directly.)');
 
+  const keys = new AccountKeys(new KeyCache());
+  const store = new TokenStore(options.cacheStore);
+  const unlocked = await unlockStoredSecret(subject, store, keys, input, say);
+  if (typeof unlocked === 'number') return unlocked;
+  const oauth: ProviderClientOptions = unlocked ? { clientSecret: unlocked.secret } : {};
+
   let tokens: TokenSet | undefined;
   try {
-    tokens = subject.account.flow === 'device' ? await deviceFlow(subject, say) : await pasteFlow(subject, input, say);
+    tokens = subject.account.flow === 'device' ? await deviceFlow(subject, say, oauth) : await pasteFlow(subject, input, say, oauth);
   } catch (err) {
     if (!(err instanceof OAuthError)) throw err;
     say(`Could not authorise: ${err.message}. ${err.hint}`);
@@ -116,17 +126,21 @@ async function authorizeWithoutDaemon(options: AuthorizeOptions, input: Terminal
   }
   if (!tokens) return 1;
 
-  const password = await input.secret(`Password your mail client uses for ${subject.loginName} (it encrypts the stored tokens): `);
+  const password = unlocked?.password ?? (await input.secret(`Password your mail client uses for ${subject.loginName} (it encrypts the stored tokens): `));
   if (!password) {
     say('No password given; nothing was stored.');
     return 1;
   }
-  const fields = await new TokenCipher(new KeyCache()).encryptTokens(
-    { accessToken: tokens.accessToken, accessTokenExpiry: tokens.expiresAt, ...(tokens.refreshToken && { refreshToken: tokens.refreshToken }) },
-    password,
-  );
+  const key = await keys.create(password);
+  let fields = keys.seal(key, {
+    accessToken: tokens.accessToken,
+    accessTokenExpiry: tokens.expiresAt,
+    ...(tokens.refreshToken && { refreshToken: tokens.refreshToken }),
+  });
+  // The new tokens get a new salt: the secret moves with them, or nothing could decrypt it any more.
+  if (unlocked) fields = withEncryptedClientSecret(fields, key, unlocked.secret);
   try {
-    await new TokenStore(options.cacheStore).write(subject.key, fields);
+    await store.write(subject.key, fields);
   } catch (err) {
     if (!(err instanceof TokenStoreError)) throw err;
     say(`The sign-in worked, but the tokens could not be stored: ${err.message}. Nothing was saved; fix that and run this command again.`);
@@ -136,11 +150,59 @@ async function authorizeWithoutDaemon(options: AuthorizeOptions, input: Terminal
   return 0;
 }
 
-async function pasteFlow(subject: TokenSubject, input: TerminalInput, say: Say): Promise<TokenSet | undefined> {
-  const pending = await startAuthorization(subject.account, { loginHint: subject.loginName });
+/**
+ * An account whose client secret is stored encrypted (client_secret_encrypted) needs the mail
+ * password before the flow, because the code exchange sends the secret. Resolves with the password
+ * and the secret, undefined when the account has no encrypted secret, or an exit code.
+ */
+async function unlockStoredSecret(
+  subject: TokenSubject,
+  store: TokenStore,
+  keys: AccountKeys,
+  input: TerminalInput,
+  say: Say,
+): Promise<{ password: string; secret: string } | undefined | number> {
+  let fields: StoredTokenFields | undefined;
+  try {
+    fields = (await store.read(subject.key)) ?? subject.account.tokensInConfig;
+  } catch (err) {
+    if (!(err instanceof TokenStoreError)) throw err;
+    // Saving the tokens will fail and say why; until then the config section is all there is to go by.
+    fields = subject.account.tokensInConfig;
+  }
+  if (encryptedClientSecret(subject.account, fields) === undefined) return undefined;
+  const password = await input.secret(
+    `Password your mail client uses for ${subject.loginName} (it decrypts the stored client secret and encrypts the new tokens): `,
+  );
+  if (!password) {
+    say('No password given; nothing was done.');
+    return 1;
+  }
+  // The key that opens the stored tokens is the one the secret was encrypted with; tokens this
+  // password does not open (a new password, say) leave the secret to say whether it is right.
+  let opened: AccountKey | undefined;
+  if (fields?.access_token !== undefined || fields?.refresh_token !== undefined) {
+    try {
+      opened = (await keys.unlock(fields, password)).key;
+    } catch (err) {
+      if (!(err instanceof WrongKeyError || err instanceof CorruptTokenError)) throw err;
+    }
+  }
+  try {
+    const secret = await decryptClientSecret(keys, subject, fields, password, opened);
+    return secret === undefined ? undefined : { password, secret };
+  } catch (err) {
+    if (!(err instanceof EncryptedClientSecretError)) throw err;
+    say(`Could not authorise: ${err.message}.`);
+    return err.problem === 'wrong-password' ? 1 : 2;
+  }
+}
+
+async function pasteFlow(subject: TokenSubject, input: TerminalInput, say: Say, oauth: ProviderClientOptions): Promise<TokenSet | undefined> {
+  const pending = await startAuthorization(subject.account, { ...oauth, loginHint: subject.loginName });
   const tokens = await askForPaste(pending.url, input, say, async (pasted) => {
     try {
-      return await completeAuthorization(subject.account, pending, pasted);
+      return await completeAuthorization(subject.account, pending, pasted, oauth);
     } catch (err) {
       if (!(err instanceof OAuthError) || err.kind !== 'paste') throw err;
       return { again: `${err.message}. ${err.hint}` };
@@ -175,8 +237,8 @@ async function askForPaste<T>(
   }
 }
 
-async function deviceFlow(subject: TokenSubject, say: Say): Promise<TokenSet> {
-  const device = await startDeviceAuthorization(subject.account);
+async function deviceFlow(subject: TokenSubject, say: Say, oauth: ProviderClientOptions): Promise<TokenSet> {
+  const device = await startDeviceAuthorization(subject.account, oauth);
   say(`Open ${device.verificationUriComplete ?? device.verificationUri} in a browser and enter the code ${device.userCode}`);
   say('Waiting for the sign-in to complete...');
   return pollDeviceAuthorization(device.handle);

@@ -43,16 +43,26 @@ export interface StoredTokenFields {
   refresh_token?: string;
   token_salt?: string;
   token_iterations?: string;
+  /**
+   * The client secret, Fernet-encrypted with the same key as the tokens (email-oauth2-proxy's
+   * `encrypt_client_secret_on_first_use`). It belongs with the `token_salt` it was encrypted
+   * under, which is why it is kept, read and re-encrypted together with the tokens.
+   */
+  client_secret_encrypted?: string;
   last_activity?: string;
 }
 
-/** The token fields email-oauth2-proxy writes per account, in its order. */
+/**
+ * The fields email-oauth2-proxy keeps per account next to the tokens, in its order (its
+ * `--cache-store` file holds exactly these).
+ */
 export const STORED_TOKEN_FIELDS: readonly (keyof StoredTokenFields)[] = [
   'access_token',
   'access_token_expiry',
   'refresh_token',
   'token_salt',
   'token_iterations',
+  'client_secret_encrypted',
   'last_activity',
 ];
 
@@ -69,10 +79,17 @@ export interface AccountConfig {
   readonly clientId: string;
   /** Empty or absent for public clients. */
   readonly clientSecret?: string;
+  /**
+   * `client_secret_encrypted` as written in the config section (also in {@link tokensInConfig}).
+   * Used only when {@link clientSecret} is empty; the token store's section may hold a newer one.
+   */
   readonly clientSecretEncrypted?: string;
   readonly flow: OAuthFlow;
   readonly usePkce: boolean;
-  /** Tokens found in the config file itself (email-oauth2-proxy keeps them there); read, never written back. */
+  /**
+   * The stored fields found in the config file itself (email-oauth2-proxy keeps them there without
+   * `--cache-store`), `client_secret_encrypted` and its `token_salt` included; read, never written back.
+   */
   readonly tokensInConfig?: StoredTokenFields;
 }
 
@@ -80,6 +97,7 @@ export interface AccountConfig {
 export interface GlobalOptions {
   /** email-oauth2-proxy defaults to true; we default to false so a typo never costs a token. */
   readonly deleteAccountTokenOnPasswordError: boolean;
+  /** Read so start-up can say it is not applied: the config file is never rewritten. */
   readonly encryptClientSecretOnFirstUse: boolean;
   readonly allowCatchAllAccounts: boolean;
   readonly useLoginPasswordAsClientCredentialsSecret: boolean;

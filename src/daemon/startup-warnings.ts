@@ -5,8 +5,8 @@ import { serviceAccountUnsupported } from '../oauth/index.js';
 
 /**
  * Things that deserve the owner's attention, logged once at start: files holding secrets that
- * others can read, listeners the owner chose to expose without TLS, and accounts whose flow the
- * proxy accepts in the config but cannot serve.
+ * others can read, listeners the owner chose to expose without TLS, accounts whose flow the
+ * proxy accepts in the config but cannot serve, and email-oauth2-proxy options it does not apply.
  */
 export async function startupWarnings(config: ProxyConfig, tokenStore: string): Promise<string[]> {
   const warnings: string[] = [];
@@ -36,13 +36,20 @@ export async function startupWarnings(config: ProxyConfig, tokenStore: string): 
       warnings.push(`${unsupported.message}: logins for it are refused. ${unsupported.hint}`);
     }
   }
+  if (config.options.encryptClientSecretOnFirstUse) {
+    warnings.push(
+      'encrypt_client_secret_on_first_use in [emailproxy] is not applied: oauth2-mail-proxy never rewrites the config file, ' +
+        'so client_secret stays as written (client_secret_encrypted is still read)',
+    );
+  }
   return warnings;
 }
 
 /** What secrets the config file itself holds, said as the warning's reason; undefined for none. */
 function secretsIn(config: ProxyConfig): string | undefined {
   const secrets = config.accounts.some((account) => Boolean(account.clientSecret) || account.clientSecretEncrypted !== undefined);
-  const tokens = config.accounts.some((account) => account.tokensInConfig !== undefined);
+  // tokensInConfig also carries token_salt and client_secret_encrypted; only real tokens count here.
+  const tokens = config.accounts.some((account) => account.tokensInConfig?.access_token !== undefined || account.tokensInConfig?.refresh_token !== undefined);
   if (secrets && tokens) return 'it holds client secrets and tokens';
   if (secrets) return 'it holds client secrets';
   if (tokens) return 'it holds tokens';

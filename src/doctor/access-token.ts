@@ -4,7 +4,9 @@
  * (Microsoft replaces it on every use; losing it costs the account). Failures are explained;
  * the stored tokens are never dropped here. For `oauth2_flow = password` with no tokens, or tokens
  * the given password does not decrypt, it does what a login would: a password grant, saved under
- * that password once the provider accepts it.
+ * that password once the provider accepts it. A client secret stored encrypted
+ * (`client_secret_encrypted`) is decrypted with the same password, sent, and re-encrypted with
+ * whatever is saved, as the daemon does.
  */
 import type { StoredTokenFields } from '../config/types.js';
 import {
@@ -16,6 +18,7 @@ import {
   type ProviderClientOptions,
   type TokenSet,
 } from '../oauth/index.js';
+import { decryptClientSecret, EncryptedClientSecretError, encryptedClientSecret, withEncryptedClientSecret } from '../tokens/client-secret.js';
 import { CorruptTokenError, WrongKeyError } from '../tokens/fernet.js';
 import { DEFAULT_ITERATIONS } from '../tokens/key-derivation.js';
 import type { TokenStore } from '../tokens/store.js';
@@ -66,7 +69,7 @@ export async function checkAccessToken(options: AccessTokenStepOptions): Promise
     return {};
   }
   if (fields?.access_token === undefined && fields?.refresh_token === undefined) {
-    if (passwordFlow) return tokensFromPassword(options, await options.askPassword(), 'none were stored');
+    if (passwordFlow) return tokensFromPassword(options, fields, await options.askPassword(), 'none were stored');
     report({
       status: 'fail',
       title: `stored tokens: none for ${subject.key}; the account needs authorising`,
@@ -91,7 +94,7 @@ export async function checkAccessToken(options: AccessTokenStepOptions): Promise
         title: `stored tokens: the password does not decrypt the tokens stored for ${subject.key}`,
         details: ['With oauth2_flow = password the identity provider decides whether it is the account\'s (new) password.'],
       });
-      return tokensFromPassword(options, password, 'the password did not decrypt the stored tokens');
+      return tokensFromPassword(options, fields, password, 'the password did not decrypt the stored tokens');
     }
     if (err instanceof WrongKeyError) {
       report({
@@ -120,6 +123,9 @@ export async function checkAccessToken(options: AccessTokenStepOptions): Promise
     status: 'pass',
     title: `stored tokens: decrypted from ${source} (${describeStored(tokens, now)})`,
   });
+  // With the key that opened the tokens, before any switch to a new one.
+  const secret = await clientSecretFor(options, fields, password, key);
+  if (secret === false) return storedAccess ? { accessToken: storedAccess } : {};
 
   if (!tokens.refreshToken) {
     report({
@@ -135,7 +141,7 @@ export async function checkAccessToken(options: AccessTokenStepOptions): Promise
 
   let refreshed: TokenSet;
   try {
-    refreshed = await refresh(subject.account, tokens.refreshToken, options.oauth);
+    refreshed = await refresh(subject.account, tokens.refreshToken, withSecret(options.oauth, secret));
   } catch (err) {
     const failure = explainTokenFailure('token refresh', classifyOAuthFailure(err, 'refresh'), options.explain, options.oauth.requestTimeoutMs);
     if (!storedAccess) {
@@ -149,11 +155,12 @@ export async function checkAccessToken(options: AccessTokenStepOptions): Promise
 
   // As the daemon does: a store from an old email-oauth2-proxy moves to the current iteration count.
   const saveKey = key.iterations < DEFAULT_ITERATIONS ? await options.keys.create(password) : key;
-  const fieldsToSave = options.keys.seal(saveKey, {
+  const sealed = options.keys.seal(saveKey, {
     accessToken: refreshed.accessToken,
     accessTokenExpiry: refreshed.expiresAt,
     ...(refreshed.refreshToken && { refreshToken: refreshed.refreshToken }),
   });
+  const fieldsToSave = secret === undefined ? sealed : withEncryptedClientSecret(sealed, saveKey, secret);
   try {
     await options.store.write(subject.key, fieldsToSave);
   } catch (err) {
@@ -179,15 +186,22 @@ export async function checkAccessToken(options: AccessTokenStepOptions): Promise
  * `password` without usable stored tokens: the grant a login would make, saved under the same
  * password. A refused password leaves whatever is stored as it was.
  */
-async function tokensFromPassword(options: AccessTokenStepOptions, password: string | undefined, why: string): Promise<AccessTokenOutcome> {
+async function tokensFromPassword(
+  options: AccessTokenStepOptions,
+  fields: StoredTokenFields | undefined,
+  password: string | undefined,
+  why: string,
+): Promise<AccessTokenOutcome> {
   const { subject } = options.explain;
   if (!password) {
     options.report({ status: 'fail', title: "password grant: no password given (with oauth2_flow = password it is the account's own password)" });
     return {};
   }
+  const secret = await clientSecretFor(options, fields, password);
+  if (secret === false) return {};
   let tokens: TokenSet;
   try {
-    tokens = await passwordGrant(subject.account, subject.loginName, password, options.oauth);
+    tokens = await passwordGrant(subject.account, subject.loginName, password, withSecret(options.oauth, secret));
   } catch (err) {
     const failure = classifyOAuthFailure(err, 'password');
     options.report(
@@ -201,13 +215,14 @@ async function tokensFromPassword(options: AccessTokenStepOptions, password: str
     );
     return {};
   }
-  const fields = options.keys.seal(await options.keys.create(password), {
+  const key = await options.keys.create(password);
+  const sealed = options.keys.seal(key, {
     accessToken: tokens.accessToken,
     accessTokenExpiry: tokens.expiresAt,
     ...(tokens.refreshToken && { refreshToken: tokens.refreshToken }),
   });
   try {
-    await options.store.write(subject.key, fields);
+    await options.store.write(subject.key, secret === undefined ? sealed : withEncryptedClientSecret(sealed, key, secret));
   } catch (err) {
     options.report({
       status: 'fail',
@@ -229,7 +244,17 @@ async function tokensFromPassword(options: AccessTokenStepOptions, password: str
 async function appOnlyToken(options: AccessTokenStepOptions): Promise<AccessTokenOutcome> {
   const { config, subject } = options.explain;
   let clientSecret: string | undefined;
-  if (!subject.account.clientSecret && config.options.useLoginPasswordAsClientCredentialsSecret) {
+  const encrypted = await encryptedSecretIn(options);
+  if (encrypted) {
+    const password = await options.askPassword();
+    if (!password) {
+      options.report({ status: 'fail', title: 'app-only token: no password given, so the stored client secret (client_secret_encrypted) cannot be decrypted' });
+      return {};
+    }
+    const secret = await clientSecretFor(options, encrypted.fields, password, await openedBy(options, encrypted.fields, password));
+    if (secret === false) return {};
+    clientSecret = secret;
+  } else if (!subject.account.clientSecret && config.options.useLoginPasswordAsClientCredentialsSecret) {
     clientSecret = await options.askPassword();
     if (!clientSecret) {
       options.report({ status: 'fail', title: 'app-only token: no password given (it is the client secret here)' });
@@ -244,6 +269,46 @@ async function appOnlyToken(options: AccessTokenStepOptions): Promise<AccessToke
     options.report(explainTokenFailure('app-only token', classifyOAuthFailure(err, 'client_credentials'), options.explain, options.oauth.requestTimeoutMs));
     return {};
   }
+}
+
+/**
+ * Decrypts the account's `client_secret_encrypted`, if it has one, reporting why not when it
+ * cannot be. False after a failure was reported; undefined when there is no encrypted secret.
+ */
+async function clientSecretFor(
+  options: AccessTokenStepOptions,
+  fields: StoredTokenFields | undefined,
+  password: string,
+  unlocked?: AccountKey,
+): Promise<string | undefined | false> {
+  try {
+    return await decryptClientSecret(options.keys, options.explain.subject, fields, password, unlocked);
+  } catch (err) {
+    if (!(err instanceof EncryptedClientSecretError)) throw err;
+    options.report({
+      status: 'fail',
+      title: `client secret: ${err.message}`,
+      ...(err.problem === 'wrong-password' && { details: ['Give the password the mail client logs in to the proxy with: the client secret was encrypted with it.'] }),
+    });
+    return false;
+  }
+}
+
+/** The stored fields (token store, else config) when they make the account's client secret an encrypted one. */
+async function encryptedSecretIn(options: AccessTokenStepOptions): Promise<{ fields: StoredTokenFields | undefined } | undefined> {
+  const { account } = options.explain.subject;
+  const fields = (await options.store.read(options.explain.subject.key).catch(() => undefined)) ?? account.tokensInConfig;
+  return encryptedClientSecret(account, fields) === undefined ? undefined : { fields };
+}
+
+/** The key that opens the stored tokens with this password, which vouches for it; undefined when none does. */
+async function openedBy(options: AccessTokenStepOptions, fields: StoredTokenFields | undefined, password: string): Promise<AccountKey | undefined> {
+  if (fields?.access_token === undefined && fields?.refresh_token === undefined) return undefined;
+  return options.keys.unlock(fields, password).then(({ key }) => key, () => undefined);
+}
+
+function withSecret(oauth: ProviderClientOptions, secret: string | undefined): ProviderClientOptions {
+  return secret === undefined ? oauth : { ...oauth, clientSecret: secret };
 }
 
 function describeStored(tokens: DecryptedTokens, now: number): string {

@@ -78,8 +78,12 @@ export class PendingAuthorisations extends EventEmitter<AuthorisationEvents> {
   private readonly entries = new Map<string, Entry>();
   private readonly starting = new Map<string, Promise<PendingView>>();
 
+  /**
+   * @param oauthOptions - the provider-client options for one account's requests, asked at each
+   *   request because an account's client secret may only become known (decrypted) at a later login
+   */
   constructor(
-    private readonly oauthOptions: ProviderClientOptions,
+    private readonly oauthOptions: (subject: TokenSubject) => Promise<ProviderClientOptions>,
     private readonly onCompleted: (completed: CompletedAuthorisation) => Promise<void>,
   ) {
     super();
@@ -105,13 +109,15 @@ export class PendingAuthorisations extends EventEmitter<AuthorisationEvents> {
 
   private async start(subject: TokenSubject): Promise<PendingView> {
     const base = { subject, since: Date.now(), waiters: new Set<Waiter>() };
+    // Asked before anything starts: an account whose secret cannot be sent fails now, not after the sign-in.
+    const oauthOptions = await this.oauthOptions(subject);
     let entry: Entry;
     if (subject.account.flow === 'device') {
-      const device = await startDeviceAuthorization(subject.account, this.oauthOptions);
+      const device = await startDeviceAuthorization(subject.account, oauthOptions);
       entry = { ...base, flow: 'device', verificationUri: device.verificationUriComplete ?? device.verificationUri, userCode: device.userCode, expiresAt: device.expiresAt, stop: new AbortController() };
       void this.pollDevice(entry, device.handle);
     } else {
-      const authorization = await startAuthorization(subject.account, { ...this.oauthOptions, loginHint: subject.loginName });
+      const authorization = await startAuthorization(subject.account, { ...oauthOptions, loginHint: subject.loginName });
       entry = { ...base, flow: 'authorization_code', authorization };
     }
     this.entries.set(subject.key, entry);
@@ -171,7 +177,7 @@ export class PendingAuthorisations extends EventEmitter<AuthorisationEvents> {
     const entry = this.entries.get(key);
     if (!entry) throw new Error(`No authorisation is pending for ${key}`);
     if (entry.flow !== 'authorization_code') throw new Error(`${key} uses the device flow: enter the code ${entry.userCode} at ${entry.verificationUri}`);
-    const tokens = await completeAuthorization(entry.subject.account, entry.authorization, pastedText, this.oauthOptions);
+    const tokens = await completeAuthorization(entry.subject.account, entry.authorization, pastedText, await this.oauthOptions(entry.subject));
     if (this.entries.get(key) !== entry) throw new Error(`The authorisation for ${key} was completed or replaced meanwhile`);
     return this.finish(entry, tokens);
   }

@@ -160,6 +160,30 @@ export class AccountKeys {
     return { key: { salt: salt.toString('base64'), iterations, key: await this.keys.get(password, salt, iterations) }, tokens };
   }
 
+  /**
+   * The key this password gives with the fields' `token_salt` that opens `token`, a value
+   * encrypted under the account's key other than the tokens (`client_secret_encrypted`), which
+   * must open even when there are no tokens to check the password against. `token_iterations` is
+   * tried first, then the current and legacy counts, as email-oauth2-proxy's MultiFernet does.
+   *
+   * @throws {@link WrongKeyError} if no candidate key opens it.
+   * @throws {@link CorruptTokenError} if the salt, the iteration count or the token is malformed.
+   */
+  async unlockValue(fields: StoredTokenFields, password: string, token: string): Promise<{ key: AccountKey; plaintext: string }> {
+    const salt = parseSalt(fields.token_salt);
+    const candidates = [...new Set([parseIterations(fields.token_iterations), DEFAULT_ITERATIONS, LEGACY_ITERATIONS])];
+    for (const iterations of candidates) {
+      const key = await this.keys.get(password, salt, iterations);
+      try {
+        return { key: { salt: salt.toString('base64'), iterations, key }, plaintext: fernetDecrypt(key, token) };
+      } catch (error) {
+        key.fill(0);
+        if (!(error instanceof WrongKeyError)) throw error;
+      }
+    }
+    throw new WrongKeyError();
+  }
+
   /** A fresh key for a password: new random salt, current iteration count. */
   async create(password: string): Promise<AccountKey> {
     const salt = randomBytes(SALT_BYTES);

@@ -13,6 +13,7 @@ import {
   type ProviderClientOptions,
   type TokenSet,
 } from '../oauth/index.js';
+import { ClientSecrets, EncryptedClientSecretError } from './client-secret.js';
 import { CorruptTokenError, WrongKeyError } from './fernet.js';
 import { DEFAULT_ITERATIONS } from './key-derivation.js';
 import { PendingAuthorisations, type CompletedAuthorisation, type PendingView } from './pending-authorisations.js';
@@ -24,6 +25,7 @@ export interface TokenManagerOptions {
   readonly store: TokenStore;
   readonly keys: AccountKeys;
   readonly log: Logger;
+  /** Options for every request to the provider; an account's decrypted client secret is added per request. */
   readonly oauth: ProviderClientOptions;
   /** Refresh when the access token expires within this many seconds. */
   readonly refreshMarginSeconds: number;
@@ -67,7 +69,9 @@ export interface KnownAccount {
  * also judges a password that does not unlock the stored tokens (the user may have changed it).
  *
  * After the first login the account's derived key (never the password) is kept, so refreshed
- * tokens can be saved and idle accounts refreshed in the background.
+ * tokens can be saved and idle accounts refreshed in the background. So is a client secret stored
+ * encrypted (`client_secret_encrypted`): the login that opens the tokens decrypts it, every request
+ * for the account sends it, and every save re-encrypts it with the tokens (see client-secret.ts).
  */
 export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [KnownAccount] }> {
   readonly pending: PendingAuthorisations;
@@ -91,10 +95,12 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
   private readonly flushing = new Set<string>();
   /** The last refresh attempt per account and how it went, for `status`. */
   readonly lastRefresh = new Map<string, { at: number; outcome: string }>();
+  private readonly secrets: ClientSecrets;
 
   constructor(private readonly options: TokenManagerOptions) {
     super();
-    this.pending = new PendingAuthorisations(options.oauth, (completed) => this.saveCompleted(completed));
+    this.secrets = new ClientSecrets(options.keys);
+    this.pending = new PendingAuthorisations((subject) => this.oauthFor(subject), (completed) => this.saveCompleted(completed));
     this.pending.on('pending', (pending) =>
       this.emit('event', {
         type: 'authorisation_needed',
@@ -111,6 +117,7 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
     if (subject.account.flow === 'service_account') throw unsupportedServiceAccount(subject);
     const fields = await this.readFields(subject);
     if (fields?.access_token === undefined && fields?.refresh_token === undefined) {
+      await this.learnClientSecret(subject, fields, password);
       return this.withoutToken(subject, password);
     }
 
@@ -119,13 +126,16 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
     try {
       ({ key, tokens } = await this.options.keys.unlock(fields, password));
     } catch (err) {
-      if (err instanceof WrongKeyError) return this.wrongPassword(subject, password);
+      if (err instanceof WrongKeyError) return this.wrongPassword(subject, password, fields);
       if (err instanceof CorruptTokenError) {
         this.options.log.warn({ event: 'tokens_unreadable', account: subject.key, problem: err.message }, 'stored tokens are unusable; authorisation needed');
+        await this.learnClientSecret(subject, fields, password);
         return this.withoutToken(subject, password);
       }
       throw err;
     }
+    // With the key that opened the tokens: the one client_secret_encrypted was encrypted with.
+    await this.learnClientSecret(subject, fields, password, key);
     // Stores from older email-oauth2-proxy versions move to the current iteration count at the next save.
     if (key.iterations < DEFAULT_ITERATIONS) key = await this.options.keys.create(password);
     this.emit('known', { subject, key });
@@ -188,6 +198,26 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
     }
   }
 
+  /** The provider-client options of one request for the account, with its decrypted client secret. */
+  private oauthFor(subject: TokenSubject): Promise<ProviderClientOptions> {
+    return this.secrets.options(subject, this.options.oauth, () => this.readFields(subject));
+  }
+
+  /** Decrypts the account's `client_secret_encrypted`, if any, with the login's password. */
+  private async learnClientSecret(subject: TokenSubject, fields: StoredTokenFields | undefined, password: string, unlocked?: AccountKey): Promise<void> {
+    try {
+      await this.secrets.learn(subject, fields, password, unlocked);
+    } catch (err) {
+      if (!(err instanceof EncryptedClientSecretError)) throw err;
+      if (err.problem === 'wrong-password') {
+        this.options.log.info({ event: 'wrong_password', account: subject.key }, 'password does not decrypt the stored client secret');
+        throw new LoginFailure('bad-password', err.message);
+      }
+      this.options.log.warn({ event: 'client_secret_undecryptable', account: subject.key }, err.message);
+      throw new LoginFailure('config', err.message);
+    }
+  }
+
   private isFresh(tokens: DecryptedTokens): boolean {
     return tokens.accessTokenExpiry !== undefined && tokens.accessTokenExpiry - this.options.refreshMarginSeconds > Date.now() / 1000;
   }
@@ -210,7 +240,7 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
     const started = Date.now();
     let tokens: TokenSet;
     try {
-      tokens = await refresh(subject.account, refreshToken, this.options.oauth);
+      tokens = await refresh(subject.account, refreshToken, await this.oauthFor(subject));
     } catch (err) {
       const failure = classifyOAuthFailure(err, 'refresh');
       // With the password flow nobody needs to authorise: the next login's password gets new tokens.
@@ -253,12 +283,22 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
     return this.withoutToken(subject, password, key);
   }
 
-  private async wrongPassword(subject: TokenSubject, password: string): Promise<string> {
+  private async wrongPassword(subject: TokenSubject, password: string, fields: StoredTokenFields): Promise<string> {
     if (subject.account.flow === 'password') {
       // Only the provider knows whether this is a typo or the account's new password. Either way
       // the stored tokens stay until it accepts the password; then new ones replace them.
       this.options.log.info({ event: 'wrong_password', account: subject.key }, 'password does not unlock the stored tokens; asking the identity provider');
       return this.sharedPasswordGrant(subject, password);
+    }
+    const secretStoredHere = !subject.account.clientSecret && fields.client_secret_encrypted !== undefined;
+    if (this.options.deleteTokensOnWrongPassword && secretStoredHere) {
+      // Deleting the section would delete the only copy of the client secret, and without it no
+      // new authorisation could succeed: only the old password can still decrypt it.
+      this.options.log.warn({ event: 'wrong_password', account: subject.key }, 'wrong password: tokens kept despite delete_account_token_on_password_error, because client_secret_encrypted is stored with them');
+      throw new LoginFailure(
+        'bad-password',
+        `Wrong password for ${subject.loginName}: it does not decrypt the account's stored OAuth2 tokens. They were not deleted, because the client secret is stored encrypted with them (client_secret_encrypted); to change the password, put the secret in client_secret`,
+      );
     }
     if (this.options.deleteTokensOnWrongPassword) {
       this.options.log.warn({ event: 'tokens_deleted', account: subject.key }, 'wrong password: tokens deleted (delete_account_token_on_password_error)');
@@ -314,7 +354,7 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
       flight = (async () => {
         let tokens: TokenSet;
         try {
-          tokens = await clientCredentials(subject.account, this.options.oauth);
+          tokens = await clientCredentials(subject.account, await this.oauthFor(subject));
         } catch (err) {
           const failure = classifyOAuthFailure(err, 'client_credentials');
           this.lastRefresh.set(subject.key, { at: Date.now(), outcome: `failed (${failure.code}): ${failure.kind}` });
@@ -347,7 +387,7 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
     const { log } = this.options;
     let tokens: TokenSet;
     try {
-      tokens = await passwordGrant(subject.account, subject.loginName, password, this.options.oauth);
+      tokens = await passwordGrant(subject.account, subject.loginName, password, await this.oauthFor(subject));
     } catch (err) {
       const failure = classifyOAuthFailure(err, 'password');
       this.lastRefresh.set(subject.key, { at: Date.now(), outcome: `password grant failed (${failure.code}): ${failure.kind}` });
@@ -382,11 +422,12 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
    * and written when the store takes them again.
    */
   private async save(subject: TokenSubject, tokens: TokenSet, key: AccountKey): Promise<void> {
-    const fields = this.options.keys.seal(key, {
+    // The client secret is re-encrypted with whatever key the tokens get, so a new salt never strands it.
+    const fields = this.secrets.seal(subject, key, this.options.keys.seal(key, {
       accessToken: tokens.accessToken,
       accessTokenExpiry: tokens.expiresAt,
       ...(tokens.refreshToken && { refreshToken: tokens.refreshToken }),
-    });
+    }));
     this.unwritten.delete(subject.key);
     try {
       await this.options.store.write(subject.key, fields);

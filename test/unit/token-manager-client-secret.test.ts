@@ -1,0 +1,225 @@
+/**
+ * The token manager with a client secret stored encrypted (`client_secret_encrypted`), against
+ * the real test identity provider in-process: its desktop and service clients are confidential
+ * and refuse any token request without their secret, so every success here proves the secret was
+ * decrypted and sent. The token store is a real file.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { LoginFailure } from '../../src/auth/types.js';
+import type { AccountConfig, StoredTokenFields } from '../../src/config/types.js';
+import { completeAuthorization, OAuthError, startAuthorization } from '../../src/oauth/index.js';
+import { fernetDecrypt, fernetEncrypt } from '../../src/tokens/fernet.js';
+import { KeyCache } from '../../src/tokens/key-cache.js';
+import { DEFAULT_ITERATIONS, LEGACY_ITERATIONS } from '../../src/tokens/key-derivation.js';
+import { TokenStore } from '../../src/tokens/store.js';
+import type { TokenSubject } from '../../src/tokens/subject.js';
+import { AccountKeys, type AccountKey } from '../../src/tokens/token-cipher.js';
+import { TokenManager, type KnownAccount } from '../../src/tokens/token-manager.js';
+import { OFFICE365_TEST_SCOPE, startIdp, type Idp } from '../peers/idp.js';
+
+const USER = 'desk.user@example.com';
+const PASSWORD = 'mail client password';
+
+let idp: Idp;
+let dir: string;
+let store: TokenStore;
+const keys = new AccountKeys(new KeyCache());
+
+beforeAll(async () => {
+  idp = await startIdp({ defaultUser: USER });
+});
+afterAll(async () => {
+  await idp?.stop();
+});
+beforeEach(async (context) => {
+  dir = await mkdtemp(join(tmpdir(), 'omp-secret-'));
+  store = new TokenStore(join(dir, 'tokens.ini'));
+  idp.resetTokenRequests();
+  context.onTestFinished(() => rm(dir, { recursive: true, force: true }));
+});
+
+/** The desktop client's account with no client_secret in the config: the secret is only stored encrypted. */
+function desktop(extra: Partial<AccountConfig> = {}): TokenSubject {
+  const account: AccountConfig = {
+    name: USER,
+    permissionUrl: idp.urls.authorize,
+    tokenUrl: idp.urls.token,
+    scope: OFFICE365_TEST_SCOPE,
+    redirectUri: 'http://localhost/',
+    clientId: idp.clients.desktop.clientId,
+    flow: 'authorization_code',
+    usePkce: true,
+    ...extra,
+  };
+  return { key: USER, account, loginName: USER };
+}
+
+function manager(options: { loginWaitMs?: number; deleteTokensOnWrongPassword?: boolean } = {}): TokenManager {
+  return new TokenManager({
+    store,
+    keys,
+    log: pino({ level: 'silent' }),
+    oauth: { requestTimeoutMs: 5_000 },
+    refreshMarginSeconds: 300,
+    loginWaitMs: options.loginWaitMs ?? 0,
+    deleteTokensOnWrongPassword: options.deleteTokensOnWrongPassword ?? false,
+    howToAuthorise: (account) => `run: oauth2-mail-proxy authorize ${account}`,
+  });
+}
+
+/** Real tokens of the desktop client (its secret sent by hand), as an earlier sign-in left them. */
+async function desktopTokens(): Promise<{ accessToken: string; refreshToken: string }> {
+  const secret = { clientSecret: idp.clients.desktop.clientSecret };
+  const pending = await startAuthorization(desktop().account, { ...secret, loginHint: USER });
+  const tokens = await completeAuthorization(desktop().account, pending, await idp.browser(pending.url), secret);
+  return { accessToken: tokens.accessToken, refreshToken: tokens.refreshToken! };
+}
+
+/** A key at any iteration count (AccountKeys.create only makes current ones). */
+async function keyAt(iterations: number): Promise<AccountKey> {
+  const salt = randomBytes(16);
+  return { salt: salt.toString('base64'), iterations, key: await new KeyCache().get(PASSWORD, salt, iterations) };
+}
+
+/** Writes a section as email-oauth2-proxy leaves it: expired tokens and the secret under `key`. */
+async function seed(key: AccountKey, options: { tokens?: boolean; secretKey?: AccountKey } = {}): Promise<StoredTokenFields> {
+  const tokens = options.tokens === false ? {} : { ...(await desktopTokens()), accessTokenExpiry: Math.floor(Date.now() / 1000) - 60 };
+  const fields = {
+    ...keys.seal(key, tokens),
+    client_secret_encrypted: fernetEncrypt((options.secretKey ?? key).key, idp.clients.desktop.clientSecret),
+  };
+  await store.write(USER, fields);
+  idp.resetTokenRequests();
+  return fields;
+}
+
+/** The store's secret, decrypted with the key the password gives for the store's own salt. */
+async function storedSecret(): Promise<{ fields: StoredTokenFields; secret: string }> {
+  const fields = (await store.read(USER))!;
+  const { key } = await keys.unlock(fields, PASSWORD);
+  return { fields, secret: fernetDecrypt(key.key, fields.client_secret_encrypted!) };
+}
+
+async function refusal(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(() => expect.fail('expected a refusal'), (err: unknown) => err);
+}
+
+describe('a client secret stored encrypted beside the tokens', () => {
+  it('without it the provider refuses the refresh: this client is confidential', async () => {
+    const fields = await seed(await keys.create(PASSWORD));
+    const { client_secret_encrypted: _dropped, ...withoutSecret } = fields;
+    await store.write(USER, withoutSecret);
+    const error = await refusal(manager().accessToken(desktop(), PASSWORD));
+    expect(error).toBeInstanceOf(LoginFailure);
+    expect(error).toMatchObject({ reason: 'config' });
+    expect((error as Error).message).toMatch(/invalid_client|client/i);
+  });
+
+  it('is decrypted by the login, sent with the refresh, and re-encrypted under the new key of a legacy upgrade', async () => {
+    const legacy = await keyAt(LEGACY_ITERATIONS);
+    const before = await seed(legacy);
+    expect(before.token_iterations).toBe(String(LEGACY_ITERATIONS));
+
+    const accessToken = await manager().accessToken(desktop(), PASSWORD);
+    expect(accessToken).toBeTruthy();
+    expect(idp.tokenRequests.byGrantType.refresh_token).toBe(1);
+
+    const { fields, secret } = await storedSecret();
+    expect(fields.token_iterations).toBe(String(DEFAULT_ITERATIONS));
+    expect(fields.token_salt).not.toBe(before.token_salt);
+    expect(fields.client_secret_encrypted).not.toBe(before.client_secret_encrypted);
+    expect(secret).toBe(idp.clients.desktop.clientSecret);
+  });
+
+  it('is used by background refreshes of an account a login made known', async () => {
+    await seed(await keys.create(PASSWORD));
+    const tokens = manager();
+    let known: KnownAccount | undefined;
+    tokens.on('known', (account) => (known = account));
+    await tokens.accessToken(desktop(), PASSWORD);
+    idp.resetTokenRequests();
+
+    expect(await tokens.refreshIfDue(known!, true)).toMatchObject({ refreshed: true });
+    expect(idp.tokenRequests.byGrantType.refresh_token).toBe(1);
+    expect((await storedSecret()).secret).toBe(idp.clients.desktop.clientSecret);
+  });
+
+  it('that the tokens\' password cannot decrypt makes the login fail as a config problem naming the fix', async () => {
+    await seed(await keys.create(PASSWORD), { secretKey: await keys.create('another password') });
+    const error = await refusal(manager().accessToken(desktop(), PASSWORD));
+    expect(error).toBeInstanceOf(LoginFailure);
+    expect(error).toMatchObject({ reason: 'config' });
+    expect((error as Error).message).toContain('client_secret_encrypted');
+    expect((error as Error).message).toContain('Put the client secret in client_secret');
+    expect(idp.tokenRequests.total).toBe(0);
+  });
+
+  it('is not deleted with the tokens on a wrong password (delete_account_token_on_password_error)', async () => {
+    const before = await seed(await keys.create(PASSWORD));
+    const error = await refusal(manager({ deleteTokensOnWrongPassword: true }).accessToken(desktop(), 'not the password'));
+    expect(error).toMatchObject({ reason: 'bad-password' });
+    expect((error as Error).message).toContain('client_secret_encrypted');
+    expect(await store.read(USER)).toEqual(before);
+  });
+});
+
+describe('authorising an account whose secret is stored encrypted', () => {
+  it('is refused before any login has decrypted the secret, saying what to do', async () => {
+    await seed(await keys.create(PASSWORD), { tokens: false });
+    const error = await refusal(manager().authorise(desktop()));
+    expect(error).toBeInstanceOf(OAuthError);
+    expect(error).toMatchObject({
+      kind: 'config',
+      message: `The client secret of ${USER} is stored encrypted (client_secret_encrypted) and no login has decrypted it yet`,
+      hint: 'Log in once with the mail client so the proxy can decrypt it, or put the secret in client_secret.',
+    });
+  });
+
+  it('a login decrypts it from a section without tokens, the code exchange sends it, and the new key re-encrypts it', async () => {
+    const before = await seed(await keys.create(PASSWORD), { tokens: false });
+    const tokens = manager({ loginWaitMs: 20_000 });
+    const login = tokens.accessToken(desktop(), PASSWORD);
+    const pending = await new Promise<{ url: string }>((resolve) => tokens.pending.once('pending', resolve));
+    await tokens.pending.complete(USER, await idp.browser(pending.url));
+    expect(await login).toBeTruthy();
+    expect(idp.tokenRequests.byGrantType.authorization_code).toBe(1);
+
+    const { fields, secret } = await storedSecret();
+    expect(fields.token_salt).not.toBe(before.token_salt);
+    expect(fields.refresh_token).toBeDefined();
+    expect(secret).toBe(idp.clients.desktop.clientSecret);
+  });
+
+  it('a wrong password for a section without tokens is refused as a wrong password', async () => {
+    await seed(await keys.create(PASSWORD), { tokens: false });
+    const error = await refusal(manager().accessToken(desktop(), 'not the password'));
+    expect(error).toMatchObject({ reason: 'bad-password' });
+    expect((error as Error).message).toContain('client_secret_encrypted');
+  });
+});
+
+describe('client_credentials with the secret encrypted in the config section', () => {
+  it('gets an app-only token with the decrypted secret and stores it with the re-encrypted secret', async () => {
+    const key = await keys.create(PASSWORD);
+    const inConfig: StoredTokenFields = {
+      token_salt: key.salt,
+      token_iterations: String(key.iterations),
+      client_secret_encrypted: fernetEncrypt(key.key, idp.clients.service.clientSecret),
+    };
+    const subject = desktop({
+      clientId: idp.clients.service.clientId,
+      flow: 'client_credentials',
+      scope: 'https://outlook.office365.com/.default',
+      clientSecretEncrypted: inConfig.client_secret_encrypted!,
+      tokensInConfig: inConfig,
+    });
+    expect(await manager().accessToken(subject, PASSWORD)).toBeTruthy();
+    expect(idp.tokenRequests.byGrantType.client_credentials).toBe(1);
+    expect((await storedSecret()).secret).toBe(idp.clients.service.clientSecret);
+  });
+});
