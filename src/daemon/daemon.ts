@@ -120,6 +120,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     refreshMarginSeconds: REFRESH_MARGIN_SECONDS,
     loginWaitMs: options.loginWaitMs,
     deleteTokensOnWrongPassword: config.options.deleteAccountTokenOnPasswordError,
+    loginPasswordIsAppSecret: () => config.options.useLoginPasswordAsClientCredentialsSecret,
     howToAuthorise: options.howToAuthorise,
   });
   tokens.pending.on('pending', (pending) =>

@@ -36,6 +36,11 @@ export interface TokenManagerOptions {
   readonly loginWaitMs: number;
   /** email-oauth2-proxy's option; ours defaults to false so a mistyped password costs nothing. */
   readonly deleteTokensOnWrongPassword: boolean;
+  /**
+   * `use_login_password_as_client_credentials_secret`, read at each use so a reload applies it:
+   * client_credentials accounts without a client secret of their own send the login's password.
+   */
+  readonly loginPasswordIsAppSecret?: () => boolean;
   /** Tells the user what to run to authorise (the text depends on how the proxy was started). */
   readonly howToAuthorise: (account: string) => string;
 }
@@ -321,7 +326,7 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
       await this.save(subject, ready, await keyFor());
       return ready.accessToken;
     }
-    if (subject.account.flow === 'client_credentials') return this.sharedAppOnly(subject, await keyFor());
+    if (subject.account.flow === 'client_credentials') return this.sharedAppOnly(subject, await keyFor(), password);
     if (subject.account.flow === 'service_account') throw unsupportedServiceAccount(subject);
     if (subject.account.flow === 'password') {
       if (password === undefined) {
@@ -348,26 +353,44 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
    * `client_credentials`: the app authenticates as itself, nobody signs in, and there is no
    * refresh token; a new access token is simply requested when the old one expires.
    */
-  private sharedAppOnly(subject: TokenSubject, key: AccountKey): Promise<string> {
-    let flight = this.refreshes.get(subject.key);
+  private sharedAppOnly(subject: TokenSubject, key: AccountKey, password: string | undefined): Promise<string> {
+    const secretIsPassword = this.appSecretIsLoginPassword(subject);
+    if (secretIsPassword && password === undefined) {
+      return Promise.reject(new LoginFailure('authorisation-needed', `${subject.loginName} gets app-only tokens with the login's password as the client secret; the next login gets them`));
+    }
+    // When the password is the secret, only logins with the same password may share a request:
+    // the provider must judge each password itself.
+    const flightKey = secretIsPassword ? `${subject.key}\0${createHash('sha256').update(password ?? '', 'utf8').digest('base64')}` : subject.key;
+    let flight = this.refreshes.get(flightKey);
     if (!flight) {
       flight = (async () => {
         let tokens: TokenSet;
         try {
-          tokens = await clientCredentials(subject.account, await this.oauthFor(subject));
+          const options = await this.oauthFor(subject);
+          tokens = await clientCredentials(subject.account, secretIsPassword ? { ...options, clientSecret: password } : options);
         } catch (err) {
           const failure = classifyOAuthFailure(err, 'client_credentials');
           this.lastRefresh.set(subject.key, { at: Date.now(), outcome: `failed (${failure.code}): ${failure.kind}` });
+          if (secretIsPassword && failure.code === 'invalid_client') {
+            throw new LoginFailure('bad-password', `The identity provider refused the password of ${subject.loginName} as the app's client secret (use_login_password_as_client_credentials_secret is on): ${failure.message}`);
+          }
           throw new LoginFailure(failure.kind === 'transient' ? 'temporary' : 'config', `Cannot get an app-only token for ${subject.key}: ${failure.message}. ${failure.hint}`);
         }
         this.lastRefresh.set(subject.key, { at: Date.now(), outcome: 'ok' });
         await this.save(subject, tokens, key);
         return tokens.accessToken;
-      })().finally(() => this.refreshes.delete(subject.key));
-      this.refreshes.set(subject.key, flight);
+      })().finally(() => this.refreshes.delete(flightKey));
+      this.refreshes.set(flightKey, flight);
     }
     return flight;
   }
+
+  /** Whether a client_credentials account sends the login's password as its client secret. */
+  private appSecretIsLoginPassword(subject: TokenSubject): boolean {
+    const { account } = subject;
+    return (this.options.loginPasswordIsAppSecret?.() ?? false) && !account.clientSecret && account.clientSecretEncrypted === undefined;
+  }
+
 
   /**
    * `password`: the account's own password goes to the provider in a password grant. `known` is
