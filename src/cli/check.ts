@@ -53,7 +53,10 @@ export async function check(options: CheckOptions): Promise<number> {
     return 2;
   }
 
-  out(`Checking ${subject.loginName}\n\n${formatSummary(accountSummary(config, subject, options.cacheStore))}\n`);
+  // Only to describe the client: an unreadable store is reported by the token check below.
+  const stored = await new TokenStore(options.cacheStore).read(subject.key).catch(() => undefined);
+  const storedSecret = stored?.client_secret_encrypted !== undefined;
+  out(`Checking ${subject.loginName}\n\n${formatSummary(accountSummary(config, subject, options.cacheStore, storedSecret))}\n`);
   const marks = marksFor(process.stdout);
   const results: CheckResult[] = [];
   const report = (result: CheckResult): void => {

@@ -10,8 +10,11 @@ import type { TokenSubject } from '../tokens/subject.js';
 /** Label / value rows, in print order; a value with several lines continues under the first. */
 export type SummaryRow = readonly [label: string, values: readonly string[]];
 
-/** The account's configuration as `check` shows it. */
-export function accountSummary(config: ProxyConfig, subject: TokenSubject, tokenStore: string): SummaryRow[] {
+/**
+ * The account's configuration as `check` shows it. `storedSecret`: the token store holds the
+ * account's client secret encrypted (email-oauth2-proxy's cache store keeps it there).
+ */
+export function accountSummary(config: ProxyConfig, subject: TokenSubject, tokenStore: string, storedSecret = false): SummaryRow[] {
   const { account } = subject;
   const catchAll = subject.key !== account.name;
   const rows: SummaryRow[] = [
@@ -23,7 +26,7 @@ export function accountSummary(config: ProxyConfig, subject: TokenSubject, token
   rows.push(...endpoints);
   rows.push(['Scopes', [account.scope || '(none)']]);
   if (account.flow === 'authorization_code') rows.push(['Redirect', [account.redirectUri]]);
-  rows.push(['Client', [`${account.clientId} (${describeClientAuth(config, subject)})`]]);
+  rows.push(['Client', [`${account.clientId} (${describeClientAuth(config, subject, storedSecret)})`]]);
   rows.push(['Token store', [`${tokenStore} [${subject.key}]`]]);
   rows.push(['Upstream servers', config.servers.map(describeServer)]);
   return rows;
@@ -78,10 +81,11 @@ function deviceEndpoint(subject: TokenSubject): string | undefined {
   }
 }
 
-function describeClientAuth(config: ProxyConfig, subject: TokenSubject): string {
+function describeClientAuth(config: ProxyConfig, subject: TokenSubject, storedSecret: boolean): string {
   const { account } = subject;
   if (account.clientSecret) return 'confidential: client_secret is set';
   if (account.clientSecretEncrypted) return 'confidential: client_secret_encrypted is set';
+  if (storedSecret) return 'confidential: client_secret_encrypted is in the token store';
   if (account.flow === 'client_credentials' && config.options.useLoginPasswordAsClientCredentialsSecret) {
     return 'confidential: the login password is the client secret';
   }

@@ -184,6 +184,7 @@ describe('a client secret email-oauth2-proxy stored encrypted', () => {
     check.child.stdin?.end();
     await check.exit();
     printed.push(check.output);
+    expect(check.output).toMatch(/^Client +\S+ \(confidential: client_secret_encrypted is in the token store\)$/m);
     expect(check.output).toMatch(/\[ OK \] token refresh: new access token valid until .*; the rotated refresh token was saved/);
     expect((await storedSecret(MIGRATED)).secret).toBe(secret());
   });
