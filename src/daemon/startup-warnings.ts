@@ -1,12 +1,13 @@
 import { stat } from 'node:fs/promises';
 import { isLoopbackHost } from '../config/loopback.js';
-import type { ProxyConfig } from '../config/types.js';
-import { serviceAccountUnsupported } from '../oauth/index.js';
+import type { AccountConfig, ProxyConfig } from '../config/types.js';
+import { OAuthError, readServiceAccountKey, serviceAccountKeyType } from '../oauth/index.js';
 
 /**
  * Things that deserve the owner's attention, logged once at start: files holding secrets that
- * others can read, listeners the owner chose to expose without TLS, accounts whose flow the
- * proxy accepts in the config but cannot serve, and email-oauth2-proxy options it does not apply.
+ * others can read (service account key files included), listeners the owner chose to expose
+ * without TLS, service accounts whose key is unusable, and email-oauth2-proxy options it does not
+ * apply.
  */
 export async function startupWarnings(config: ProxyConfig, tokenStore: string): Promise<string[]> {
   const warnings: string[] = [];
@@ -30,12 +31,7 @@ export async function startupWarnings(config: ProxyConfig, tokenStore: string): 
       );
     }
   }
-  for (const account of config.accounts) {
-    if (account.flow === 'service_account') {
-      const unsupported = serviceAccountUnsupported(`[${account.name}]`);
-      warnings.push(`${unsupported.message}: logins for it are refused. ${unsupported.hint}`);
-    }
-  }
+  warnings.push(...(await serviceAccountWarnings(config.accounts)));
   if (config.options.encryptClientSecretOnFirstUse) {
     warnings.push(
       'encrypt_client_secret_on_first_use in [emailproxy] is not applied: oauth2-mail-proxy never rewrites the config file, ' +
@@ -47,11 +43,50 @@ export async function startupWarnings(config: ProxyConfig, tokenStore: string): 
 
 /** What secrets the config file itself holds, said as the warning's reason; undefined for none. */
 function secretsIn(config: ProxyConfig): string | undefined {
-  const secrets = config.accounts.some((account) => Boolean(account.clientSecret) || account.clientSecretEncrypted !== undefined);
+  const holdsSecret = (account: AccountConfig): boolean => Boolean(account.clientSecret) || account.clientSecretEncrypted !== undefined;
+  const held: string[] = [];
+  if (config.accounts.some((account) => account.flow !== 'service_account' && holdsSecret(account))) held.push('client secrets');
+  // A service account's key opens every mailbox delegated to it; only a path to it is no secret.
+  if (config.accounts.some((account) => account.flow === 'service_account' && holdsSecret(account) && !namesKeyFile(account))) {
+    held.push('service account keys');
+  }
   // tokensInConfig also carries token_salt and client_secret_encrypted; only real tokens count here.
-  const tokens = config.accounts.some((account) => account.tokensInConfig?.access_token !== undefined || account.tokensInConfig?.refresh_token !== undefined);
-  if (secrets && tokens) return 'it holds client secrets and tokens';
-  if (secrets) return 'it holds client secrets';
-  if (tokens) return 'it holds tokens';
-  return undefined;
+  if (config.accounts.some((account) => account.tokensInConfig?.access_token !== undefined || account.tokensInConfig?.refresh_token !== undefined)) {
+    held.push('tokens');
+  }
+  if (held.length === 0) return undefined;
+  return `it holds ${held.length === 1 ? held[0] : `${held.slice(0, -1).join(', ')} and ${held.at(-1)}`}`;
+}
+
+/** `client_id = file` with the path in plain `client_secret` (not encrypted). */
+function namesKeyFile(account: AccountConfig): boolean {
+  return account.clientId.trim().toLowerCase() === 'file' && Boolean(account.clientSecret);
+}
+
+/**
+ * Service accounts whose key cannot be used (logins would be refused, so say it now), and key
+ * files others can read. A key in `client_secret_encrypted` is only checked at a login, which
+ * brings the password that decrypts it.
+ */
+async function serviceAccountWarnings(accounts: readonly AccountConfig[]): Promise<string[]> {
+  const warnings: string[] = [];
+  const keyFiles = new Set<string>();
+  for (const account of accounts.filter((candidate) => candidate.flow === 'service_account')) {
+    try {
+      if (account.clientSecret) await readServiceAccountKey(account);
+      else serviceAccountKeyType(account);
+    } catch (err) {
+      if (!(err instanceof OAuthError)) throw err;
+      warnings.push(`[${account.name}] ${err.message}: its logins are refused until that is fixed. ${err.hint}`);
+      continue;
+    }
+    if (namesKeyFile(account)) keyFiles.add(account.clientSecret?.trim() ?? '');
+  }
+  for (const path of keyFiles) {
+    const mode = await stat(path).then((info) => info.mode, () => undefined);
+    if (mode !== undefined && (mode & 0o077) !== 0) {
+      warnings.push(`${path} is readable by other users (mode ${(mode & 0o777).toString(8)}) and it holds a service account's private key; run: chmod 600 ${path}`);
+    }
+  }
+  return warnings;
 }

@@ -6,16 +6,19 @@
  * the given password does not decrypt, it does what a login would: a password grant, saved under
  * that password once the provider accepts it. A client secret stored encrypted
  * (`client_secret_encrypted`) is decrypted with the same password, sent, and re-encrypted with
- * whatever is saved, as the daemon does.
+ * whatever is saved, as the daemon does. `client_credentials` and `service_account` accounts need
+ * no stored tokens: a new token is asked for, as a login would.
  */
 import type { StoredTokenFields } from '../config/types.js';
 import {
   classifyOAuthFailure,
   clientCredentials,
   passwordGrant,
+  readServiceAccountKey,
   refresh,
-  serviceAccountUnsupported,
+  serviceAccountToken,
   type ProviderClientOptions,
+  type ServiceAccountKey,
   type TokenSet,
 } from '../oauth/index.js';
 import { decryptClientSecret, EncryptedClientSecretError, encryptedClientSecret, withEncryptedClientSecret } from '../tokens/client-secret.js';
@@ -51,11 +54,7 @@ export async function checkAccessToken(options: AccessTokenStepOptions): Promise
   const { subject } = options.explain;
   const { report } = options;
   if (subject.account.flow === 'client_credentials') return appOnlyToken(options);
-  if (subject.account.flow === 'service_account') {
-    const unsupported = serviceAccountUnsupported(subject.key);
-    report({ status: 'fail', title: `tokens: ${unsupported.message}`, details: [unsupported.hint] });
-    return {};
-  }
+  if (subject.account.flow === 'service_account') return delegatedToken(options);
   const passwordFlow = subject.account.flow === 'password';
 
   let fields: StoredTokenFields | undefined;
@@ -267,6 +266,51 @@ async function appOnlyToken(options: AccessTokenStepOptions): Promise<AccessToke
     return { accessToken: tokens.accessToken };
   } catch (err) {
     options.report(explainTokenFailure('app-only token', classifyOAuthFailure(err, 'client_credentials'), options.explain, options.oauth.requestTimeoutMs));
+    return {};
+  }
+}
+
+/**
+ * `service_account`: ask for a token to the login's mailbox with the service account's key, as
+ * the daemon would; nothing is stored. The password is only asked for when the key itself is
+ * stored encrypted (`client_secret_encrypted`).
+ */
+async function delegatedToken(options: AccessTokenStepOptions): Promise<AccessTokenOutcome> {
+  const { subject } = options.explain;
+  let keyOrPath: string | undefined;
+  const encrypted = await encryptedSecretIn(options);
+  if (encrypted) {
+    const password = await options.askPassword();
+    if (!password) {
+      options.report({ status: 'fail', title: 'service account token: no password given, so the stored key (client_secret_encrypted) cannot be decrypted' });
+      return {};
+    }
+    const secret = await clientSecretFor(options, encrypted.fields, password, await openedBy(options, encrypted.fields, password));
+    if (secret === false) return {};
+    keyOrPath = secret;
+  }
+  let key: ServiceAccountKey;
+  try {
+    key = await readServiceAccountKey(subject.account, keyOrPath ?? subject.account.clientSecret);
+  } catch (err) {
+    options.report(explainTokenFailure('service account key', classifyOAuthFailure(err, 'service_account'), options.explain, options.oauth.requestTimeoutMs));
+    return {};
+  }
+  options.report({
+    status: 'pass',
+    title: `service account key: ${key.clientEmail}${key.clientId ? ` (client ID ${key.clientId})` : ''} from ${key.source}`,
+  });
+  // The key names the token endpoint; explanations of an unreachable one should name it too.
+  const explain = { ...options.explain, subject: { ...subject, account: { ...subject.account, tokenUrl: key.tokenUri.href } } };
+  try {
+    const tokens = await serviceAccountToken(subject.account, subject.loginName, { ...options.oauth, ...(keyOrPath && { clientSecret: keyOrPath }) });
+    options.report({
+      status: 'pass',
+      title: `service account token: obtained for ${subject.loginName} (domain-wide delegation), valid until ${isoTime(tokens.expiresAt)}`,
+    });
+    return { accessToken: tokens.accessToken };
+  } catch (err) {
+    options.report(explainTokenFailure('service account token', classifyOAuthFailure(err, 'service_account'), explain, options.oauth.requestTimeoutMs));
     return {};
   }
 }

@@ -26,7 +26,12 @@ export function accountSummary(config: ProxyConfig, subject: TokenSubject, token
   rows.push(...endpoints);
   rows.push(['Scopes', [account.scope || '(none)']]);
   if (account.flow === 'authorization_code') rows.push(['Redirect', [account.redirectUri]]);
-  rows.push(['Client', [`${account.clientId} (${describeClientAuth(config, subject, storedSecret)})`]]);
+  if (account.flow === 'service_account') {
+    rows.push(['Service account', [describeServiceAccountKey(subject, storedSecret)]]);
+    rows.push(['Acts as', [`${subject.loginName} (domain-wide delegation)`]]);
+  } else {
+    rows.push(['Client', [`${account.clientId} (${describeClientAuth(config, subject, storedSecret)})`]]);
+  }
   rows.push(['Token store', [`${tokenStore} [${subject.key}]`]]);
   rows.push(['Upstream servers', config.servers.map(describeServer)]);
   return rows;
@@ -54,8 +59,9 @@ function endpointRows(subject: TokenSubject): SummaryRow[] {
   switch (account.flow) {
     case 'client_credentials':
     case 'password':
-    case 'service_account':
       return [['Token endpoint', [account.tokenUrl || unused]]];
+    case 'service_account':
+      return [['Token endpoint', ["token_uri in the service account's key"]]];
     case 'device':
       return [
         ['Device endpoint', [deviceEndpoint(subject) ?? `${account.permissionUrl} (cannot derive a device endpoint)`]],
@@ -79,6 +85,16 @@ function deviceEndpoint(subject: TokenSubject): string | undefined {
     // An endpoint address the loader let through but OAuth cannot use; the refresh check says so.
     return undefined;
   }
+}
+
+/** Where the key is, never what it holds. */
+function describeServiceAccountKey(subject: TokenSubject, storedSecret: boolean): string {
+  const { account } = subject;
+  const type = account.clientId.trim().toLowerCase();
+  if (type !== 'file' && type !== 'key') return `client_id = ${account.clientId}: must be file or key`;
+  if (account.clientSecret) return type === 'file' ? `key file ${account.clientSecret.trim()}` : 'key written in client_secret';
+  if (account.clientSecretEncrypted || storedSecret) return `${type === 'file' ? 'key file path' : 'key'} stored encrypted (client_secret_encrypted)`;
+  return 'no key: client_secret is empty';
 }
 
 function describeClientAuth(config: ProxyConfig, subject: TokenSubject, storedSecret: boolean): string {

@@ -20,6 +20,9 @@
  *   password, unless its AADSTS number says the sign-in needs a step no password can do
  *   (multi-factor authentication, consent: AADSTS50076, 50079, 65001...), which is a `config`
  *   problem: the account needs a flow with a browser.
+ * - `invalid_grant` from a Google service account's JWT bearer grant means Google refused the
+ *   signed assertion (a deleted key, a user outside the domain, a wrong clock): there is no
+ *   refresh token to drop, so it is a `config` problem, and its description picks the hint.
  *
  * Messages and hints never carry token values or secrets: server descriptions are cut to their
  * first line and long token-like runs are blanked, and the original error (whose `cause` can hold
@@ -49,7 +52,9 @@ export type OAuthRequestContext =
   | 'device'
   | 'client_credentials'
   /** The resource owner password credentials grant (`oauth2_flow = password`). */
-  | 'password';
+  | 'password'
+  /** A Google service account's JWT bearer grant (`oauth2_flow = service_account`). */
+  | 'service_account';
 
 export interface OAuthErrorDetails {
   readonly kind: OAuthErrorKind;
@@ -179,6 +184,57 @@ const PASSWORD_GRANT_HINTS: Readonly<Record<string, string>> = {
     'The provider does not offer the password grant (Google and personal Microsoft accounts do not): use oauth2_flow = authorization_code.',
 };
 
+/**
+ * Google's refusals of a service account's assertion. Its `error_description`s are short fixed
+ * sentences ("Invalid JWT Signature.", "Invalid email or User ID", "Client is unauthorized to
+ * retrieve access tokens using this method..."), so they choose the hint.
+ */
+const SERVICE_ACCOUNT_KEY_FIX =
+  'create a new JSON key for the service account (Google Cloud console: IAM & Admin > Service accounts > Keys) and put it, or its path, in client_secret';
+const SERVICE_ACCOUNT_INVALID_GRANT: ReadonlyArray<{ readonly description: RegExp; readonly hint: string; readonly configKey?: ConfigKey }> = [
+  {
+    description: /signature/i,
+    hint: `Google did not accept the key's signature: the key was probably deleted or disabled; ${SERVICE_ACCOUNT_KEY_FIX}.`,
+    configKey: 'client_secret',
+  },
+  {
+    description: /account not found|client.*not found/i,
+    hint: `Google does not know this service account (deleted?): check client_email in the key, or ${SERVICE_ACCOUNT_KEY_FIX}.`,
+    configKey: 'client_secret',
+  },
+  {
+    description: /e-?mail|user ?id/i,
+    hint: "Google does not know the login name as a user of the Workspace domain: log in with the user's full primary address (the service account acts as that user).",
+  },
+  {
+    description: /\b(iat|exp)\b|timeframe|short-lived|expired/i,
+    hint: "Google judged the assertion's time wrong: check this machine's clock.",
+  },
+];
+const SERVICE_ACCOUNT_REFUSED_HINT =
+  "Google refused the service account's assertion: check the key in client_secret, and that the login name is a user of the Workspace domain.";
+/**
+ * Google's wording when domain-wide delegation is missing: "Client is unauthorized to retrieve
+ * access tokens using this method, or client not authorized for any of the scopes requested."
+ */
+const DOMAIN_WIDE_DELEGATION_HINT =
+  'Domain-wide delegation is missing for this service account or these scopes: in the Google Admin console (Security > Access and data control > ' +
+  "API controls > Domain-wide delegation) add the service account's client ID (client_id in its JSON key) with exactly the scopes " +
+  'in oauth2_scope (for mail: https://mail.google.com/); changes can take a few minutes to apply.';
+const SERVICE_ACCOUNT_HINTS: Readonly<Record<string, ErrorAdvice>> = {
+  unauthorized_client: { kind: 'config', hint: DOMAIN_WIDE_DELEGATION_HINT },
+  invalid_client: {
+    kind: 'config',
+    hint: `Google did not accept the service account: check client_email in the key, or ${SERVICE_ACCOUNT_KEY_FIX}.`,
+    configKey: 'client_secret',
+  },
+  unsupported_grant_type: {
+    kind: 'config',
+    hint: "The token endpoint does not take service account assertions: check token_uri in the service account's key (Google's is https://oauth2.googleapis.com/token).",
+    configKey: 'client_secret',
+  },
+};
+
 const BAD_CODE_HINT = `The provider did not accept the pasted code (codes expire within minutes and work only once). ${OPEN_LINK_AGAIN}`;
 
 /** The table kinds of the AADSTS codes, so their hints are only used where they fit the final kind. */
@@ -195,6 +251,7 @@ const CONTEXT_LABEL: Readonly<Record<OAuthRequestContext, string>> = {
   device: 'The device authorisation',
   client_credentials: 'The client credentials grant',
   password: 'The password grant',
+  service_account: 'The service account token request',
 };
 
 function label(context: OAuthRequestContext | undefined): string {
@@ -248,6 +305,13 @@ export function classifyOAuthErrorResponse(fields: OAuthErrorFields, context?: O
     configKey = 'oauth2_flow';
   } else if (context === 'password' && PASSWORD_GRANT_HINTS[error] !== undefined) {
     hint = PASSWORD_GRANT_HINTS[error];
+  } else if (context === 'service_account' && error === 'invalid_grant') {
+    const specific = SERVICE_ACCOUNT_INVALID_GRANT.find((advice) => advice.description.test(description ?? ''));
+    kind = 'config';
+    hint = specific?.hint ?? SERVICE_ACCOUNT_REFUSED_HINT;
+    configKey = specific?.configKey;
+  } else if (context === 'service_account' && SERVICE_ACCOUNT_HINTS[error] !== undefined) {
+    ({ kind, hint, configKey } = SERVICE_ACCOUNT_HINTS[error]);
   } else if (context === 'authorization_response' && kind === 'transient') {
     // Nothing to retry: the browser already showed the failure; only a new sign-in helps.
     kind = 'paste';

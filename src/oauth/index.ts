@@ -29,14 +29,32 @@ export {
   type OAuthErrorKind,
   type OAuthRequestContext,
 } from './errors.js';
-export { isSignInFlow, noSignInFor, serviceAccountUnsupported, type SignInFlow } from './flows.js';
+export { isSignInFlow, noSignInFor, type SignInFlow } from './flows.js';
 export { isPasteProblem, parsePastedRedirect, type PastedCode, type PasteProblem, type PasteProblemKind } from './paste.js';
 export {
   createProviderClient,
   DEFAULT_REQUEST_TIMEOUT_MS,
   deviceAuthorizationEndpoint,
+  isAllowedEndpoint,
+  tokenEndpointClient,
   type ProviderClientOptions,
 } from './provider-client.js';
 export { passwordGrant } from './password-grant.js';
 export { refresh } from './refresh.js';
+export { JWT_BEARER_GRANT, serviceAccountToken } from './service-account.js';
+export {
+  ASSERTION_LIFETIME_SECONDS,
+  assertionClaims,
+  serviceAccountAssertion,
+  type AssertionClaims,
+  type AssertionRequest,
+} from './service-account-assertion.js';
+export {
+  GOOGLE_TOKEN_URI,
+  parseServiceAccountKey,
+  readServiceAccountKey,
+  serviceAccountKeyType,
+  type ServiceAccountKey,
+  type ServiceAccountKeyType,
+} from './service-account-key.js';
 export { DEFAULT_EXPIRES_IN_SECONDS, toTokenSet, type TokenSet } from './token-set.js';

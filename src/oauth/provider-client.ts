@@ -51,8 +51,38 @@ export function createProviderClient(account: AccountConfig, options: ProviderCl
   };
   const secret = options.clientSecret ?? account.clientSecret;
   const auth = secret ? client.ClientSecretPost(secret) : client.None();
-  const config = new client.Configuration(server, account.clientId, undefined, auth);
+  return configuration(server, account.clientId, auth, endpoints, options);
+}
 
+/**
+ * A configuration for a token endpoint that does not come from an account section: a Google
+ * service account's key names its own (`token_uri`), and the signed assertion in the request is
+ * all the authentication there is. `tokenEndpoint` must already have passed
+ * {@link isAllowedEndpoint}; `clientId` only labels the configuration, `auth` decides what is sent.
+ */
+export function tokenEndpointClient(
+  tokenEndpoint: URL,
+  clientId: string,
+  auth: client.ClientAuth,
+  options: Pick<ProviderClientOptions, 'requestTimeoutMs'> = {},
+): client.Configuration {
+  const server: client.ServerMetadata = { issuer: tokenEndpoint.origin, token_endpoint: tokenEndpoint.href };
+  return configuration(server, clientId, auth, [tokenEndpoint], options);
+}
+
+/** Whether requests may go to `url`: https, or plain http to a loopback host (a local test provider). */
+export function isAllowedEndpoint(url: URL): boolean {
+  return url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname));
+}
+
+function configuration(
+  server: client.ServerMetadata,
+  clientId: string,
+  auth: client.ClientAuth,
+  endpoints: readonly URL[],
+  options: Pick<ProviderClientOptions, 'requestTimeoutMs'>,
+): client.Configuration {
+  const config = new client.Configuration(server, clientId, undefined, auth);
   config[client.customFetch] = providerFetch(options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
   // providerFetch owns the timeout; openid-client's own takes whole seconds only.
   config.timeout = 0;
@@ -85,7 +115,7 @@ function endpointUrl(value: string, key: ConfigKey): URL {
   } catch {
     throw configError(key, `${key} is not a valid address`, `Set ${key} to a full https:// address.`);
   }
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHost(url.hostname))) {
+  if (!isAllowedEndpoint(url)) {
     throw configError(
       key,
       `${key} must use https`,

@@ -8,8 +8,9 @@ import {
   clientCredentials,
   passwordGrant,
   refresh,
-  serviceAccountUnsupported,
+  serviceAccountToken,
   type OAuthError,
+  type OAuthRequestContext,
   type ProviderClientOptions,
   type TokenSet,
 } from '../oauth/index.js';
@@ -72,6 +73,8 @@ export interface KnownAccount {
  * `oauth2_flow = password` has no pending authorisations: wherever the diagram authorises, the
  * login's password (the account's own) goes to the provider in a password grant, and the provider
  * also judges a password that does not unlock the stored tokens (the user may have changed it).
+ * `client_credentials` and `service_account` have none either, nor refresh tokens: wherever the
+ * diagram authorises or refreshes, they ask for a new access token (one request per account).
  *
  * After the first login the account's derived key (never the password) is kept, so refreshed
  * tokens can be saved and idle accounts refreshed in the background. So is a client secret stored
@@ -119,7 +122,6 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
 
   /** @throws LoginFailure */
   async accessToken(subject: TokenSubject, password: string): Promise<string> {
-    if (subject.account.flow === 'service_account') throw unsupportedServiceAccount(subject);
     const fields = await this.readFields(subject);
     if (fields?.access_token === undefined && fields?.refresh_token === undefined) {
       await this.learnClientSecret(subject, fields, password);
@@ -327,7 +329,8 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
       return ready.accessToken;
     }
     if (subject.account.flow === 'client_credentials') return this.sharedAppOnly(subject, await keyFor(), password);
-    if (subject.account.flow === 'service_account') throw unsupportedServiceAccount(subject);
+    // The key is derived inside the shared request, so logins that arrive during the derivation join it too.
+    if (subject.account.flow === 'service_account') return this.sharedServiceAccountToken(subject, keyFor);
     if (subject.account.flow === 'password') {
       if (password === undefined) {
         // A background refresh found the refresh token dead; the next login's password gets new tokens.
@@ -361,23 +364,79 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
     // When the password is the secret, only logins with the same password may share a request:
     // the provider must judge each password itself.
     const flightKey = secretIsPassword ? `${subject.key}\0${createHash('sha256').update(password ?? '', 'utf8').digest('base64')}` : subject.key;
+    return this.sharedTokenRequest(
+      subject,
+      flightKey,
+      () => Promise.resolve(key),
+      'client_credentials',
+      (options) => clientCredentials(subject.account, secretIsPassword ? { ...options, clientSecret: password } : options),
+      (failure) => {
+        if (secretIsPassword && failure.code === 'invalid_client') {
+          return new LoginFailure('bad-password', `The identity provider refused the password of ${subject.loginName} as the app's client secret (use_login_password_as_client_credentials_secret is on): ${failure.message}`);
+        }
+        return new LoginFailure(failure.kind === 'transient' ? 'temporary' : 'config', `Cannot get an app-only token for ${subject.key}: ${failure.message}. ${failure.hint}`);
+      },
+    );
+  }
+
+  /**
+   * `service_account`: the service account's key signs an assertion naming the login as the user
+   * it acts for (Google's domain-wide delegation); like app-only tokens, there is no refresh
+   * token, and a new assertion is sent when the access token expires. A catch-all section keeps
+   * each mailbox's token under its own key, so each is asked for (and shared) separately.
+   */
+  private sharedServiceAccountToken(subject: TokenSubject, keyFor: () => Promise<AccountKey>): Promise<string> {
+    const { log } = this.options;
+    return this.sharedTokenRequest(
+      subject,
+      subject.key,
+      keyFor,
+      'service_account',
+      async (options) => {
+        const tokens = await serviceAccountToken(subject.account, subject.loginName, options);
+        log.info({ event: 'token_obtained', account: subject.key, flow: 'service_account' }, 'access token obtained with the service account key');
+        this.emit('event', { type: 'token_obtained', account: subject.key });
+        return tokens;
+      },
+      (failure) => {
+        log.warn({ event: 'service_account_token_failed', account: subject.key, kind: failure.kind, code: failure.code }, `${failure.message}. ${failure.hint}`);
+        return new LoginFailure(
+          failure.kind === 'transient' ? 'temporary' : 'config',
+          `Cannot get a token for ${subject.loginName} with the service account of [${subject.account.name}]: ${failure.message}. ${failure.hint}`,
+        );
+      },
+    );
+  }
+
+  /**
+   * One token request per `flightKey` at a time, shared by every login that needs it, for the
+   * flows that ask for a new access token instead of refreshing. The tokens are saved under the
+   * key `keyFor` gives the login that started the request (derived while the request runs).
+   */
+  private sharedTokenRequest(
+    subject: TokenSubject,
+    flightKey: string,
+    keyFor: () => Promise<AccountKey>,
+    context: OAuthRequestContext,
+    request: (options: ProviderClientOptions) => Promise<TokenSet>,
+    refusal: (failure: OAuthError) => LoginFailure,
+  ): Promise<string> {
     let flight = this.refreshes.get(flightKey);
     if (!flight) {
       flight = (async () => {
+        const key = keyFor();
+        // Awaited only after a successful request; a failed one leaves the derivation unheard.
+        key.catch(() => undefined);
         let tokens: TokenSet;
         try {
-          const options = await this.oauthFor(subject);
-          tokens = await clientCredentials(subject.account, secretIsPassword ? { ...options, clientSecret: password } : options);
+          tokens = await request(await this.oauthFor(subject));
         } catch (err) {
-          const failure = classifyOAuthFailure(err, 'client_credentials');
+          const failure = classifyOAuthFailure(err, context);
           this.lastRefresh.set(subject.key, { at: Date.now(), outcome: `failed (${failure.code}): ${failure.kind}` });
-          if (secretIsPassword && failure.code === 'invalid_client') {
-            throw new LoginFailure('bad-password', `The identity provider refused the password of ${subject.loginName} as the app's client secret (use_login_password_as_client_credentials_secret is on): ${failure.message}`);
-          }
-          throw new LoginFailure(failure.kind === 'transient' ? 'temporary' : 'config', `Cannot get an app-only token for ${subject.key}: ${failure.message}. ${failure.hint}`);
+          throw refusal(failure);
         }
         this.lastRefresh.set(subject.key, { at: Date.now(), outcome: 'ok' });
-        await this.save(subject, tokens, key);
+        await this.save(subject, tokens, await key);
         return tokens.accessToken;
       })().finally(() => this.refreshes.delete(flightKey));
       this.refreshes.set(flightKey, flight);
@@ -497,11 +556,6 @@ function passwordGrantFailure(subject: TokenSubject, failure: OAuthError): Login
 /** Ends the provider's words with a full stop, unless they already end a sentence. */
 function sentence(text: string): string {
   return /[.!?]$/.test(text) ? text : `${text}.`;
-}
-
-function unsupportedServiceAccount(subject: TokenSubject): LoginFailure {
-  const unsupported = serviceAccountUnsupported(subject.key);
-  return new LoginFailure('config', `${unsupported.message}. ${unsupported.hint}`);
 }
 
 /** Compares without leaking how much of the password matched. */

@@ -24,7 +24,7 @@ let world: World;
 let proxy: ProxyProcess;
 /** A second account, whose organisation demands multi-factor authentication. */
 const MFA_USER = 'mfa.user@example.com';
-/** Accepted in the config for email-oauth2-proxy compatibility, not implemented. */
+/** A service account set up wrongly: client_id must be `file` or `key` (test/e2e/service-account.test.ts has working ones). */
 const SERVICE_USER = 'robot@example.com';
 const NEW_PASSWORD = 'the account password after a change';
 const WRONG_PASSWORD = 'a mistyped account password';
@@ -240,21 +240,21 @@ describe('what there is to authorise', () => {
     );
   });
 
-  it('a service_account account is refused with what to use instead, and was warned about at start', async () => {
-    const instead =
-      'Use oauth2_flow = authorization_code instead (for Gmail with your own "Desktop app" client_id and client_secret), or device with providers that allow it';
+  it('a service_account account whose client_id is neither file nor key is refused naming client_id, and was warned about at start', async () => {
+    const problem = 'with oauth2_flow = service_account, client_id must be set to `file` or `key`';
+    const fix = "Set client_id = file and client_secret to the path of the service account's JSON key file, or client_id = key and client_secret to the JSON key itself.";
     expect(await loginReply(world.imapPort, SERVICE_USER, 'any password')).toBe(
-      `a1 NO [AUTHENTICATIONFAILED] ${SERVICE_USER} uses oauth2_flow = service_account, which oauth2-mail-proxy does not support (yet). ${instead}`,
+      `a1 NO [AUTHENTICATIONFAILED] Cannot get a token for ${SERVICE_USER} with the service account of [${SERVICE_USER}]: ${problem}. ${fix}`,
     );
     expect(proxy.events()).toContainEqual(
       expect.objectContaining({
         event: 'startup_warning',
-        msg: `[${SERVICE_USER}] uses oauth2_flow = service_account, which oauth2-mail-proxy does not support (yet): logins for it are refused. ${instead}`,
+        msg: `[${SERVICE_USER}] ${problem}: its logins are refused until that is fixed. ${fix}`,
       }),
     );
     const authorize = proxy.cli(['authorize', SERVICE_USER]);
     expect(await authorize.exit()).toBe(2);
-    expect(authorize.output).toContain(`Could not authorise: ${SERVICE_USER} uses oauth2_flow = service_account`);
+    expect(authorize.output).toContain(`Could not authorise: ${SERVICE_USER} uses oauth2_flow = service_account: the proxy gets its tokens by itself`);
     expect(world.idp.tokenRequests.total).toBe(0);
   });
 });

@@ -1,12 +1,16 @@
 /**
  * oidc-provider configuration that makes it behave like Microsoft's v2 endpoints for the flows the
  * proxy uses: authorization code (+ optional PKCE), refresh tokens rotated on every use, the device
- * grant, client credentials, the password grant (see idp-password-grant.ts), and introspection for Dovecot.
+ * grant, client credentials, the password grant (see idp-password-grant.ts), Google's JWT bearer
+ * grant for service accounts (see idp-jwt-bearer-grant.ts), and introspection for Dovecot.
  */
 import type { Configuration, KoaContext } from 'oidc-provider';
 
 /** The grant type string of RFC 8628's device flow. */
 export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+
+/** The grant type string of RFC 7523's JWT bearer grant (Google service accounts). */
+export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 
 /** Microsoft's and Google's mail scopes; oidc-provider silently drops scopes it does not list. */
 export const MAIL_SCOPES: readonly string[] = [
@@ -54,6 +58,11 @@ export interface IdpClients {
    * "Allow public client flows" on. The other clients may not use the password grant.
    */
   readonly passwordClientId: string;
+  /**
+   * The test service account's `client_email`: Google knows a service account by it, and its
+   * JWT bearer requests authenticate with the signed assertion alone.
+   */
+  readonly serviceAccountEmail: string;
 }
 
 export interface IdpSettings {
@@ -140,6 +149,16 @@ export function idpConfiguration(settings: IdpSettings): Configuration {
         token_endpoint_auth_method: 'none',
         // 'password' is registered with provider.registerGrantType once the provider exists.
         grant_types: ['password', 'refresh_token'],
+        response_types: [],
+        redirect_uris: [],
+      },
+      {
+        ...web,
+        client_id: clients.serviceAccountEmail,
+        client_name: 'oauth2-mail-proxy test service account',
+        token_endpoint_auth_method: 'none',
+        // Registered with provider.registerGrantType once the provider exists.
+        grant_types: [JWT_BEARER_GRANT],
         response_types: [],
         redirect_uris: [],
       },

@@ -10,6 +10,12 @@ import type { Middleware, default as Provider } from 'oidc-provider';
 import { aadstsCode, azureErrorBody, azureErrorFor, isOAuthErrorBody } from './idp-azure-errors.js';
 import { ROUTES } from './idp-config.js';
 
+/**
+ * A `ctx.state` flag: the answer is someone else's (Google's service account grant) and keeps the
+ * shape its handler gave it.
+ */
+export const KEEP_RESPONSE_SHAPE = 'testIdpKeepResponseShape';
+
 /** Where the error events leave oidc-provider's internal detail (not in its response body). */
 const ERROR_KEY = 'testIdpError';
 
@@ -27,7 +33,7 @@ export function azureResponseShapes(options: { readonly deviceCodeIntervalSecond
   return async (ctx, next) => {
     await next();
     const onApi = ctx.path === ROUTES.token || ctx.path === ROUTES.device_authorization || ctx.path === ROUTES.introspection;
-    if (!onApi || typeof ctx.body !== 'object' || ctx.body === null) return;
+    if (!onApi || typeof ctx.body !== 'object' || ctx.body === null || ctx.state[KEEP_RESPONSE_SHAPE] === true) return;
 
     if (isOAuthErrorBody(ctx.body)) {
       const detail = (ctx.state[ERROR_KEY] as { error_detail?: string } | undefined)?.error_detail ?? '';

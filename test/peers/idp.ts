@@ -1,7 +1,8 @@
 /**
  * A real OAuth2 identity provider for tests (oidc-provider 9), shaped like Microsoft's v2
  * endpoints: same paths, rotated refresh tokens, Azure AD error bodies, the device flow, the
- * password grant (ROPC), and introspection for Dovecot. Listens on 127.0.0.1 on a port chosen at run time, over plain HTTP.
+ * password grant (ROPC), Google's JWT bearer grant for a service account with domain-wide
+ * delegation, and introspection for Dovecot. Listens on 127.0.0.1 on a port chosen at run time, over plain HTTP.
  */
 import { createHash, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -18,11 +19,14 @@ import { azureResponseShapes, microsoftRedirects, rememberErrorDetails } from '.
 import { LOGIN_AS_HEADER, autoCompleteInteractions } from './idp-interactions.js';
 import { createStoreAdapter } from './idp-store.js';
 import { TestUsers, registerPasswordGrant } from './idp-password-grant.js';
+import { SERVICE_ACCOUNT_EMAIL, createServiceAccount, identifyAssertionClient, registerJwtBearerGrant } from './idp-jwt-bearer-grant.js';
+import type { TestServiceAccount } from './idp-jwt-bearer-grant.js';
 
 export type { TokenFault, TokenRequestCounts } from './idp-faults.js';
 export type { ClientCredentials, IdpClients } from './idp-config.js';
 export { DEVICE_CODE_GRANT, MAIL_SCOPES } from './idp-config.js';
 export { PASSWORD_GRANT, TEST_USER_PASSWORD } from './idp-password-grant.js';
+export { JWT_BEARER_GRANT, type TestServiceAccount } from './idp-jwt-bearer-grant.js';
 
 /** The user tests sign in as unless they name another. */
 export const DEFAULT_TEST_USER = 'user@example.com';
@@ -51,6 +55,8 @@ export interface IdpOptions {
   readonly deviceCodeIntervalSeconds?: number;
   /** Whose mailbox a client_credentials token opens (its introspection `sub`); default the default user. */
   readonly clientCredentialsUser?: string;
+  /** Users the service account may act as (domain-wide delegation); default the default user. */
+  readonly delegatedUsers?: readonly string[];
 }
 
 export interface IdpUrls {
@@ -97,6 +103,12 @@ export interface Idp {
   setUserPassword(user: string, password: string): void;
   /** Makes the password grant refuse `user` with AADSTS50076 (MFA required), or stop doing so. */
   requireMfa(user: string, required?: boolean): void;
+  /**
+   * A Google Workspace service account: its JSON key (`keyJson`, whose `token_uri` is this
+   * provider's token endpoint) gets tokens with the JWT bearer grant for the users it has
+   * domain-wide delegation for.
+   */
+  readonly serviceAccount: TestServiceAccount;
   /** Runs the code flow with PKCE for `user` and returns fresh tokens (not counted in `tokenRequests`). */
   issueTokensFor(user: string, scope?: string): Promise<IssuedTokens>;
   /** Closes the listening socket and every connection: the identity provider is down. */
@@ -181,6 +193,7 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
     introspection: { clientId: 'dovecot-introspection', clientSecret: randomBytes(18).toString('base64url') },
     service: { clientId: 'b1b2c3d4-0000-4000-8000-0000000005e7', clientSecret: randomBytes(18).toString('base64url') },
     passwordClientId: 'c1b2c3d4-0000-4000-8000-00000000a55d',
+    serviceAccountEmail: SERVICE_ACCOUNT_EMAIL,
   };
 
   const server = createServer();
@@ -210,6 +223,9 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
   allowLoopbackOnAnyPort(provider);
   const users = new TestUsers(defaultUser);
   registerPasswordGrant(provider, errors, users);
+  const tokenUrl = issuer + ROUTES.token;
+  const serviceAccount = createServiceAccount(tokenUrl, options.delegatedUsers ?? [defaultUser]);
+  registerJwtBearerGrant(provider, serviceAccount, tokenUrl);
 
   const faults = new TokenFaults();
   const counter = new TokenRequestCounter();
@@ -218,12 +234,13 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
   provider.use(azureResponseShapes({ deviceCodeIntervalSeconds: options.deviceCodeIntervalSeconds }));
   provider.use(microsoftRedirects(issuer));
   provider.use(autoCompleteInteractions(provider, INTERACTION_PREFIX, defaultUser));
+  provider.use(identifyAssertionClient(ROUTES.token));
   server.on('request', provider.callback());
 
   const urls: IdpUrls = {
     issuer,
     authorize: issuer + ROUTES.authorization,
-    token: issuer + ROUTES.token,
+    token: tokenUrl,
     devicecode: issuer + ROUTES.device_authorization,
     introspect: issuer + ROUTES.introspection,
     deviceLogin: issuer + ROUTES.code_verification,
@@ -270,6 +287,7 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
     requireMfa(user: string, required = true): void {
       users.requireMfa(user, required);
     },
+    serviceAccount,
     async approveDevice(userCode: string, loginHint?: string): Promise<void> {
       const start = `${urls.deviceLogin}?${new URLSearchParams({ user_code: userCode })}`;
       const outcome = await browse(start, { origin: issuer, headers: helperHeaders(loginHint) });

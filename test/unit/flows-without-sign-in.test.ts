@@ -1,7 +1,7 @@
 /**
- * The flows in which nobody signs in at the provider's page (client_credentials, password) and the
- * one the proxy accepts but cannot serve (service_account): what `authorize` and the start-up log
- * say about them, and that their accounts work without the keys only sign-ins need.
+ * The flows in which nobody signs in at the provider's page (client_credentials, password,
+ * service_account): what `authorize` and the start-up log say about them, and that their accounts
+ * work without the keys only sign-ins need.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -51,8 +51,9 @@ describe('what authorize can do for each flow', () => {
     });
     expect(noSignInFor(account('service_account'))).toMatchObject({
       kind: 'config',
-      message: 'me@example.com uses oauth2_flow = service_account, which oauth2-mail-proxy does not support (yet)',
-      hint: 'Use oauth2_flow = authorization_code instead (for Gmail with your own "Desktop app" client_id and client_secret), or device with providers that allow it',
+      configKey: 'oauth2_flow',
+      message: "me@example.com uses oauth2_flow = service_account: the proxy gets its tokens by itself with the service account's key, nobody signs in",
+      hint: 'Nothing to do: logins get tokens as they need them, once a Google Workspace administrator has granted the service account domain-wide delegation',
     });
   });
 });
@@ -84,15 +85,18 @@ describe('start-up warnings about flows', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('warn once about each service_account account, and not about password accounts', async () => {
+  it('warn about a service_account account whose key is unusable, and not about password accounts', async () => {
     const text =
       `${IMAP_SERVER}[robot@example.com]\noauth2_flow = service_account\noauth2_scope = https://mail.google.com/\nclient_id = robot\nclient_secret = {}\n` +
+      `[bot@example.com]\noauth2_flow = service_account\noauth2_scope = https://mail.google.com/\nclient_id = file\nclient_secret = ${join(dir, 'gone.json')}\n` +
       '[me@example.com]\noauth2_flow = password\ntoken_url = https://login.microsoftonline.com/organizations/oauth2/v2.0/token\noauth2_scope = s\nclient_id = c\n';
     const file = join(dir, 'config.ini');
     await writeFile(file, text, { mode: 0o600 });
     expect(await startupWarnings(parseConfig(text, file), join(dir, 'tokens.ini'))).toEqual([
-      '[robot@example.com] uses oauth2_flow = service_account, which oauth2-mail-proxy does not support (yet): logins for it are refused. ' +
-        'Use oauth2_flow = authorization_code instead (for Gmail with your own "Desktop app" client_id and client_secret), or device with providers that allow it',
+      '[robot@example.com] with oauth2_flow = service_account, client_id must be set to `file` or `key`: its logins are refused until that is fixed. ' +
+        "Set client_id = file and client_secret to the path of the service account's JSON key file, or client_id = key and client_secret to the JSON key itself.",
+      `[bot@example.com] client_secret names the service account key file ${join(dir, 'gone.json')}, which does not exist: its logins are refused until that is fixed. ` +
+        "Put the service account's JSON key there, readable only by the user the proxy runs as (chmod 600), or set client_secret to where it is (an absolute path).",
     ]);
   });
 });

@@ -168,11 +168,11 @@ describe('a password-flow account in the background', () => {
 });
 
 describe('a service_account account', () => {
-  it('is refused as a configuration problem, with no request and nothing pending', async () => {
+  it('whose client_id is neither file nor key is refused as a configuration problem, with no request and nothing pending', async () => {
     const { tokens } = manager();
     const refused = await refusalOf(tokens.accessToken(subject('service_account'), RIGHT));
     expect(refused.reason).toBe('config');
-    expect(refused.message).toMatch(/service_account, which oauth2-mail-proxy does not support \(yet\)\. Use oauth2_flow = authorization_code/);
+    expect(refused.message).toMatch(/client_id must be set to `file` or `key`\. Set client_id = file and client_secret to the path/);
     expect(tokens.pending.get(USER)).toBeUndefined();
     await expect(tokens.authorise(subject('service_account'))).rejects.toMatchObject({ kind: 'config', configKey: 'oauth2_flow' });
     expect(endpoint.grants).toEqual([]);
