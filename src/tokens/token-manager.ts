@@ -1,19 +1,8 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { LoginFailure } from '../auth/types.js';
 import type { StoredTokenFields } from '../config/types.js';
-import {
-  classifyOAuthFailure,
-  clientCredentials,
-  passwordGrant,
-  refresh,
-  serviceAccountToken,
-  type OAuthError,
-  type OAuthRequestContext,
-  type ProviderClientOptions,
-  type TokenSet,
-} from '../oauth/index.js';
+import { classifyOAuthFailure, refresh, type OAuthError, type ProviderClientOptions, type TokenSet } from '../oauth/index.js';
 import { ClientSecrets, EncryptedClientSecretError } from './client-secret.js';
 import { CorruptTokenError, WrongKeyError } from './fernet.js';
 import { DEFAULT_ITERATIONS } from './key-derivation.js';
@@ -21,6 +10,7 @@ import { PendingAuthorisations, type CompletedAuthorisation, type PendingView } 
 import type { TokenStore } from './store.js';
 import type { TokenSubject } from './subject.js';
 import type { AccountKey, AccountKeys, DecryptedTokens } from './token-cipher.js';
+import { UnattendedGrants } from './unattended-grants.js';
 
 export interface TokenManagerOptions {
   readonly store: TokenStore;
@@ -85,11 +75,8 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
   readonly pending: PendingAuthorisations;
   /** One refresh per account at a time, shared by every login that needs it. */
   private readonly refreshes = new Map<string, Promise<string>>();
-  /**
-   * One password grant per account at a time. Only logins with the same password share it; one
-   * with another password waits its turn, so the provider judges each password itself.
-   */
-  private readonly passwordGrants = new Map<string, { readonly password: string; readonly flight: Promise<string> }>();
+  /** Grants without a sign-in: app-only, service account, the account's own password. */
+  private readonly grants: UnattendedGrants;
   /** Accounts whose access token the upstream refused: refresh on next use. */
   private readonly distrusted = new Set<string>();
   /** Tokens authorised while no login was waiting; the next login's password encrypts them. */
@@ -108,6 +95,16 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
   constructor(private readonly options: TokenManagerOptions) {
     super();
     this.secrets = new ClientSecrets(options.keys);
+    this.grants = new UnattendedGrants({
+      log: options.log,
+      keys: options.keys,
+      oauthFor: (subject) => this.oauthFor(subject),
+      save: (subject, tokens, key) => this.save(subject, tokens, key),
+      recordOutcome: (subject, outcome) => this.lastRefresh.set(subject.key, { at: Date.now(), outcome }),
+      announce: (subject) => this.emit('event', { type: 'token_obtained', account: subject.key }),
+      known: (subject, key) => this.emit('known', { subject, key }),
+      loginPasswordIsAppSecret: () => options.loginPasswordIsAppSecret?.() ?? false,
+    });
     this.pending = new PendingAuthorisations((subject) => this.oauthFor(subject), (completed) => this.saveCompleted(completed));
     this.pending.on('pending', (pending) =>
       this.emit('event', {
@@ -261,7 +258,6 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
       }
       throw new LoginFailure('temporary', `Cannot refresh the OAuth2 token for ${subject.key}: ${failure.message}. The stored tokens are kept; try again later`);
     }
-    this.distrusted.delete(subject.key);
     this.lastRefresh.set(subject.key, { at: Date.now(), outcome: 'ok' });
     log.info({ event: 'token_refreshed', account: subject.key, durationMs: Date.now() - started, rotated: tokens.refreshTokenKept === false }, 'access token refreshed');
     this.emit('event', { type: 'token_refreshed', account: subject.key });
@@ -295,7 +291,7 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
       // Only the provider knows whether this is a typo or the account's new password. Either way
       // the stored tokens stay until it accepts the password; then new ones replace them.
       this.options.log.info({ event: 'wrong_password', account: subject.key }, 'password does not unlock the stored tokens; asking the identity provider');
-      return this.sharedPasswordGrant(subject, password);
+      return this.grants.password(subject, password);
     }
     const secretStoredHere = !subject.account.clientSecret && fields.client_secret_encrypted !== undefined;
     if (this.options.deleteTokensOnWrongPassword && secretStoredHere) {
@@ -328,15 +324,14 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
       await this.save(subject, ready, await keyFor());
       return ready.accessToken;
     }
-    if (subject.account.flow === 'client_credentials') return this.sharedAppOnly(subject, await keyFor(), password);
-    // The key is derived inside the shared request, so logins that arrive during the derivation join it too.
-    if (subject.account.flow === 'service_account') return this.sharedServiceAccountToken(subject, keyFor);
+    if (subject.account.flow === 'client_credentials') return this.grants.appOnly(subject, keyFor, password);
+    if (subject.account.flow === 'service_account') return this.grants.serviceAccount(subject, keyFor);
     if (subject.account.flow === 'password') {
       if (password === undefined) {
         // A background refresh found the refresh token dead; the next login's password gets new tokens.
         throw new LoginFailure('authorisation-needed', `${subject.loginName} has no usable refresh token; the next login gets new tokens with its password`);
       }
-      return this.sharedPasswordGrant(subject, password, known);
+      return this.grants.password(subject, password, known);
     }
 
     try {
@@ -349,140 +344,6 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
       new LoginFailure('authorisation-needed', `${subject.loginName} needs authorising: ${this.options.howToAuthorise(subject.key)}`);
     if (password === undefined) throw needed();
     const tokens = await this.pending.wait(subject.key, password, this.options.loginWaitMs, needed);
-    return tokens.accessToken;
-  }
-
-  /**
-   * `client_credentials`: the app authenticates as itself, nobody signs in, and there is no
-   * refresh token; a new access token is simply requested when the old one expires.
-   */
-  private sharedAppOnly(subject: TokenSubject, key: AccountKey, password: string | undefined): Promise<string> {
-    const secretIsPassword = this.appSecretIsLoginPassword(subject);
-    if (secretIsPassword && password === undefined) {
-      return Promise.reject(new LoginFailure('authorisation-needed', `${subject.loginName} gets app-only tokens with the login's password as the client secret; the next login gets them`));
-    }
-    // When the password is the secret, only logins with the same password may share a request:
-    // the provider must judge each password itself.
-    const flightKey = secretIsPassword ? `${subject.key}\0${createHash('sha256').update(password ?? '', 'utf8').digest('base64')}` : subject.key;
-    return this.sharedTokenRequest(
-      subject,
-      flightKey,
-      () => Promise.resolve(key),
-      'client_credentials',
-      (options) => clientCredentials(subject.account, secretIsPassword ? { ...options, clientSecret: password } : options),
-      (failure) => {
-        if (secretIsPassword && failure.code === 'invalid_client') {
-          return new LoginFailure('bad-password', `The identity provider refused the password of ${subject.loginName} as the app's client secret (use_login_password_as_client_credentials_secret is on): ${failure.message}`);
-        }
-        return new LoginFailure(failure.kind === 'transient' ? 'temporary' : 'config', `Cannot get an app-only token for ${subject.key}: ${failure.message}. ${failure.hint}`);
-      },
-    );
-  }
-
-  /**
-   * `service_account`: the service account's key signs an assertion naming the login as the user
-   * it acts for (Google's domain-wide delegation); like app-only tokens, there is no refresh
-   * token, and a new assertion is sent when the access token expires. A catch-all section keeps
-   * each mailbox's token under its own key, so each is asked for (and shared) separately.
-   */
-  private sharedServiceAccountToken(subject: TokenSubject, keyFor: () => Promise<AccountKey>): Promise<string> {
-    const { log } = this.options;
-    return this.sharedTokenRequest(
-      subject,
-      subject.key,
-      keyFor,
-      'service_account',
-      async (options) => {
-        const tokens = await serviceAccountToken(subject.account, subject.loginName, options);
-        log.info({ event: 'token_obtained', account: subject.key, flow: 'service_account' }, 'access token obtained with the service account key');
-        this.emit('event', { type: 'token_obtained', account: subject.key });
-        return tokens;
-      },
-      (failure) => {
-        log.warn({ event: 'service_account_token_failed', account: subject.key, kind: failure.kind, code: failure.code }, `${failure.message}. ${failure.hint}`);
-        return new LoginFailure(
-          failure.kind === 'transient' ? 'temporary' : 'config',
-          `Cannot get a token for ${subject.loginName} with the service account of [${subject.account.name}]: ${failure.message}. ${failure.hint}`,
-        );
-      },
-    );
-  }
-
-  /**
-   * One token request per `flightKey` at a time, shared by every login that needs it, for the
-   * flows that ask for a new access token instead of refreshing. The tokens are saved under the
-   * key `keyFor` gives the login that started the request (derived while the request runs).
-   */
-  private sharedTokenRequest(
-    subject: TokenSubject,
-    flightKey: string,
-    keyFor: () => Promise<AccountKey>,
-    context: OAuthRequestContext,
-    request: (options: ProviderClientOptions) => Promise<TokenSet>,
-    refusal: (failure: OAuthError) => LoginFailure,
-  ): Promise<string> {
-    let flight = this.refreshes.get(flightKey);
-    if (!flight) {
-      flight = (async () => {
-        const key = keyFor();
-        // Awaited only after a successful request; a failed one leaves the derivation unheard.
-        key.catch(() => undefined);
-        let tokens: TokenSet;
-        try {
-          tokens = await request(await this.oauthFor(subject));
-        } catch (err) {
-          const failure = classifyOAuthFailure(err, context);
-          this.lastRefresh.set(subject.key, { at: Date.now(), outcome: `failed (${failure.code}): ${failure.kind}` });
-          throw refusal(failure);
-        }
-        this.lastRefresh.set(subject.key, { at: Date.now(), outcome: 'ok' });
-        await this.save(subject, tokens, await key);
-        return tokens.accessToken;
-      })().finally(() => this.refreshes.delete(flightKey));
-      this.refreshes.set(flightKey, flight);
-    }
-    return flight;
-  }
-
-  /** Whether a client_credentials account sends the login's password as its client secret. */
-  private appSecretIsLoginPassword(subject: TokenSubject): boolean {
-    const { account } = subject;
-    return (this.options.loginPasswordIsAppSecret?.() ?? false) && !account.clientSecret && account.clientSecretEncrypted === undefined;
-  }
-
-
-  /**
-   * `password`: the account's own password goes to the provider in a password grant. `known` is
-   * the account's key when this password already unlocked the stored tokens.
-   */
-  private async sharedPasswordGrant(subject: TokenSubject, password: string, known?: AccountKey): Promise<string> {
-    for (let current = this.passwordGrants.get(subject.key); current; current = this.passwordGrants.get(subject.key)) {
-      if (samePassword(current.password, password)) return current.flight;
-      await current.flight.catch(() => undefined);
-    }
-    const flight = this.passwordGrantOnce(subject, password, known).finally(() => this.passwordGrants.delete(subject.key));
-    this.passwordGrants.set(subject.key, { password, flight });
-    return flight;
-  }
-
-  private async passwordGrantOnce(subject: TokenSubject, password: string, known: AccountKey | undefined): Promise<string> {
-    const { log } = this.options;
-    let tokens: TokenSet;
-    try {
-      tokens = await passwordGrant(subject.account, subject.loginName, password, await this.oauthFor(subject));
-    } catch (err) {
-      const failure = classifyOAuthFailure(err, 'password');
-      this.lastRefresh.set(subject.key, { at: Date.now(), outcome: `password grant failed (${failure.code}): ${failure.kind}` });
-      log.warn({ event: 'password_grant_failed', account: subject.key, kind: failure.kind, code: failure.code, aadsts: failure.aadsts }, failure.message);
-      throw passwordGrantFailure(subject, failure);
-    }
-    this.distrusted.delete(subject.key);
-    this.lastRefresh.set(subject.key, { at: Date.now(), outcome: 'ok (password grant)' });
-    log.info({ event: 'token_obtained', account: subject.key, flow: 'password' }, 'tokens obtained with the password grant');
-    this.emit('event', { type: 'token_obtained', account: subject.key });
-    const key = known ?? (await this.options.keys.create(password));
-    await this.save(subject, tokens, key);
-    this.emit('known', { subject, key });
     return tokens.accessToken;
   }
 
@@ -504,6 +365,8 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
    * and written when the store takes them again.
    */
   private async save(subject: TokenSubject, tokens: TokenSet, key: AccountKey): Promise<void> {
+    // New tokens, whichever way they came: the upstream's refusal of the old one no longer applies.
+    this.distrusted.delete(subject.key);
     // The client secret is re-encrypted with whatever key the tokens get, so a new salt never strands it.
     const fields = this.secrets.seal(subject, key, this.options.keys.seal(key, {
       accessToken: tokens.accessToken,
@@ -540,29 +403,6 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
 }
 
 const SIGN_IN_AGAIN_WITH_PASSWORD = 'The refresh token was refused; the login under way (or else the next one) gets new tokens with the password grant.';
-
-/** What a login is told when the password grant fails; the stored tokens are never touched. */
-function passwordGrantFailure(subject: TokenSubject, failure: OAuthError): LoginFailure {
-  switch (failure.kind) {
-    case 'credentials':
-      return new LoginFailure('bad-password', `The identity provider refused the password for ${subject.loginName}: ${sentence(failure.description ?? failure.code)} ${failure.hint}`);
-    case 'transient':
-      return new LoginFailure('temporary', `Cannot get an OAuth2 token for ${subject.key}: ${failure.message}. Try again later`);
-    default:
-      return new LoginFailure('config', `Account ${subject.key} cannot get tokens with oauth2_flow = password: ${failure.message}. ${failure.hint}`);
-  }
-}
-
-/** Ends the provider's words with a full stop, unless they already end a sentence. */
-function sentence(text: string): string {
-  return /[.!?]$/.test(text) ? text : `${text}.`;
-}
-
-/** Compares without leaking how much of the password matched. */
-function samePassword(a: string, b: string): boolean {
-  const digest = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
-  return timingSafeEqual(digest(a), digest(b));
-}
 
 function tryOpen(keys: AccountKeys, key: AccountKey, fields: StoredTokenFields): DecryptedTokens | undefined {
   try {

@@ -1,0 +1,91 @@
+/**
+ * The token manager for app-only accounts (`client_credentials`), against the real test identity
+ * provider in-process and a real token store file: a token is asked for once and reused, and
+ * after the mail server refused one, exactly one new token is asked for.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { KeyCache } from '../../src/tokens/key-cache.js';
+import { TokenStore } from '../../src/tokens/store.js';
+import type { TokenSubject } from '../../src/tokens/subject.js';
+import { AccountKeys } from '../../src/tokens/token-cipher.js';
+import { TokenManager } from '../../src/tokens/token-manager.js';
+import { startIdp, type Idp } from '../peers/idp.js';
+
+const USER = 'scanner@example.com';
+const PASSWORD = 'local password of the scanner';
+
+let idp: Idp;
+let dir: string;
+
+beforeAll(async () => {
+  idp = await startIdp({ defaultUser: USER });
+});
+afterAll(async () => {
+  await idp?.stop();
+});
+beforeEach(async (context) => {
+  dir = await mkdtemp(join(tmpdir(), 'omp-app-only-'));
+  idp.resetTokenRequests();
+  context.onTestFinished(() => rm(dir, { recursive: true, force: true }));
+});
+
+function appOnly(): TokenSubject {
+  const { service } = idp.clients;
+  return {
+    key: USER,
+    loginName: USER,
+    account: {
+      name: USER,
+      permissionUrl: '',
+      tokenUrl: idp.urls.token,
+      scope: 'https://outlook.office365.com/.default',
+      redirectUri: '',
+      clientId: service.clientId,
+      clientSecret: service.clientSecret,
+      flow: 'client_credentials',
+      usePkce: false,
+    },
+  };
+}
+
+function manager(): TokenManager {
+  return new TokenManager({
+    store: new TokenStore(join(dir, 'tokens.ini')),
+    keys: new AccountKeys(new KeyCache()),
+    log: pino({ level: 'silent' }),
+    oauth: { requestTimeoutMs: 5_000 },
+    refreshMarginSeconds: 300,
+    loginWaitMs: 0,
+    deleteTokensOnWrongPassword: false,
+    howToAuthorise: (account) => `run: oauth2-mail-proxy authorize ${account}`,
+  });
+}
+
+const requests = (): number => idp.tokenRequests.byGrantType.client_credentials ?? 0;
+
+it('asks once, reuses the stored token, and after the server refused it asks exactly once more', async () => {
+  const tokens = manager();
+  const subject = appOnly();
+  const first = await tokens.accessToken(subject, PASSWORD);
+  expect(await tokens.accessToken(subject, PASSWORD)).toBe(first);
+  expect(requests()).toBe(1);
+
+  // The mail server refused the token: the next login gets a new one, and later logins use that.
+  tokens.distrust(USER);
+  const second = await tokens.accessToken(subject, PASSWORD);
+  expect(second).not.toBe(first);
+  expect(await tokens.accessToken(subject, PASSWORD)).toBe(second);
+  expect(await tokens.accessToken(subject, PASSWORD)).toBe(second);
+  expect(requests()).toBe(2);
+});
+
+it('concurrent logins share one request', async () => {
+  const tokens = manager();
+  const all = await Promise.all(Array.from({ length: 5 }, () => tokens.accessToken(appOnly(), PASSWORD)));
+  expect(new Set(all).size).toBe(1);
+  expect(requests()).toBe(1);
+});
