@@ -109,8 +109,9 @@ function describeReadFailure(error: unknown): string {
  * `@` are accounts, `IMAP-…`/`POP-…`/`SMTP-…` are servers, `[emailproxy]` holds options, anything
  * else is ignored.
  *
- * Relative `local_certificate_path`/`local_key_path` are resolved against the file's directory
- * (email-oauth2-proxy uses its working directory, which a service manager sets to `/`).
+ * Relative `local_certificate_path`/`local_key_path`/`server_ca_file`, and a service account's key
+ * file (`client_id = file`), are resolved against the file's directory (email-oauth2-proxy uses its
+ * working directory, which a service manager sets to `/`).
  *
  * @param file - the file name for messages; resolved to make {@link ProxyConfig.file}
  * @throws ConfigError at the first problem found
@@ -125,7 +126,7 @@ export function parseConfig(text: string, file: string): ProxyConfig {
   for (const [name, values] of document) {
     const section = new SectionReader(file, name, values);
     if (name.includes('@')) {
-      accounts.push(readAccount(section, options));
+      accounts.push(readAccount(section, options, dirname(absoluteFile)));
     } else if (SERVER_SECTION.test(name)) {
       servers.push(readServer(section, dirname(absoluteFile)));
     }
@@ -244,7 +245,7 @@ function readServerStarttls(section: SectionReader, protocol: Protocol): boolean
   return starttls;
 }
 
-function readAccount(written: SectionReader, options: GlobalOptions): AccountConfig {
+function readAccount(written: SectionReader, options: GlobalOptions, configDirectory: string): AccountConfig {
   if (written.name.startsWith('@') && !options.allowCatchAllAccounts) {
     written.fail(
       undefined,
@@ -258,7 +259,10 @@ function readAccount(written: SectionReader, options: GlobalOptions): AccountCon
   // From here on the preset's values stand in for keys the section leaves out, and are validated
   // (and blamed in messages) exactly like written ones.
   const section = preset === undefined ? written : written.withDefaults(preset.defaults);
-  const clientSecret = section.string('client_secret');
+  const writtenSecret = section.string('client_secret');
+  // With client_id = file, client_secret is the path of a service account's key file.
+  const keyFile = flow === 'service_account' && section.string('client_id')?.trim().toLowerCase() === 'file';
+  const clientSecret = keyFile && writtenSecret ? resolve(configDirectory, writtenSecret) : writtenSecret;
   const clientSecretEncrypted = section.string('client_secret_encrypted');
   const secretFromLogin = flow === 'client_credentials' && options.useLoginPasswordAsClientCredentialsSecret;
   const required = new Set<AccountKey>([...REQUIRED_KEYS[flow], ...(preset?.missingKeyProblems.keys() ?? [])]);

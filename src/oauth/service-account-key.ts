@@ -57,9 +57,10 @@ export function serviceAccountKeyType(account: AccountConfig): ServiceAccountKey
 }
 
 /**
- * Reads and checks the account's key. `keyOrPath` is the value of `client_secret` (a decrypted
- * `client_secret_encrypted` when the account has one); a relative path is relative to the working
- * directory, as in email-oauth2-proxy.
+ * Reads and checks the account's key. `keyOrPath` is the value of `client_secret` (the loader has
+ * made a written path absolute, against the config file's folder), or a decrypted
+ * `client_secret_encrypted` when the account has one, whose relative path is taken from the
+ * working directory, as email-oauth2-proxy does.
  *
  * @throws OAuthError (`config`) naming `client_id` or `client_secret`: no usable key
  */

@@ -217,6 +217,17 @@ describe('defaults', () => {
     });
   });
 
+  it('resolves a service account key file against the configuration file directory, and leaves an inline key alone', () => {
+    const serviceAccount = (name: string, clientId: string, secret: string): string =>
+      `[${name}]\noauth2_flow = service_account\noauth2_scope = https://mail.google.com/\nclient_id = ${clientId}\nclient_secret = ${secret}\n`;
+    const config = parseConfig(
+      IMAP_SERVER + serviceAccount('a@example.com', 'file', 'keys/sa.json') + serviceAccount('b@example.com', 'File', '/srv/sa.json') + serviceAccount('c@example.com', 'key', 'keys/sa.json'),
+      '/etc/proxy/my.config',
+    );
+
+    expect(config.accounts.map((account) => account.clientSecret)).toEqual(['/etc/proxy/keys/sa.json', '/srv/sa.json', 'keys/sa.json']);
+  });
+
   it('uses the authorization_code flow, and PKCE only for clients without a secret unless use_pkce says so', () => {
     const config = parseConfig(
       IMAP_SERVER +
