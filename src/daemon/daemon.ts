@@ -119,7 +119,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     oauth: { requestTimeoutMs: identityProviderTimeoutMs },
     refreshMarginSeconds: REFRESH_MARGIN_SECONDS,
     loginWaitMs: options.loginWaitMs,
-    deleteTokensOnWrongPassword: config.options.deleteAccountTokenOnPasswordError,
+    // Both read at each use, so a reload applies them.
+    get deleteTokensOnWrongPassword() {
+      return config.options.deleteAccountTokenOnPasswordError;
+    },
     loginPasswordIsAppSecret: () => config.options.useLoginPasswordAsClientCredentialsSecret,
     howToAuthorise: options.howToAuthorise,
   });
@@ -186,9 +189,6 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     const portChanges = await ports.apply(await prepare(next));
     const previous = config;
     config = next;
-    if (previous.options.deleteAccountTokenOnPasswordError !== next.options.deleteAccountTokenOnPasswordError) {
-      log.warn({ event: 'restart_needed', key: 'delete_account_token_on_password_error' }, 'delete_account_token_on_password_error changes take effect after a restart');
-    }
     for (const warning of await startupWarnings(next, options.cacheStore)) log.warn({ event: 'startup_warning' }, warning);
     return { ...portChanges, ...accountChanges(previous, next) };
   };

@@ -195,6 +195,27 @@ describe('SIGHUP', () => {
     expect(await running.stop()).toBe(0);
   });
 
+  it('applies a changed [emailproxy] option to the next login: delete_account_token_on_password_error', async () => {
+    const running = await startProxy(imapSection() + world.accountSection());
+    const mistyped = async (): Promise<string> => {
+      const imap = await Conversation.connect(port(0));
+      await imap.expect(/^\* OK /);
+      imap.send(`a LOGIN "${USER}" "not the password"`);
+      const reply = await imap.expect(/^a /);
+      imap.close();
+      return reply;
+    };
+    expect(await mistyped()).toMatch(/^a NO \[AUTHENTICATIONFAILED\] Wrong password/);
+    expect(await readFile(world.tokenStore, 'utf8')).toMatch(/^refresh_token = /m);
+
+    await writeConfig(`${imapSection()}${world.accountSection()}[emailproxy]\ndelete_account_token_on_password_error = True\n`);
+    expect(await reload(running)).toMatchObject({ event: 'reloaded' });
+    await mistyped();
+    expect(await readFile(world.tokenStore, 'utf8')).not.toMatch(/^refresh_token = /m);
+    expect(await running.stop()).toBe(0);
+    await world.seedTokens();
+  });
+
   it('keeps the running configuration when the new one is invalid or a new port is taken', async () => {
     const config = imapSection() + world.accountSection();
     const running = await startProxy(config);
