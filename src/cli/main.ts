@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { defaultControlSocket } from '../control/socket-path.js';
@@ -57,12 +58,16 @@ interface RunCommandOptions {
 
 const DEFAULT_SHUTDOWN_GRACE_SECONDS = 10;
 
+/** The installed package's version: package.json sits two folders above dist/cli/main.js. */
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
 const program = new Command()
   .name('oauth2-mail-proxy')
   .description(
     'Lets password-only mail clients (fetchmail, mutt, mbsync, msmtp) use Office 365 and Gmail: they log in to\n' +
       'local IMAP/POP3/SMTP ports with a password; the proxy logs in upstream with OAuth2 (SASL XOAUTH2).',
   )
+  .version(VERSION, '-V, --version', 'print the version and exit')
   .showHelpAfterError();
 
 withCommonOptions(program.command('run', { isDefault: true }).description('run the proxy (the default command)'))
