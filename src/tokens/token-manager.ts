@@ -303,6 +303,16 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
         `Wrong password for ${subject.loginName}: it does not decrypt the account's stored OAuth2 tokens. They were not deleted, because the client secret is stored encrypted with them (client_secret_encrypted); to change the password, put the secret in client_secret`,
       );
     }
+    if (this.options.deleteTokensOnWrongPassword && !this.grants.providerJudgesPassword(subject)) {
+      // Where nobody signs in (app-only, service account), the password that encrypts the stored
+      // token is all that stands between a local user and the mailbox: deleting the token would let
+      // any password in (email-oauth2-proxy refuses here too).
+      this.options.log.warn({ event: 'wrong_password', account: subject.key }, 'wrong password: token kept despite delete_account_token_on_password_error, because nobody signs in for this account');
+      throw new LoginFailure(
+        'bad-password',
+        `Wrong password for ${subject.loginName}: it does not decrypt the account's stored token, and with oauth2_flow = ${subject.account.flow} a wrong password never replaces it; to change the password, remove [${subject.key}] from the token store`,
+      );
+    }
     if (this.options.deleteTokensOnWrongPassword) {
       this.options.log.warn({ event: 'tokens_deleted', account: subject.key }, 'wrong password: tokens deleted (delete_account_token_on_password_error)');
       await this.options.store.remove(subject.key);

@@ -174,6 +174,18 @@ export class UnattendedGrants {
     return flight;
   }
 
+  /**
+   * Whether a new token for the account needs the identity provider to accept what the login
+   * sent: true for the sign-in flows and the password grant; for app-only and service accounts
+   * only when the login's password is the app's client secret. Otherwise any password would do.
+   */
+  providerJudgesPassword(subject: TokenSubject): boolean {
+    const { flow } = subject.account;
+    if (flow === 'service_account') return false;
+    if (flow === 'client_credentials') return this.appSecretIsLoginPassword(subject);
+    return true;
+  }
+
   /** Whether a client_credentials account sends the login's password as its client secret. */
   private appSecretIsLoginPassword(subject: TokenSubject): boolean {
     const { account } = subject;

@@ -3,11 +3,12 @@
  * provider in-process and a real token store file: a token is asked for once and reused, and
  * after the mail server refused one, exactly one new token is asked for.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { LoginFailure } from '../../src/auth/types.js';
 import { KeyCache } from '../../src/tokens/key-cache.js';
 import { TokenStore } from '../../src/tokens/store.js';
 import type { TokenSubject } from '../../src/tokens/subject.js';
@@ -52,7 +53,7 @@ function appOnly(): TokenSubject {
   };
 }
 
-function manager(): TokenManager {
+function manager(options: { deleteTokensOnWrongPassword?: boolean } = {}): TokenManager {
   return new TokenManager({
     store: new TokenStore(join(dir, 'tokens.ini')),
     keys: new AccountKeys(new KeyCache()),
@@ -60,7 +61,7 @@ function manager(): TokenManager {
     oauth: { requestTimeoutMs: 5_000 },
     refreshMarginSeconds: 300,
     loginWaitMs: 0,
-    deleteTokensOnWrongPassword: false,
+    deleteTokensOnWrongPassword: options.deleteTokensOnWrongPassword ?? false,
     howToAuthorise: (account) => `run: oauth2-mail-proxy authorize ${account}`,
   });
 }
@@ -88,4 +89,20 @@ it('concurrent logins share one request', async () => {
   const all = await Promise.all(Array.from({ length: 5 }, () => tokens.accessToken(appOnly(), PASSWORD)));
   expect(new Set(all).size).toBe(1);
   expect(requests()).toBe(1);
+});
+
+it('never lets a wrong password replace the stored token, even with delete_account_token_on_password_error', async () => {
+  // Nobody signs in for an app-only account: deleting its token on a wrong password and asking
+  // for a new one would let any password in.
+  const tokens = manager({ deleteTokensOnWrongPassword: true });
+  const token = await tokens.accessToken(appOnly(), PASSWORD);
+  const stored = await readFile(join(dir, 'tokens.ini'), 'utf8');
+
+  const refused = await tokens.accessToken(appOnly(), 'a guess').catch((err: unknown) => err);
+  expect(refused).toBeInstanceOf(LoginFailure);
+  expect(refused).toMatchObject({ reason: 'bad-password' });
+  expect((refused as Error).message).toMatch(/a wrong password never replaces it/);
+  expect(await readFile(join(dir, 'tokens.ini'), 'utf8')).toBe(stored);
+  expect(requests()).toBe(1);
+  expect(await tokens.accessToken(appOnly(), PASSWORD)).toBe(token);
 });
