@@ -54,20 +54,12 @@ export async function authorize(options: AuthorizeOptions): Promise<number> {
       say('Waiting for the sign-in to complete...');
       const outcome = await controlRequest(options.controlSocket, { op: 'wait', account: options.account }, 0);
       if (!outcome.ok) return failed(outcome, say);
-      say(`Authorised ${options.account}; the running proxy is using the new token.`);
-      return 0;
+      return authorised(outcome, options, input, say);
     }
 
     const exitCode = await askForPaste(started.url, input, say, async (pasted) => {
       const reply = await controlRequest(options.controlSocket, { op: 'complete', account: options.account, redirect: pasted });
-      if (reply.ok) {
-        say(
-          'loginWaiting' in reply && !reply.loginWaiting
-            ? `Authorised ${options.account}; the running proxy will use the new token at the next login (whose password then encrypts it).`
-            : `Authorised ${options.account}; the running proxy is using the new token.`,
-        );
-        return 0;
-      }
+      if (reply.ok) return authorised(reply, options, input, say);
       if (reply.kind !== 'paste') return failed(reply, say);
       return { again: `${reply.message}. ${reply.hint ?? ''}`.trimEnd() };
     });
@@ -79,6 +71,29 @@ export async function authorize(options: AuthorizeOptions): Promise<number> {
   } finally {
     input.close();
   }
+}
+
+/**
+ * The daemon holds the new tokens. A waiting login has already stored them with its password;
+ * otherwise the first login would set the password that protects them, whoever makes it. In a
+ * terminal the owner can close that gap by typing the mail client's password here.
+ */
+async function authorised(reply: ControlReply, options: AuthorizeOptions, input: TerminalInput, say: Say): Promise<number> {
+  if (!('loginWaiting' in reply) || reply.loginWaiting) {
+    say(`Authorised ${options.account}; the running proxy is using the new token.`);
+    return 0;
+  }
+  const password = process.stdin.isTTY
+    ? await input.secret(`Password your mail client uses for ${options.account} (it encrypts the new tokens; Enter leaves that to the next login): `)
+    : undefined;
+  if (!password) {
+    say(`Authorised ${options.account}; the running proxy will use the new token at the next login (whose password then encrypts it).`);
+    return 0;
+  }
+  const stored = await controlRequest(options.controlSocket, { op: 'store', account: options.account, password });
+  if (!stored.ok) return failed(stored, say);
+  say(`Authorised ${options.account}; the new tokens are stored, encrypted with that password, and the running proxy is using them.`);
+  return 0;
 }
 
 function failed(reply: ControlReply, say: Say): number {

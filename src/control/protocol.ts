@@ -1,7 +1,8 @@
 /**
  * The control socket's protocol, shared by the daemon and the CLI: one JSON object per line,
  * one request per connection, answered by one or more reply lines (the last one has `done`).
- * The socket is owner-only; it carries sign-in links and pasted codes, never passwords or tokens.
+ * The socket is owner-only; it carries sign-in links and pasted codes, never tokens, and a mail
+ * password only in `store`, typed by the owner into `authorize` in a terminal.
  */
 
 export type ControlRequest =
@@ -11,7 +12,12 @@ export type ControlRequest =
   /** Redeem a pasted redirect address for the account's pending code-flow authorisation. */
   | { readonly op: 'complete'; readonly account: string; readonly redirect: string }
   /** Wait until the account's pending authorisation completes or fails (device flow). */
-  | { readonly op: 'wait'; readonly account: string };
+  | { readonly op: 'wait'; readonly account: string }
+  /**
+   * Encrypt tokens authorised while no login was waiting with the mail client's password and store
+   * them now, rather than leaving that to whichever login comes first.
+   */
+  | { readonly op: 'store'; readonly account: string; readonly password: string };
 
 export type TokenState = 'none' | 'pending' | 'active' | 'expired' | 'needs-reauthorisation' | 'authorised-unsaved';
 

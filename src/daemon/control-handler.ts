@@ -43,6 +43,11 @@ export function controlHandler(config: () => ProxyConfig, tokens: TokenManager):
         }
         case 'wait':
           return await waitForOutcome(tokens, subject.key);
+        case 'store': {
+          const stored = await tokens.storeAuthorised(subject, request.password);
+          if (!stored) return { done: true, ok: false, kind: 'protocol', message: `No authorised tokens of ${subject.key} are waiting to be stored (a login may have stored them already)` };
+          return { done: true, ok: true, account: subject.key, authorised: true, loginWaiting: false };
+        }
       }
     } catch (err) {
       if (err instanceof OAuthError) return { done: true, ok: false, kind: err.kind, message: err.message, hint: err.hint };

@@ -178,6 +178,21 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
     return this.pending.begin(subject);
   }
 
+  /**
+   * Stores tokens authorised while no login was waiting, encrypted with `password` (the mail
+   * client's, typed into `authorize`), so the next login need not be the one that sets it. False
+   * when there are none (already stored by a login).
+   */
+  async storeAuthorised(subject: TokenSubject, password: string): Promise<boolean> {
+    const tokens = this.unsaved.get(subject.key);
+    if (!tokens) return false;
+    this.unsaved.delete(subject.key);
+    const key = await this.options.keys.create(password);
+    await this.save(subject, tokens, key);
+    this.emit('known', { subject, key });
+    return true;
+  }
+
   /** Authorised but not yet stored (no login has supplied a password since). */
   isUnsaved(key: string): boolean {
     return this.unsaved.has(key);

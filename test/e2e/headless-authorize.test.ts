@@ -93,6 +93,25 @@ describe('authorising a running service from another shell', () => {
     expect((await fetchFirstMessage(USER, 'some other password')).stdout).toBe('');
   });
 
+  it('in a terminal with no login waiting, stores the tokens at once with the mail password typed there', async () => {
+    // Without it, the first login to arrive, from whoever can reach the port, would set the password.
+    const authorize = proxy.cli(['authorize', USER], { tty: true });
+    const [, url] = await authorize.waitFor(/Open this URL in a browser and sign in:\r?\n(\S+)\r?\n/);
+    authorize.type(`${await world.idp.browser(url!)}\r`);
+    await authorize.waitFor(/Password your mail client uses for john\.smith@example\.com \(it encrypts the new tokens; Enter leaves that to the next login\): $/);
+    authorize.type(`${PASSWORD}\r`);
+    await authorize.waitFor(/the new tokens are stored, encrypted with that password/);
+    expect(await authorize.exit()).toBe(0);
+    expect(authorize.output).not.toContain(PASSWORD);
+
+    expect((await statusJson()).find((a) => a.account === USER)?.state).toBe('active');
+    expect(await readFile(world.tokenStore, 'utf8')).toMatch(/^refresh_token = gAAAAA/m);
+    expect((await fetchFirstMessage(USER, 'some other password')).stdout).toBe('');
+    const before = world.idp.tokenRequests.total;
+    expect((await fetchFirstMessage()).stdout).toContain('headless hello');
+    expect(world.idp.tokenRequests.total).toBe(before);
+  });
+
   it('a second authorize while one is pending joins it (same link), and status shows it', async () => {
     const first = proxy.cli(['authorize', USER]);
     const [, url1] = await first.waitFor(/sign in:\n(\S+)\n/);

@@ -54,16 +54,19 @@ export class ProxyProcess {
     return new ProxyProcess(child, configFile, tokenStore, options.tty === true);
   }
 
-  /** Runs another CLI command (`authorize`, `status`) against the same files, with piped stdin. */
-  static command(args: readonly string[], files: { configFile: string; tokenStore: string }): ProxyProcess {
+  /**
+   * Runs another CLI command (`authorize`, `status`) against the same files, with piped stdin, or
+   * under a pseudo-terminal with `tty`.
+   */
+  static command(args: readonly string[], files: { configFile: string; tokenStore: string }, options: { tty?: boolean } = {}): ProxyProcess {
     const argv = [PROXY_BIN, ...args, '--config-file', files.configFile, '--cache-store', files.tokenStore];
-    const child = spawn(process.execPath, argv, { stdio: 'pipe' });
-    return new ProxyProcess(child, files.configFile, files.tokenStore, false);
+    const child = options.tty ? spawnInTerminal([process.execPath, ...argv]) : spawn(process.execPath, argv, { stdio: 'pipe' });
+    return new ProxyProcess(child, files.configFile, files.tokenStore, options.tty === true);
   }
 
   /** Runs another CLI command against this daemon's files. */
-  cli(args: readonly string[]): ProxyProcess {
-    return ProxyProcess.command(args, this);
+  cli(args: readonly string[], options: { tty?: boolean } = {}): ProxyProcess {
+    return ProxyProcess.command(args, this, options);
   }
 
   /** Waits until the output matches, returning the match. */
