@@ -18,6 +18,7 @@ import { parseProviderName, PROVIDER_NAMES, providerPreset, ProviderPresetError 
 import type { ProviderPreset } from './providers.js';
 import type {
   AccountConfig,
+  CertificateCredentialFiles,
   GlobalOptions,
   OAuthFlow,
   Protocol,
@@ -109,8 +110,8 @@ function describeReadFailure(error: unknown): string {
  * `@` are accounts, `IMAP-…`/`POP-…`/`SMTP-…` are servers, `[emailproxy]` holds options, anything
  * else is ignored.
  *
- * Relative `local_certificate_path`/`local_key_path`/`server_ca_file`, and a service account's key
- * file (`client_id = file`), are resolved against the file's directory (email-oauth2-proxy uses its
+ * Relative `local_certificate_path`/`local_key_path`/`server_ca_file`, `jwt_certificate_path`/
+ * `jwt_key_path`, and a service account's key file (`client_id = file`), are resolved against the file's directory (email-oauth2-proxy uses its
  * working directory, which a service manager sets to `/`).
  *
  * @param file - the file name for messages; resolved to make {@link ProxyConfig.file}
@@ -265,11 +266,14 @@ function readAccount(written: SectionReader, options: GlobalOptions, configDirec
   const clientSecret = keyFile && writtenSecret ? resolve(configDirectory, writtenSecret) : writtenSecret;
   const clientSecretEncrypted = section.string('client_secret_encrypted');
   const secretFromLogin = flow === 'client_credentials' && options.useLoginPasswordAsClientCredentialsSecret;
+  const certificateCredentials = readCertificateCredentials(section, configDirectory);
+  // A service account's client_secret is its key, which no certificate replaces.
+  const secretFromCertificate = flow !== 'service_account' && certificateCredentials !== undefined;
   const required = new Set<AccountKey>([...REQUIRED_KEYS[flow], ...(preset?.missingKeyProblems.keys() ?? [])]);
   for (const key of required) {
     const satisfied =
       section.string(key) !== undefined ||
-      (key === 'client_secret' && (clientSecretEncrypted !== undefined || secretFromLogin));
+      (key === 'client_secret' && (clientSecretEncrypted !== undefined || secretFromLogin || secretFromCertificate));
     if (!satisfied) {
       section.fail(
         key,
@@ -293,11 +297,33 @@ function readAccount(written: SectionReader, options: GlobalOptions, configDirec
     clientId: section.string('client_id') ?? '',
     ...(clientSecret === undefined ? {} : { clientSecret }),
     ...(clientSecretEncrypted === undefined ? {} : { clientSecretEncrypted }),
+    ...(certificateCredentials === undefined ? {} : { certificateCredentials }),
     flow,
-    // A client without a secret is a public client, and public clients must use PKCE.
-    usePkce: section.boolean('use_pkce') ?? (clientSecret === undefined && clientSecretEncrypted === undefined),
+    // A client without a secret (or certificate) is a public client, and public clients must use PKCE.
+    usePkce:
+      section.boolean('use_pkce') ??
+      (clientSecret === undefined && clientSecretEncrypted === undefined && certificateCredentials === undefined),
     ...(tokensInConfig === undefined ? {} : { tokensInConfig }),
   };
+}
+
+/**
+ * `jwt_certificate_path` and `jwt_key_path` (email-oauth2-proxy's keys for Microsoft's certificate
+ * credentials): both or neither. The files are read when a token is requested, so a renewed
+ * certificate needs no restart; here only the paths are resolved.
+ */
+function readCertificateCredentials(section: SectionReader, configDirectory: string): CertificateCredentialFiles | undefined {
+  const certificate = section.string('jwt_certificate_path');
+  const key = section.string('jwt_key_path');
+  if (certificate === undefined && key === undefined) return undefined;
+  const bothOrNeither = 'certificate credentials need both the certificate and its private key; set both or neither';
+  if (key === undefined) {
+    section.fail('jwt_key_path', `missing, and jwt_certificate_path is set: ${bothOrNeither} (jwt_key_path is the PEM private key, unencrypted)`);
+  }
+  if (certificate === undefined) {
+    section.fail('jwt_certificate_path', `missing, and jwt_key_path is set: ${bothOrNeither} (jwt_certificate_path is the PEM certificate uploaded to the app registration)`);
+  }
+  return { certificatePath: resolve(configDirectory, certificate), keyPath: resolve(configDirectory, key) };
 }
 
 /**
@@ -351,7 +377,7 @@ function hintFor(key: AccountKey, flow: OAuthFlow): string {
   }
   if (key === 'client_secret' && flow === 'client_credentials') {
     const alternative = `use_login_password_as_client_credentials_secret = True in [${GLOBAL_SECTION}]`;
-    return `${ACCOUNT_KEY_HINTS.client_secret} (or set ${alternative})`;
+    return `${ACCOUNT_KEY_HINTS.client_secret} (or set jwt_certificate_path and jwt_key_path for certificate credentials, or ${alternative})`;
   }
   if (key === 'client_secret' && flow === 'service_account') {
     return "the service account's JSON key or the path to its key file";

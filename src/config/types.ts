@@ -84,13 +84,29 @@ export interface AccountConfig {
    * Used only when {@link clientSecret} is empty; the token store's section may hold a newer one.
    */
   readonly clientSecretEncrypted?: string;
+  /**
+   * `jwt_certificate_path` and `jwt_key_path`, resolved against the config file's folder: the
+   * client authenticates with an assertion signed by the certificate's key (Microsoft's
+   * "certificate credentials") instead of a secret. Used only when the account has no client
+   * secret of any kind; a secret wins.
+   */
+  readonly certificateCredentials?: CertificateCredentialFiles;
   readonly flow: OAuthFlow;
+  /** Defaults to true for public clients: no client secret and no certificate credentials. */
   readonly usePkce: boolean;
   /**
    * The stored fields found in the config file itself (email-oauth2-proxy keeps them there without
    * `--cache-store`), `client_secret_encrypted` and its `token_salt` included; read, never written back.
    */
   readonly tokensInConfig?: StoredTokenFields;
+}
+
+/** Where an account's certificate credentials are: both PEM files, absolute paths. */
+export interface CertificateCredentialFiles {
+  /** `jwt_certificate_path`: the X.509 certificate registered with the app. */
+  readonly certificatePath: string;
+  /** `jwt_key_path`: its private key, unencrypted. */
+  readonly keyPath: string;
 }
 
 /** The `[emailproxy]` section. */

@@ -1,13 +1,13 @@
 import { stat } from 'node:fs/promises';
 import { isLoopbackHost } from '../config/loopback.js';
-import type { AccountConfig, ProxyConfig } from '../config/types.js';
-import { OAuthError, readServiceAccountKey, serviceAccountKeyType } from '../oauth/index.js';
+import type { AccountConfig, GlobalOptions, ProxyConfig } from '../config/types.js';
+import { loadCertificateCredentials, OAuthError, readServiceAccountKey, serviceAccountKeyType } from '../oauth/index.js';
 
 /**
  * Things that deserve the owner's attention, logged once at start: files holding secrets that
  * others can read (service account key files included), listeners the owner chose to expose
- * without TLS, service accounts whose key is unusable, and email-oauth2-proxy options it does not
- * apply.
+ * without TLS, service accounts whose key is unusable, certificate credentials that are unusable
+ * or overridden by a secret, and email-oauth2-proxy options it does not apply.
  */
 export async function startupWarnings(config: ProxyConfig, tokenStore: string): Promise<string[]> {
   const warnings: string[] = [];
@@ -32,6 +32,7 @@ export async function startupWarnings(config: ProxyConfig, tokenStore: string): 
     }
   }
   warnings.push(...(await serviceAccountWarnings(config.accounts)));
+  warnings.push(...(await certificateCredentialWarnings(config.accounts, config.options)));
   if (config.options.encryptClientSecretOnFirstUse) {
     warnings.push(
       'encrypt_client_secret_on_first_use in [emailproxy] is not applied: oauth2-mail-proxy never rewrites the config file, ' +
@@ -86,6 +87,53 @@ async function serviceAccountWarnings(accounts: readonly AccountConfig[]): Promi
     const mode = await stat(path).then((info) => info.mode, () => undefined);
     if (mode !== undefined && (mode & 0o077) !== 0) {
       warnings.push(`${path} is readable by other users (mode ${(mode & 0o777).toString(8)}) and it holds a service account's private key; run: chmod 600 ${path}`);
+    }
+  }
+  return warnings;
+}
+
+/**
+ * Certificate credentials (`jwt_certificate_path` / `jwt_key_path`) that a secret overrides (as in
+ * email-oauth2-proxy, the secret wins), that cannot be used (logins would be refused, so say it
+ * now), whose certificate has expired, and private keys others can read.
+ */
+async function certificateCredentialWarnings(accounts: readonly AccountConfig[], options: GlobalOptions): Promise<string[]> {
+  const warnings: string[] = [];
+  const keyFiles = new Set<string>();
+  const files = 'certificate credentials (jwt_certificate_path, jwt_key_path)';
+  for (const account of accounts) {
+    const credentials = account.certificateCredentials;
+    if (credentials === undefined || account.flow === 'service_account') continue;
+    keyFiles.add(credentials.keyPath);
+    if (account.clientSecret || account.clientSecretEncrypted !== undefined) {
+      const secret = account.clientSecret ? 'client_secret' : 'client_secret_encrypted';
+      warnings.push(`[${account.name}] has both ${secret} and ${files}: the client secret is used; remove ${secret} to use the certificate`);
+      continue;
+    }
+    if (account.flow === 'client_credentials' && options.useLoginPasswordAsClientCredentialsSecret) {
+      warnings.push(
+        `[${account.name}] has ${files}, but use_login_password_as_client_credentials_secret is on in [emailproxy]: ` +
+          "the login password is sent as the app's client secret instead; turn that option off to use the certificate",
+      );
+      continue;
+    }
+    try {
+      const loaded = await loadCertificateCredentials(credentials);
+      if (loaded.notAfter.getTime() < Date.now()) {
+        warnings.push(
+          `[${account.name}] the certificate ${credentials.certificatePath} expired on ${loaded.notAfter.toISOString()}: ` +
+            'the identity provider will refuse its assertions; make a new one and upload it to the app registration',
+        );
+      }
+    } catch (err) {
+      if (!(err instanceof OAuthError)) throw err;
+      warnings.push(`[${account.name}] ${err.message}: its token requests fail until that is fixed. ${err.hint}`);
+    }
+  }
+  for (const path of keyFiles) {
+    const mode = await stat(path).then((info) => info.mode, () => undefined);
+    if (mode !== undefined && (mode & 0o077) !== 0) {
+      warnings.push(`${path} is readable by other users (mode ${(mode & 0o777).toString(8)}) and it holds the private key of certificate credentials; run: chmod 600 ${path}`);
     }
   }
   return warnings;

@@ -105,5 +105,8 @@ function describeClientAuth(config: ProxyConfig, subject: TokenSubject, storedSe
   if (account.flow === 'client_credentials' && config.options.useLoginPasswordAsClientCredentialsSecret) {
     return 'confidential: the login password is the client secret';
   }
+  if (account.certificateCredentials) {
+    return `confidential: certificate credentials, ${account.certificateCredentials.certificatePath}`;
+  }
   return 'public client, no secret';
 }

@@ -38,6 +38,12 @@ import { AADSTS_ADVICE, aadstsNumber, type ConfigKey } from './aadsts.js';
 
 export type { ConfigKey } from './aadsts.js';
 
+/**
+ * The account keys a `config` error can blame: the ones provider answers point at, and the files
+ * of certificate credentials, which only fail on this side.
+ */
+export type OAuthConfigKey = ConfigKey | 'jwt_certificate_path' | 'jwt_key_path';
+
 export type OAuthErrorKind = 'transient' | 'reauthorise' | 'config' | 'paste' | 'credentials';
 
 /** Which exchange failed: the same `error` code means different things in different grants. */
@@ -69,7 +75,7 @@ export interface OAuthErrorDetails {
   /** The provider's `error_description`, first line only, token-like strings blanked. */
   readonly description?: string;
   /** For `config` errors: the key in the account section to fix. */
-  readonly configKey?: ConfigKey;
+  readonly configKey?: OAuthConfigKey;
 }
 
 /** A classified identity-provider failure. `message` says what happened, `hint` what to do. */
@@ -80,7 +86,7 @@ export class OAuthError extends Error {
   readonly aadsts?: number;
   readonly status?: number;
   readonly description?: string;
-  readonly configKey?: ConfigKey;
+  readonly configKey?: OAuthConfigKey;
 
   constructor(message: string, details: OAuthErrorDetails) {
     super(message);

@@ -9,6 +9,13 @@ export {
   type PendingAuthorization,
   type StartAuthorizationOptions,
 } from './authorization-code.js';
+export {
+  certificateCredentialsAuth,
+  certificateThumbprintSha256,
+  CLIENT_ASSERTION_LIFETIME_SECONDS,
+  loadCertificateCredentials,
+  type CertificateCredentials,
+} from './certificate-credentials.js';
 export { clientCredentials } from './client-credentials.js';
 export {
   DEFAULT_DEVICE_POLL_INTERVAL_SECONDS,
@@ -23,6 +30,7 @@ export {
   explainOAuthFailure,
   OAuthError,
   redactTokens,
+  type OAuthConfigKey,
   withOAuthErrors,
   type OAuthErrorDetails,
   type OAuthErrorFields,

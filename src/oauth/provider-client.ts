@@ -7,6 +7,7 @@ import * as client from 'openid-client';
 import { isLoopbackHost } from '../config/loopback.js';
 import type { AccountConfig } from '../config/types.js';
 import type { ConfigKey } from './aadsts.js';
+import { certificateCredentialsAuth } from './certificate-credentials.js';
 import { OAuthError } from './errors.js';
 import { providerFetch } from './provider-fetch.js';
 
@@ -24,9 +25,12 @@ export interface ProviderClientOptions {
 }
 
 /**
- * The account's openid-client configuration. Public clients (no secret) authenticate with `None`
- * (client_id only); clients with a secret use `client_secret_post`, which Microsoft and Google both
- * accept and email-oauth2-proxy uses. Plain http is allowed only for loopback hosts.
+ * The account's openid-client configuration. Clients with a secret use `client_secret_post`,
+ * which Microsoft and Google both accept and email-oauth2-proxy uses; without a secret, clients
+ * with certificate credentials (`jwt_certificate_path` / `jwt_key_path`) send a signed assertion
+ * (`private_key_jwt`, see certificate-credentials.ts), and public clients only their client_id
+ * (`None`). A secret wins over certificate credentials, as in email-oauth2-proxy. Plain http is
+ * allowed only for loopback hosts.
  *
  * @throws OAuthError of kind `config` when an endpoint address or the client_id is unusable.
  */
@@ -43,14 +47,18 @@ export function createProviderClient(account: AccountConfig, options: ProviderCl
   const endpoints = [tokenEndpoint, ...(authorizationEndpoint ? [authorizationEndpoint] : []), ...(deviceEndpoint ? [new URL(deviceEndpoint)] : [])];
 
   const server: client.ServerMetadata = {
-    // Only used as the audience of signed client assertions, which we never send.
+    // openid-client's default audience of client assertions; ours set their own (token_url).
     issuer: tokenEndpoint.origin,
     ...(authorizationEndpoint !== undefined && { authorization_endpoint: authorizationEndpoint.href }),
     token_endpoint: tokenEndpoint.href,
     ...(deviceEndpoint !== undefined && { device_authorization_endpoint: deviceEndpoint }),
   };
   const secret = options.clientSecret ?? account.clientSecret;
-  const auth = secret ? client.ClientSecretPost(secret) : client.None();
+  const auth = secret
+    ? client.ClientSecretPost(secret)
+    : account.certificateCredentials
+      ? certificateCredentialsAuth(account.certificateCredentials, account.tokenUrl)
+      : client.None();
   return configuration(server, account.clientId, auth, endpoints, options);
 }
 

@@ -1,9 +1,8 @@
-import { mkdir, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { runClient } from '../support/clients.js';
 import { loginReply } from '../support/faults/imap-steps.js';
-import { ProxyProcess } from '../support/proxy-process.js';
+import type { ProxyProcess } from '../support/proxy-process.js';
 import { USER, World } from '../support/world.js';
 
 /**
@@ -17,7 +16,6 @@ import { USER, World } from '../support/world.js';
  * set-up runs its own proxy (own port, own token store) for that one account.
  */
 let world: World;
-const running: ProxyProcess[] = [];
 const LOCAL_PASSWORD = 'local password of the fetchmail user';
 
 beforeAll(async () => {
@@ -25,23 +23,16 @@ beforeAll(async () => {
   await world.dovecot.deliver(USER, Buffer.from('Subject: scanned\r\n\r\nPage 1 of 1\r\n'));
 });
 afterAll(async () => {
-  await Promise.allSettled(running.map((proxy) => proxy.stop()));
   await world?.stop();
 });
 beforeEach(() => {
   world.idp.resetTokenRequests();
 });
 
-/** A proxy in its own directory, listening on `port`, with one app-only account for USER. */
-async function appOnlyProxy(name: string, port: number, options: { clientSecret?: string; emailproxy?: string[] }): Promise<ProxyProcess> {
-  const dir = join(world.dir, name);
-  await mkdir(dir);
+/** A proxy of its own, listening on `port`, with one app-only account for USER. */
+function appOnlyProxy(name: string, port: number, options: { clientSecret?: string; emailproxy?: string[] }): Promise<ProxyProcess> {
   const config = [
-    `[IMAP-${port}]`,
-    'server_address = localhost',
-    `server_port = ${world.dovecot.imapsPort}`,
-    `server_ca_file = ${world.dovecot.caFile}`,
-    '',
+    world.imapSection(port),
     `[${USER}]`,
     'oauth2_flow = client_credentials',
     `token_url = ${world.idp.urls.token}`,
@@ -51,10 +42,7 @@ async function appOnlyProxy(name: string, port: number, options: { clientSecret?
     '',
     ...(options.emailproxy ? ['[emailproxy]', ...options.emailproxy, ''] : []),
   ].join('\n');
-  const proxy = await ProxyProcess.start({ dir, config });
-  running.push(proxy);
-  await proxy.ready();
-  return proxy;
+  return world.startProxyIn(name, config);
 }
 
 const appOnlyRequests = (): number => world.idp.tokenRequests.byGrantType.client_credentials ?? 0;

@@ -21,7 +21,6 @@ import { USER, World } from '../support/world.js';
  * accepts the token only for the user it names.
  */
 let world: World;
-const running: ProxyProcess[] = [];
 const LOCAL_PASSWORD = 'local password of the mail client';
 /** A user of the domain the administrator has not granted the service account delegation for. */
 const UNDELEGATED = 'not.delegated@example.com';
@@ -31,7 +30,6 @@ beforeAll(async () => {
   await world.dovecot.deliver(USER, Buffer.from('Subject: quarterly report\r\n\r\nDelegated reading works\r\n'));
 });
 afterAll(async () => {
-  await Promise.allSettled(running.map((proxy) => proxy.stop()));
   await world?.stop();
 });
 beforeEach(() => {
@@ -46,22 +44,10 @@ function privateKeyLine(keyJson: string): string {
   return pem.split('\n')[5]!;
 }
 
-/** A proxy in its own directory, listening on `port`, with the given account sections. */
-async function serviceAccountProxy(name: string, port: number, accounts: string[], catchAll = false): Promise<ProxyProcess> {
-  const dir = join(world.dir, name);
-  const config = [
-    `[IMAP-${port}]`,
-    'server_address = localhost',
-    `server_port = ${world.dovecot.imapsPort}`,
-    `server_ca_file = ${world.dovecot.caFile}`,
-    '',
-    ...(catchAll ? ['[emailproxy]', 'allow_catch_all_accounts = True', ''] : []),
-    ...accounts,
-  ].join('\n');
-  const proxy = await ProxyProcess.start({ dir, config });
-  running.push(proxy);
-  await proxy.ready();
-  return proxy;
+/** A proxy of its own, listening on `port`, with the given account sections. */
+function serviceAccountProxy(name: string, port: number, accounts: string[], catchAll = false): Promise<ProxyProcess> {
+  const config = [world.imapSection(port), ...(catchAll ? ['[emailproxy]', 'allow_catch_all_accounts = True', ''] : []), ...accounts].join('\n');
+  return world.startProxyIn(name, config);
 }
 
 async function proxyDir(name: string): Promise<string> {

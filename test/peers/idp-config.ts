@@ -5,6 +5,7 @@
  * grant for service accounts (see idp-jwt-bearer-grant.ts), and introspection for Dovecot.
  */
 import type { Configuration, KoaContext } from 'oidc-provider';
+import type { CertificateClient } from './idp-certificate-client.js';
 
 /** The grant type string of RFC 8628's device flow. */
 export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -63,6 +64,12 @@ export interface IdpClients {
    * JWT bearer requests authenticate with the signed assertion alone.
    */
   readonly serviceAccountEmail: string;
+  /**
+   * Confidential client with certificate credentials (`private_key_jwt`, Microsoft's uploaded
+   * certificate): code flow, refresh and client_credentials. Requests without a valid assertion
+   * signed by its key are refused.
+   */
+  readonly certificate: CertificateClient;
 }
 
 export interface IdpSettings {
@@ -75,6 +82,8 @@ export interface IdpSettings {
   readonly interactionPathPrefix: string;
   readonly cookieKeys: readonly string[];
   readonly jwks: { keys: readonly object[] };
+  /** The public key of {@link IdpClients.certificate}'s certificate, as a JWK. */
+  readonly certificateClientJwk: object;
 }
 
 /** Route paths, in Microsoft's layout. */
@@ -141,6 +150,17 @@ export function idpConfiguration(settings: IdpSettings): Configuration {
         grant_types: ['client_credentials'],
         response_types: [],
         redirect_uris: [],
+      },
+      {
+        ...web,
+        client_id: clients.certificate.clientId,
+        client_name: 'oauth2-mail-proxy test client with certificate credentials',
+        token_endpoint_auth_method: 'private_key_jwt',
+        token_endpoint_auth_signing_alg: 'RS256',
+        jwks: { keys: [settings.certificateClientJwk] },
+        grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
+        response_types: ['code'],
+        redirect_uris: [...PUBLIC_REDIRECT_URIS, ...settings.extraRedirectUris],
       },
       {
         ...web,

@@ -21,9 +21,11 @@ import { createStoreAdapter } from './idp-store.js';
 import { TestUsers, registerPasswordGrant } from './idp-password-grant.js';
 import { SERVICE_ACCOUNT_EMAIL, createServiceAccount, identifyAssertionClient, registerJwtBearerGrant } from './idp-jwt-bearer-grant.js';
 import type { TestServiceAccount } from './idp-jwt-bearer-grant.js';
+import { createCertificateClient } from './idp-certificate-client.js';
 
 export type { TokenFault, TokenRequestCounts } from './idp-faults.js';
 export type { ClientCredentials, IdpClients } from './idp-config.js';
+export type { CertificateClient } from './idp-certificate-client.js';
 export { DEVICE_CODE_GRANT, MAIL_SCOPES } from './idp-config.js';
 export { PASSWORD_GRANT, TEST_USER_PASSWORD } from './idp-password-grant.js';
 export { JWT_BEARER_GRANT, type TestServiceAccount } from './idp-jwt-bearer-grant.js';
@@ -187,6 +189,7 @@ function pkcePair(): { verifier: string; challenge: string } {
 export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
   const { default: ProviderClass, errors } = await loadProvider();
   const defaultUser = options.defaultUser ?? DEFAULT_TEST_USER;
+  const certificateClient = await createCertificateClient();
   const clients: IdpClients = {
     publicClientId: 'a1b2c3d4-0000-4000-8000-00000000c11e',
     desktop: { clientId: 'test-desktop-client.apps.example.test', clientSecret: `desktop-${randomBytes(9).toString('base64url')}` },
@@ -194,6 +197,7 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
     service: { clientId: 'b1b2c3d4-0000-4000-8000-0000000005e7', clientSecret: randomBytes(18).toString('base64url') },
     passwordClientId: 'c1b2c3d4-0000-4000-8000-00000000a55d',
     serviceAccountEmail: SERVICE_ACCOUNT_EMAIL,
+    certificate: certificateClient.client,
   };
 
   const server = createServer();
@@ -217,6 +221,7 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
       interactionPathPrefix: INTERACTION_PREFIX,
       cookieKeys: [randomBytes(24).toString('base64url')],
       jwks: signingKeys(),
+      certificateClientJwk: certificateClient.publicJwk,
     }),
     adapter: createStoreAdapter(),
   }));
@@ -349,6 +354,7 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
     async stop(): Promise<void> {
       faults.clear();
       await closeAll();
+      await certificateClient.remove();
     },
   };
 }

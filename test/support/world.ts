@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePorts } from '../peers/free-ports.js';
@@ -19,6 +19,8 @@ export const PASSWORD = 'fetchmail local secret';
  * checking XOAUTH2 tokens against it, a temp dir, and free local ports for the proxy.
  */
 export class World {
+  private readonly ownProxies: ProxyProcess[] = [];
+
   private constructor(
     readonly dir: string,
     readonly idp: Idp,
@@ -102,7 +104,26 @@ export class World {
     });
   }
 
+  /** An `[IMAP-port]` section in front of this world's Dovecot. */
+  imapSection(port: number): string {
+    return [`[IMAP-${port}]`, 'server_address = localhost', `server_port = ${this.dovecot.imapsPort}`, `server_ca_file = ${this.dovecot.caFile}`, ''].join('\n');
+  }
+
+  /**
+   * Starts a proxy with `config` in the folder `name` (created if missing), so that its token store
+   * and control socket are its own; it is ready when this resolves and stopped with the world.
+   */
+  async startProxyIn(name: string, config: string): Promise<ProxyProcess> {
+    const dir = join(this.dir, name);
+    await mkdir(dir, { recursive: true });
+    const proxy = await ProxyProcess.start({ dir, config });
+    this.ownProxies.push(proxy);
+    await proxy.ready();
+    return proxy;
+  }
+
   async stop(): Promise<void> {
+    await Promise.allSettled(this.ownProxies.map((proxy) => proxy.stop()));
     await Promise.allSettled([this.dovecot.stop(), this.idp.stop()]);
     await rm(this.dir, { recursive: true, force: true });
   }

@@ -450,7 +450,7 @@ describe('configuration errors', () => {
       text: IMAP_SERVER + accountSection('a@example.com', { oauth2_flow: 'client_credentials' }),
       message:
         'my.config: section [a@example.com], key client_secret: missing, and the client_credentials flow needs it; ' +
-        "set it to the application's client secret (or set use_login_password_as_client_credentials_secret = True in [emailproxy])",
+        "set it to the application's client secret (or set jwt_certificate_path and jwt_key_path for certificate credentials, or use_login_password_as_client_credentials_secret = True in [emailproxy])",
     },
     {
       what: 'a token_url over plain http to a remote host',
