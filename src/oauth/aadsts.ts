@@ -15,7 +15,9 @@ export type ConfigKey =
   | 'oauth2_scope'
   | 'permission_url'
   | 'token_url'
-  | 'oauth2_flow';
+  | 'oauth2_flow'
+  | 'jwt_certificate_path'
+  | 'jwt_key_path';
 
 /** What to tell the user about one AADSTS code. */
 export interface AadstsAdvice {
@@ -166,6 +168,20 @@ export const AADSTS_ADVICE: ReadonlyMap<number, AadstsAdvice> = new Map<number, 
     meaning: 'the client secret is invalid',
     hint: 'client_secret is wrong or expired. Use the secret\'s Value (not its Secret ID) from the app registration, or create a new secret.',
     configKey: 'client_secret',
+  }],
+  [7000222, {
+    meaning: 'the client secret has expired',
+    hint: 'The client secret has expired: create a new one in the app registration (Certificates & secrets) and put its Value in client_secret.',
+    configKey: 'client_secret',
+  }],
+  [700027, {
+    meaning: 'the client assertion is not signed by a certificate the app knows',
+    hint: 'Upload the certificate in jwt_certificate_path to the app registration (Certificates & secrets), and check that jwt_key_path is its own private key.',
+    configKey: 'jwt_certificate_path',
+  }],
+  [700024, {
+    meaning: 'the client assertion is not within its valid time range',
+    hint: "This machine's clock is off: the signed assertion looks expired or not yet valid to Microsoft. Synchronise the clock (NTP).",
   }],
 ]);
 

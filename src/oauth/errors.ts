@@ -38,11 +38,8 @@ import { AADSTS_ADVICE, aadstsNumber, type ConfigKey } from './aadsts.js';
 
 export type { ConfigKey } from './aadsts.js';
 
-/**
- * The account keys a `config` error can blame: the ones provider answers point at, and the files
- * of certificate credentials, which only fail on this side.
- */
-export type OAuthConfigKey = ConfigKey | 'jwt_certificate_path' | 'jwt_key_path';
+/** The account keys a `config` error can blame. */
+export type OAuthConfigKey = ConfigKey;
 
 export type OAuthErrorKind = 'transient' | 'reauthorise' | 'config' | 'paste' | 'credentials';
 
@@ -246,7 +243,7 @@ const BAD_CODE_HINT = `The provider did not accept the pasted code (codes expire
 /** The table kinds of the AADSTS codes, so their hints are only used where they fit the final kind. */
 const AADSTS_KIND: ReadonlyMap<number, OAuthErrorKind> = new Map([
   ...[70000, 70008, 700082, 50173, 70043, 50076, 50079, 65001].map((n) => [n, 'reauthorise'] as const),
-  ...[7000218, 700025, 7000112, 700016, 50011, 900144, 7000215].map((n) => [n, 'config'] as const),
+  ...[7000218, 700025, 7000112, 700016, 50011, 900144, 7000215, 7000222, 700027, 700024].map((n) => [n, 'config'] as const),
   ...[9002313, 54005].map((n) => [n, 'paste'] as const),
 ]);
 
@@ -326,7 +323,8 @@ export function classifyOAuthErrorResponse(fields: OAuthErrorFields, context?: O
 
   if (aadstsAdvice !== undefined && aadsts !== undefined && AADSTS_KIND.get(aadsts) === kind) {
     hint = aadstsAdvice.hint;
-    configKey = aadstsAdvice.configKey ?? configKey;
+    // The code is more precise than the `error`: a clock that is off is no key's fault.
+    configKey = aadstsAdvice.configKey;
   }
   if (kind !== 'config') configKey = undefined;
 
