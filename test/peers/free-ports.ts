@@ -1,39 +1,45 @@
 /**
- * Free TCP ports on 127.0.0.1 for peers that cannot bind port 0 and report it (Dovecot). Another
- * process may take a port between this check and the peer's bind, so callers retry on a bind error.
+ * Free TCP ports on 127.0.0.1 for peers that cannot bind port 0 and report it (Dovecot) and for
+ * the proxy's listeners, whose ports are written into its config before it starts.
+ *
+ * A port found by binding port 0 comes from the kernel's ephemeral range, and between the probe
+ * and the real bind the kernel may hand the same port to another test process (for its own
+ * port-0 listener or an outgoing connection): a test then fails with "port already in use". So
+ * ports come from below the ephemeral range (which starts at 32768 on Linux), where the kernel
+ * never picks on its own, and each vitest worker (VITEST_POOL_ID) has a block of its own.
  */
 import { createServer } from 'node:net';
-import type { AddressInfo, Server } from 'node:net';
 
-function listenOnAnyPort(): Promise<Server> {
-  return new Promise((resolve, reject) => {
+const FIRST_PORT = 20_000;
+const PORTS_PER_WORKER = 1_000;
+/** Blocks below 32768: 20000-20999, ..., 31000-31999. */
+const WORKER_BLOCKS = 12;
+
+const worker = Number(process.env.VITEST_POOL_ID ?? 0) % WORKER_BLOCKS;
+const blockStart = FIRST_PORT + worker * PORTS_PER_WORKER;
+let nextOffset = 0;
+
+/** Whether `port` can be bound on 127.0.0.1 right now. */
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve(server));
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
 }
 
-/** Returns `count` distinct ports that were free a moment ago. */
 /**
- * Ports already handed out in this process. A port is free again as soon as its probe socket
- * closes, so a second call could return a port the first caller has not bound yet (two sections
- * on one port); none is handed out twice.
+ * Returns `count` distinct ports that were free a moment ago and that this process has not
+ * handed out before (a port is free again as soon as its probe closes, so a second call could
+ * otherwise return a port the first caller has not bound yet).
  */
-const handedOut = new Set<number>();
-
 export async function freePorts(count: number): Promise<number[]> {
   const ports: number[] = [];
-  while (ports.length < count) {
-    // Hold every socket open until all are chosen so the kernel hands out distinct ports.
-    const servers = await Promise.all(Array.from({ length: count - ports.length }, listenOnAnyPort));
-    for (const server of servers) {
-      const { port } = server.address() as AddressInfo;
-      if (!handedOut.has(port)) {
-        handedOut.add(port);
-        ports.push(port);
-      }
-    }
-    await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+  for (let tried = 0; ports.length < count; tried += 1) {
+    if (tried >= PORTS_PER_WORKER) throw new Error(`no free port left in ${blockStart}-${blockStart + PORTS_PER_WORKER - 1}`);
+    const port = blockStart + (nextOffset % PORTS_PER_WORKER);
+    nextOffset += 1;
+    if (await isFree(port)) ports.push(port);
   }
   return ports;
 }
