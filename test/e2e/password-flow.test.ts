@@ -1,6 +1,5 @@
 import { readFile, stat } from 'node:fs/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { parseIni } from '../../src/config/configparser.js';
 import type { AccountConfig, StoredTokenFields } from '../../src/config/types.js';
 import { OAuthError, passwordGrant, refresh } from '../../src/oauth/index.js';
 import { KeyCache } from '../../src/tokens/key-cache.js';
@@ -9,7 +8,6 @@ import { TokenCipher } from '../../src/tokens/token-cipher.js';
 import { OFFICE365_TEST_SCOPE, TEST_USER_PASSWORD } from '../peers/idp.js';
 import { introspect } from '../peers/introspect.js';
 import { python } from '../support/clients.js';
-import { Conversation } from '../support/conversation.js';
 import { loginReply } from '../support/faults/imap-steps.js';
 import type { ProxyProcess } from '../support/proxy-process.js';
 import { USER, World } from '../support/world.js';

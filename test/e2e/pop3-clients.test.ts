@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -6,6 +6,7 @@ import { freePorts } from '../peers/free-ports.js';
 import { python, runClient } from '../support/clients.js';
 import { Conversation } from '../support/conversation.js';
 import type { ProxyProcess } from '../support/proxy-process.js';
+import { dotStuffedMessage } from '../support/big-message.js';
 import { PASSWORD, USER, World } from '../support/world.js';
 
 /**
@@ -183,7 +184,7 @@ describe('real POP3 clients through the proxy', () => {
   });
 
   it('a 20 MB message comes out of RETR byte-exact (curl and poplib)', async () => {
-    const big = bigMessage(20 * 1024 * 1024);
+    const big = dotStuffedMessage(20 * 1024 * 1024, 'carol@example.net', USER);
     await world.dovecot.deliver(USER, big);
     const number = 3;
     const out = join(world.dir, 'retr-big.eml');
@@ -287,22 +288,3 @@ describe('what POP3 clients hear when something is wrong', () => {
     for (const token of tokenValues) expect(proxy.output).not.toContain(token);
   });
 });
-
-/**
- * A message of about `size` bytes with CRLF lines of base64, plus lines POP3 must dot-stuff (`.`,
- * `..`, `.x`) scattered through it, so transparency is tested, not just volume.
- */
-function bigMessage(size: number): Buffer {
-  const header = Buffer.from(`From: carol@example.net\r\nTo: ${USER}\r\nSubject: twenty megabytes\r\n\r\n`);
-  const lines: Buffer[] = [header];
-  let length = header.length;
-  const random = randomBytes(57 * 4096);
-  for (let i = 0; length < size; i += 1) {
-    const offset = (i * 57) % (random.length - 57);
-    const line = i % 1000 === 7 ? ['.', '..', '.dot', '. .'][(i / 1000) % 4 | 0]! : random.subarray(offset, offset + 57).toString('base64');
-    const bytes = Buffer.from(`${line}\r\n`);
-    lines.push(bytes);
-    length += bytes.length;
-  }
-  return Buffer.concat(lines);
-}

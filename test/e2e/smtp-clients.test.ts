@@ -8,6 +8,7 @@ import { startSmtpUpstream, type SmtpUpstream, type StoredMessage } from '../pee
 import { python, runClient } from '../support/clients.js';
 import { Conversation } from '../support/conversation.js';
 import type { ProxyProcess } from '../support/proxy-process.js';
+import { dotStuffedMessage } from '../support/big-message.js';
 import { PASSWORD, USER, World } from '../support/world.js';
 
 /**
@@ -326,7 +327,7 @@ describe('real SMTP clients through the proxy', () => {
   });
 
   it('a 20 MB message arrives byte-exact (what smtp-server decoded equals what smtplib was given)', async () => {
-    const message = bigMessage(20 * 1024 * 1024);
+    const message = dotStuffedMessage(20 * 1024 * 1024, USER, RCPT);
     const before = starttls.messages.length;
     const started = Date.now();
     const result = await smtplib(ports.starttls, 'login', message);
@@ -463,23 +464,4 @@ describe('what SMTP clients hear when something is wrong', () => {
 
 function sha256(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
-}
-
-/**
- * A message of about `size` bytes with CRLF lines of base64, plus lines that need dot-stuffing
- * (a lone `.`, `..`, `.x`) scattered through it, so transparency is tested, not just volume.
- */
-function bigMessage(size: number): Buffer {
-  const header = Buffer.from(`From: ${USER}\r\nTo: ${RCPT}\r\nSubject: twenty megabytes\r\n\r\n`);
-  const lines: Buffer[] = [header];
-  let length = header.length;
-  const random = randomBytes(57 * 4096);
-  for (let i = 0; length < size; i += 1) {
-    const offset = (i * 57) % (random.length - 57);
-    const line = i % 1000 === 7 ? ['.', '..', '.dot', '. .'][(i / 1000) % 4 | 0]! : random.subarray(offset, offset + 57).toString('base64');
-    const bytes = Buffer.from(`${line}\r\n`);
-    lines.push(bytes);
-    length += bytes.length;
-  }
-  return Buffer.concat(lines);
 }
