@@ -95,51 +95,59 @@ async function converse(c: Conversation, record: UpstreamRecord, answer: (line: 
   }
 }
 
-const imap: Responder = async (c, record) => {
-  c.send('* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] fuzz upstream ready');
-  let challenged = false;
-  await converse(c, record, (line) => {
-    const xoauth2 = /^P1 AUTHENTICATE XOAUTH2 (\S+)$/.exec(line)?.[1];
-    if (xoauth2 !== undefined && acceptable(xoauth2)) {
-      c.send('P1 OK [CAPABILITY IMAP4rev1 IDLE MOVE] Logged in');
-      record.state = 'logged-in';
-      return 'done';
-    }
-    if (xoauth2 !== undefined) {
-      challenged = true;
-      c.send(`+ ${ERROR_CHALLENGE}`);
-    } else if (challenged && (line === '' || line === '*')) {
-      challenged = false;
-      c.send('P1 NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)');
-    } else {
-      c.send('* BAD unexpected line');
-    }
-    return 'continue';
-  });
-};
+/** What a server that only knows XOAUTH2 says, in one protocol's words. */
+interface Xoauth2Words {
+  readonly greeting: string;
+  readonly command: RegExp;
+  readonly loggedIn: string;
+  readonly refused: string;
+  readonly unexpected: string;
+}
 
-const pop3: Responder = async (c, record) => {
-  c.send('+OK fuzz upstream ready');
-  let challenged = false;
-  await converse(c, record, (line) => {
-    const xoauth2 = /^AUTH XOAUTH2 (\S+)$/.exec(line)?.[1];
-    if (xoauth2 !== undefined && acceptable(xoauth2)) {
-      c.send('+OK Logged in.');
-      record.state = 'logged-in';
-      return 'done';
-    }
-    if (xoauth2 !== undefined) {
-      challenged = true;
-      c.send(`+ ${ERROR_CHALLENGE}`);
-    } else if (challenged && (line === '' || line === '*')) {
-      challenged = false;
-      c.send('-ERR [AUTH] Invalid credentials');
-    } else {
-      c.send('-ERR unexpected line');
-    }
-    return 'continue';
-  });
-};
+/**
+ * A server that takes XOAUTH2 and nothing else: a token other than `ACCEPTED_TOKEN` gets the error
+ * challenge, and the empty (or cancelling `*`) line after it the refusal.
+ */
+function xoauth2Only(words: Xoauth2Words): Responder {
+  return async (c, record) => {
+    c.send(words.greeting);
+    let challenged = false;
+    await converse(c, record, (line) => {
+      const xoauth2 = words.command.exec(line)?.[1];
+      if (xoauth2 !== undefined && acceptable(xoauth2)) {
+        c.send(words.loggedIn);
+        record.state = 'logged-in';
+        return 'done';
+      }
+      if (xoauth2 !== undefined) {
+        challenged = true;
+        c.send(`+ ${ERROR_CHALLENGE}`);
+      } else if (challenged && (line === '' || line === '*')) {
+        challenged = false;
+        c.send(words.refused);
+      } else {
+        c.send(words.unexpected);
+      }
+      return 'continue';
+    });
+  };
+}
+
+const imap = xoauth2Only({
+  greeting: '* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] fuzz upstream ready',
+  command: /^P1 AUTHENTICATE XOAUTH2 (\S+)$/,
+  loggedIn: 'P1 OK [CAPABILITY IMAP4rev1 IDLE MOVE] Logged in',
+  refused: 'P1 NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)',
+  unexpected: '* BAD unexpected line',
+});
+
+const pop3 = xoauth2Only({
+  greeting: '+OK fuzz upstream ready',
+  command: /^AUTH XOAUTH2 (\S+)$/,
+  loggedIn: '+OK Logged in.',
+  refused: '-ERR [AUTH] Invalid credentials',
+  unexpected: '-ERR unexpected line',
+});
 
 const smtp: Responder = async (c, record) => {
   c.send('220 fuzz.upstream ESMTP ready');
