@@ -105,6 +105,8 @@ export function clientSecretLocked(key: string): OAuthError {
  */
 export class ClientSecrets {
   private readonly secrets = new Map<string, string>();
+  /** Accounts a login found without an encrypted secret: their requests need no store read. */
+  private readonly withoutSecret = new Set<string>();
 
   constructor(private readonly keys: AccountKeys) {}
 
@@ -116,12 +118,17 @@ export class ClientSecrets {
    */
   async learn(subject: TokenSubject, fields: StoredTokenFields | undefined, password: string, unlocked?: AccountKey): Promise<void> {
     const secret = await decryptClientSecret(this.keys, subject, fields, password, unlocked);
-    if (secret !== undefined) this.secrets.set(subject.key, secret);
+    if (secret === undefined) {
+      this.withoutSecret.add(subject.key);
+    } else {
+      this.secrets.set(subject.key, secret);
+      this.withoutSecret.delete(subject.key);
+    }
   }
 
   /**
    * The provider-client options for one request of the account: `base` plus the decrypted secret
-   * when it has one. `readFields` is only asked when nothing is known, to tell a public client
+   * when it has one. `readFields` is only asked while no login has looked, to tell a public client
    * from one whose secret waits in the token store.
    *
    * @throws OAuthError of kind `config` ({@link clientSecretLocked}) when the secret is stored
@@ -135,6 +142,7 @@ export class ClientSecrets {
     if (subject.account.clientSecret) return base;
     const secret = this.secrets.get(subject.key);
     if (secret !== undefined) return { ...base, clientSecret: secret };
+    if (this.withoutSecret.has(subject.key)) return base;
     // An unreadable store is reported by whoever reads it next; here it only means "not known to be encrypted".
     const fields = await readFields().catch(() => undefined);
     if (encryptedClientSecret(subject.account, fields) !== undefined) throw clientSecretLocked(subject.key);
