@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { makeTestCa, type TestCa } from '../test/peers/certs.js';
 import { startDovecot, type Dovecot } from '../test/peers/dovecot.js';
 import { freePorts } from '../test/peers/free-ports.js';
-import { OFFICE365_TEST_SCOPE, startIdp, TEST_REDIRECT_URI, type Idp } from '../test/peers/idp.js';
+import { OFFICE365_TEST_SCOPE, publicClientAccountLines, startIdp, type Idp } from '../test/peers/idp.js';
 import { ProxyProcess } from '../test/support/proxy-process.js';
 import { KeyCache } from '../src/tokens/key-cache.js';
 import { TokenStore } from '../src/tokens/store.js';
@@ -141,16 +141,7 @@ export class BenchPeers {
 
   /** The proxy's configuration: one listener per protocol in front of the peers, and both accounts. */
   proxyConfig(): string {
-    const account = ({ user }: Account): string[] => [
-      `[${user}]`,
-      `permission_url = ${this.idp.urls.authorize}`,
-      `token_url = ${this.idp.urls.token}`,
-      `oauth2_scope = ${OFFICE365_TEST_SCOPE}`,
-      `redirect_uri = ${TEST_REDIRECT_URI}`,
-      `client_id = ${this.idp.clientId}`,
-      'client_secret =',
-      '',
-    ];
+    const account = ({ user }: Account): string[] => [...publicClientAccountLines(this.idp, user), ''];
     return [
       `[IMAP-${this.ports.imap}]`,
       'server_address = 127.0.0.1',

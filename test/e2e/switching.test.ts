@@ -6,7 +6,7 @@ import { parseIni } from '../../src/config/configparser.js';
 import { fernetEncrypt } from '../../src/tokens/fernet.js';
 import { KeyCache } from '../../src/tokens/key-cache.js';
 import { LEGACY_ITERATIONS } from '../../src/tokens/key-derivation.js';
-import { OFFICE365_TEST_SCOPE, TEST_REDIRECT_URI } from '../peers/idp.js';
+import { OFFICE365_TEST_SCOPE, publicClientAccountLines } from '../peers/idp.js';
 import { runClient } from '../support/clients.js';
 import { ProxyProcess } from '../support/proxy-process.js';
 import { PASSWORD, USER, World } from '../support/world.js';
@@ -56,13 +56,7 @@ async function emailproxyConfig(accessToken: string, refreshToken: string): Prom
     '',
     '[Account setup]',
     '',
-    `[${USER}]`,
-    `permission_url = ${world.idp.urls.authorize}`,
-    `token_url = ${world.idp.urls.token}`,
-    `oauth2_scope = ${OFFICE365_TEST_SCOPE}`,
-    `redirect_uri = ${TEST_REDIRECT_URI}`,
-    `client_id = ${world.idp.clientId}`,
-    'client_secret =',
+    ...publicClientAccountLines(world.idp, USER),
     `token_salt = ${salt.toString('base64')}`,
     `access_token = ${fernetEncrypt(key, accessToken)}`,
     `access_token_expiry = ${aMonthAgo + 3600}`,

@@ -44,6 +44,22 @@ export const OFFICE365_TEST_SCOPE = [
 /** Redirect URI the helpers use (Thunderbird's, which Microsoft requires exactly). */
 export const TEST_REDIRECT_URI = 'https://localhost';
 
+/**
+ * The lines of an account section for `name` against `idp`'s public client, as an Office 365
+ * user writes one (no section end: callers add token lines or a blank line).
+ */
+export function publicClientAccountLines(idp: Pick<Idp, 'urls' | 'clientId'>, name: string): string[] {
+  return [
+    `[${name}]`,
+    `permission_url = ${idp.urls.authorize}`,
+    `token_url = ${idp.urls.token}`,
+    `oauth2_scope = ${OFFICE365_TEST_SCOPE}`,
+    `redirect_uri = ${TEST_REDIRECT_URI}`,
+    `client_id = ${idp.clientId}`,
+    'client_secret =',
+  ];
+}
+
 export interface IdpOptions {
   /** Lifetime of access tokens (and client-credentials tokens); default 3600. */
   readonly accessTokenTtlSeconds?: number;

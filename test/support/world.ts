@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePorts } from '../peers/free-ports.js';
-import { OFFICE365_TEST_SCOPE, startIdp, TEST_REDIRECT_URI, type Idp, type IdpOptions } from '../peers/idp.js';
+import { OFFICE365_TEST_SCOPE, publicClientAccountLines, startIdp, type Idp, type IdpOptions } from '../peers/idp.js';
 import { startDovecot, type Dovecot } from '../peers/dovecot.js';
 import { TokenStore } from '../../src/tokens/store.js';
 import { TokenCipher } from '../../src/tokens/token-cipher.js';
@@ -38,16 +38,7 @@ export class World {
 
   /** An account section for USER against the test identity provider. */
   accountSection(name = USER): string {
-    return [
-      `[${name}]`,
-      `permission_url = ${this.idp.urls.authorize}`,
-      `token_url = ${this.idp.urls.token}`,
-      `oauth2_scope = ${OFFICE365_TEST_SCOPE}`,
-      `redirect_uri = ${TEST_REDIRECT_URI}`,
-      `client_id = ${this.idp.clientId}`,
-      'client_secret =',
-      '',
-    ].join('\n');
+    return [...publicClientAccountLines(this.idp, name), ''].join('\n');
   }
 
   /** A config with an IMAP (and POP3) listener in front of Dovecot, plus USER's account. */
