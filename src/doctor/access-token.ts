@@ -242,18 +242,9 @@ async function tokensFromPassword(
 /** `client_credentials`: nothing is stored that matters; ask for an app-only token, as the daemon would. */
 async function appOnlyToken(options: AccessTokenStepOptions): Promise<AccessTokenOutcome> {
   const { config, subject } = options.explain;
-  let clientSecret: string | undefined;
-  const encrypted = await encryptedSecretIn(options);
-  if (encrypted) {
-    const password = await options.askPassword();
-    if (!password) {
-      options.report({ status: 'fail', title: 'app-only token: no password given, so the stored client secret (client_secret_encrypted) cannot be decrypted' });
-      return {};
-    }
-    const secret = await clientSecretFor(options, encrypted.fields, password, await openedBy(options, encrypted.fields, password));
-    if (secret === false) return {};
-    clientSecret = secret;
-  } else if (!subject.account.clientSecret && config.options.useLoginPasswordAsClientCredentialsSecret) {
+  let clientSecret = await storedSecretByPassword(options, 'app-only token', 'client secret');
+  if (clientSecret === false) return {};
+  if (clientSecret === undefined && !subject.account.clientSecret && config.options.useLoginPasswordAsClientCredentialsSecret) {
     clientSecret = await options.askPassword();
     if (!clientSecret) {
       options.report({ status: 'fail', title: 'app-only token: no password given (it is the client secret here)' });
@@ -277,18 +268,8 @@ async function appOnlyToken(options: AccessTokenStepOptions): Promise<AccessToke
  */
 async function delegatedToken(options: AccessTokenStepOptions): Promise<AccessTokenOutcome> {
   const { subject } = options.explain;
-  let keyOrPath: string | undefined;
-  const encrypted = await encryptedSecretIn(options);
-  if (encrypted) {
-    const password = await options.askPassword();
-    if (!password) {
-      options.report({ status: 'fail', title: 'service account token: no password given, so the stored key (client_secret_encrypted) cannot be decrypted' });
-      return {};
-    }
-    const secret = await clientSecretFor(options, encrypted.fields, password, await openedBy(options, encrypted.fields, password));
-    if (secret === false) return {};
-    keyOrPath = secret;
-  }
+  const keyOrPath = await storedSecretByPassword(options, 'service account token', 'key');
+  if (keyOrPath === false) return {};
   let key: ServiceAccountKey;
   try {
     key = await readServiceAccountKey(subject.account, keyOrPath ?? subject.account.clientSecret);
@@ -343,6 +324,21 @@ async function encryptedSecretIn(options: AccessTokenStepOptions): Promise<{ fie
   const { account } = options.explain.subject;
   const fields = (await options.store.read(options.explain.subject.key).catch(() => undefined)) ?? account.tokensInConfig;
   return encryptedClientSecret(account, fields) === undefined ? undefined : { fields };
+}
+
+/**
+ * The secret stored encrypted (`client_secret_encrypted`), decrypted with the password `check`
+ * asks for: undefined when there is none, false when it could not be (reported as `step`'s failure).
+ */
+async function storedSecretByPassword(options: AccessTokenStepOptions, step: string, what: string): Promise<string | undefined | false> {
+  const encrypted = await encryptedSecretIn(options);
+  if (!encrypted) return undefined;
+  const password = await options.askPassword();
+  if (!password) {
+    options.report({ status: 'fail', title: `${step}: no password given, so the stored ${what} (client_secret_encrypted) cannot be decrypted` });
+    return false;
+  }
+  return clientSecretFor(options, encrypted.fields, password, await openedBy(options, encrypted.fields, password));
 }
 
 /** The key that opens the stored tokens with this password, which vouches for it; undefined when none does. */
