@@ -18,10 +18,7 @@ export async function startupWarnings(config: ProxyConfig, tokenStore: string): 
   ] as const) {
     // A config without secrets (the shipped example, say) may be as readable as any other file.
     if (what === undefined) continue;
-    const mode = await stat(path).then((info) => info.mode, () => undefined);
-    if (mode !== undefined && (mode & 0o077) !== 0) {
-      warnings.push(`${path} is readable by other users (mode ${(mode & 0o777).toString(8)}) and ${what}; run: chmod 600 ${path}`);
-    }
+    warnings.push(...(await readableByOthers(path, what)));
   }
   for (const server of config.servers) {
     if (!isLoopbackHost(server.localAddress) && server.localCertificatePath === undefined) {
@@ -83,12 +80,7 @@ async function serviceAccountWarnings(accounts: readonly AccountConfig[]): Promi
     }
     if (namesKeyFile(account)) keyFiles.add(account.clientSecret?.trim() ?? '');
   }
-  for (const path of keyFiles) {
-    const mode = await stat(path).then((info) => info.mode, () => undefined);
-    if (mode !== undefined && (mode & 0o077) !== 0) {
-      warnings.push(`${path} is readable by other users (mode ${(mode & 0o777).toString(8)}) and it holds a service account's private key; run: chmod 600 ${path}`);
-    }
-  }
+  for (const path of keyFiles) warnings.push(...(await readableByOthers(path, "it holds a service account's private key")));
   return warnings;
 }
 
@@ -130,11 +122,13 @@ async function certificateCredentialWarnings(accounts: readonly AccountConfig[],
       warnings.push(`[${account.name}] ${err.message}: its token requests fail until that is fixed. ${err.hint}`);
     }
   }
-  for (const path of keyFiles) {
-    const mode = await stat(path).then((info) => info.mode, () => undefined);
-    if (mode !== undefined && (mode & 0o077) !== 0) {
-      warnings.push(`${path} is readable by other users (mode ${(mode & 0o777).toString(8)}) and it holds the private key of certificate credentials; run: chmod 600 ${path}`);
-    }
-  }
+  for (const path of keyFiles) warnings.push(...(await readableByOthers(path, 'it holds the private key of certificate credentials')));
   return warnings;
+}
+
+/** The warning for a file holding secrets (`what`) that group or others can read; none if it cannot be read. */
+async function readableByOthers(path: string, what: string): Promise<string[]> {
+  const mode = await stat(path).then((info) => info.mode, () => undefined);
+  if (mode === undefined || (mode & 0o077) === 0) return [];
+  return [`${path} is readable by other users (mode ${(mode & 0o777).toString(8)}) and ${what}; run: chmod 600 ${path}`];
 }
