@@ -15,7 +15,10 @@ export interface Paired<T> {
 }
 
 /** Runs `measure` `repetitions` times for each route, interleaved. */
-export async function interleaved<T>(repetitions: number, measure: (route: RouteName) => Promise<T>): Promise<Paired<T>> {
+export async function interleaved<T>(
+  repetitions: number,
+  measure: (route: RouteName) => Promise<T>,
+): Promise<Paired<T>> {
   const result: Paired<T> = { direct: [], proxy: [] };
   for (let i = 0; i < repetitions; i += 1) {
     const order: RouteName[] = i % 2 === 0 ? ['direct', 'proxy'] : ['proxy', 'direct'];

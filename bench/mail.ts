@@ -11,7 +11,9 @@ const LINE_BYTES = LINE_CHARS + 2;
 /** About `bytes` bytes of CRLF-terminated base64 lines (a whole number of lines). */
 export function base64Lines(bytes: number): Buffer {
   const lines = Math.max(1, Math.floor(bytes / LINE_BYTES));
-  const text = randomBytes(Math.ceil((lines * LINE_CHARS * 3) / 4)).toString('base64').replace(/[^A-Za-z0-9]/g, 'x');
+  const text = randomBytes(Math.ceil((lines * LINE_CHARS * 3) / 4))
+    .toString('base64')
+    .replace(/[^A-Za-z0-9]/g, 'x');
   const out = Buffer.allocUnsafe(lines * LINE_BYTES);
   for (let i = 0; i < lines; i += 1) {
     out.write(text.slice(i * LINE_CHARS, (i + 1) * LINE_CHARS), i * LINE_BYTES, 'latin1');

@@ -12,7 +12,12 @@ import { fileURLToPath } from 'node:url';
 import { makeTestCa, type TestCa } from '../test/peers/certs.js';
 import { startDovecot, type Dovecot } from '../test/peers/dovecot.js';
 import { freePorts } from '../test/peers/free-ports.js';
-import { OFFICE365_TEST_SCOPE, publicClientAccountLines, startIdp, type Idp } from '../test/peers/idp.js';
+import {
+  OFFICE365_TEST_SCOPE,
+  publicClientAccountLines,
+  startIdp,
+  type Idp,
+} from '../test/peers/idp.js';
 import { ProxyProcess } from '../test/support/proxy-process.js';
 import { KeyCache } from '../src/tokens/key-cache.js';
 import { TokenStore } from '../src/tokens/store.js';
@@ -28,9 +33,15 @@ export interface Account {
 }
 
 /** The mailbox every measurement reads and sends as. */
-export const MAIN_ACCOUNT: Account = { user: 'john.smith@example.com', password: 'bench-local-secret-1' };
+export const MAIN_ACCOUNT: Account = {
+  user: 'john.smith@example.com',
+  password: 'bench-local-secret-1',
+};
 /** A second mailbox, whose first login shows whether a key derivation holds up other sessions. */
-export const SECOND_ACCOUNT: Account = { user: 'jane.doe@example.com', password: 'bench-local-secret-2' };
+export const SECOND_ACCOUNT: Account = {
+  user: 'jane.doe@example.com',
+  password: 'bench-local-secret-2',
+};
 
 /**
  * Dovecot's defaults hold about a hundred TLS connections (one login process each) and a thousand
@@ -85,7 +96,9 @@ export interface SmtpPeer {
 const SMTP_CHILD = fileURLToPath(new URL('./smtp-upstream-child.js', import.meta.url));
 
 async function startSmtpChild(idp: Idp, certs: TestCa): Promise<SmtpPeer> {
-  const child: ChildProcess = fork(SMTP_CHILD, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child: ChildProcess = fork(SMTP_CHILD, [], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   child.send({ idp: { urls: idp.urls, clients: idp.clients }, certs } satisfies SmtpChildStart);
   const [ready] = (await once(child, 'message')) as [SmtpChildReady];
   return {
@@ -135,13 +148,20 @@ export class BenchPeers {
     ]);
     // Only now: ports picked while Dovecot picks its own could be the same ones.
     const [imap = 0, pop3 = 0, smtpPort = 0] = await freePorts(3);
-    const peers = new BenchPeers(dir, idp, dovecot, await readFile(dovecot.caFile), smtp, { imap, pop3, smtp: smtpPort });
+    const peers = new BenchPeers(dir, idp, dovecot, await readFile(dovecot.caFile), smtp, {
+      imap,
+      pop3,
+      smtp: smtpPort,
+    });
     return peers;
   }
 
   /** The proxy's configuration: one listener per protocol in front of the peers, and both accounts. */
   proxyConfig(): string {
-    const account = ({ user }: Account): string[] => [...publicClientAccountLines(this.idp, user), ''];
+    const account = ({ user }: Account): string[] => [
+      ...publicClientAccountLines(this.idp, user),
+      '',
+    ];
     return [
       `[IMAP-${this.ports.imap}]`,
       'server_address = 127.0.0.1',
@@ -170,15 +190,23 @@ export class BenchPeers {
    * token that expired a minute ago; `keepSalt` keeps the stored salt, so a running proxy already
    * holds the key (as after a refresh it made itself). Returns what a direct client needs.
    */
-  async seed(account: Account, options: { expired?: boolean; keepSalt?: boolean } = {}): Promise<Credentials> {
+  async seed(
+    account: Account,
+    options: { expired?: boolean; keepSalt?: boolean } = {},
+  ): Promise<Credentials> {
     const issued = await this.idp.issueTokensFor(account.user, OFFICE365_TEST_SCOPE);
     const now = Math.floor(Date.now() / 1000);
     const existing = options.keepSalt ? await this.store.read(account.user) : undefined;
-    const keep = existing?.token_salt && existing.token_iterations
-      ? { salt: existing.token_salt, iterations: Number(existing.token_iterations) }
-      : undefined;
+    const keep =
+      existing?.token_salt && existing.token_iterations
+        ? { salt: existing.token_salt, iterations: Number(existing.token_iterations) }
+        : undefined;
     const fields = await new TokenCipher(this.keys).encryptTokens(
-      { accessToken: issued.accessToken, accessTokenExpiry: options.expired ? now - 60 : now + issued.expiresIn, refreshToken: issued.refreshToken },
+      {
+        accessToken: issued.accessToken,
+        accessTokenExpiry: options.expired ? now - 60 : now + issued.expiresIn,
+        refreshToken: issued.refreshToken,
+      },
       account.password,
       keep,
     );

@@ -34,14 +34,17 @@ function format(value: number | undefined, unit: string): string {
   if (value === undefined) return '';
   if (!Number.isFinite(value)) return String(value);
   const magnitude = Math.abs(value);
-  const digits = unit === 'count' || magnitude >= 100 ? 0 : magnitude >= 10 ? 1 : magnitude >= 1 ? 2 : 3;
+  const digits =
+    unit === 'count' || magnitude >= 100 ? 0 : magnitude >= 10 ? 1 : magnitude >= 1 ? 2 : 3;
   return value.toFixed(digits);
 }
 
 function comparison(row: Row): string {
   if (row.comparison === undefined) return '';
   const { kind, value } = row.comparison;
-  return kind === 'ratio' ? `x ${value.toFixed(2)}` : `${value >= 0 ? '+' : ''}${format(value, row.unit)} ${row.unit}`;
+  return kind === 'ratio'
+    ? `x ${value.toFixed(2)}`
+    : `${value >= 0 ? '+' : ''}${format(value, row.unit)} ${row.unit}`;
 }
 
 /** The table as Markdown (readable in a terminal, pasteable into docs/performance.md). */
@@ -56,9 +59,16 @@ export function table(rows: readonly Row[]): string {
     row.target?.text ?? '',
     row.target === undefined ? '' : misses(row) ? 'NO' : 'yes',
   ]);
-  const widths = header.map((title, column) => Math.max(title.length, ...lines.map((line) => line[column]!.length)));
-  const render = (cells: string[]): string => `| ${cells.map((cell, column) => cell.padEnd(widths[column]!)).join(' | ')} |`;
-  return [render(header), render(widths.map((width) => '-'.repeat(width))), ...lines.map(render)].join('\n');
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...lines.map((line) => line[column]!.length)),
+  );
+  const render = (cells: string[]): string =>
+    `| ${cells.map((cell, column) => cell.padEnd(widths[column]!)).join(' | ')} |`;
+  return [
+    render(header),
+    render(widths.map((width) => '-'.repeat(width))),
+    ...lines.map(render),
+  ].join('\n');
 }
 
 /** `bench/results/latest.json`: one run, every row with its target and whether it was met. */

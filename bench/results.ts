@@ -26,13 +26,25 @@ export interface Row {
 }
 
 /** A value must be at least `limit`. */
-export const atLeast = (limit: number, digits = 2): Target => ({ text: `>= ${limit.toFixed(digits)}`, met: (value) => value >= limit });
+export const atLeast = (limit: number, digits = 2): Target => ({
+  text: `>= ${limit.toFixed(digits)}`,
+  met: (value) => value >= limit,
+});
 /** A value must be at most `limit`. */
-export const atMost = (limit: number, digits = 2): Target => ({ text: `<= ${limit.toFixed(digits)}`, met: (value) => value <= limit });
+export const atMost = (limit: number, digits = 2): Target => ({
+  text: `<= ${limit.toFixed(digits)}`,
+  met: (value) => value <= limit,
+});
 /** A value must stay under `limit`. */
-export const below = (limit: number, digits = 2): Target => ({ text: `< ${limit.toFixed(digits)}`, met: (value) => value < limit });
+export const below = (limit: number, digits = 2): Target => ({
+  text: `< ${limit.toFixed(digits)}`,
+  met: (value) => value < limit,
+});
 /** A count must be exactly `wanted`. */
-export const exactly = (wanted: number): Target => ({ text: `= ${wanted}`, met: (value) => value === wanted });
+export const exactly = (wanted: number): Target => ({
+  text: `= ${wanted}`,
+  met: (value) => value === wanted,
+});
 
 /** Whether the row has a target and misses it. */
 export function misses(row: Row): boolean {

@@ -28,10 +28,14 @@ import { parseSettings, type ScenarioName, type Settings } from './settings.js';
 /** The proxy's environment: NODE_OPTIONS asked for, and the profiler preload with `--profile`. */
 async function proxyEnv(settings: Settings): Promise<NodeJS.ProcessEnv> {
   const options = settings.proxyNodeOptions === undefined ? [] : [settings.proxyNodeOptions];
-  if (settings.profileDir === undefined) return options.length === 0 ? {} : { NODE_OPTIONS: options.join(' ') };
+  if (settings.profileDir === undefined)
+    return options.length === 0 ? {} : { NODE_OPTIONS: options.join(' ') };
   await mkdir(settings.profileDir, { recursive: true });
   const preload = fileURLToPath(new URL('./cpu-profile-preload.js', import.meta.url));
-  return { NODE_OPTIONS: [`--import=${preload}`, ...options].join(' '), BENCH_CPU_PROFILE_DIR: settings.profileDir };
+  return {
+    NODE_OPTIONS: [`--import=${preload}`, ...options].join(' '),
+    BENCH_CPU_PROFILE_DIR: settings.profileDir,
+  };
 }
 
 /** Progress for the operator, on stderr, so stdout holds only the result. */
@@ -41,7 +45,8 @@ const progress = (text: string): void => {
 
 async function stopProxy(proxy: ProxyProcess): Promise<void> {
   const code = await proxy.stop();
-  if (code !== 0) progress(`the proxy exited with ${code}; its output:\n${proxy.output.slice(-4_000)}`);
+  if (code !== 0)
+    progress(`the proxy exited with ${code}; its output:\n${proxy.output.slice(-4_000)}`);
 }
 
 async function run(settings: Settings): Promise<Row[]> {
@@ -51,10 +56,19 @@ async function run(settings: Settings): Promise<Row[]> {
   const peers = await BenchPeers.start();
   try {
     for (let i = 1; i <= settings.messages; i += 1) {
-      await peers.dovecot.deliver(MAIN_ACCOUNT.user, message('sender@example.net', MAIN_ACCOUNT.user, `bulk ${i}`, settings.messageBytes));
+      await peers.dovecot.deliver(
+        MAIN_ACCOUNT.user,
+        message('sender@example.net', MAIN_ACCOUNT.user, `bulk ${i}`, settings.messageBytes),
+      );
     }
-    await peers.dovecot.deliver(SECOND_ACCOUNT.user, message('sender@example.net', SECOND_ACCOUNT.user, 'hello', 1_000));
-    const [main, second] = await Promise.all([peers.seed(MAIN_ACCOUNT), peers.seed(SECOND_ACCOUNT)]);
+    await peers.dovecot.deliver(
+      SECOND_ACCOUNT.user,
+      message('sender@example.net', SECOND_ACCOUNT.user, 'hello', 1_000),
+    );
+    const [main, second] = await Promise.all([
+      peers.seed(MAIN_ACCOUNT),
+      peers.seed(SECOND_ACCOUNT),
+    ]);
 
     if (wanted('startup')) rows.push(...(await startup({ peers, settings, progress })));
 
@@ -63,8 +77,14 @@ async function run(settings: Settings): Promise<Row[]> {
       settings,
       peers,
       proxy,
-      imap: { direct: { port: peers.dovecot.imapsPort, ca: peers.dovecotCa }, proxy: { port: peers.ports.imap } },
-      pop3: { direct: { port: peers.dovecot.pop3sPort, ca: peers.dovecotCa }, proxy: { port: peers.ports.pop3 } },
+      imap: {
+        direct: { port: peers.dovecot.imapsPort, ca: peers.dovecotCa },
+        proxy: { port: peers.ports.imap },
+      },
+      pop3: {
+        direct: { port: peers.dovecot.pop3sPort, ca: peers.dovecotCa },
+        proxy: { port: peers.ports.pop3 },
+      },
       smtp: { direct: { port: peers.smtp.port }, proxy: { port: peers.ports.smtp } },
       main,
       second,
@@ -77,7 +97,8 @@ async function run(settings: Settings): Promise<Row[]> {
       if (wanted('noop')) rows.push(...(await noopLatency(context)));
       if (wanted('login')) rows.push(...(await cachedLogin(context)));
       if (wanted('storm')) rows.push(...(await loginStorm(context)));
-      if (wanted('idle') && !settings.quick) rows.push(...(await idleSessions(context, 'after-load')));
+      if (wanted('idle') && !settings.quick)
+        rows.push(...(await idleSessions(context, 'after-load')));
     } finally {
       await stopProxy(proxy);
     }

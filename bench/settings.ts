@@ -5,7 +5,15 @@ import { resolve } from 'node:path';
 export const ISSUE_BULK_TARGET = 0.9;
 
 /** Every scenario, in the order a run performs them. */
-export const SCENARIOS = ['startup', 'first-login', 'throughput', 'noop', 'login', 'storm', 'idle'] as const;
+export const SCENARIOS = [
+  'startup',
+  'first-login',
+  'throughput',
+  'noop',
+  'login',
+  'storm',
+  'idle',
+] as const;
 /** One measurement group, as `--only` names it. */
 export type ScenarioName = (typeof SCENARIOS)[number];
 
@@ -75,9 +83,9 @@ export function parseSettings(argv: readonly string[]): Settings {
     else if (argument === '--proxy-node-options') proxyNodeOptions = value();
     else if (argument === '--bulk-target') {
       bulkTarget = Number(value());
-      if (!(bulkTarget > 0 && bulkTarget <= 1)) throw new Error(`--bulk-target needs a ratio between 0 and 1\n${USAGE}`);
-    }
-    else if (argument === '--only') {
+      if (!(bulkTarget > 0 && bulkTarget <= 1))
+        throw new Error(`--bulk-target needs a ratio between 0 and 1\n${USAGE}`);
+    } else if (argument === '--only') {
       const names = value().split(',');
       const unknown = names.filter((name) => !(SCENARIOS as readonly string[]).includes(name));
       if (unknown.length > 0) throw new Error(`unknown scenario ${unknown.join(', ')}\n${USAGE}`);
@@ -88,8 +96,22 @@ export function parseSettings(argv: readonly string[]): Settings {
     } else throw new Error(`unknown argument ${argument}\n${USAGE}`);
   }
   const sizes = quick
-    ? { messages: 4, bulkRepetitions: 9, noopRounds: 2_000, logins: 40, idleWindowMs: 2_000, startups: 2 }
-    : { messages: 10, bulkRepetitions: 11, noopRounds: 5_000, logins: 150, idleWindowMs: 10_000, startups: 5 };
+    ? {
+        messages: 4,
+        bulkRepetitions: 9,
+        noopRounds: 2_000,
+        logins: 40,
+        idleWindowMs: 2_000,
+        startups: 2,
+      }
+    : {
+        messages: 10,
+        bulkRepetitions: 11,
+        noopRounds: 5_000,
+        logins: 150,
+        idleWindowMs: 10_000,
+        startups: 5,
+      };
   return {
     quick,
     check,

@@ -5,7 +5,11 @@
  * Parent → child: `{ idp: { urls, clients }, certs }` as the first IPC message; then `'take'`,
  * answered with the sizes of the messages accepted since the last `'take'` (which are dropped).
  */
-import { startSmtpUpstream, type SmtpUpstreamOptions, type StoredMessage } from '../test/peers/smtp-upstream.js';
+import {
+  startSmtpUpstream,
+  type SmtpUpstreamOptions,
+  type StoredMessage,
+} from '../test/peers/smtp-upstream.js';
 
 /** The first message to the child: what `startSmtpUpstream` needs. */
 export interface SmtpChildStart {
@@ -24,16 +28,18 @@ export interface SmtpChildTaken {
 }
 
 process.once('message', (start: SmtpChildStart) => {
-  void startSmtpUpstream({ idp: start.idp, security: 'starttls', certs: start.certs }).then((upstream) => {
-    // The peer keeps every message; a benchmark sends gigabytes, so they are dropped once counted.
-    const accepted = upstream.messages as StoredMessage[];
-    process.on('message', (request: unknown) => {
-      if (request !== 'take') return;
-      const sizes = accepted.map((message) => message.raw.length);
-      accepted.length = 0;
-      process.send?.({ sizes } satisfies SmtpChildTaken);
-    });
-    process.send?.({ port: upstream.port } satisfies SmtpChildReady);
-  });
+  void startSmtpUpstream({ idp: start.idp, security: 'starttls', certs: start.certs }).then(
+    (upstream) => {
+      // The peer keeps every message; a benchmark sends gigabytes, so they are dropped once counted.
+      const accepted = upstream.messages as StoredMessage[];
+      process.on('message', (request: unknown) => {
+        if (request !== 'take') return;
+        const sizes = accepted.map((message) => message.raw.length);
+        accepted.length = 0;
+        process.send?.({ sizes } satisfies SmtpChildTaken);
+      });
+      process.send?.({ port: upstream.port } satisfies SmtpChildReady);
+    },
+  );
 });
 process.on('disconnect', () => process.exit(0));

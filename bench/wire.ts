@@ -64,7 +64,12 @@ export class Wire {
       await once(socket, 'connect');
       return new Wire(socket);
     }
-    const socket = tls.connect({ host: '127.0.0.1', port: endpoint.port, ca: [endpoint.ca], session: tlsSessions.get(endpoint.port) });
+    const socket = tls.connect({
+      host: '127.0.0.1',
+      port: endpoint.port,
+      ca: [endpoint.ca],
+      session: tlsSessions.get(endpoint.port),
+    });
     socket.on('session', (session: Buffer) => tlsSessions.set(endpoint.port, session));
     await once(socket, 'secureConnect');
     return new Wire(socket);
@@ -120,7 +125,10 @@ export class Wire {
     return new Promise((resolve, reject) => {
       const leftover = this.buffered;
       this.buffered = EMPTY;
-      const timer = setTimeout(() => reject(new Error(`bulk response stalled for ${STALL_MS} ms`)), STALL_MS);
+      const timer = setTimeout(
+        () => reject(new Error(`bulk response stalled for ${STALL_MS} ms`)),
+        STALL_MS,
+      );
       this.drain = {
         bytes: 0,
         previous: EMPTY,
@@ -148,14 +156,20 @@ export class Wire {
     drain.bytes += chunk.length;
     const length = chunk.length;
     if (length >= 2 && chunk[length - 2] === CR && chunk[length - 1] === LF) {
-      const tail = length >= TAIL_BYTES ? chunk.subarray(length - TAIL_BYTES) : Buffer.concat([drain.previous, chunk]).subarray(-TAIL_BYTES);
+      const tail =
+        length >= TAIL_BYTES
+          ? chunk.subarray(length - TAIL_BYTES)
+          : Buffer.concat([drain.previous, chunk]).subarray(-TAIL_BYTES);
       if (drain.isEnd(tail)) {
         this.drain = undefined;
         drain.done(drain.bytes);
         return;
       }
     }
-    drain.previous = length >= TAIL_BYTES ? chunk.subarray(length - TAIL_BYTES) : Buffer.concat([drain.previous, chunk]).subarray(-TAIL_BYTES);
+    drain.previous =
+      length >= TAIL_BYTES
+        ? chunk.subarray(length - TAIL_BYTES)
+        : Buffer.concat([drain.previous, chunk]).subarray(-TAIL_BYTES);
   }
 
   private arrival(): Promise<void> {

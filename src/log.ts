@@ -36,11 +36,23 @@ const REDACT = [
 export function createLogger(options: LogOptions): Logger {
   const level = options.debug ? 'debug' : 'info';
   const base = { level, base: undefined, redact: { paths: REDACT, censor: '[redacted]' } };
-  if (options.file) return pino(base, pino.destination({ dest: options.file, mkdir: true, append: true, sync: false }));
+  if (options.file)
+    return pino(
+      base,
+      pino.destination({ dest: options.file, mkdir: true, append: true, sync: false }),
+    );
   if (options.pretty) {
     return pino({
       ...base,
-      transport: { target: 'pino-pretty', options: { destination: 2, colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' } },
+      transport: {
+        target: 'pino-pretty',
+        options: {
+          destination: 2,
+          colorize: true,
+          translateTime: 'SYS:HH:MM:ss',
+          ignore: 'pid,hostname',
+        },
+      },
     });
   }
   return pino(base, pino.destination({ dest: 2, sync: false }));

@@ -19,5 +19,6 @@ export function plain(user: string, password: string): string {
 
 /** Fails with the server's words when a reply is not the one expected. */
 export function expectReply(line: string, expected: RegExp, step: string): void {
-  if (!expected.test(line)) throw new Error(`${step}: unexpected reply ${JSON.stringify(line.slice(0, 200))}`);
+  if (!expected.test(line))
+    throw new Error(`${step}: unexpected reply ${JSON.stringify(line.slice(0, 200))}`);
 }

@@ -9,7 +9,11 @@ const FETCH_TAG = 'F9';
  * Connects and logs in: `direct` with `AUTHENTICATE XOAUTH2` over TLS as an OAuth2-capable client
  * would, `proxy` with a plain `LOGIN` as fetchmail does against the proxy.
  */
-export async function imapLogin(route: RouteName, endpoint: Endpoint, credentials: Credentials): Promise<Wire> {
+export async function imapLogin(
+  route: RouteName,
+  endpoint: Endpoint,
+  credentials: Credentials,
+): Promise<Wire> {
   const wire = await Wire.connect(endpoint);
   expectReply(await wire.line(), /^\* OK/, 'IMAP greeting');
   if (route === 'direct') {
@@ -21,7 +25,11 @@ export async function imapLogin(route: RouteName, endpoint: Endpoint, credential
   if (reply.startsWith('+ ')) {
     // XOAUTH2's error challenge: answer it to get the real refusal.
     wire.send('\r\n');
-    expectReply(await wire.lineMatching((line) => line.startsWith('L1 ')), /^L1 OK/, `IMAP ${route} login`);
+    expectReply(
+      await wire.lineMatching((line) => line.startsWith('L1 ')),
+      /^L1 OK/,
+      `IMAP ${route} login`,
+    );
   }
   expectReply(reply, /^L1 OK/, `IMAP ${route} login`);
   return wire;

@@ -6,7 +6,11 @@ import { expectReply, xoauth2, type Credentials } from './credentials.js';
 const END_OF_MULTILINE = Buffer.from('\r\n.\r\n');
 
 /** Connects and logs in. `direct`: `AUTH XOAUTH2` over TLS; `proxy`: `USER` / `PASS` in plain text, as fetchmail does. */
-export async function pop3Login(route: RouteName, endpoint: Endpoint, credentials: Credentials): Promise<Wire> {
+export async function pop3Login(
+  route: RouteName,
+  endpoint: Endpoint,
+  credentials: Credentials,
+): Promise<Wire> {
   const wire = await Wire.connect(endpoint);
   expectReply(await wire.line(), /^\+OK/, 'POP3 greeting');
   if (route === 'direct') {

@@ -14,7 +14,12 @@ export function smtpReply(wire: Wire): Promise<string> {
  * `direct`: plain connection, `STARTTLS`, then `AUTH XOAUTH2` (Office 365's port 587);
  * `proxy`: plain connection to the proxy and `AUTH PLAIN`, as msmtp or mutt do.
  */
-export async function smtpLogin(route: RouteName, endpoint: Endpoint, credentials: Credentials, upstreamCa: Buffer): Promise<Wire> {
+export async function smtpLogin(
+  route: RouteName,
+  endpoint: Endpoint,
+  credentials: Credentials,
+  upstreamCa: Buffer,
+): Promise<Wire> {
   let wire = await Wire.connect({ port: endpoint.port });
   expectReply(await smtpReply(wire), /^220 /, 'SMTP greeting');
   wire.send(EHLO);
@@ -42,7 +47,14 @@ export async function smtpLogin(route: RouteName, endpoint: Endpoint, credential
  * One message: `header` then `body` repeated `times` times (it must end with CRLF), through DATA.
  * Resolves when the server has accepted it, with the number of message bytes sent.
  */
-export async function smtpSend(wire: Wire, from: string, to: string, header: string, body: Buffer, times: number): Promise<number> {
+export async function smtpSend(
+  wire: Wire,
+  from: string,
+  to: string,
+  header: string,
+  body: Buffer,
+  times: number,
+): Promise<number> {
   wire.send(`MAIL FROM:<${from}>\r\n`);
   expectReply(await smtpReply(wire), /^250 /, 'SMTP MAIL FROM');
   wire.send(`RCPT TO:<${to}>\r\n`);

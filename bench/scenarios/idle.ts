@@ -35,7 +35,9 @@ export async function idleSessions(context: Context, history: ProxyHistory): Pro
       }),
     );
     const openingSeconds = (performance.now() - started) / 1000;
-    context.progress(`idle: ${count} sessions open after ${openingSeconds.toFixed(1)} s; measuring`);
+    context.progress(
+      `idle: ${count} sessions open after ${openingSeconds.toFixed(1)} s; measuring`,
+    );
     await sleep(2_000);
     const rss = residentBytes(pid);
     const cpu = await cpuPercentOver(pid, context.settings.idleWindowMs);

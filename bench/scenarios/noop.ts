@@ -24,20 +24,40 @@ async function roundTrips(wire: Wire, count: number, into: number[]): Promise<vo
 export async function noopLatency(context: Context): Promise<Row[]> {
   const rounds = context.settings.noopRounds;
   context.progress(`NOOP: ${rounds} round trips per route`);
-  const wires = { direct: await imapLogin('direct', context.imap.direct, context.main), proxy: await imapLogin('proxy', context.imap.proxy, context.main) };
+  const wires = {
+    direct: await imapLogin('direct', context.imap.direct, context.main),
+    proxy: await imapLogin('proxy', context.imap.proxy, context.main),
+  };
   try {
     await roundTrips(wires.direct, WARM_UP, []);
     await roundTrips(wires.proxy, WARM_UP, []);
     const samples = { direct: [] as number[], proxy: [] as number[] };
-    await interleaved(Math.ceil(rounds / BLOCK), (route) => roundTrips(wires[route], BLOCK, samples[route]));
+    await interleaved(Math.ceil(rounds / BLOCK), (route) =>
+      roundTrips(wires[route], BLOCK, samples[route]),
+    );
     const note = `${samples.proxy.length} round trips per route in blocks of ${BLOCK}`;
     return [
       compared(
-        { id: 'noop_rtt_median', label: 'IMAP NOOP round trip, median', unit: 'ms', direct: median(samples.direct), proxy: median(samples.proxy), target: atMost(0.1), note },
+        {
+          id: 'noop_rtt_median',
+          label: 'IMAP NOOP round trip, median',
+          unit: 'ms',
+          direct: median(samples.direct),
+          proxy: median(samples.proxy),
+          target: atMost(0.1),
+          note,
+        },
         'added',
       ),
       compared(
-        { id: 'noop_rtt_p99', label: 'IMAP NOOP round trip, p99', unit: 'ms', direct: percentile(samples.direct, 99), proxy: percentile(samples.proxy, 99), note },
+        {
+          id: 'noop_rtt_p99',
+          label: 'IMAP NOOP round trip, p99',
+          unit: 'ms',
+          direct: percentile(samples.direct, 99),
+          proxy: percentile(samples.proxy, 99),
+          note,
+        },
         'added',
       ),
     ];

@@ -18,7 +18,9 @@ async function bareNodeMs(): Promise<number> {
 }
 
 /** Starts and stops the proxy a few times; runs before the main proxy is started (same ports). */
-export async function startup(context: Pick<Context, 'peers' | 'settings' | 'progress'>): Promise<Row[]> {
+export async function startup(
+  context: Pick<Context, 'peers' | 'settings' | 'progress'>,
+): Promise<Row[]> {
   const runs = context.settings.startups;
   context.progress(`start-up: ${runs} starts`);
   const startMs: number[] = [];
@@ -27,7 +29,10 @@ export async function startup(context: Pick<Context, 'peers' | 'settings' | 'pro
   for (let i = 0; i < runs; i += 1) {
     nodeMs.push(await bareNodeMs());
     const started = performance.now();
-    const proxy = await ProxyProcess.start({ dir: context.peers.dir, config: context.peers.proxyConfig() });
+    const proxy = await ProxyProcess.start({
+      dir: context.peers.dir,
+      config: context.peers.proxyConfig(),
+    });
     try {
       await proxy.ready();
       startMs.push(performance.now() - started);
@@ -38,7 +43,13 @@ export async function startup(context: Pick<Context, 'peers' | 'settings' | 'pro
     }
   }
   return [
-    { id: 'startup_ms', label: 'start-up to ready', unit: 'ms', proxy: median(startMs), note: `median of ${runs}; a bare "node -e 0" takes ${median(nodeMs).toFixed(0)} ms here` },
+    {
+      id: 'startup_ms',
+      label: 'start-up to ready',
+      unit: 'ms',
+      proxy: median(startMs),
+      note: `median of ${runs}; a bare "node -e 0" takes ${median(nodeMs).toFixed(0)} ms here`,
+    },
     { id: 'startup_idle_rss', label: 'idle RSS after start', unit: 'MB', proxy: median(rss) / MB },
   ];
 }

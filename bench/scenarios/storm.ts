@@ -39,7 +39,10 @@ async function storm(count: number, login: () => Promise<Wire>): Promise<Storm> 
 }
 
 function describe(result: Storm): string {
-  const failed = result.failures.length === 0 ? '' : `; ${result.failures.length} failed, first: ${result.failures[0]}`;
+  const failed =
+    result.failures.length === 0
+      ? ''
+      : `; ${result.failures.length} failed, first: ${result.failures[0]}`;
   return `per login median ${median(result.perLoginMs).toFixed(0)} ms, slowest ${max(result.perLoginMs).toFixed(0)} ms${failed}`;
 }
 
@@ -75,8 +78,26 @@ export async function loginStorm(context: Context): Promise<Row[]> {
       },
       'ratio',
     ),
-    { id: 'storm_all_in_proxy', label: `${count} logins through the proxy, all in`, unit: 's', proxy: proxy.totalMs / 1000, target: below(3, 0) },
-    { id: 'storm_token_requests', label: `${count}-login storm: token requests`, unit: 'count', proxy: tokenRequests, target: exactly(1) },
-    { id: 'storm_failed_or_stalled', label: `${count}-login storm: failed or stalled`, unit: 'count', proxy: failedOrStalled, target: exactly(0) },
+    {
+      id: 'storm_all_in_proxy',
+      label: `${count} logins through the proxy, all in`,
+      unit: 's',
+      proxy: proxy.totalMs / 1000,
+      target: below(3, 0),
+    },
+    {
+      id: 'storm_token_requests',
+      label: `${count}-login storm: token requests`,
+      unit: 'count',
+      proxy: tokenRequests,
+      target: exactly(1),
+    },
+    {
+      id: 'storm_failed_or_stalled',
+      label: `${count}-login storm: failed or stalled`,
+      unit: 'count',
+      proxy: failedOrStalled,
+      target: exactly(0),
+    },
   ];
 }

@@ -43,7 +43,11 @@ async function timed(meters: Meters, work: () => Promise<number>): Promise<Trans
   const started = performance.now();
   const bytes = await work();
   const ms = performance.now() - started;
-  const cpu = { client: meters.client() - client, proxy: meters.proxy() - proxy, server: meters.server() - server };
+  const cpu = {
+    client: meters.client() - client,
+    proxy: meters.proxy() - proxy,
+    server: meters.server() - server,
+  };
   return { bytes, ms, cpu };
 }
 
@@ -51,18 +55,28 @@ async function timed(meters: Meters, work: () => Promise<number>): Promise<Trans
 /** Issue 7's ratio, or the lower floor asked for on the command line (then shown as such). */
 function ratioTarget(ratio: number): Target {
   const target = atLeast(ratio);
-  return ratio === ISSUE_BULK_TARGET ? target : { ...target, text: `${target.text} (issue: ${ISSUE_BULK_TARGET.toFixed(2)})` };
+  return ratio === ISSUE_BULK_TARGET
+    ? target
+    : { ...target, text: `${target.text} (issue: ${ISSUE_BULK_TARGET.toFixed(2)})` };
 }
 
-async function measure(context: Context, protocol: string, transfer: (route: RouteName) => Promise<Transfer>): Promise<Row[]> {
+async function measure(
+  context: Context,
+  protocol: string,
+  transfer: (route: RouteName) => Promise<Transfer>,
+): Promise<Row[]> {
   context.progress(`${protocol}: warm-up`);
   const warm = { direct: await transfer('direct'), proxy: await transfer('proxy') };
   // The same response either way, but for the server's status line (IMAP reports its timings there).
   if (Math.abs(warm.direct.bytes - warm.proxy.bytes) > 256) {
-    throw new Error(`${protocol}: the proxy delivered ${warm.proxy.bytes} bytes where the server sent ${warm.direct.bytes} directly`);
+    throw new Error(
+      `${protocol}: the proxy delivered ${warm.proxy.bytes} bytes where the server sent ${warm.direct.bytes} directly`,
+    );
   }
   const megabytes = (warm.direct.bytes / MB).toFixed(0);
-  context.progress(`${protocol}: ${context.settings.bulkRepetitions} transfers of ${megabytes} MB per route`);
+  context.progress(
+    `${protocol}: ${context.settings.bulkRepetitions} transfers of ${megabytes} MB per route`,
+  );
   const transfers = await interleaved(context.settings.bulkRepetitions, transfer);
   const rates = {
     direct: transfers.direct.map((t) => t.bytes / MB / (t.ms / 1000)),
@@ -71,12 +85,20 @@ async function measure(context: Context, protocol: string, transfer: (route: Rou
   const id = protocol.toLowerCase().replace(/\W+/g, '_');
   /** Median CPU milliseconds per 100 MB of one part, or of all parts together. */
   const cpuPer100MB = (route: RouteName, part?: (typeof PARTS)[number]): number =>
-    median(transfers[route].map((t) => ((part ? t.cpu[part] : t.cpu.client + t.cpu.proxy + t.cpu.server) * 1000 * 100 * MB) / t.bytes));
-  const shares = (route: RouteName): string => PARTS.map((part) => `${part} ${cpuPer100MB(route, part).toFixed(0)}`).join(', ');
+    median(
+      transfers[route].map(
+        (t) =>
+          ((part ? t.cpu[part] : t.cpu.client + t.cpu.proxy + t.cpu.server) * 1000 * 100 * MB) /
+          t.bytes,
+      ),
+    );
+  const shares = (route: RouteName): string =>
+    PARTS.map((part) => `${part} ${cpuPer100MB(route, part).toFixed(0)}`).join(', ');
   const cpuDirect = cpuPer100MB('direct');
   const cpuProxy = cpuPer100MB('proxy');
   /** Cores kept busy by the transfer's processes: their CPU time over the wall time, per 100 MB. */
-  const coresBusy = (route: RouteName): string => (cpuPer100MB(route) / ((100 / median(rates[route])) * 1000)).toFixed(2);
+  const coresBusy = (route: RouteName): string =>
+    (cpuPer100MB(route) / ((100 / median(rates[route])) * 1000)).toFixed(2);
 
   return [
     compared(
@@ -130,7 +152,8 @@ export async function throughput(context: Context): Promise<Row[]> {
     try {
       return await timed(dovecot, async () => {
         let bytes = 0;
-        for (let number = 1; number <= settings.messages; number += 1) bytes += await pop3Retrieve(wire, number);
+        for (let number = 1; number <= settings.messages; number += 1)
+          bytes += await pop3Retrieve(wire, number);
         return bytes;
       });
     } finally {
@@ -144,10 +167,14 @@ export async function throughput(context: Context): Promise<Row[]> {
   const smtp = await measure(context, 'SMTP DATA', async (route) => {
     const wire = await smtpLogin(route, context.smtp[route], main, peers.smtp.ca);
     try {
-      const transfer = await timed(smtpServer, () => smtpSend(wire, main.user, RECIPIENT, header, block, blocks));
+      const transfer = await timed(smtpServer, () =>
+        smtpSend(wire, main.user, RECIPIENT, header, block, blocks),
+      );
       const accepted = await peers.smtp.take();
       if (accepted.length !== 1 || accepted[0]! < transfer.bytes) {
-        throw new Error(`SMTP ${route}: the server stored ${JSON.stringify(accepted)} bytes for a ${transfer.bytes}-byte message`);
+        throw new Error(
+          `SMTP ${route}: the server stored ${JSON.stringify(accepted)} bytes for a ${transfer.bytes}-byte message`,
+        );
       }
       return transfer;
     } finally {

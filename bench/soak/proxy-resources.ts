@@ -35,7 +35,11 @@ export function describeFootprint(reading: Footprint): string {
  * Waits up to `timeoutMs` for the descriptor count to come down to `limit` (closing is
  * asynchronous on both sides); returns the last reading either way.
  */
-export async function settledFootprint(pid: number, limit: number, timeoutMs: number): Promise<Footprint> {
+export async function settledFootprint(
+  pid: number,
+  limit: number,
+  timeoutMs: number,
+): Promise<Footprint> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     const reading = footprint(pid);

@@ -15,9 +15,22 @@ import { BenchPeers, MAIN_ACCOUNT } from '../peers.js';
 import { imapExamineInbox, imapFetchAll, imapLogin } from '../protocols/imap.js';
 import { max, median, percentile } from '../stats.js';
 import type { Endpoint } from '../wire.js';
-import { describeFootprint, footprint, settledFootprint, type Footprint } from './proxy-resources.js';
+import {
+  describeFootprint,
+  footprint,
+  settledFootprint,
+  type Footprint,
+} from './proxy-resources.js';
 import { parseSoakSettings, type SoakSettings } from './settings.js';
-import { closeSessions, loginBurst, openSessions, sendOne, sessionLoop, smtpSender, Tally } from './traffic.js';
+import {
+  closeSessions,
+  loginBurst,
+  openSessions,
+  sendOne,
+  sessionLoop,
+  smtpSender,
+  Tally,
+} from './traffic.js';
 
 /** Logins in flight while the soak's sessions are opened: holding many, not a storm. */
 const OPENING_CONCURRENCY = 50;
@@ -35,7 +48,10 @@ async function soak(settings: SoakSettings): Promise<boolean> {
   const peers = await BenchPeers.start();
   const problems: string[] = [];
   try {
-    await peers.dovecot.deliver(MAIN_ACCOUNT.user, message('sender@example.net', MAIN_ACCOUNT.user, 'soak', MESSAGE_BYTES));
+    await peers.dovecot.deliver(
+      MAIN_ACCOUNT.user,
+      message('sender@example.net', MAIN_ACCOUNT.user, 'soak', MESSAGE_BYTES),
+    );
     const credentials = await peers.seed(MAIN_ACCOUNT);
     const proxy = await peers.startProxy();
     const pid = proxyPid({ proxy });
@@ -56,7 +72,13 @@ async function soak(settings: SoakSettings): Promise<boolean> {
       say(`proxy ${pid} before the soak: ${describeFootprint(before)}`);
 
       say(`opening ${settings.sessions} IMAP sessions`);
-      const wires = await openSessions(settings.sessions, OPENING_CONCURRENCY, imap, credentials, tally);
+      const wires = await openSessions(
+        settings.sessions,
+        OPENING_CONCURRENCY,
+        imap,
+        credentials,
+        tally,
+      );
       const opened = footprint(pid);
       say(`${wires.length} sessions open: ${describeFootprint(opened)}`);
 
@@ -102,18 +124,30 @@ async function soak(settings: SoakSettings): Promise<boolean> {
 
       const accepted = (await peers.smtp.take()).length;
       // The warm-up send is in both counts.
-      if (accepted !== tally.smtpSent) problems.push(`SMTP: ${tally.smtpSent} sends confirmed but the server accepted ${accepted}`);
-      if (tally.errors > 0) problems.push(`${tally.errors} errors; first: ${tally.failures.join(' | ')}`);
-      if (proxy.child.exitCode !== null) problems.push(`the proxy exited with ${proxy.child.exitCode}`);
-      for (const [when, reading] of [['after closing the soak sessions', afterClose], ['after the burst', afterBurst]] as const) {
+      if (accepted !== tally.smtpSent)
+        problems.push(
+          `SMTP: ${tally.smtpSent} sends confirmed but the server accepted ${accepted}`,
+        );
+      if (tally.errors > 0)
+        problems.push(`${tally.errors} errors; first: ${tally.failures.join(' | ')}`);
+      if (proxy.child.exitCode !== null)
+        problems.push(`the proxy exited with ${proxy.child.exitCode}`);
+      for (const [when, reading] of [
+        ['after closing the soak sessions', afterClose],
+        ['after the burst', afterBurst],
+      ] as const) {
         if (reading.fds > before.fds + settings.fdSlack) {
-          problems.push(`fds ${when}: ${reading.fds} > ${before.fds} before + ${settings.fdSlack} slack`);
+          problems.push(
+            `fds ${when}: ${reading.fds} > ${before.fds} before + ${settings.fdSlack} slack`,
+          );
         }
       }
 
       const rss = readings.map((reading) => reading.rssMB);
       console.log('\n=== soak summary ===');
-      console.log(`sessions ${wires.length}/${settings.sessions} for ${settings.minutes} min, think ${settings.thinkMs} ms, smtp ${settings.smtpPerSecond}/s`);
+      console.log(
+        `sessions ${wires.length}/${settings.sessions} for ${settings.minutes} min, think ${settings.thinkMs} ms, smtp ${settings.smtpPerSecond}/s`,
+      );
       console.log(
         `operations ${tally.operations()}: logins ${tally.logins}, examine ${tally.examines}, fetch ${tally.fetches}, noop ${tally.noops}, ` +
           `smtp sent ${tally.smtpSent} (server accepted ${accepted}, skipped ticks ${tally.smtpSkipped})`,
@@ -121,7 +155,9 @@ async function soak(settings: SoakSettings): Promise<boolean> {
       console.log(`errors ${tally.errors}`);
       console.log(`proxy RSS per report (MB): ${rss.map((value) => value.toFixed(1)).join(', ')}`);
       if (rss.length > 0) {
-        console.log(`proxy RSS first report ${rss[0]!.toFixed(1)} MB, last ${rss[rss.length - 1]!.toFixed(1)} MB, max ${max(rss).toFixed(1)} MB`);
+        console.log(
+          `proxy RSS first report ${rss[0]!.toFixed(1)} MB, last ${rss[rss.length - 1]!.toFixed(1)} MB, max ${max(rss).toFixed(1)} MB`,
+        );
       }
       console.log(
         `proxy fds: before ${before.fds}, ${wires.length} sessions open ${opened.fds}, end of soak ${during.fds}, ` +
@@ -130,7 +166,10 @@ async function soak(settings: SoakSettings): Promise<boolean> {
       console.log(burstLine);
     } finally {
       const code = await proxy.stop();
-      if (code !== 0) problems.push(`the proxy exited with ${code} when stopped; output tail:\n${proxy.output.slice(-2_000)}`);
+      if (code !== 0)
+        problems.push(
+          `the proxy exited with ${code} when stopped; output tail:\n${proxy.output.slice(-2_000)}`,
+        );
     }
   } finally {
     await peers.stop();

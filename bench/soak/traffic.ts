@@ -31,7 +31,8 @@ export class Tally {
 
   fail(step: string, err: unknown): void {
     this.errors += 1;
-    if (this.failures.length < KEPT_FAILURES) this.failures.push(`${step}: ${err instanceof Error ? err.message : String(err)}`);
+    if (this.failures.length < KEPT_FAILURES)
+      this.failures.push(`${step}: ${err instanceof Error ? err.message : String(err)}`);
   }
 
   operations(): number {
@@ -40,7 +41,13 @@ export class Tally {
 }
 
 /** Opens `count` proxy sessions, `concurrency` logins at a time; failures are tallied, not thrown. */
-export async function openSessions(count: number, concurrency: number, endpoint: Endpoint, credentials: Credentials, tally: Tally): Promise<Wire[]> {
+export async function openSessions(
+  count: number,
+  concurrency: number,
+  endpoint: Endpoint,
+  credentials: Credentials,
+  tally: Tally,
+): Promise<Wire[]> {
   const wires: Wire[] = [];
   let next = 0;
   await Promise.all(
@@ -63,7 +70,12 @@ export async function openSessions(count: number, concurrency: number, endpoint:
  * One session's loop until `deadline` (performance.now() time): EXAMINE INBOX, FETCH the message,
  * NOOP, pause. The first pause is random so the sessions' rounds spread over the think time.
  */
-export async function sessionLoop(wire: Wire, deadline: number, thinkMs: number, tally: Tally): Promise<void> {
+export async function sessionLoop(
+  wire: Wire,
+  deadline: number,
+  thinkMs: number,
+  tally: Tally,
+): Promise<void> {
   await sleep(Math.random() * thinkMs);
   while (performance.now() < deadline) {
     let step = 'IMAP EXAMINE';
@@ -85,7 +97,12 @@ export async function sessionLoop(wire: Wire, deadline: number, thinkMs: number,
 }
 
 /** One message through the proxy on a fresh authenticated connection, ending with QUIT. */
-export async function sendOne(endpoint: Endpoint, credentials: Credentials, upstreamCa: Buffer, serial: number): Promise<void> {
+export async function sendOne(
+  endpoint: Endpoint,
+  credentials: Credentials,
+  upstreamCa: Buffer,
+  serial: number,
+): Promise<void> {
   const wire = await smtpLogin('proxy', endpoint, credentials, upstreamCa);
   try {
     const header = headers(credentials.user, 'soak-recipient@example.net', `soak ${serial}`);
@@ -138,7 +155,11 @@ export async function closeSessions(wires: readonly Wire[], tally: Tally): Promi
       }
       try {
         wire.send('Z LOGOUT\r\n');
-        expectReply(await wire.lineMatching((line) => line.startsWith('Z ')), /^Z OK/, 'IMAP LOGOUT');
+        expectReply(
+          await wire.lineMatching((line) => line.startsWith('Z ')),
+          /^Z OK/,
+          'IMAP LOGOUT',
+        );
       } catch (err) {
         tally.fail('IMAP LOGOUT', err);
       } finally {
@@ -157,7 +178,12 @@ export interface BurstResult {
 }
 
 /** `count` logins started at the same moment, each proven usable with a NOOP, then all closed. */
-export async function loginBurst(count: number, endpoint: Endpoint, credentials: Credentials, tally: Tally): Promise<BurstResult> {
+export async function loginBurst(
+  count: number,
+  endpoint: Endpoint,
+  credentials: Credentials,
+  tally: Tally,
+): Promise<BurstResult> {
   const started = performance.now();
   const perLoginMs: number[] = [];
   const wires: Wire[] = [];

@@ -3,7 +3,12 @@ import type { ProxyConfig } from '../config/types.js';
 import { subjectFor } from '../tokens/subject.js';
 import { LoginThrottle } from './login-throttle.js';
 import type { TokenManager } from '../tokens/token-manager.js';
-import { LoginFailure, type Authenticator, type LoginRequest, type UpstreamCredentials } from './types.js';
+import {
+  LoginFailure,
+  type Authenticator,
+  type LoginRequest,
+  type UpstreamCredentials,
+} from './types.js';
 
 /**
  * The seam between the protocol sessions and OAuth: finds the account for a login name and asks
@@ -22,7 +27,10 @@ export class OAuthAuthenticator implements Authenticator {
     const config = this.config();
     const subject = subjectFor(config, request.username);
     if (!subject) {
-      this.log.info({ event: 'unknown_account', user: request.username, conn: request.connectionId }, 'login for an unknown account');
+      this.log.info(
+        { event: 'unknown_account', user: request.username, conn: request.connectionId },
+        'login for an unknown account',
+      );
       await this.throttle.failed(request.username, request.remoteAddress);
       throw new LoginFailure(
         'unknown-account',
@@ -33,7 +41,8 @@ export class OAuthAuthenticator implements Authenticator {
     try {
       accessToken = await this.tokens.accessToken(subject, request.password);
     } catch (err) {
-      if (err instanceof LoginFailure && err.reason === 'bad-password') await this.throttle.failed(subject.key, request.remoteAddress);
+      if (err instanceof LoginFailure && err.reason === 'bad-password')
+        await this.throttle.failed(subject.key, request.remoteAddress);
       throw err;
     }
     this.throttle.succeeded(subject.key, request.remoteAddress);

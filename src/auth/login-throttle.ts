@@ -12,7 +12,11 @@ export interface LoginThrottleOptions {
   readonly windowMs: number;
 }
 
-export const DEFAULT_THROTTLE: LoginThrottleOptions = { baseDelayMs: 500, maxDelayMs: 30_000, windowMs: 15 * 60_000 };
+export const DEFAULT_THROTTLE: LoginThrottleOptions = {
+  baseDelayMs: 500,
+  maxDelayMs: 30_000,
+  windowMs: 15 * 60_000,
+};
 
 interface Failures {
   count: number;
@@ -27,7 +31,8 @@ export class LoginThrottle {
 
   constructor(
     private readonly options: LoginThrottleOptions = DEFAULT_THROTTLE,
-    private readonly sleep: (ms: number) => Promise<void> = (ms) => new Promise((resolve) => setTimeout(resolve, ms).unref()),
+    private readonly sleep: (ms: number) => Promise<void> = (ms) =>
+      new Promise((resolve) => setTimeout(resolve, ms).unref()),
   ) {}
 
   /** Records a failed login and resolves when the refusal may be sent. */
@@ -53,7 +58,8 @@ export class LoginThrottle {
 
   private bump(key: string, now: number): number {
     const entry = this.failures.get(key);
-    const fresh = entry && now - entry.last < this.options.windowMs ? entry : { count: 0, last: now };
+    const fresh =
+      entry && now - entry.last < this.options.windowMs ? entry : { count: 0, last: now };
     fresh.count += 1;
     fresh.last = now;
     this.failures.delete(key);

@@ -19,7 +19,10 @@ export type LoginFailureReason =
   /** A password sent in clear text over a network connection; the client must use TLS first. */
   | 'encryption-required';
 
-export const TEMPORARY_FAILURES: ReadonlySet<LoginFailureReason> = new Set(['authorisation-needed', 'temporary']);
+export const TEMPORARY_FAILURES: ReadonlySet<LoginFailureReason> = new Set([
+  'authorisation-needed',
+  'temporary',
+]);
 
 /** A login refused locally, with a message safe to show the mail client (no secrets). */
 export class LoginFailure extends Error {

@@ -15,11 +15,18 @@ export interface CommandFiles {
  * `STATE_DIRECTORY`/`CONFIGURATION_DIRECTORY`, which a shell does not have, so they are left out.
  */
 export function authorizeCommandFor(account: string, files: CommandFiles): string {
-  const shell: NodeJS.ProcessEnv = { ...process.env, STATE_DIRECTORY: undefined, CONFIGURATION_DIRECTORY: undefined };
+  const shell: NodeJS.ProcessEnv = {
+    ...process.env,
+    STATE_DIRECTORY: undefined,
+    CONFIGURATION_DIRECTORY: undefined,
+  };
   const parts = ['oauth2-mail-proxy', 'authorize', shellQuote(account)];
-  if (files.configFile !== defaultConfigFile(shell)) parts.push('--config-file', shellQuote(files.configFile));
-  if (files.cacheStore !== defaultTokenStore(shell)) parts.push('--cache-store', shellQuote(files.cacheStore));
-  if (files.controlSocket !== defaultControlSocket(files.cacheStore)) parts.push('--control-socket', shellQuote(files.controlSocket));
+  if (files.configFile !== defaultConfigFile(shell))
+    parts.push('--config-file', shellQuote(files.configFile));
+  if (files.cacheStore !== defaultTokenStore(shell))
+    parts.push('--cache-store', shellQuote(files.cacheStore));
+  if (files.controlSocket !== defaultControlSocket(files.cacheStore))
+    parts.push('--control-socket', shellQuote(files.controlSocket));
   return parts.join(' ');
 }
 

@@ -13,7 +13,12 @@ import {
   type ProviderClientOptions,
   type TokenSet,
 } from '../oauth/index.js';
-import { decryptClientSecret, EncryptedClientSecretError, encryptedClientSecret, withEncryptedClientSecret } from '../tokens/client-secret.js';
+import {
+  decryptClientSecret,
+  EncryptedClientSecretError,
+  encryptedClientSecret,
+  withEncryptedClientSecret,
+} from '../tokens/client-secret.js';
 import { CorruptTokenError, WrongKeyError } from '../tokens/fernet.js';
 import { KeyCache } from '../tokens/key-cache.js';
 import { TokenStore, TokenStoreError } from '../tokens/store.js';
@@ -41,30 +46,47 @@ export async function authorize(options: AuthorizeOptions): Promise<number> {
   try {
     let started: ControlReply;
     try {
-      started = await controlRequest(options.controlSocket, { op: 'authorize', account: options.account });
+      started = await controlRequest(options.controlSocket, {
+        op: 'authorize',
+        account: options.account,
+      });
     } catch (err) {
       if (!(err instanceof DaemonNotRunningError)) throw err;
       return await authorizeWithoutDaemon(options, input, say);
     }
     if (!started.ok) return failed(started, say);
-    if (!('flow' in started)) return failed({ done: true, ok: false, kind: 'protocol', message: 'unexpected answer from the proxy' }, say);
+    if (!('flow' in started))
+      return failed(
+        { done: true, ok: false, kind: 'protocol', message: 'unexpected answer from the proxy' },
+        say,
+      );
 
     if (started.flow === 'device') {
       say(`Open ${started.url} in a browser and enter the code ${started.userCode ?? ''}`);
       say('Waiting for the sign-in to complete...');
-      const outcome = await controlRequest(options.controlSocket, { op: 'wait', account: options.account }, 0);
+      const outcome = await controlRequest(
+        options.controlSocket,
+        { op: 'wait', account: options.account },
+        0,
+      );
       if (!outcome.ok) return failed(outcome, say);
       return authorised(outcome, options, input, say);
     }
 
     const exitCode = await askForPaste(started.url, input, say, async (pasted) => {
-      const reply = await controlRequest(options.controlSocket, { op: 'complete', account: options.account, redirect: pasted });
+      const reply = await controlRequest(options.controlSocket, {
+        op: 'complete',
+        account: options.account,
+        redirect: pasted,
+      });
       if (reply.ok) return authorised(reply, options, input, say);
       if (reply.kind !== 'paste') return failed(reply, say);
       return { again: `${reply.message}. ${reply.hint ?? ''}`.trimEnd() };
     });
     if (exitCode === undefined) {
-      say('\nNothing was pasted. The authorisation stays pending in the proxy; run this command again to finish it.');
+      say(
+        '\nNothing was pasted. The authorisation stays pending in the proxy; run this command again to finish it.',
+      );
       return 1;
     }
     return exitCode;
@@ -78,21 +100,36 @@ export async function authorize(options: AuthorizeOptions): Promise<number> {
  * otherwise the first login would set the password that protects them, whoever makes it. In a
  * terminal the owner can close that gap by typing the mail client's password here.
  */
-async function authorised(reply: ControlReply, options: AuthorizeOptions, input: TerminalInput, say: Say): Promise<number> {
+async function authorised(
+  reply: ControlReply,
+  options: AuthorizeOptions,
+  input: TerminalInput,
+  say: Say,
+): Promise<number> {
   if (!('loginWaiting' in reply) || reply.loginWaiting) {
     say(`Authorised ${options.account}; the running proxy is using the new token.`);
     return 0;
   }
   const password = process.stdin.isTTY
-    ? await input.secret(`Password your mail client uses for ${options.account} (it encrypts the new tokens; Enter leaves that to the next login): `)
+    ? await input.secret(
+        `Password your mail client uses for ${options.account} (it encrypts the new tokens; Enter leaves that to the next login): `,
+      )
     : undefined;
   if (!password) {
-    say(`Authorised ${options.account}; the running proxy will use the new token at the next login (whose password then encrypts it).`);
+    say(
+      `Authorised ${options.account}; the running proxy will use the new token at the next login (whose password then encrypts it).`,
+    );
     return 0;
   }
-  const stored = await controlRequest(options.controlSocket, { op: 'store', account: options.account, password });
+  const stored = await controlRequest(options.controlSocket, {
+    op: 'store',
+    account: options.account,
+    password,
+  });
   if (!stored.ok) return failed(stored, say);
-  say(`Authorised ${options.account}; the new tokens are stored, encrypted with that password, and the running proxy is using them.`);
+  say(
+    `Authorised ${options.account}; the new tokens are stored, encrypted with that password, and the running proxy is using them.`,
+  );
   return 0;
 }
 
@@ -103,7 +140,11 @@ function failed(reply: ControlReply, say: Say): number {
 }
 
 /** No daemon: do the flow here and store the tokens, encrypted with the mail client's password. */
-async function authorizeWithoutDaemon(options: AuthorizeOptions, input: TerminalInput, say: Say): Promise<number> {
+async function authorizeWithoutDaemon(
+  options: AuthorizeOptions,
+  input: TerminalInput,
+  say: Say,
+): Promise<number> {
   let subject: TokenSubject | undefined;
   try {
     subject = subjectFor(await loadConfig(options.configFile), options.account);
@@ -133,7 +174,10 @@ async function authorizeWithoutDaemon(options: AuthorizeOptions, input: Terminal
 
   let tokens: TokenSet | undefined;
   try {
-    tokens = subject.account.flow === 'device' ? await deviceFlow(subject, say, oauth) : await pasteFlow(subject, input, say, oauth);
+    tokens =
+      subject.account.flow === 'device'
+        ? await deviceFlow(subject, say, oauth)
+        : await pasteFlow(subject, input, say, oauth);
   } catch (err) {
     if (!(err instanceof OAuthError)) throw err;
     say(`Could not authorise: ${err.message}. ${err.hint}`);
@@ -141,7 +185,11 @@ async function authorizeWithoutDaemon(options: AuthorizeOptions, input: Terminal
   }
   if (!tokens) return 1;
 
-  const password = unlocked?.password ?? (await input.secret(`Password your mail client uses for ${subject.loginName} (it encrypts the stored tokens): `));
+  const password =
+    unlocked?.password ??
+    (await input.secret(
+      `Password your mail client uses for ${subject.loginName} (it encrypts the stored tokens): `,
+    ));
   if (!password) {
     say('No password given; nothing was stored.');
     return 1;
@@ -158,7 +206,9 @@ async function authorizeWithoutDaemon(options: AuthorizeOptions, input: Terminal
     await store.write(subject.key, fields);
   } catch (err) {
     if (!(err instanceof TokenStoreError)) throw err;
-    say(`The sign-in worked, but the tokens could not be stored: ${err.message}. Nothing was saved; fix that and run this command again.`);
+    say(
+      `The sign-in worked, but the tokens could not be stored: ${err.message}. Nothing was saved; fix that and run this command again.`,
+    );
     return 1;
   }
   say(`Authorised ${subject.key}; tokens stored in ${options.cacheStore}.`);
@@ -213,8 +263,16 @@ async function unlockStoredSecret(
   }
 }
 
-async function pasteFlow(subject: TokenSubject, input: TerminalInput, say: Say, oauth: ProviderClientOptions): Promise<TokenSet | undefined> {
-  const pending = await startAuthorization(subject.account, { ...oauth, loginHint: subject.loginName });
+async function pasteFlow(
+  subject: TokenSubject,
+  input: TerminalInput,
+  say: Say,
+  oauth: ProviderClientOptions,
+): Promise<TokenSet | undefined> {
+  const pending = await startAuthorization(subject.account, {
+    ...oauth,
+    loginHint: subject.loginName,
+  });
   const tokens = await askForPaste(pending.url, input, say, async (pasted) => {
     try {
       return await completeAuthorization(subject.account, pending, pasted, oauth);
@@ -239,7 +297,11 @@ async function askForPaste<T>(
 ): Promise<T | undefined> {
   say('Open this URL in a browser and sign in:');
   say(url);
-  for (let prompt = 'Paste the full URL the browser ends on:\n> '; ; prompt = 'Paste the URL again:\n> ') {
+  for (
+    let prompt = 'Paste the full URL the browser ends on:\n> ';
+    ;
+    prompt = 'Paste the URL again:\n> '
+  ) {
     const pasted = await input.line(prompt);
     if (pasted === undefined) return undefined;
     if (pasted.trim() === '') continue;
@@ -252,9 +314,15 @@ async function askForPaste<T>(
   }
 }
 
-async function deviceFlow(subject: TokenSubject, say: Say, oauth: ProviderClientOptions): Promise<TokenSet> {
+async function deviceFlow(
+  subject: TokenSubject,
+  say: Say,
+  oauth: ProviderClientOptions,
+): Promise<TokenSet> {
   const device = await startDeviceAuthorization(subject.account, oauth);
-  say(`Open ${device.verificationUriComplete ?? device.verificationUri} in a browser and enter the code ${device.userCode}`);
+  say(
+    `Open ${device.verificationUriComplete ?? device.verificationUri} in a browser and enter the code ${device.userCode}`,
+  );
   say('Waiting for the sign-in to complete...');
   return pollDeviceAuthorization(device.handle);
 }

@@ -6,7 +6,13 @@ import { checkAccessToken } from '../doctor/access-token.js';
 import { configChecks, configuredProtocols } from '../doctor/config-checks.js';
 import { explainProbe, type ExplainContext } from '../doctor/explain.js';
 import { providerFamily } from '../doctor/provider-facts.js';
-import { exitCodeFor, formatResult, marksFor, summarise, type CheckResult } from '../doctor/report.js';
+import {
+  exitCodeFor,
+  formatResult,
+  marksFor,
+  summarise,
+  type CheckResult,
+} from '../doctor/report.js';
 import { claimsCheck, type ClaimProblem } from '../doctor/token-claims.js';
 import { probeUpstream } from '../doctor/upstream-probe.js';
 import { describeTarget } from '../proxy/upstream.js';
@@ -49,14 +55,18 @@ export async function check(options: CheckOptions): Promise<number> {
   const subject = subjectFor(config, options.account);
   if (!subject) {
     const sections = config.accounts.map((account) => `[${account.name}]`).join(', ') || 'none';
-    process.stderr.write(`oauth2-mail-proxy check: ${config.file} has no account section for ${options.account} (account sections: ${sections})\n`);
+    process.stderr.write(
+      `oauth2-mail-proxy check: ${config.file} has no account section for ${options.account} (account sections: ${sections})\n`,
+    );
     return 2;
   }
 
   // Only to describe the client: an unreadable store is reported by the token check below.
   const stored = await new TokenStore(options.cacheStore).read(subject.key).catch(() => undefined);
   const storedSecret = stored?.client_secret_encrypted !== undefined;
-  out(`Checking ${subject.loginName}\n\n${formatSummary(accountSummary(config, subject, options.cacheStore, storedSecret))}\n`);
+  out(
+    `Checking ${subject.loginName}\n\n${formatSummary(accountSummary(config, subject, options.cacheStore, storedSecret))}\n`,
+  );
   const marks = marksFor(process.stdout);
   const results: CheckResult[] = [];
   const report = (result: CheckResult): void => {
@@ -71,8 +81,13 @@ export async function check(options: CheckOptions): Promise<number> {
   const askPassword = async (): Promise<string | undefined> => {
     input ??= new TerminalInput(process.stdin, process.stderr);
     // With the password flow the mail client's password is the account's own and also gets tokens.
-    const purpose = subject.account.flow === 'password' ? 'the account password; it decrypts the stored tokens or gets new ones' : 'it decrypts the stored tokens';
-    const password = await input.secret(`Password your mail client uses for ${subject.loginName} (${purpose}): `);
+    const purpose =
+      subject.account.flow === 'password'
+        ? 'the account password; it decrypts the stored tokens or gets new ones'
+        : 'it decrypts the stored tokens';
+    const password = await input.secret(
+      `Password your mail client uses for ${subject.loginName} (${purpose}): `,
+    );
     // A terminal echoes the Enter; from a pipe nothing ends the prompt's line.
     if (!process.stdin.isTTY) process.stderr.write('\n');
     return password;
@@ -95,7 +110,12 @@ export async function check(options: CheckOptions): Promise<number> {
   if (accessToken) {
     const claims = claimsCheck(
       accessToken,
-      { loginName: subject.loginName, protocols: configuredProtocols(config), family: providerFamily(subject.account), now: Date.now() / 1000 },
+      {
+        loginName: subject.loginName,
+        protocols: configuredProtocols(config),
+        family: providerFamily(subject.account),
+        now: Date.now() / 1000,
+      },
       authorizeCommand,
     );
     claimProblems = claims.problems;
@@ -107,7 +127,10 @@ export async function check(options: CheckOptions): Promise<number> {
   const context: ExplainContext = { config, subject, authorizeCommand, claimProblems };
   for (const server of config.servers) {
     if (!accessToken) {
-      report({ status: 'skip', title: `${server.protocol} ${describeTarget(upstreamTarget(server))}: not checked (no access token)` });
+      report({
+        status: 'skip',
+        title: `${server.protocol} ${describeTarget(upstreamTarget(server))}: not checked (no access token)`,
+      });
       continue;
     }
     const outcome = await probeUpstream(server, {

@@ -19,25 +19,42 @@ interface CommonOptions {
 /** The options every command shares, so `authorize` and `status` find the daemon's files. */
 function withCommonOptions(command: Command): Command {
   return command
-    .option('--config-file <path>', 'configuration file (email-oauth2-proxy format)', absolute, defaultConfigFile())
-    .option('--cache-store <path>', 'token store (INI, mode 0600, tokens encrypted with the mail client password)', absolute, defaultTokenStore())
-    .option('--control-socket <path>', 'control socket shared by the daemon and the CLI (default: control.sock beside the token store)', absolute);
+    .option(
+      '--config-file <path>',
+      'configuration file (email-oauth2-proxy format)',
+      absolute,
+      defaultConfigFile(),
+    )
+    .option(
+      '--cache-store <path>',
+      'token store (INI, mode 0600, tokens encrypted with the mail client password)',
+      absolute,
+      defaultTokenStore(),
+    )
+    .option(
+      '--control-socket <path>',
+      'control socket shared by the daemon and the CLI (default: control.sock beside the token store)',
+      absolute,
+    );
 }
 
 /** Paths are made absolute once, so logs and the printed authorize command work from any directory. */
 const absolute = (path: string): string => resolve(path);
 
-const controlSocketOf = (options: CommonOptions): string => options.controlSocket ?? defaultControlSocket(options.cacheStore);
+const controlSocketOf = (options: CommonOptions): string =>
+  options.controlSocket ?? defaultControlSocket(options.cacheStore);
 
 function parseCount(text: string): number {
   const count = Number(text);
-  if (!Number.isInteger(count) || count < 1) throw new InvalidArgumentError('expected a whole number, 1 or more');
+  if (!Number.isInteger(count) || count < 1)
+    throw new InvalidArgumentError('expected a whole number, 1 or more');
   return count;
 }
 
 function parseSeconds(text: string): number {
   const seconds = Number(text);
-  if (!Number.isFinite(seconds) || seconds < 0) throw new InvalidArgumentError('expected a number of seconds');
+  if (!Number.isFinite(seconds) || seconds < 0)
+    throw new InvalidArgumentError('expected a number of seconds');
   return seconds;
 }
 
@@ -59,7 +76,11 @@ interface RunCommandOptions {
 const DEFAULT_SHUTDOWN_GRACE_SECONDS = 10;
 
 /** The installed package's version: package.json sits two folders above dist/cli/main.js. */
-const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const VERSION = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  }
+).version;
 
 const program = new Command()
   .name('oauth2-mail-proxy')
@@ -70,19 +91,62 @@ const program = new Command()
   .version(VERSION, '-V, --version', 'print the version and exit')
   .showHelpAfterError();
 
-withCommonOptions(program.command('run', { isDefault: true }).description('run the proxy (the default command)'))
-  .option('--external-auth', 'print sign-in links and read pasted redirect addresses in this terminal')
-  .option('--authorisation-wait <seconds>', 'how long a login waits for a pending authorisation before "try again later"', parseSeconds, 30)
-  .option('--notify-command <command>', 'run this shell command on token events (details in OAUTH2_MAIL_PROXY_* variables)')
+withCommonOptions(
+  program.command('run', { isDefault: true }).description('run the proxy (the default command)'),
+)
+  .option(
+    '--external-auth',
+    'print sign-in links and read pasted redirect addresses in this terminal',
+  )
+  .option(
+    '--authorisation-wait <seconds>',
+    'how long a login waits for a pending authorisation before "try again later"',
+    parseSeconds,
+    30,
+  )
+  .option(
+    '--notify-command <command>',
+    'run this shell command on token events (details in OAUTH2_MAIL_PROXY_* variables)',
+  )
   .option('--log-file <path>', 'write JSON log lines to this file instead of stderr')
   .option('--debug', 'log protocol commands before login (credentials are never logged)')
-  .option('--upstream-timeout <seconds>', 'give up on a mail server that does not connect or answer during login after this long', parseSeconds, 15)
-  .option('--provider-timeout <seconds>', 'give up on an identity provider request after this long (tokens are kept)', parseSeconds, 15)
-  .option('--shutdown-grace <seconds>', 'on SIGTERM/SIGINT, how long logged-in sessions may finish before they are closed', parseSeconds, DEFAULT_SHUTDOWN_GRACE_SECONDS)
-  .option('--max-preauth-connections <count>', 'connections not yet logged in, across all ports; more are told "too many connections"', parseCount, DEFAULT_LIMITS.maxPreAuthConnections)
-  .option('--max-preauth-per-address <count>', 'the same, per non-loopback source address', parseCount, DEFAULT_LIMITS.maxPreAuthConnectionsPerAddress)
-  .option('--local-server-auth', 'receive the sign-in redirect on the redirect_uri (or redirect_listen_address) http port instead of a paste')
-  .addOption(new Option('--no-gui', 'accepted for email-oauth2-proxy compatibility (there is no GUI)'))
+  .option(
+    '--upstream-timeout <seconds>',
+    'give up on a mail server that does not connect or answer during login after this long',
+    parseSeconds,
+    15,
+  )
+  .option(
+    '--provider-timeout <seconds>',
+    'give up on an identity provider request after this long (tokens are kept)',
+    parseSeconds,
+    15,
+  )
+  .option(
+    '--shutdown-grace <seconds>',
+    'on SIGTERM/SIGINT, how long logged-in sessions may finish before they are closed',
+    parseSeconds,
+    DEFAULT_SHUTDOWN_GRACE_SECONDS,
+  )
+  .option(
+    '--max-preauth-connections <count>',
+    'connections not yet logged in, across all ports; more are told "too many connections"',
+    parseCount,
+    DEFAULT_LIMITS.maxPreAuthConnections,
+  )
+  .option(
+    '--max-preauth-per-address <count>',
+    'the same, per non-loopback source address',
+    parseCount,
+    DEFAULT_LIMITS.maxPreAuthConnectionsPerAddress,
+  )
+  .option(
+    '--local-server-auth',
+    'receive the sign-in redirect on the redirect_uri (or redirect_listen_address) http port instead of a paste',
+  )
+  .addOption(
+    new Option('--no-gui', 'accepted for email-oauth2-proxy compatibility (there is no GUI)'),
+  )
   .addHelpText(
     'after',
     `
@@ -113,11 +177,19 @@ Exit codes: 0 stopped normally, 1 unexpected failure, 2 invalid configuration or
       ...(options.notifyCommand !== undefined && { notifyCommand: options.notifyCommand }),
       localServerAuth: options.localServerAuth === true,
       shutdownGraceMs: options.shutdownGrace * 1000,
-      limits: { ...DEFAULT_LIMITS, maxPreAuthConnections: options.maxPreauthConnections, maxPreAuthConnectionsPerAddress: options.maxPreauthPerAddress },
+      limits: {
+        ...DEFAULT_LIMITS,
+        maxPreAuthConnections: options.maxPreauthConnections,
+        maxPreAuthConnectionsPerAddress: options.maxPreauthPerAddress,
+      },
     });
   });
 
-withCommonOptions(program.command('authorize <account>').description('authorise an account: sign in, paste the address the browser ends on'))
+withCommonOptions(
+  program
+    .command('authorize <account>')
+    .description('authorise an account: sign in, paste the address the browser ends on'),
+)
   .addHelpText(
     'after',
     `
@@ -128,17 +200,38 @@ The pasted address may come from the terminal or a pipe.
 Exit codes: 0 authorised, 1 failed (say why), 2 unknown account or configuration problem.`,
   )
   .action(async (account: string, options: CommonOptions) => {
-    process.exitCode = await authorize({ account, configFile: options.configFile, cacheStore: options.cacheStore, controlSocket: controlSocketOf(options) });
+    process.exitCode = await authorize({
+      account,
+      configFile: options.configFile,
+      cacheStore: options.cacheStore,
+      controlSocket: controlSocketOf(options),
+    });
   });
 
-withCommonOptions(program.command('status').description("show each account's token state from the running proxy"))
+withCommonOptions(
+  program.command('status').description("show each account's token state from the running proxy"),
+)
   .option('--json', 'machine-readable output')
   .action(async (options: CommonOptions & { json?: boolean }) => {
-    process.exitCode = await status({ controlSocket: controlSocketOf(options), json: options.json === true });
+    process.exitCode = await status({
+      controlSocket: controlSocketOf(options),
+      json: options.json === true,
+    });
   });
 
-withCommonOptions(program.command('check <account>').description('check an account end to end: configuration, token refresh, and a login to every upstream'))
-  .option('--timeout <seconds>', 'give up on each identity provider request and upstream connection after this long', parseSeconds, 15)
+withCommonOptions(
+  program
+    .command('check <account>')
+    .description(
+      'check an account end to end: configuration, token refresh, and a login to every upstream',
+    ),
+)
+  .option(
+    '--timeout <seconds>',
+    'give up on each identity provider request and upstream connection after this long',
+    parseSeconds,
+    15,
+  )
   .addHelpText(
     'after',
     `

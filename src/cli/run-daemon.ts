@@ -42,14 +42,22 @@ const LOG_FLUSH_TIMEOUT_MS = 2_000;
  */
 export async function runDaemon(options: RunDaemonOptions): Promise<number> {
   const interactive = options.externalAuth && process.stdin.isTTY === true;
-  const log = createLogger({ debug: options.debug, pretty: process.stderr.isTTY === true && !options.logFile, ...(options.logFile && { file: options.logFile }) });
+  const log = createLogger({
+    debug: options.debug,
+    pretty: process.stderr.isTTY === true && !options.logFile,
+    ...(options.logFile && { file: options.logFile }),
+  });
   const notifier = serviceNotifier(log);
 
   if (options.externalAuth && !interactive) {
-    log.warn({ event: 'no_terminal' }, '--external-auth needs a terminal on stdin; logins for accounts without tokens will be refused');
+    log.warn(
+      { event: 'no_terminal' },
+      '--external-auth needs a terminal on stdin; logins for accounts without tokens will be refused',
+    );
   }
   const howToAuthorise = interactive
-    ? () => 'open the sign-in link printed in the terminal where oauth2-mail-proxy runs, and paste the address the browser ends on there'
+    ? () =>
+        'open the sign-in link printed in the terminal where oauth2-mail-proxy runs, and paste the address the browser ends on there'
     : (account: string) => `run: ${authorizeCommandFor(account, options)}`;
 
   // Signals that arrive during start-up are answered once it is done, not by Node's default (exit).
@@ -83,7 +91,11 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
       howToAuthorise,
     });
   } catch (err) {
-    if (err instanceof ConfigError || err instanceof ListenError || err instanceof ControlSocketInUseError) {
+    if (
+      err instanceof ConfigError ||
+      err instanceof ListenError ||
+      err instanceof ControlSocketInUseError
+    ) {
       process.stderr.write(`oauth2-mail-proxy: ${err.message}\n`);
       await flush(log);
       return err instanceof ConfigError ? 2 : 3;
@@ -91,9 +103,17 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
     throw err;
   }
 
-  const terminal = interactive ? new TerminalAuthoriser(daemon.tokens, process.stdin, process.stdout) : undefined;
+  const terminal = interactive
+    ? new TerminalAuthoriser(daemon.tokens, process.stdin, process.stdout)
+    : undefined;
   log.info(
-    { event: 'ready', configFile: daemon.config.file, tokenStore: options.cacheStore, controlSocket: options.controlSocket, listeners: daemon.listeners.length },
+    {
+      event: 'ready',
+      configFile: daemon.config.file,
+      tokenStore: options.cacheStore,
+      controlSocket: options.controlSocket,
+      listeners: daemon.listeners.length,
+    },
     `oauth2-mail-proxy ready; ${daemon.describe()}`,
   );
   await notifier.ready(daemon.describe());
@@ -112,8 +132,13 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
   };
 
   const open = daemon.listeners.reduce((count, listener) => count + listener.connections.size, 0);
-  log.info({ event: 'stopping', signal, openConnections: open, graceMs: options.shutdownGraceMs }, `stopping (${signal}); ${open} connection(s) open`);
-  await notifier.stopping(`stopping: letting ${open} open connection(s) finish (up to ${Math.round(options.shutdownGraceMs / 1000)} s)`);
+  log.info(
+    { event: 'stopping', signal, openConnections: open, graceMs: options.shutdownGraceMs },
+    `stopping (${signal}); ${open} connection(s) open`,
+  );
+  await notifier.stopping(
+    `stopping: letting ${open} open connection(s) finish (up to ${Math.round(options.shutdownGraceMs / 1000)} s)`,
+  );
   terminal?.close();
   const summary = await daemon.stop(options.shutdownGraceMs, hurry.signal);
   log.info({ event: 'stopped', cut: summary.cut, durationMs: summary.durationMs }, 'stopped');
@@ -131,9 +156,15 @@ async function reload(daemon: Daemon, log: Logger, notifier: ServiceNotifier): P
     await notifier.ready(daemon.describe());
   } catch (err) {
     if (!(err instanceof ConfigError || err instanceof ListenError)) {
-      log.error({ event: 'reload_failed', err }, 'reload failed unexpectedly; the previous configuration stays in use');
+      log.error(
+        { event: 'reload_failed', err },
+        'reload failed unexpectedly; the previous configuration stays in use',
+      );
     } else {
-      log.error({ event: 'reload_failed', error: err.message }, `configuration not reloaded, the previous one stays in use: ${err.message}`);
+      log.error(
+        { event: 'reload_failed', error: err.message },
+        `configuration not reloaded, the previous one stays in use: ${err.message}`,
+      );
     }
     await notifier.ready(`reload failed (${(err as Error).message}); still ${daemon.describe()}`);
   }

@@ -15,7 +15,11 @@ export async function status(options: { controlSocket: string; json: boolean }):
     process.stderr.write(`${reply.ok ? 'unexpected answer' : reply.message}\n`);
     return 1;
   }
-  process.stdout.write(options.json ? `${JSON.stringify({ accounts: reply.accounts }, null, 2)}\n` : table(reply.accounts));
+  process.stdout.write(
+    options.json
+      ? `${JSON.stringify({ accounts: reply.accounts }, null, 2)}\n`
+      : table(reply.accounts),
+  );
   return 0;
 }
 
@@ -24,10 +28,19 @@ function table(accounts: readonly AccountStatus[]): string {
   return accounts
     .map((account) => {
       const lines = [`${account.account}: ${describeState(account)}`];
-      if (account.lastRefresh) lines.push(`  last refresh ${new Date(account.lastRefresh.at).toISOString()}: ${account.lastRefresh.outcome}`);
+      if (account.lastRefresh)
+        lines.push(
+          `  last refresh ${new Date(account.lastRefresh.at).toISOString()}: ${account.lastRefresh.outcome}`,
+        );
       if (account.pending) {
-        lines.push(`  waiting for sign-in since ${new Date(account.pending.since).toISOString()} (${account.pending.waiting} login(s) waiting)`);
-        lines.push(account.pending.userCode ? `  open ${account.pending.url} and enter ${account.pending.userCode}` : `  sign-in link: ${account.pending.url}`);
+        lines.push(
+          `  waiting for sign-in since ${new Date(account.pending.since).toISOString()} (${account.pending.waiting} login(s) waiting)`,
+        );
+        lines.push(
+          account.pending.userCode
+            ? `  open ${account.pending.url} and enter ${account.pending.userCode}`
+            : `  sign-in link: ${account.pending.url}`,
+        );
         lines.push(`  finish with: oauth2-mail-proxy authorize ${account.account}`);
       }
       return lines.join('\n');
@@ -37,12 +50,16 @@ function table(accounts: readonly AccountStatus[]): string {
 }
 
 function describeState(account: AccountStatus): string {
-  const expiry = account.accessTokenExpiry ? new Date(account.accessTokenExpiry * 1000).toISOString() : undefined;
+  const expiry = account.accessTokenExpiry
+    ? new Date(account.accessTokenExpiry * 1000).toISOString()
+    : undefined;
   switch (account.state) {
     case 'active':
       return `active, access token valid until ${expiry}`;
     case 'expired':
-      return account.hasRefreshToken ? `access token expired ${expiry}; refreshed at the next login` : 'expired, no refresh token: needs authorising';
+      return account.hasRefreshToken
+        ? `access token expired ${expiry}; refreshed at the next login`
+        : 'expired, no refresh token: needs authorising';
     case 'pending':
       return 'authorisation pending';
     case 'authorised-unsaved':

@@ -23,7 +23,9 @@ import type { AccountConfig, ProxyConfig } from './types.js';
  */
 export function findAccount(config: ProxyConfig, username: string): AccountConfig | undefined {
   const login = username.toLowerCase();
-  const exact = config.accounts.find((account) => !isCatchAll(account) && account.name.toLowerCase() === login);
+  const exact = config.accounts.find(
+    (account) => !isCatchAll(account) && account.name.toLowerCase() === login,
+  );
   if (exact !== undefined || !config.options.allowCatchAllAccounts) return exact;
 
   const at = login.lastIndexOf('@');

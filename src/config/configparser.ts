@@ -18,7 +18,8 @@ const DEFAULT_SECTION = 'DEFAULT';
 
 // Python's str.isspace() set, which is what str.strip() and `\s` in `re` use. JavaScript's `\s`
 // differs (it includes U+FEFF, lacks U+001C-U+001F and U+0085), and fidelity is the point here.
-const PY_SPACE = '\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
+const PY_SPACE =
+  '\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
 const LEADING_SPACE = new RegExp(`^[${PY_SPACE}]+`);
 const TRAILING_SPACE = new RegExp(`[${PY_SPACE}]+$`);
 const FIRST_NON_SPACE = new RegExp(`[^${PY_SPACE}]`);
@@ -114,7 +115,10 @@ export function parseIni(text: string, source: string): IniDocument {
     }
 
     if (current === undefined) {
-      fail(lineNumber, 'text before the first [section] header; start the file with a header such as [IMAP-1993]');
+      fail(
+        lineNumber,
+        'text before the first [section] header; start the file with a header such as [IMAP-1993]',
+      );
     }
     const option = OPTION_LINE.exec(stripped);
     if (!option) {
@@ -125,9 +129,11 @@ export function parseIni(text: string, source: string): IniDocument {
       );
     }
     const [, rawKey = '', delimiter = '=', rawValue = ''] = option;
-    if (rawKey === '') fail(lineNumber, `nothing before the "${delimiter}"; write the key name first`);
+    if (rawKey === '')
+      fail(lineNumber, `nothing before the "${delimiter}"; write the key name first`);
     const newKey = pyRstrip(rawKey).toLowerCase();
-    if (current.has(newKey)) fail(lineNumber, 'key set twice in this section; keep only one of them', newKey);
+    if (current.has(newKey))
+      fail(lineNumber, 'key set twice in this section; keep only one of them', newKey);
     key = newKey;
     current.set(newKey, [pyStrip(rawValue)]);
   }
@@ -193,7 +199,9 @@ function hasLineBreak(text: string): boolean {
 
 function assertWritableSection(section: string): void {
   if (section === '' || section === DEFAULT_SECTION || hasLineBreak(section)) {
-    throw new Error(`cannot write INI section ${JSON.stringify(section)}: empty, DEFAULT or multi-line`);
+    throw new Error(
+      `cannot write INI section ${JSON.stringify(section)}: empty, DEFAULT or multi-line`,
+    );
   }
 }
 
@@ -217,6 +225,8 @@ function assertWritableValue(section: string, key: string, value: string): void 
     throw new Error(`cannot write INI value of ${key} in [${section}]: it contains a line break`);
   }
   if (pyStrip(value) !== value) {
-    throw new Error(`cannot write INI value of ${key} in [${section}]: leading or trailing spaces would be lost`);
+    throw new Error(
+      `cannot write INI value of ${key} in [${section}]: leading or trailing spaces would be lost`,
+    );
   }
 }

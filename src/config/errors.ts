@@ -35,7 +35,10 @@ export class ConfigError extends Error {
   readonly problem: string;
 
   constructor(details: ConfigProblem) {
-    super(formatConfigProblem(details), details.cause === undefined ? undefined : { cause: details.cause });
+    super(
+      formatConfigProblem(details),
+      details.cause === undefined ? undefined : { cause: details.cause },
+    );
     this.file = details.file;
     this.line = details.line;
     this.section = details.section;

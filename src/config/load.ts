@@ -14,7 +14,12 @@ import { parseBoolean, parseIni } from './configparser.js';
 import type { IniDocument } from './configparser.js';
 import { ConfigError } from './errors.js';
 import { isLoopbackHost } from './loopback.js';
-import { parseProviderName, PROVIDER_NAMES, providerPreset, ProviderPresetError } from './providers.js';
+import {
+  parseProviderName,
+  PROVIDER_NAMES,
+  providerPreset,
+  ProviderPresetError,
+} from './providers.js';
 import type { ProviderPreset } from './providers.js';
 import type {
   AccountConfig,
@@ -46,10 +51,14 @@ const OAUTH_FLOWS: readonly OAuthFlow[] = [
 
 /** What each account key is, for "missing" messages: the user learns what to put there. */
 const ACCOUNT_KEY_HINTS = {
-  permission_url: "the provider's authorization endpoint, e.g. https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
-  token_url: "the provider's token endpoint, e.g. https://login.microsoftonline.com/common/oauth2/v2.0/token",
-  oauth2_scope: 'the space-separated scopes to request, e.g. https://outlook.office.com/IMAP.AccessAsUser.All offline_access',
-  redirect_uri: 'the address the provider sends the browser back to after sign-in, e.g. https://localhost',
+  permission_url:
+    "the provider's authorization endpoint, e.g. https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
+  token_url:
+    "the provider's token endpoint, e.g. https://login.microsoftonline.com/common/oauth2/v2.0/token",
+  oauth2_scope:
+    'the space-separated scopes to request, e.g. https://outlook.office.com/IMAP.AccessAsUser.All offline_access',
+  redirect_uri:
+    'the address the provider sends the browser back to after sign-in, e.g. https://localhost',
   client_id: 'the application (client) ID registered with the provider',
   client_secret: "the application's client secret",
 } as const;
@@ -85,7 +94,11 @@ export async function loadConfig(path: string): Promise<ProxyConfig> {
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch (error) {
-    throw new ConfigError({ file: path, problem: 'not UTF-8 text; save the file as UTF-8', cause: error });
+    throw new ConfigError({
+      file: path,
+      problem: 'not UTF-8 text; save the file as UTF-8',
+      cause: error,
+    });
   }
   return parseConfig(text, path);
 }
@@ -148,9 +161,14 @@ export function parseConfig(text: string, file: string): ProxyConfig {
 }
 
 function readOptions(document: IniDocument, file: string): GlobalOptions {
-  const section = new SectionReader(file, GLOBAL_SECTION, document.get(GLOBAL_SECTION) ?? new Map());
+  const section = new SectionReader(
+    file,
+    GLOBAL_SECTION,
+    document.get(GLOBAL_SECTION) ?? new Map(),
+  );
   return {
-    deleteAccountTokenOnPasswordError: section.boolean('delete_account_token_on_password_error') ?? false,
+    deleteAccountTokenOnPasswordError:
+      section.boolean('delete_account_token_on_password_error') ?? false,
     encryptClientSecretOnFirstUse: section.boolean('encrypt_client_secret_on_first_use') ?? false,
     allowCatchAllAccounts: section.boolean('allow_catch_all_accounts') ?? false,
     useLoginPasswordAsClientCredentialsSecret:
@@ -192,7 +210,10 @@ function readServer(section: SectionReader, configDirectory: string): ServerConf
 
   const serverAddress = section.string('server_address');
   if (serverAddress === undefined) {
-    section.fail('server_address', "missing; set it to the mail server's host name, e.g. outlook.office365.com");
+    section.fail(
+      'server_address',
+      "missing; set it to the mail server's host name, e.g. outlook.office365.com",
+    );
   }
   const serverStarttls = readServerStarttls(section, protocol);
   const localStarttls = section.boolean('local_starttls') ?? false;
@@ -223,7 +244,9 @@ function readServer(section: SectionReader, configDirectory: string): ServerConf
     serverPort: section.port('server_port') ?? DEFAULT_SERVER_PORT[protocol],
     serverStarttls,
     localStarttls,
-    ...(certificate === undefined ? {} : { localCertificatePath: resolve(configDirectory, certificate) }),
+    ...(certificate === undefined
+      ? {}
+      : { localCertificatePath: resolve(configDirectory, certificate) }),
     ...(key === undefined ? {} : { localKeyPath: resolve(configDirectory, key) }),
     ...(serverCaFile === undefined ? {} : { serverCaFile: resolve(configDirectory, serverCaFile) }),
   };
@@ -234,7 +257,10 @@ function readServerStarttls(section: SectionReader, protocol: Protocol): boolean
   const current = section.boolean('server_starttls');
   const legacy = section.boolean('starttls');
   if (current !== undefined && legacy !== undefined && current !== legacy) {
-    section.fail('starttls', 'contradicts server_starttls (starttls is its old name); remove starttls');
+    section.fail(
+      'starttls',
+      'contradicts server_starttls (starttls is its old name); remove starttls',
+    );
   }
   const starttls = current ?? legacy ?? false;
   if (starttls && protocol !== 'SMTP') {
@@ -246,7 +272,11 @@ function readServerStarttls(section: SectionReader, protocol: Protocol): boolean
   return starttls;
 }
 
-function readAccount(written: SectionReader, options: GlobalOptions, configDirectory: string): AccountConfig {
+function readAccount(
+  written: SectionReader,
+  options: GlobalOptions,
+  configDirectory: string,
+): AccountConfig {
   if (written.name.startsWith('@') && !options.allowCatchAllAccounts) {
     written.fail(
       undefined,
@@ -262,18 +292,25 @@ function readAccount(written: SectionReader, options: GlobalOptions, configDirec
   const section = preset === undefined ? written : written.withDefaults(preset.defaults);
   const writtenSecret = section.string('client_secret');
   // With client_id = file, client_secret is the path of a service account's key file.
-  const keyFile = flow === 'service_account' && section.string('client_id')?.trim().toLowerCase() === 'file';
-  const clientSecret = keyFile && writtenSecret ? resolve(configDirectory, writtenSecret) : writtenSecret;
+  const keyFile =
+    flow === 'service_account' && section.string('client_id')?.trim().toLowerCase() === 'file';
+  const clientSecret =
+    keyFile && writtenSecret ? resolve(configDirectory, writtenSecret) : writtenSecret;
   const clientSecretEncrypted = section.string('client_secret_encrypted');
-  const secretFromLogin = flow === 'client_credentials' && options.useLoginPasswordAsClientCredentialsSecret;
+  const secretFromLogin =
+    flow === 'client_credentials' && options.useLoginPasswordAsClientCredentialsSecret;
   const certificateCredentials = readCertificateCredentials(section, configDirectory);
   // A service account's client_secret is its key, which no certificate replaces.
   const secretFromCertificate = flow !== 'service_account' && certificateCredentials !== undefined;
-  const required = new Set<AccountKey>([...REQUIRED_KEYS[flow], ...(preset?.missingKeyProblems.keys() ?? [])]);
+  const required = new Set<AccountKey>([
+    ...REQUIRED_KEYS[flow],
+    ...(preset?.missingKeyProblems.keys() ?? []),
+  ]);
   for (const key of required) {
     const satisfied =
       section.string(key) !== undefined ||
-      (key === 'client_secret' && (clientSecretEncrypted !== undefined || secretFromLogin || secretFromCertificate));
+      (key === 'client_secret' &&
+        (clientSecretEncrypted !== undefined || secretFromLogin || secretFromCertificate));
     if (!satisfied) {
       section.fail(
         key,
@@ -284,7 +321,8 @@ function readAccount(written: SectionReader, options: GlobalOptions, configDirec
   }
 
   const redirectListenAddress = section.string('redirect_listen_address');
-  if (redirectListenAddress !== undefined) section.url('redirect_listen_address', { httpsUnlessLoopback: false });
+  if (redirectListenAddress !== undefined)
+    section.url('redirect_listen_address', { httpsUnlessLoopback: false });
   const tokensInConfig = readTokenFields(section);
 
   return {
@@ -302,7 +340,9 @@ function readAccount(written: SectionReader, options: GlobalOptions, configDirec
     // A client without a secret (or certificate) is a public client, and public clients must use PKCE.
     usePkce:
       section.boolean('use_pkce') ??
-      (clientSecret === undefined && clientSecretEncrypted === undefined && certificateCredentials === undefined),
+      (clientSecret === undefined &&
+        clientSecretEncrypted === undefined &&
+        certificateCredentials === undefined),
     ...(tokensInConfig === undefined ? {} : { tokensInConfig }),
   };
 }
@@ -312,18 +352,31 @@ function readAccount(written: SectionReader, options: GlobalOptions, configDirec
  * credentials): both or neither. The files are read when a token is requested, so a renewed
  * certificate needs no restart; here only the paths are resolved.
  */
-function readCertificateCredentials(section: SectionReader, configDirectory: string): CertificateCredentialFiles | undefined {
+function readCertificateCredentials(
+  section: SectionReader,
+  configDirectory: string,
+): CertificateCredentialFiles | undefined {
   const certificate = section.string('jwt_certificate_path');
   const key = section.string('jwt_key_path');
   if (certificate === undefined && key === undefined) return undefined;
-  const bothOrNeither = 'certificate credentials need both the certificate and its private key; set both or neither';
+  const bothOrNeither =
+    'certificate credentials need both the certificate and its private key; set both or neither';
   if (key === undefined) {
-    section.fail('jwt_key_path', `missing, and jwt_certificate_path is set: ${bothOrNeither} (jwt_key_path is the PEM private key, unencrypted)`);
+    section.fail(
+      'jwt_key_path',
+      `missing, and jwt_certificate_path is set: ${bothOrNeither} (jwt_key_path is the PEM private key, unencrypted)`,
+    );
   }
   if (certificate === undefined) {
-    section.fail('jwt_certificate_path', `missing, and jwt_key_path is set: ${bothOrNeither} (jwt_certificate_path is the PEM certificate uploaded to the app registration)`);
+    section.fail(
+      'jwt_certificate_path',
+      `missing, and jwt_key_path is set: ${bothOrNeither} (jwt_certificate_path is the PEM certificate uploaded to the app registration)`,
+    );
   }
-  return { certificatePath: resolve(configDirectory, certificate), keyPath: resolve(configDirectory, key) };
+  return {
+    certificatePath: resolve(configDirectory, certificate),
+    keyPath: resolve(configDirectory, key),
+  };
 }
 
 /**
@@ -352,7 +405,8 @@ function readProviderPreset(section: SectionReader, flow: OAuthFlow): ProviderPr
         'provider and set permission_url, token_url, oauth2_scope, redirect_uri and client_id yourself',
     );
   }
-  const bothUrlsWritten = section.string('permission_url') !== undefined && section.string('token_url') !== undefined;
+  const bothUrlsWritten =
+    section.string('permission_url') !== undefined && section.string('token_url') !== undefined;
   if (tenant !== undefined && bothUrlsWritten) {
     section.fail(
       'tenant',
@@ -479,7 +533,10 @@ class SectionReader {
     if (value === undefined) return undefined;
     const parsed = parseBoolean(value);
     if (parsed === undefined) {
-      this.fail(key, `${JSON.stringify(value)} is not a boolean; use True or False (or yes/no, on/off, 1/0)`);
+      this.fail(
+        key,
+        `${JSON.stringify(value)} is not a boolean; use True or False (or yes/no, on/off, 1/0)`,
+      );
     }
     return parsed;
   }
@@ -487,7 +544,9 @@ class SectionReader {
   port(key: string): number | undefined {
     const value = this.string(key);
     if (value === undefined) return undefined;
-    return parsePort(value) ?? this.fail(key, `${JSON.stringify(value)} is not a port number (1-65535)`);
+    return (
+      parsePort(value) ?? this.fail(key, `${JSON.stringify(value)} is not a port number (1-65535)`)
+    );
   }
 
   /** An http(s) URL, returned as written (normalising could break a provider's exact match on redirect_uri). */
@@ -498,12 +557,22 @@ class SectionReader {
     try {
       parsed = new URL(value);
     } catch {
-      return this.fail(key, `${JSON.stringify(value)} is not a URL; write it in full, starting with https://`);
+      return this.fail(
+        key,
+        `${JSON.stringify(value)} is not a URL; write it in full, starting with https://`,
+      );
     }
     if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
-      this.fail(key, `${JSON.stringify(value)} is not an http(s) URL; write it in full, starting with https://`);
+      this.fail(
+        key,
+        `${JSON.stringify(value)} is not an http(s) URL; write it in full, starting with https://`,
+      );
     }
-    if (rules.httpsUnlessLoopback && parsed.protocol !== 'https:' && !isLoopbackHost(parsed.hostname)) {
+    if (
+      rules.httpsUnlessLoopback &&
+      parsed.protocol !== 'https:' &&
+      !isLoopbackHost(parsed.hostname)
+    ) {
       this.fail(
         key,
         `${JSON.stringify(value)} must use https:// (plain http is only allowed for loopback hosts: ` +

@@ -17,12 +17,7 @@ export type ProviderName = (typeof PROVIDER_NAMES)[number];
 
 /** Account keys a preset can supply or insist on, spelled as in the INI file. */
 export type PresetKey =
-  | 'permission_url'
-  | 'token_url'
-  | 'oauth2_scope'
-  | 'redirect_uri'
-  | 'client_id'
-  | 'client_secret';
+  'permission_url' | 'token_url' | 'oauth2_scope' | 'redirect_uri' | 'client_id' | 'client_secret';
 
 /** Where a provider's mail servers are, for a `check` command and the documentation. */
 export interface ServerHint {
@@ -150,7 +145,10 @@ function microsoftDelegated(tenant: string): ProviderPreset {
  * application with a secret, and the token must come from its tenant, never `common`.
  */
 function office365ClientCredentials(tenant: string | undefined): ProviderPreset {
-  if (tenant !== undefined && (MULTI_TENANT_NAMES as readonly string[]).includes(tenant.toLowerCase())) {
+  if (
+    tenant !== undefined &&
+    (MULTI_TENANT_NAMES as readonly string[]).includes(tenant.toLowerCase())
+  ) {
     throw new ProviderPresetError(
       'tenant',
       `"${tenant}" is not one organisation, and the client_credentials flow needs one; ` +
@@ -161,7 +159,7 @@ function office365ClientCredentials(tenant: string | undefined): ProviderPreset 
   const missingKeyProblems = new Map<PresetKey, string>([
     [
       'client_id',
-      'missing; the client_credentials flow needs your own app registration (Thunderbird\'s public client ' +
+      "missing; the client_credentials flow needs your own app registration (Thunderbird's public client " +
         'cannot be used without a user): set client_id to its Application (client) ID, and grant it the ' +
         'Office 365 Exchange Online application permissions IMAP.AccessAsApp, POP.AccessAsApp or SMTP.SendAsApp',
     ],
@@ -205,10 +203,18 @@ function outlook(choices: PresetChoices): ProviderPreset {
     case 'device':
       return microsoftDelegated(choices.tenant ?? 'consumers');
     case 'client_credentials':
-      throw unsupportedFlow('outlook', choices.flow, 'personal Microsoft accounts have no app-only access');
+      throw unsupportedFlow(
+        'outlook',
+        choices.flow,
+        'personal Microsoft accounts have no app-only access',
+      );
     case 'password':
       // Microsoft Learn, "Microsoft identity platform and OAuth 2.0 Resource Owner Password Credentials".
-      throw unsupportedFlow('outlook', choices.flow, 'Microsoft accepts passwords only for work or school accounts');
+      throw unsupportedFlow(
+        'outlook',
+        choices.flow,
+        'Microsoft accepts passwords only for work or school accounts',
+      );
     case 'service_account':
       throw unsupportedFlow('outlook', choices.flow, 'service accounts are a Google concept');
   }
@@ -235,7 +241,7 @@ const GOOGLE_LOOPBACK_REDIRECT = 'http://localhost';
 const GOOGLE_OWN_CLIENT =
   'provider = gmail needs your own OAuth client, because Google offers no public client that everyone may use: ' +
   'in Google Cloud Console (APIs & Services > Credentials) create an OAuth client ID of type "Desktop app", ' +
-  'then set client_id and client_secret to its ID and secret (a desktop app\'s secret is not confidential); ' +
+  "then set client_id and client_secret to its ID and secret (a desktop app's secret is not confidential); " +
   'publish the app ("In production"), or its refresh tokens expire after 7 days';
 
 function gmail(choices: PresetChoices): ProviderPreset {
@@ -264,7 +270,11 @@ function gmail(choices: PresetChoices): ProviderPreset {
       return { defaults: new Map(endpointsAndScope), missingKeyProblems: new Map() };
     case 'device':
       // OFFICE365.md "Gmail": Google's device flow rejects Gmail scopes.
-      throw unsupportedFlow('gmail', choices.flow, "Google's device flow does not allow the Gmail scope");
+      throw unsupportedFlow(
+        'gmail',
+        choices.flow,
+        "Google's device flow does not allow the Gmail scope",
+      );
     case 'client_credentials':
     case 'password':
       throw unsupportedFlow('gmail', choices.flow, 'Google has no such grant for Gmail');
@@ -273,7 +283,11 @@ function gmail(choices: PresetChoices): ProviderPreset {
 
 // --- Shared ---------------------------------------------------------------------------------
 
-function unsupportedFlow(provider: ProviderName, flow: OAuthFlow, reason: string): ProviderPresetError {
+function unsupportedFlow(
+  provider: ProviderName,
+  flow: OAuthFlow,
+  reason: string,
+): ProviderPresetError {
   const supported = SUPPORTED_FLOWS[provider].join(', ');
   return new ProviderPresetError(
     'oauth2_flow',

@@ -30,11 +30,7 @@ export interface ServerConfig {
 
 /** email-oauth2-proxy's `oauth2_flow` values. */
 export type OAuthFlow =
-  | 'authorization_code'
-  | 'device'
-  | 'client_credentials'
-  | 'password'
-  | 'service_account';
+  'authorization_code' | 'device' | 'client_credentials' | 'password' | 'service_account';
 
 /** Token fields as email-oauth2-proxy writes them, values still encrypted / as strings. */
 export interface StoredTokenFields {

@@ -10,21 +10,33 @@ export class DaemonNotRunningError extends Error {
 }
 
 /** Sends one request to the running daemon and returns its final reply. */
-export function controlRequest(path: string, request: ControlRequest, timeoutMs = 30_000): Promise<ControlReply> {
+export function controlRequest(
+  path: string,
+  request: ControlRequest,
+  timeoutMs = 30_000,
+): Promise<ControlReply> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(path);
     let received = '';
-    const timer = timeoutMs > 0 ? setTimeout(() => socket.destroy(new Error('the proxy did not answer in time')), timeoutMs) : undefined;
+    const timer =
+      timeoutMs > 0
+        ? setTimeout(() => socket.destroy(new Error('the proxy did not answer in time')), timeoutMs)
+        : undefined;
     socket.once('connect', () => socket.write(`${JSON.stringify(request)}\n`));
     socket.on('data', (chunk: Buffer) => (received += chunk.toString('utf8')));
     socket.once('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? new DaemonNotRunningError(path) : err);
+      reject(
+        err.code === 'ENOENT' || err.code === 'ECONNREFUSED'
+          ? new DaemonNotRunningError(path)
+          : err,
+      );
     });
     socket.once('close', () => {
       clearTimeout(timer);
       const last = received.trim().split('\n').at(-1);
-      if (!last) return reject(new Error('the proxy closed the control connection without answering'));
+      if (!last)
+        return reject(new Error('the proxy closed the control connection without answering'));
       try {
         resolve(JSON.parse(last) as ControlReply);
       } catch {

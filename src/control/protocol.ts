@@ -19,7 +19,8 @@ export type ControlRequest =
    */
   | { readonly op: 'store'; readonly account: string; readonly password: string };
 
-export type TokenState = 'none' | 'pending' | 'active' | 'expired' | 'needs-reauthorisation' | 'authorised-unsaved';
+export type TokenState =
+  'none' | 'pending' | 'active' | 'expired' | 'needs-reauthorisation' | 'authorised-unsaved';
 
 export interface AccountStatus {
   readonly account: string;
@@ -29,7 +30,13 @@ export interface AccountStatus {
   readonly hasRefreshToken: boolean;
   /** Unix milliseconds of the last refresh attempt by this daemon, and how it went. */
   readonly lastRefresh?: { readonly at: number; readonly outcome: string };
-  readonly pending?: { readonly flow: string; readonly url: string; readonly userCode?: string; readonly since: number; readonly waiting: number };
+  readonly pending?: {
+    readonly flow: string;
+    readonly url: string;
+    readonly userCode?: string;
+    readonly since: number;
+    readonly waiting: number;
+  };
 }
 
 export type ControlReply =
@@ -43,7 +50,13 @@ export type ControlReply =
       readonly userCode?: string;
       readonly waiting: number;
     }
-  | { readonly done: true; readonly ok: true; readonly account: string; readonly authorised: true; readonly loginWaiting: boolean }
+  | {
+      readonly done: true;
+      readonly ok: true;
+      readonly account: string;
+      readonly authorised: true;
+      readonly loginWaiting: boolean;
+    }
   | {
       readonly done: true;
       readonly ok: false;

@@ -24,7 +24,11 @@ export class ControlSocketInUseError extends Error {
  * Serves the control socket: owner-only (created under umask 077, then chmod 0600), one request
  * per connection. A stale socket from a crashed daemon is replaced; a live one is an error.
  */
-export async function startControlServer(path: string, handle: ControlHandler, log: Logger): Promise<ControlServer> {
+export async function startControlServer(
+  path: string,
+  handle: ControlHandler,
+  log: Logger,
+): Promise<ControlServer> {
   await removeStaleSocket(path);
   const server = net.createServer((socket) => void serve(socket, handle, log));
   const previousUmask = process.umask(0o177);
@@ -60,7 +64,12 @@ async function serve(socket: net.Socket, handle: ControlHandler, log: Logger): P
     log.debug({ event: 'control_request', op: request.op }, 'control request');
     reply = await handle(request);
   } catch (err) {
-    const message = err instanceof LineTooLongError ? 'request too long' : err instanceof SyntaxError ? 'request is not JSON' : (err as Error).message;
+    const message =
+      err instanceof LineTooLongError
+        ? 'request too long'
+        : err instanceof SyntaxError
+          ? 'request is not JSON'
+          : (err as Error).message;
     reply = { done: true, ok: false, kind: 'protocol', message };
   }
   reader.release();

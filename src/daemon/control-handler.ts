@@ -19,13 +19,25 @@ export function controlHandler(config: () => ProxyConfig, tokens: TokenManager):
 
     const subject = subjectFor(config(), request.account);
     if (!subject) {
-      return { done: true, ok: false, kind: 'unknown-account', message: `${config().file} has no account section for ${request.account}` };
+      return {
+        done: true,
+        ok: false,
+        kind: 'unknown-account',
+        message: `${config().file} has no account section for ${request.account}`,
+      };
     }
     try {
       switch (request.op) {
         case 'authorize': {
           const noSignIn = noSignInFor(subject.account, subject.key);
-          if (noSignIn) return { done: true, ok: false, kind: noSignIn.kind, message: noSignIn.message, hint: noSignIn.hint };
+          if (noSignIn)
+            return {
+              done: true,
+              ok: false,
+              kind: noSignIn.kind,
+              message: noSignIn.message,
+              hint: noSignIn.hint,
+            };
           const pending = await tokens.authorise(subject);
           return {
             done: true,
@@ -39,18 +51,37 @@ export function controlHandler(config: () => ProxyConfig, tokens: TokenManager):
         }
         case 'complete': {
           const completed = await tokens.pending.complete(subject.key, request.redirect);
-          return { done: true, ok: true, account: subject.key, authorised: true, loginWaiting: completed.password !== undefined };
+          return {
+            done: true,
+            ok: true,
+            account: subject.key,
+            authorised: true,
+            loginWaiting: completed.password !== undefined,
+          };
         }
         case 'wait':
           return await waitForOutcome(tokens, subject.key);
         case 'store': {
           const stored = await tokens.storeAuthorised(subject, request.password);
-          if (!stored) return { done: true, ok: false, kind: 'protocol', message: `No authorised tokens of ${subject.key} are waiting to be stored (a login may have stored them already)` };
-          return { done: true, ok: true, account: subject.key, authorised: true, loginWaiting: false };
+          if (!stored)
+            return {
+              done: true,
+              ok: false,
+              kind: 'protocol',
+              message: `No authorised tokens of ${subject.key} are waiting to be stored (a login may have stored them already)`,
+            };
+          return {
+            done: true,
+            ok: true,
+            account: subject.key,
+            authorised: true,
+            loginWaiting: false,
+          };
         }
       }
     } catch (err) {
-      if (err instanceof OAuthError) return { done: true, ok: false, kind: err.kind, message: err.message, hint: err.hint };
+      if (err instanceof OAuthError)
+        return { done: true, ok: false, kind: err.kind, message: err.message, hint: err.hint };
       return { done: true, ok: false, kind: 'protocol', message: (err as Error).message };
     }
   };
@@ -58,17 +89,35 @@ export function controlHandler(config: () => ProxyConfig, tokens: TokenManager):
 
 /** Resolves when the account's pending authorisation (a device flow the daemon polls) ends. */
 function waitForOutcome(tokens: TokenManager, key: string): Promise<ControlReply> {
-  if (!tokens.pending.get(key)) return Promise.resolve({ done: true, ok: false, kind: 'protocol', message: `No authorisation is pending for ${key}` });
+  if (!tokens.pending.get(key))
+    return Promise.resolve({
+      done: true,
+      ok: false,
+      kind: 'protocol',
+      message: `No authorisation is pending for ${key}`,
+    });
   return new Promise((resolve) => {
     const onCompleted = (completed: { subject: { key: string }; password?: string }): void => {
       if (completed.subject.key !== key) return;
       cleanup();
-      resolve({ done: true, ok: true, account: key, authorised: true, loginWaiting: completed.password !== undefined });
+      resolve({
+        done: true,
+        ok: true,
+        account: key,
+        authorised: true,
+        loginWaiting: completed.password !== undefined,
+      });
     };
     const onFailed = (failed: { key: string; error: OAuthError }): void => {
       if (failed.key !== key) return;
       cleanup();
-      resolve({ done: true, ok: false, kind: failed.error.kind, message: failed.error.message, hint: failed.error.hint });
+      resolve({
+        done: true,
+        ok: false,
+        kind: failed.error.kind,
+        message: failed.error.message,
+        hint: failed.error.hint,
+      });
     };
     const cleanup = (): void => {
       tokens.pending.off('completed', onCompleted);

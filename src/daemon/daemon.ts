@@ -109,7 +109,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   let config = await loadConfig(options.configFile);
   const limits = options.limits ?? DEFAULT_LIMITS;
   const identityProviderTimeoutMs = options.identityProviderTimeoutMs ?? 15_000;
-  for (const warning of await startupWarnings(config, options.cacheStore)) log.warn({ event: 'startup_warning' }, warning);
+  for (const warning of await startupWarnings(config, options.cacheStore))
+    log.warn({ event: 'startup_warning' }, warning);
 
   const store = new TokenStore(options.cacheStore);
   const tokens = new TokenManager({
@@ -139,12 +140,19 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     maxIntervalMs: options.keepAliveIntervalMs ?? DEFAULT_KEEPALIVE_INTERVAL_MS,
     retryMs: 60_000,
   });
-  const stopNotifier = options.notifyCommand ? startNotifier(tokens, options.notifyCommand, log) : () => undefined;
-  const stopRedirectServers = options.localServerAuth ? startRedirectServers(tokens, log) : () => undefined;
+  const stopNotifier = options.notifyCommand
+    ? startNotifier(tokens, options.notifyCommand, log)
+    : () => undefined;
+  const stopRedirectServers = options.localServerAuth
+    ? startRedirectServers(tokens, log)
+    : () => undefined;
   const gate = new PreAuthGate(limits);
   const machineName = hostname();
 
-  const optionsFor = async (forConfig: ProxyConfig, server: ServerConfig): Promise<ListenerOptions> => ({
+  const optionsFor = async (
+    forConfig: ProxyConfig,
+    server: ServerConfig,
+  ): Promise<ListenerOptions> => ({
     server,
     session: sessionFor(server.protocol),
     auth,
@@ -154,7 +162,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     upstream: upstreamTarget(server),
     upstreamTls: {
       connectTimeoutMs: options.upstreamConnectTimeoutMs ?? 15_000,
-      ...(server.serverCaFile && { extraCa: [await readPem(forConfig, server, 'server_ca_file', server.serverCaFile)] }),
+      ...(server.serverCaFile && {
+        extraCa: [await readPem(forConfig, server, 'server_ca_file', server.serverCaFile)],
+      }),
     },
     ...(await localTls(forConfig, server)),
     hostname: machineName,
@@ -164,7 +174,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const ports = new ListenerSet(log);
   const prepare = async (forConfig: ProxyConfig): Promise<Map<ServerConfig, ListenerOptions>> => {
     const prepared = new Map<ServerConfig, ListenerOptions>();
-    for (const server of forConfig.servers) prepared.set(server, await optionsFor(forConfig, server));
+    for (const server of forConfig.servers)
+      prepared.set(server, await optionsFor(forConfig, server));
     return prepared;
   };
 
@@ -174,7 +185,11 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     // The first start of a user's daemon finds no state directory yet (systemd's StateDirectory=
     // makes it for the system unit); owner-only, like the token store's.
     await mkdir(dirname(options.controlSocket), { recursive: true, mode: 0o700 });
-    control = await startControlServer(options.controlSocket, controlHandler(() => config, tokens), log);
+    control = await startControlServer(
+      options.controlSocket,
+      controlHandler(() => config, tokens),
+      log,
+    );
   } catch (err) {
     keepAlive.close();
     stopNotifier();
@@ -189,7 +204,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     const portChanges = await ports.apply(await prepare(next));
     const previous = config;
     config = next;
-    for (const warning of await startupWarnings(next, options.cacheStore)) log.warn({ event: 'startup_warning' }, warning);
+    for (const warning of await startupWarnings(next, options.cacheStore))
+      log.warn({ event: 'startup_warning' }, warning);
     return { ...portChanges, ...accountChanges(previous, next) };
   };
   /** One reload at a time: a second SIGHUP during a reload waits for it. */
@@ -225,16 +241,25 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       const controlClosed = control.close();
       ports.sendAwayPreAuth();
 
-      const graceOver = sleep(graceMs, undefined, { ref: false, ...(hurry && { signal: hurry }) }).catch(() => undefined);
+      const graceOver = sleep(graceMs, undefined, {
+        ref: false,
+        ...(hurry && { signal: hurry }),
+      }).catch(() => undefined);
       let cut = 0;
       if (!(await Promise.race([ports.drained().then(() => true), graceOver.then(() => false)]))) {
         cut = ports.openConnections();
-        log.warn({ event: 'sessions_cut', sessions: cut, graceMs }, `grace time over: closing ${cut} session(s) still open`);
+        log.warn(
+          { event: 'sessions_cut', sessions: cut, graceMs },
+          `grace time over: closing ${cut} session(s) still open`,
+        );
         ports.destroyAll();
       }
       // A login that was refreshing a token when its client was sent away still stores the result.
       await Promise.race([
-        Promise.all([logins.settled((account) => awaitingAuthorisation.has(account)), controlClosed]),
+        Promise.all([
+          logins.settled((account) => awaitingAuthorisation.has(account)),
+          controlClosed,
+        ]),
         sleep(TOKEN_WRITE_GRACE_MS + identityProviderTimeoutMs, undefined, { ref: false }),
       ]);
       await store.idle();
@@ -261,33 +286,63 @@ class TrackedAuthenticator extends OAuthAuthenticator {
   }
 }
 
-function accountChanges(previous: ProxyConfig, next: ProxyConfig): Pick<ReloadSummary, 'accountsAdded' | 'accountsRemoved' | 'accountsChanged'> {
-  const before = new Map(previous.accounts.map((account) => [account.name, JSON.stringify(account)]));
+function accountChanges(
+  previous: ProxyConfig,
+  next: ProxyConfig,
+): Pick<ReloadSummary, 'accountsAdded' | 'accountsRemoved' | 'accountsChanged'> {
+  const before = new Map(
+    previous.accounts.map((account) => [account.name, JSON.stringify(account)]),
+  );
   const after = new Map(next.accounts.map((account) => [account.name, JSON.stringify(account)]));
   return {
     accountsAdded: [...after.keys()].filter((name) => !before.has(name)),
     accountsRemoved: [...before.keys()].filter((name) => !after.has(name)),
-    accountsChanged: [...after].filter(([name, text]) => before.has(name) && before.get(name) !== text).map(([name]) => name),
+    accountsChanged: [...after]
+      .filter(([name, text]) => before.has(name) && before.get(name) !== text)
+      .map(([name]) => name),
   };
 }
 
-async function localTls(config: ProxyConfig, server: ServerConfig): Promise<{ localTls?: { context: tls.SecureContext; implicit: boolean } }> {
+async function localTls(
+  config: ProxyConfig,
+  server: ServerConfig,
+): Promise<{ localTls?: { context: tls.SecureContext; implicit: boolean } }> {
   if (!server.localCertificatePath || !server.localKeyPath) return {};
   const [cert, key] = await Promise.all([
     readPem(config, server, 'local_certificate_path', server.localCertificatePath),
     readPem(config, server, 'local_key_path', server.localKeyPath),
   ]);
   try {
-    return { localTls: { context: tls.createSecureContext({ cert, key, minVersion: 'TLSv1.2' }), implicit: !server.localStarttls } };
+    return {
+      localTls: {
+        context: tls.createSecureContext({ cert, key, minVersion: 'TLSv1.2' }),
+        implicit: !server.localStarttls,
+      },
+    };
   } catch (err) {
-    throw new ConfigError({ file: config.file, section: server.section, key: 'local_certificate_path', problem: `certificate and key do not work together: ${(err as Error).message}` });
+    throw new ConfigError({
+      file: config.file,
+      section: server.section,
+      key: 'local_certificate_path',
+      problem: `certificate and key do not work together: ${(err as Error).message}`,
+    });
   }
 }
 
-async function readPem(config: ProxyConfig, server: ServerConfig, key: string, path: string): Promise<string> {
+async function readPem(
+  config: ProxyConfig,
+  server: ServerConfig,
+  key: string,
+  path: string,
+): Promise<string> {
   try {
     return await readFile(path, 'utf8');
   } catch (err) {
-    throw new ConfigError({ file: config.file, section: server.section, key, problem: `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
+    throw new ConfigError({
+      file: config.file,
+      section: server.section,
+      key,
+      problem: `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    });
   }
 }

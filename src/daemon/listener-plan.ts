@@ -7,7 +7,11 @@ export interface ListenerPlan<L> {
   /** Listeners whose address and port are gone from the config: stop accepting on them. */
   readonly unbind: readonly L[];
   /** Listeners that stay bound, with the section they serve new connections by from now on. */
-  readonly keep: ReadonlyArray<{ readonly listener: L; readonly server: ServerConfig; readonly changed: boolean }>;
+  readonly keep: ReadonlyArray<{
+    readonly listener: L;
+    readonly server: ServerConfig;
+    readonly changed: boolean;
+  }>;
 }
 
 /**
@@ -16,7 +20,10 @@ export interface ListenerPlan<L> {
  * (upstream, protocol, certificate, CA) keeps its port and is updated in place: the port never
  * stops accepting, new connections use the new settings, established ones keep theirs.
  */
-export function planListeners<L extends { readonly server: ServerConfig }>(current: readonly L[], next: readonly ServerConfig[]): ListenerPlan<L> {
+export function planListeners<L extends { readonly server: ServerConfig }>(
+  current: readonly L[],
+  next: readonly ServerConfig[],
+): ListenerPlan<L> {
   const running = new Map(current.map((listener) => [bindingOf(listener.server), listener]));
   const bind: ServerConfig[] = [];
   const keep: Array<{ listener: L; server: ServerConfig; changed: boolean }> = [];

@@ -27,7 +27,9 @@ export class ListenError extends Error {
           : cause.code === 'EADDRNOTAVAIL'
             ? 'the address is not one of this machine'
             : cause.message;
-    super(`[${server.section}]: cannot listen on ${server.localAddress}:${server.localPort}: ${why}`);
+    super(
+      `[${server.section}]: cannot listen on ${server.localAddress}:${server.localPort}: ${why}`,
+    );
     this.name = 'ListenError';
   }
 }
@@ -74,7 +76,10 @@ export class ListenerSet {
   async apply(prepared: ReadonlyMap<ServerConfig, ListenerOptions>): Promise<PortChanges> {
     const plan = planListeners(this.listeners, [...prepared.keys()]);
     // Closed ports first, so a section that moved to another address on the same port can bind.
-    const unbound = plan.unbind.map((listener) => ({ listener, options: this.active.get(listener)! }));
+    const unbound = plan.unbind.map((listener) => ({
+      listener,
+      options: this.active.get(listener)!,
+    }));
     for (const { listener } of unbound) {
       await listener.stopAccepting();
       this.retire(listener);
@@ -105,7 +110,10 @@ export class ListenerSet {
   /** `IMAP 127.0.0.1:1993 → outlook.office365.com:993, ...`, for logs and the service manager. */
   describe(): string {
     return this.listeners
-      .map(({ server, address }) => `${server.protocol} ${address.address}:${address.port} → ${server.serverAddress}:${server.serverPort}`)
+      .map(
+        ({ server, address }) =>
+          `${server.protocol} ${address.address}:${address.port} → ${server.serverAddress}:${server.serverPort}`,
+      )
       .join(', ');
   }
 
@@ -140,7 +148,14 @@ export class ListenerSet {
       throw new ListenError(server, err);
     });
     this.log.info(
-      { event: 'listening', section: server.section, protocol: server.protocol, address: server.localAddress, port: server.localPort, upstream: `${server.serverAddress}:${server.serverPort}` },
+      {
+        event: 'listening',
+        section: server.section,
+        protocol: server.protocol,
+        address: server.localAddress,
+        port: server.localPort,
+        upstream: `${server.serverAddress}:${server.serverPort}`,
+      },
       `listening on ${server.localAddress}:${server.localPort}`,
     );
     return listener;
@@ -152,7 +167,10 @@ export class ListenerSet {
     void listener.drained().then(() => this.retired.delete(listener));
   }
 
-  private async rollBack(bound: ReadonlyArray<[Listener, ListenerOptions]>, unbound: ReadonlyArray<{ listener: Listener; options: ListenerOptions }>): Promise<void> {
+  private async rollBack(
+    bound: ReadonlyArray<[Listener, ListenerOptions]>,
+    unbound: ReadonlyArray<{ listener: Listener; options: ListenerOptions }>,
+  ): Promise<void> {
     for (const [listener] of bound) {
       await listener.stopAccepting();
       listener.destroyAll();
@@ -161,7 +179,10 @@ export class ListenerSet {
       try {
         this.active.set(await this.bind(options), options);
       } catch (err) {
-        this.log.error({ event: 'rebind_failed', section: listener.server.section, err: (err as Error).message }, 'could not listen again on a port of the previous configuration');
+        this.log.error(
+          { event: 'rebind_failed', section: listener.server.section, err: (err as Error).message },
+          'could not listen again on a port of the previous configuration',
+        );
       }
     }
   }

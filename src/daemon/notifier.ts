@@ -32,17 +32,39 @@ function run(command: string, event: TokenEvent, log: Logger): void {
     ...('userCode' in event && event.userCode && { OAUTH2_MAIL_PROXY_USER_CODE: event.userCode }),
     ...('reason' in event && { OAUTH2_MAIL_PROXY_REASON: event.reason }),
   };
-  const child = spawn('/bin/sh', ['-c', command], { env, stdio: ['ignore', 'ignore', 'pipe'], timeout: HOOK_TIMEOUT_MS });
+  const child = spawn('/bin/sh', ['-c', command], {
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    timeout: HOOK_TIMEOUT_MS,
+  });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => {
     if (stderr.length < 2_000) stderr += chunk.toString('utf8');
   });
-  child.once('error', (err) => log.warn({ event: 'notify_failed', account: event.account, err: err.message }, 'notification command could not run'));
+  child.once('error', (err) =>
+    log.warn(
+      { event: 'notify_failed', account: event.account, err: err.message },
+      'notification command could not run',
+    ),
+  );
   child.once('exit', (code, signal) => {
     if (code === 0) {
-      log.debug({ event: 'notified', account: event.account, type: event.type }, 'notification command ran');
+      log.debug(
+        { event: 'notified', account: event.account, type: event.type },
+        'notification command ran',
+      );
       return;
     }
-    log.warn({ event: 'notify_failed', account: event.account, type: event.type, code, signal, stderr: stderr.trim().slice(0, 500) }, 'notification command failed');
+    log.warn(
+      {
+        event: 'notify_failed',
+        account: event.account,
+        type: event.type,
+        code,
+        signal,
+        stderr: stderr.trim().slice(0, 500),
+      },
+      'notification command failed',
+    );
   });
 }

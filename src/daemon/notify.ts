@@ -26,7 +26,10 @@ const NOTIFY_TIMEOUT_MS = 5_000;
  * `NOTIFY_SOCKET` is taken out of the environment, so hooks the daemon runs (`--notify-command`)
  * cannot send notifications in its name by accident.
  */
-export function serviceNotifier(log: Logger, env: NodeJS.ProcessEnv = process.env): ServiceNotifier {
+export function serviceNotifier(
+  log: Logger,
+  env: NodeJS.ProcessEnv = process.env,
+): ServiceNotifier {
   const socket = env.NOTIFY_SOCKET;
   delete env.NOTIFY_SOCKET;
   if (!socket) return SILENT;
@@ -34,21 +37,33 @@ export function serviceNotifier(log: Logger, env: NodeJS.ProcessEnv = process.en
   let queue: Promise<void> = Promise.resolve();
   let warned = false;
   const send = (fields: Readonly<Record<string, string>>): Promise<void> => {
-    const args = [`--pid=${process.pid}`, ...Object.entries(fields).map(([name, value]) => `${name}=${oneLine(value)}`)];
+    const args = [
+      `--pid=${process.pid}`,
+      ...Object.entries(fields).map(([name, value]) => `${name}=${oneLine(value)}`),
+    ];
     // In order: READY=1 must never overtake the RELOADING=1 before it.
     queue = queue.then(
       () =>
         new Promise<void>((resolve) => {
-          execFile('systemd-notify', args, { env: { ...env, NOTIFY_SOCKET: socket }, timeout: NOTIFY_TIMEOUT_MS }, (err, _stdout, stderr) => {
-            if (err && !warned) {
-              warned = true;
-              log.warn(
-                { event: 'notify_socket_failed', err: err.message, stderr: stderr.trim().slice(0, 300) },
-                'cannot tell systemd about readiness (is systemd-notify installed?); with Type=notify the unit will time out',
-              );
-            }
-            resolve();
-          });
+          execFile(
+            'systemd-notify',
+            args,
+            { env: { ...env, NOTIFY_SOCKET: socket }, timeout: NOTIFY_TIMEOUT_MS },
+            (err, _stdout, stderr) => {
+              if (err && !warned) {
+                warned = true;
+                log.warn(
+                  {
+                    event: 'notify_socket_failed',
+                    err: err.message,
+                    stderr: stderr.trim().slice(0, 300),
+                  },
+                  'cannot tell systemd about readiness (is systemd-notify installed?); with Type=notify the unit will time out',
+                );
+              }
+              resolve();
+            },
+          );
         }),
     );
     return queue;
@@ -56,7 +71,12 @@ export function serviceNotifier(log: Logger, env: NodeJS.ProcessEnv = process.en
 
   return {
     ready: (status) => send({ READY: '1', STATUS: status }),
-    reloading: () => send({ RELOADING: '1', MONOTONIC_USEC: String(process.hrtime.bigint() / 1000n), STATUS: 'reloading the configuration' }),
+    reloading: () =>
+      send({
+        RELOADING: '1',
+        MONOTONIC_USEC: String(process.hrtime.bigint() / 1000n),
+        STATUS: 'reloading the configuration',
+      }),
     stopping: (status) => send({ STOPPING: '1', STATUS: status }),
     status: (status) => send({ STATUS: status }),
   };

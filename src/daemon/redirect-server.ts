@@ -26,29 +26,54 @@ export function startRedirectServers(tokens: TokenManager, log: Logger): () => v
     if (pending.flow !== 'authorization_code' || servers.has(pending.key)) return;
     const address = listenAddress(tokens, pending.key);
     if (!address) {
-      log.info({ event: 'redirect_server_skipped', account: pending.key }, 'no plain-http redirect address to listen on; paste the address instead');
+      log.info(
+        { event: 'redirect_server_skipped', account: pending.key },
+        'no plain-http redirect address to listen on; paste the address instead',
+      );
       return;
     }
-    const server = http.createServer((request, response) => void answer(request, response, pending.key, address));
-    server.on('error', (err) => log.warn({ event: 'redirect_server_failed', account: pending.key, err: err.message }, `cannot listen on ${address.href}`));
+    const server = http.createServer(
+      (request, response) => void answer(request, response, pending.key, address),
+    );
+    server.on('error', (err) =>
+      log.warn(
+        { event: 'redirect_server_failed', account: pending.key, err: err.message },
+        `cannot listen on ${address.href}`,
+      ),
+    );
     server.listen(Number(address.port || 80), address.hostname.replace(/^\[(.*)\]$/, '$1'), () =>
-      log.info({ event: 'redirect_server_listening', account: pending.key, address: address.origin }, `waiting for the sign-in redirect on ${address.origin}`),
+      log.info(
+        { event: 'redirect_server_listening', account: pending.key, address: address.origin },
+        `waiting for the sign-in redirect on ${address.origin}`,
+      ),
     );
     servers.set(pending.key, server);
   };
 
-  const answer = async (request: http.IncomingMessage, response: http.ServerResponse, key: string, address: URL): Promise<void> => {
+  const answer = async (
+    request: http.IncomingMessage,
+    response: http.ServerResponse,
+    key: string,
+    address: URL,
+  ): Promise<void> => {
     const received = new URL(request.url ?? '/', address.origin);
     if (!received.searchParams.has('code') && !received.searchParams.has('error')) {
-      response.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('oauth2-mail-proxy: waiting for the sign-in redirect\n');
+      response
+        .writeHead(404, { 'content-type': 'text/plain; charset=utf-8' })
+        .end('oauth2-mail-proxy: waiting for the sign-in redirect\n');
       return;
     }
     try {
       await tokens.pending.complete(key, received.href);
-      response.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' }).end(`Authorised ${key}. You can close this window.\n`);
+      response
+        .writeHead(200, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' })
+        .end(`Authorised ${key}. You can close this window.\n`);
     } catch (err) {
-      const message = err instanceof OAuthError ? `${err.message}. ${err.hint}` : (err as Error).message;
-      response.writeHead(400, { 'content-type': 'text/plain; charset=utf-8' }).end(`oauth2-mail-proxy could not use this sign-in: ${message}\n`);
+      const message =
+        err instanceof OAuthError ? `${err.message}. ${err.hint}` : (err as Error).message;
+      response
+        .writeHead(400, { 'content-type': 'text/plain; charset=utf-8' })
+        .end(`oauth2-mail-proxy could not use this sign-in: ${message}\n`);
     }
   };
 

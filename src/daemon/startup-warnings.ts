@@ -1,7 +1,12 @@
 import { stat } from 'node:fs/promises';
 import { isLoopbackHost } from '../config/loopback.js';
 import type { AccountConfig, GlobalOptions, ProxyConfig } from '../config/types.js';
-import { loadCertificateCredentials, OAuthError, readServiceAccountKey, serviceAccountKeyType } from '../oauth/index.js';
+import {
+  loadCertificateCredentials,
+  OAuthError,
+  readServiceAccountKey,
+  serviceAccountKeyType,
+} from '../oauth/index.js';
 
 /**
  * Things that deserve the owner's attention, logged once at start: files holding secrets that
@@ -41,15 +46,28 @@ export async function startupWarnings(config: ProxyConfig, tokenStore: string): 
 
 /** What secrets the config file itself holds, said as the warning's reason; undefined for none. */
 function secretsIn(config: ProxyConfig): string | undefined {
-  const holdsSecret = (account: AccountConfig): boolean => Boolean(account.clientSecret) || account.clientSecretEncrypted !== undefined;
+  const holdsSecret = (account: AccountConfig): boolean =>
+    Boolean(account.clientSecret) || account.clientSecretEncrypted !== undefined;
   const held: string[] = [];
-  if (config.accounts.some((account) => account.flow !== 'service_account' && holdsSecret(account))) held.push('client secrets');
+  if (config.accounts.some((account) => account.flow !== 'service_account' && holdsSecret(account)))
+    held.push('client secrets');
   // A service account's key opens every mailbox delegated to it; only a path to it is no secret.
-  if (config.accounts.some((account) => account.flow === 'service_account' && holdsSecret(account) && !namesKeyFile(account))) {
+  if (
+    config.accounts.some(
+      (account) =>
+        account.flow === 'service_account' && holdsSecret(account) && !namesKeyFile(account),
+    )
+  ) {
     held.push('service account keys');
   }
   // tokensInConfig also carries token_salt and client_secret_encrypted; only real tokens count here.
-  if (config.accounts.some((account) => account.tokensInConfig?.access_token !== undefined || account.tokensInConfig?.refresh_token !== undefined)) {
+  if (
+    config.accounts.some(
+      (account) =>
+        account.tokensInConfig?.access_token !== undefined ||
+        account.tokensInConfig?.refresh_token !== undefined,
+    )
+  ) {
     held.push('tokens');
   }
   if (held.length === 0) return undefined;
@@ -75,12 +93,15 @@ async function serviceAccountWarnings(accounts: readonly AccountConfig[]): Promi
       else serviceAccountKeyType(account);
     } catch (err) {
       if (!(err instanceof OAuthError)) throw err;
-      warnings.push(`[${account.name}] ${err.message}: its logins are refused until that is fixed. ${err.hint}`);
+      warnings.push(
+        `[${account.name}] ${err.message}: its logins are refused until that is fixed. ${err.hint}`,
+      );
       continue;
     }
     if (namesKeyFile(account)) keyFiles.add(account.clientSecret?.trim() ?? '');
   }
-  for (const path of keyFiles) warnings.push(...(await readableByOthers(path, "it holds a service account's private key")));
+  for (const path of keyFiles)
+    warnings.push(...(await readableByOthers(path, "it holds a service account's private key")));
   return warnings;
 }
 
@@ -89,7 +110,10 @@ async function serviceAccountWarnings(accounts: readonly AccountConfig[]): Promi
  * email-oauth2-proxy, the secret wins), that cannot be used (logins would be refused, so say it
  * now), whose certificate has expired, and private keys others can read.
  */
-async function certificateCredentialWarnings(accounts: readonly AccountConfig[], options: GlobalOptions): Promise<string[]> {
+async function certificateCredentialWarnings(
+  accounts: readonly AccountConfig[],
+  options: GlobalOptions,
+): Promise<string[]> {
   const warnings: string[] = [];
   const keyFiles = new Set<string>();
   const files = 'certificate credentials (jwt_certificate_path, jwt_key_path)';
@@ -99,10 +123,15 @@ async function certificateCredentialWarnings(accounts: readonly AccountConfig[],
     keyFiles.add(credentials.keyPath);
     if (account.clientSecret || account.clientSecretEncrypted !== undefined) {
       const secret = account.clientSecret ? 'client_secret' : 'client_secret_encrypted';
-      warnings.push(`[${account.name}] has both ${secret} and ${files}: the client secret is used; remove ${secret} to use the certificate`);
+      warnings.push(
+        `[${account.name}] has both ${secret} and ${files}: the client secret is used; remove ${secret} to use the certificate`,
+      );
       continue;
     }
-    if (account.flow === 'client_credentials' && options.useLoginPasswordAsClientCredentialsSecret) {
+    if (
+      account.flow === 'client_credentials' &&
+      options.useLoginPasswordAsClientCredentialsSecret
+    ) {
       warnings.push(
         `[${account.name}] has ${files}, but use_login_password_as_client_credentials_secret is on in [emailproxy]: ` +
           "the login password is sent as the app's client secret instead; turn that option off to use the certificate",
@@ -119,16 +148,26 @@ async function certificateCredentialWarnings(accounts: readonly AccountConfig[],
       }
     } catch (err) {
       if (!(err instanceof OAuthError)) throw err;
-      warnings.push(`[${account.name}] ${err.message}: its token requests fail until that is fixed. ${err.hint}`);
+      warnings.push(
+        `[${account.name}] ${err.message}: its token requests fail until that is fixed. ${err.hint}`,
+      );
     }
   }
-  for (const path of keyFiles) warnings.push(...(await readableByOthers(path, 'it holds the private key of certificate credentials')));
+  for (const path of keyFiles)
+    warnings.push(
+      ...(await readableByOthers(path, 'it holds the private key of certificate credentials')),
+    );
   return warnings;
 }
 
 /** The warning for a file holding secrets (`what`) that group or others can read; none if it cannot be read. */
 async function readableByOthers(path: string, what: string): Promise<string[]> {
-  const mode = await stat(path).then((info) => info.mode, () => undefined);
+  const mode = await stat(path).then(
+    (info) => info.mode,
+    () => undefined,
+  );
   if (mode === undefined || (mode & 0o077) === 0) return [];
-  return [`${path} is readable by other users (mode ${(mode & 0o777).toString(8)}) and ${what}; run: chmod 600 ${path}`];
+  return [
+    `${path} is readable by other users (mode ${(mode & 0o777).toString(8)}) and ${what}; run: chmod 600 ${path}`,
+  ];
 }

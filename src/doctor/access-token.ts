@@ -21,7 +21,12 @@ import {
   type ServiceAccountKey,
   type TokenSet,
 } from '../oauth/index.js';
-import { decryptClientSecret, EncryptedClientSecretError, encryptedClientSecret, withEncryptedClientSecret } from '../tokens/client-secret.js';
+import {
+  decryptClientSecret,
+  EncryptedClientSecretError,
+  encryptedClientSecret,
+  withEncryptedClientSecret,
+} from '../tokens/client-secret.js';
 import { CorruptTokenError, WrongKeyError } from '../tokens/fernet.js';
 import { DEFAULT_ITERATIONS } from '../tokens/key-derivation.js';
 import type { TokenStore } from '../tokens/store.js';
@@ -50,7 +55,9 @@ export interface AccessTokenOutcome {
  * token; when the refresh fails but the stored access token has not expired, with that one, so the
  * upstream checks still run.
  */
-export async function checkAccessToken(options: AccessTokenStepOptions): Promise<AccessTokenOutcome> {
+export async function checkAccessToken(
+  options: AccessTokenStepOptions,
+): Promise<AccessTokenOutcome> {
   const { subject } = options.explain;
   const { report } = options;
   if (subject.account.flow === 'client_credentials') return appOnlyToken(options);
@@ -62,24 +69,32 @@ export async function checkAccessToken(options: AccessTokenStepOptions): Promise
   try {
     const stored = await options.store.read(subject.key);
     fields = stored ?? subject.account.tokensInConfig;
-    source = stored ? options.store.path : `${options.explain.config.file} (tokens left in the config file)`;
+    source = stored
+      ? options.store.path
+      : `${options.explain.config.file} (tokens left in the config file)`;
   } catch (err) {
     report({ status: 'fail', title: `stored tokens: ${(err as Error).message}` });
     return {};
   }
   if (fields?.access_token === undefined && fields?.refresh_token === undefined) {
-    if (passwordFlow) return tokensFromPassword(options, fields, await options.askPassword(), 'none were stored');
+    if (passwordFlow)
+      return tokensFromPassword(options, fields, await options.askPassword(), 'none were stored');
     report({
       status: 'fail',
       title: `stored tokens: none for ${subject.key}; the account needs authorising`,
-      details: [`Authorise it, signing in as ${subject.loginName}: ${options.explain.authorizeCommand}`],
+      details: [
+        `Authorise it, signing in as ${subject.loginName}: ${options.explain.authorizeCommand}`,
+      ],
     });
     return {};
   }
 
   const password = await options.askPassword();
   if (!password) {
-    report({ status: 'fail', title: 'stored tokens: no password given, so they cannot be decrypted' });
+    report({
+      status: 'fail',
+      title: 'stored tokens: no password given, so they cannot be decrypted',
+    });
     return {};
   }
   let key: AccountKey;
@@ -91,9 +106,16 @@ export async function checkAccessToken(options: AccessTokenStepOptions): Promise
       report({
         status: 'warn',
         title: `stored tokens: the password does not decrypt the tokens stored for ${subject.key}`,
-        details: ['With oauth2_flow = password the identity provider decides whether it is the account\'s (new) password.'],
+        details: [
+          "With oauth2_flow = password the identity provider decides whether it is the account's (new) password.",
+        ],
       });
-      return tokensFromPassword(options, fields, password, 'the password did not decrypt the stored tokens');
+      return tokensFromPassword(
+        options,
+        fields,
+        password,
+        'the password did not decrypt the stored tokens',
+      );
     }
     if (err instanceof WrongKeyError) {
       report({
@@ -110,14 +132,19 @@ export async function checkAccessToken(options: AccessTokenStepOptions): Promise
       report({
         status: 'fail',
         title: `stored tokens: unreadable (${err.message})`,
-        details: [`They cannot be used with any password. Authorise again, signing in as ${subject.loginName}: ${options.explain.authorizeCommand}`],
+        details: [
+          `They cannot be used with any password. Authorise again, signing in as ${subject.loginName}: ${options.explain.authorizeCommand}`,
+        ],
       });
       return {};
     }
     throw err;
   }
   const now = Date.now() / 1000;
-  const storedAccess = tokens.accessToken && tokens.accessTokenExpiry !== undefined && tokens.accessTokenExpiry > now ? tokens.accessToken : undefined;
+  const storedAccess =
+    tokens.accessToken && tokens.accessTokenExpiry !== undefined && tokens.accessTokenExpiry > now
+      ? tokens.accessToken
+      : undefined;
   report({
     status: 'pass',
     title: `stored tokens: decrypted from ${source} (${describeStored(tokens, now)})`,
@@ -129,7 +156,8 @@ export async function checkAccessToken(options: AccessTokenStepOptions): Promise
   if (!tokens.refreshToken) {
     report({
       status: 'fail',
-      title: 'token refresh: there is no refresh token, so the account stops working when the access token expires',
+      title:
+        'token refresh: there is no refresh token, so the account stops working when the access token expires',
       details: [
         'Make sure oauth2_scope includes offline_access (Microsoft) and the client may use refresh tokens, then',
         `authorise again, signing in as ${subject.loginName}: ${options.explain.authorizeCommand}`,
@@ -140,9 +168,18 @@ export async function checkAccessToken(options: AccessTokenStepOptions): Promise
 
   let refreshed: TokenSet;
   try {
-    refreshed = await refresh(subject.account, tokens.refreshToken, withSecret(options.oauth, secret));
+    refreshed = await refresh(
+      subject.account,
+      tokens.refreshToken,
+      withSecret(options.oauth, secret),
+    );
   } catch (err) {
-    const failure = explainTokenFailure('token refresh', classifyOAuthFailure(err, 'refresh'), options.explain, options.oauth.requestTimeoutMs);
+    const failure = explainTokenFailure(
+      'token refresh',
+      classifyOAuthFailure(err, 'refresh'),
+      options.explain,
+      options.oauth.requestTimeoutMs,
+    );
     if (!storedAccess) {
       report(failure);
       return {};
@@ -159,7 +196,8 @@ export async function checkAccessToken(options: AccessTokenStepOptions): Promise
     accessTokenExpiry: refreshed.expiresAt,
     ...(refreshed.refreshToken && { refreshToken: refreshed.refreshToken }),
   });
-  const fieldsToSave = secret === undefined ? sealed : withEncryptedClientSecret(sealed, saveKey, secret);
+  const fieldsToSave =
+    secret === undefined ? sealed : withEncryptedClientSecret(sealed, saveKey, secret);
   try {
     await options.store.write(subject.key, fieldsToSave);
   } catch (err) {
@@ -168,7 +206,10 @@ export async function checkAccessToken(options: AccessTokenStepOptions): Promise
       title: `token refresh: refreshed, but the new tokens could not be saved (${(err as Error).message})`,
       details: refreshed.refreshTokenKept
         ? ['The stored refresh token still works; fix the token store so new tokens can be kept.']
-        : ['The provider replaced the refresh token, and the new one is lost: the stored one may stop working.', `Fix the token store, then authorise again: ${options.explain.authorizeCommand}`],
+        : [
+            'The provider replaced the refresh token, and the new one is lost: the stored one may stop working.',
+            `Fix the token store, then authorise again: ${options.explain.authorizeCommand}`,
+          ],
     });
     return { accessToken: refreshed.accessToken };
   }
@@ -176,7 +217,9 @@ export async function checkAccessToken(options: AccessTokenStepOptions): Promise
     status: 'pass',
     title:
       `token refresh: new access token valid until ${isoTime(refreshed.expiresAt)}; ` +
-      (refreshed.refreshTokenKept ? 'the provider kept the refresh token' : 'the rotated refresh token was saved'),
+      (refreshed.refreshTokenKept
+        ? 'the provider kept the refresh token'
+        : 'the rotated refresh token was saved'),
   });
   return { accessToken: refreshed.accessToken };
 }
@@ -193,14 +236,23 @@ async function tokensFromPassword(
 ): Promise<AccessTokenOutcome> {
   const { subject } = options.explain;
   if (!password) {
-    options.report({ status: 'fail', title: "password grant: no password given (with oauth2_flow = password it is the account's own password)" });
+    options.report({
+      status: 'fail',
+      title:
+        "password grant: no password given (with oauth2_flow = password it is the account's own password)",
+    });
     return {};
   }
   const secret = await clientSecretFor(options, fields, password);
   if (secret === false) return {};
   let tokens: TokenSet;
   try {
-    tokens = await passwordGrant(subject.account, subject.loginName, password, withSecret(options.oauth, secret));
+    tokens = await passwordGrant(
+      subject.account,
+      subject.loginName,
+      password,
+      withSecret(options.oauth, secret),
+    );
   } catch (err) {
     const failure = classifyOAuthFailure(err, 'password');
     options.report(
@@ -210,7 +262,12 @@ async function tokensFromPassword(
             title: `password grant: the identity provider refused the password for ${subject.loginName}: ${failure.description ?? failure.code}`,
             details: [failure.hint, 'Nothing stored was changed.'],
           }
-        : explainTokenFailure('password grant', failure, options.explain, options.oauth.requestTimeoutMs),
+        : explainTokenFailure(
+            'password grant',
+            failure,
+            options.explain,
+            options.oauth.requestTimeoutMs,
+          ),
     );
     return {};
   }
@@ -221,12 +278,17 @@ async function tokensFromPassword(
     ...(tokens.refreshToken && { refreshToken: tokens.refreshToken }),
   });
   try {
-    await options.store.write(subject.key, secret === undefined ? sealed : withEncryptedClientSecret(sealed, key, secret));
+    await options.store.write(
+      subject.key,
+      secret === undefined ? sealed : withEncryptedClientSecret(sealed, key, secret),
+    );
   } catch (err) {
     options.report({
       status: 'fail',
       title: `password grant: signed in, but the tokens could not be saved (${(err as Error).message})`,
-      details: ['The next login signs in again with its password; fix the token store so the tokens can be kept.'],
+      details: [
+        'The next login signs in again with its password; fix the token store so the tokens can be kept.',
+      ],
     });
     return { accessToken: tokens.accessToken };
   }
@@ -234,7 +296,9 @@ async function tokensFromPassword(
     status: 'pass',
     title:
       `password grant (${why}): signed in as ${subject.loginName}, access token valid until ${isoTime(tokens.expiresAt)}; ` +
-      (tokens.refreshToken ? 'tokens saved' : 'saved, but there is no refresh token (add offline_access to oauth2_scope)'),
+      (tokens.refreshToken
+        ? 'tokens saved'
+        : 'saved, but there is no refresh token (add offline_access to oauth2_scope)'),
   });
   return { accessToken: tokens.accessToken };
 }
@@ -244,19 +308,39 @@ async function appOnlyToken(options: AccessTokenStepOptions): Promise<AccessToke
   const { config, subject } = options.explain;
   let clientSecret = await storedSecretByPassword(options, 'app-only token', 'client secret');
   if (clientSecret === false) return {};
-  if (clientSecret === undefined && !subject.account.clientSecret && config.options.useLoginPasswordAsClientCredentialsSecret) {
+  if (
+    clientSecret === undefined &&
+    !subject.account.clientSecret &&
+    config.options.useLoginPasswordAsClientCredentialsSecret
+  ) {
     clientSecret = await options.askPassword();
     if (!clientSecret) {
-      options.report({ status: 'fail', title: 'app-only token: no password given (it is the client secret here)' });
+      options.report({
+        status: 'fail',
+        title: 'app-only token: no password given (it is the client secret here)',
+      });
       return {};
     }
   }
   try {
-    const tokens = await clientCredentials(subject.account, { ...options.oauth, ...(clientSecret && { clientSecret }) });
-    options.report({ status: 'pass', title: `app-only token: obtained with the client credentials grant, valid until ${isoTime(tokens.expiresAt)}` });
+    const tokens = await clientCredentials(subject.account, {
+      ...options.oauth,
+      ...(clientSecret && { clientSecret }),
+    });
+    options.report({
+      status: 'pass',
+      title: `app-only token: obtained with the client credentials grant, valid until ${isoTime(tokens.expiresAt)}`,
+    });
     return { accessToken: tokens.accessToken };
   } catch (err) {
-    options.report(explainTokenFailure('app-only token', classifyOAuthFailure(err, 'client_credentials'), options.explain, options.oauth.requestTimeoutMs));
+    options.report(
+      explainTokenFailure(
+        'app-only token',
+        classifyOAuthFailure(err, 'client_credentials'),
+        options.explain,
+        options.oauth.requestTimeoutMs,
+      ),
+    );
     return {};
   }
 }
@@ -274,7 +358,14 @@ async function delegatedToken(options: AccessTokenStepOptions): Promise<AccessTo
   try {
     key = await readServiceAccountKey(subject.account, keyOrPath ?? subject.account.clientSecret);
   } catch (err) {
-    options.report(explainTokenFailure('service account key', classifyOAuthFailure(err, 'service_account'), options.explain, options.oauth.requestTimeoutMs));
+    options.report(
+      explainTokenFailure(
+        'service account key',
+        classifyOAuthFailure(err, 'service_account'),
+        options.explain,
+        options.oauth.requestTimeoutMs,
+      ),
+    );
     return {};
   }
   options.report({
@@ -282,16 +373,29 @@ async function delegatedToken(options: AccessTokenStepOptions): Promise<AccessTo
     title: `service account key: ${key.clientEmail}${key.clientId ? ` (client ID ${key.clientId})` : ''} from ${key.source}`,
   });
   // The key names the token endpoint; explanations of an unreachable one should name it too.
-  const explain = { ...options.explain, subject: { ...subject, account: { ...subject.account, tokenUrl: key.tokenUri.href } } };
+  const explain = {
+    ...options.explain,
+    subject: { ...subject, account: { ...subject.account, tokenUrl: key.tokenUri.href } },
+  };
   try {
-    const tokens = await serviceAccountToken(subject.account, subject.loginName, { ...options.oauth, ...(keyOrPath && { clientSecret: keyOrPath }) });
+    const tokens = await serviceAccountToken(subject.account, subject.loginName, {
+      ...options.oauth,
+      ...(keyOrPath && { clientSecret: keyOrPath }),
+    });
     options.report({
       status: 'pass',
       title: `service account token: obtained for ${subject.loginName} (domain-wide delegation), valid until ${isoTime(tokens.expiresAt)}`,
     });
     return { accessToken: tokens.accessToken };
   } catch (err) {
-    options.report(explainTokenFailure('service account token', classifyOAuthFailure(err, 'service_account'), explain, options.oauth.requestTimeoutMs));
+    options.report(
+      explainTokenFailure(
+        'service account token',
+        classifyOAuthFailure(err, 'service_account'),
+        explain,
+        options.oauth.requestTimeoutMs,
+      ),
+    );
     return {};
   }
 }
@@ -307,22 +411,36 @@ async function clientSecretFor(
   unlocked?: AccountKey,
 ): Promise<string | undefined | false> {
   try {
-    return await decryptClientSecret(options.keys, options.explain.subject, fields, password, unlocked);
+    return await decryptClientSecret(
+      options.keys,
+      options.explain.subject,
+      fields,
+      password,
+      unlocked,
+    );
   } catch (err) {
     if (!(err instanceof EncryptedClientSecretError)) throw err;
     options.report({
       status: 'fail',
       title: `client secret: ${err.message}`,
-      ...(err.problem === 'wrong-password' && { details: ['Give the password the mail client logs in to the proxy with: the client secret was encrypted with it.'] }),
+      ...(err.problem === 'wrong-password' && {
+        details: [
+          'Give the password the mail client logs in to the proxy with: the client secret was encrypted with it.',
+        ],
+      }),
     });
     return false;
   }
 }
 
 /** The stored fields (token store, else config) when they make the account's client secret an encrypted one. */
-async function encryptedSecretIn(options: AccessTokenStepOptions): Promise<{ fields: StoredTokenFields | undefined } | undefined> {
+async function encryptedSecretIn(
+  options: AccessTokenStepOptions,
+): Promise<{ fields: StoredTokenFields | undefined } | undefined> {
   const { account } = options.explain.subject;
-  const fields = (await options.store.read(options.explain.subject.key).catch(() => undefined)) ?? account.tokensInConfig;
+  const fields =
+    (await options.store.read(options.explain.subject.key).catch(() => undefined)) ??
+    account.tokensInConfig;
   return encryptedClientSecret(account, fields) === undefined ? undefined : { fields };
 }
 
@@ -330,24 +448,46 @@ async function encryptedSecretIn(options: AccessTokenStepOptions): Promise<{ fie
  * The secret stored encrypted (`client_secret_encrypted`), decrypted with the password `check`
  * asks for: undefined when there is none, false when it could not be (reported as `step`'s failure).
  */
-async function storedSecretByPassword(options: AccessTokenStepOptions, step: string, what: string): Promise<string | undefined | false> {
+async function storedSecretByPassword(
+  options: AccessTokenStepOptions,
+  step: string,
+  what: string,
+): Promise<string | undefined | false> {
   const encrypted = await encryptedSecretIn(options);
   if (!encrypted) return undefined;
   const password = await options.askPassword();
   if (!password) {
-    options.report({ status: 'fail', title: `${step}: no password given, so the stored ${what} (client_secret_encrypted) cannot be decrypted` });
+    options.report({
+      status: 'fail',
+      title: `${step}: no password given, so the stored ${what} (client_secret_encrypted) cannot be decrypted`,
+    });
     return false;
   }
-  return clientSecretFor(options, encrypted.fields, password, await openedBy(options, encrypted.fields, password));
+  return clientSecretFor(
+    options,
+    encrypted.fields,
+    password,
+    await openedBy(options, encrypted.fields, password),
+  );
 }
 
 /** The key that opens the stored tokens with this password, which vouches for it; undefined when none does. */
-async function openedBy(options: AccessTokenStepOptions, fields: StoredTokenFields | undefined, password: string): Promise<AccountKey | undefined> {
+async function openedBy(
+  options: AccessTokenStepOptions,
+  fields: StoredTokenFields | undefined,
+  password: string,
+): Promise<AccountKey | undefined> {
   if (fields?.access_token === undefined && fields?.refresh_token === undefined) return undefined;
-  return options.keys.unlock(fields, password).then(({ key }) => key, () => undefined);
+  return options.keys.unlock(fields, password).then(
+    ({ key }) => key,
+    () => undefined,
+  );
 }
 
-function withSecret(oauth: ProviderClientOptions, secret: string | undefined): ProviderClientOptions {
+function withSecret(
+  oauth: ProviderClientOptions,
+  secret: string | undefined,
+): ProviderClientOptions {
   return secret === undefined ? oauth : { ...oauth, clientSecret: secret };
 }
 
@@ -360,5 +500,7 @@ function describeStored(tokens: DecryptedTokens, now: number): string {
 }
 
 function isoTime(unixSeconds: number | undefined): string {
-  return unixSeconds === undefined ? 'unknown' : new Date(unixSeconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  return unixSeconds === undefined
+    ? 'unknown'
+    : new Date(unixSeconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }

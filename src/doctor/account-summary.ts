@@ -14,13 +14,26 @@ export type SummaryRow = readonly [label: string, values: readonly string[]];
  * The account's configuration as `check` shows it. `storedSecret`: the token store holds the
  * account's client secret encrypted (email-oauth2-proxy's cache store keeps it there).
  */
-export function accountSummary(config: ProxyConfig, subject: TokenSubject, tokenStore: string, storedSecret = false): SummaryRow[] {
+export function accountSummary(
+  config: ProxyConfig,
+  subject: TokenSubject,
+  tokenStore: string,
+  storedSecret = false,
+): SummaryRow[] {
   const { account } = subject;
   const catchAll = subject.key !== account.name;
   const rows: SummaryRow[] = [
     ['Configuration', [config.file]],
-    ['Account section', [`[${account.name}]${catchAll ? ` (catch-all; tokens kept under ${subject.key})` : ''}`]],
-    ['Flow', [`${account.flow}${account.flow === 'authorization_code' && account.usePkce ? ' with PKCE' : ''}`]],
+    [
+      'Account section',
+      [`[${account.name}]${catchAll ? ` (catch-all; tokens kept under ${subject.key})` : ''}`],
+    ],
+    [
+      'Flow',
+      [
+        `${account.flow}${account.flow === 'authorization_code' && account.usePkce ? ' with PKCE' : ''}`,
+      ],
+    ],
   ];
   const endpoints = endpointRows(subject);
   rows.push(...endpoints);
@@ -30,7 +43,10 @@ export function accountSummary(config: ProxyConfig, subject: TokenSubject, token
     rows.push(['Service account', [describeServiceAccountKey(subject, storedSecret)]]);
     rows.push(['Acts as', [`${subject.loginName} (domain-wide delegation)`]]);
   } else {
-    rows.push(['Client', [`${account.clientId} (${describeClientAuth(config, subject, storedSecret)})`]]);
+    rows.push([
+      'Client',
+      [`${account.clientId} (${describeClientAuth(config, subject, storedSecret)})`],
+    ]);
   }
   rows.push(['Token store', [`${tokenStore} [${subject.key}]`]]);
   rows.push(['Upstream servers', config.servers.map(describeServer)]);
@@ -41,7 +57,9 @@ export function accountSummary(config: ProxyConfig, subject: TokenSubject, token
 export function formatSummary(rows: readonly SummaryRow[]): string {
   const width = Math.max(...rows.map(([label]) => label.length)) + 2;
   return rows
-    .flatMap(([label, values]) => values.map((value, index) => `${(index === 0 ? label : '').padEnd(width)}${value}`))
+    .flatMap(([label, values]) =>
+      values.map((value, index) => `${(index === 0 ? label : '').padEnd(width)}${value}`),
+    )
     .join('\n')
     .concat('\n');
 }
@@ -64,7 +82,10 @@ function endpointRows(subject: TokenSubject): SummaryRow[] {
       return [['Token endpoint', ["token_uri in the service account's key"]]];
     case 'device':
       return [
-        ['Device endpoint', [deviceEndpoint(subject) ?? `${account.permissionUrl} (cannot derive a device endpoint)`]],
+        [
+          'Device endpoint',
+          [deviceEndpoint(subject) ?? `${account.permissionUrl} (cannot derive a device endpoint)`],
+        ],
         ['Token endpoint', [account.tokenUrl]],
       ];
     case 'authorization_code': {
@@ -72,7 +93,14 @@ function endpointRows(subject: TokenSubject): SummaryRow[] {
       return [
         ['Authorization', [account.permissionUrl]],
         ['Token endpoint', [account.tokenUrl]],
-        ['Device endpoint', [device ? `${device} (for oauth2_flow = device)` : '(none: the device flow is not available)']],
+        [
+          'Device endpoint',
+          [
+            device
+              ? `${device} (for oauth2_flow = device)`
+              : '(none: the device flow is not available)',
+          ],
+        ],
       ];
     }
   }
@@ -91,18 +119,30 @@ function deviceEndpoint(subject: TokenSubject): string | undefined {
 function describeServiceAccountKey(subject: TokenSubject, storedSecret: boolean): string {
   const { account } = subject;
   const type = account.clientId.trim().toLowerCase();
-  if (type !== 'file' && type !== 'key') return `client_id = ${account.clientId}: must be file or key`;
-  if (account.clientSecret) return type === 'file' ? `key file ${account.clientSecret.trim()}` : 'key written in client_secret';
-  if (account.clientSecretEncrypted || storedSecret) return `${type === 'file' ? 'key file path' : 'key'} stored encrypted (client_secret_encrypted)`;
+  if (type !== 'file' && type !== 'key')
+    return `client_id = ${account.clientId}: must be file or key`;
+  if (account.clientSecret)
+    return type === 'file'
+      ? `key file ${account.clientSecret.trim()}`
+      : 'key written in client_secret';
+  if (account.clientSecretEncrypted || storedSecret)
+    return `${type === 'file' ? 'key file path' : 'key'} stored encrypted (client_secret_encrypted)`;
   return 'no key: client_secret is empty';
 }
 
-function describeClientAuth(config: ProxyConfig, subject: TokenSubject, storedSecret: boolean): string {
+function describeClientAuth(
+  config: ProxyConfig,
+  subject: TokenSubject,
+  storedSecret: boolean,
+): string {
   const { account } = subject;
   if (account.clientSecret) return 'confidential: client_secret is set';
   if (account.clientSecretEncrypted) return 'confidential: client_secret_encrypted is set';
   if (storedSecret) return 'confidential: client_secret_encrypted is in the token store';
-  if (account.flow === 'client_credentials' && config.options.useLoginPasswordAsClientCredentialsSecret) {
+  if (
+    account.flow === 'client_credentials' &&
+    config.options.useLoginPasswordAsClientCredentialsSecret
+  ) {
     return 'confidential: the login password is the client secret';
   }
   if (account.certificateCredentials) {

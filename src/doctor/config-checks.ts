@@ -37,7 +37,11 @@ function sectionRef(config: ProxyConfig, account: AccountConfig): string {
  * Whether `oauth2_scope` asks for a token every configured protocol's server will take.
  * `where` names the section and file for "fix it here" lines.
  */
-export function scopeCheck(account: AccountConfig, protocols: readonly Protocol[], where: string): CheckResult {
+export function scopeCheck(
+  account: AccountConfig,
+  protocols: readonly Protocol[],
+  where: string,
+): CheckResult {
   const scopes = parseScopes(account.scope);
   const names = protocols.join(', ');
   switch (providerFamily(account)) {
@@ -47,20 +51,35 @@ export function scopeCheck(account: AccountConfig, protocols: readonly Protocol[
         : {
             status: 'fail',
             title: `scopes: ${GMAIL_SCOPE} is missing`,
-            details: [`Gmail's IMAP, POP and SMTP servers only take tokens for ${GMAIL_SCOPE}.`, `Set oauth2_scope = ${GMAIL_SCOPE} in ${where}, then authorise again.`],
+            details: [
+              `Gmail's IMAP, POP and SMTP servers only take tokens for ${GMAIL_SCOPE}.`,
+              `Set oauth2_scope = ${GMAIL_SCOPE} in ${where}, then authorise again.`,
+            ],
           };
     case 'microsoft':
       return microsoftScopeCheck(account, scopes, protocols, where);
     case 'other':
-      return { status: 'skip', title: `scopes: not checked (${account.scope || 'none'} are not Microsoft's or Google's mail scopes)` };
+      return {
+        status: 'skip',
+        title: `scopes: not checked (${account.scope || 'none'} are not Microsoft's or Google's mail scopes)`,
+      };
   }
 }
 
-function microsoftScopeCheck(account: AccountConfig, scopes: readonly ScopeEntry[], protocols: readonly Protocol[], where: string): CheckResult {
-  const mailPermissions = new Set(Object.values(MICROSOFT_PERMISSIONS).map((permission) => permission.delegated.toLowerCase()));
+function microsoftScopeCheck(
+  account: AccountConfig,
+  scopes: readonly ScopeEntry[],
+  protocols: readonly Protocol[],
+  where: string,
+): CheckResult {
+  const mailPermissions = new Set(
+    Object.values(MICROSOFT_PERMISSIONS).map((permission) => permission.delegated.toLowerCase()),
+  );
   // A bare permission name (no resource in front) is resolved against Microsoft Graph.
   const graph = scopes.filter(
-    (entry) => entry.host === GRAPH_HOST || (entry.host === undefined && mailPermissions.has(entry.permission.toLowerCase())),
+    (entry) =>
+      entry.host === GRAPH_HOST ||
+      (entry.host === undefined && mailPermissions.has(entry.permission.toLowerCase())),
   );
   if (graph.length > 0) {
     return {
@@ -74,28 +93,44 @@ function microsoftScopeCheck(account: AccountConfig, scopes: readonly ScopeEntry
       ],
     };
   }
-  const outlook = scopes.filter((entry) => entry.host !== undefined && OUTLOOK_RESOURCE_HOSTS.has(entry.host));
+  const outlook = scopes.filter(
+    (entry) => entry.host !== undefined && OUTLOOK_RESOURCE_HOSTS.has(entry.host),
+  );
   if (outlook.some((entry) => entry.permission === '.default')) {
-    return { status: 'pass', title: 'scopes: .default asks for every Exchange Online permission the app registration grants' };
+    return {
+      status: 'pass',
+      title:
+        'scopes: .default asks for every Exchange Online permission the app registration grants',
+    };
   }
   const granted = new Set(outlook.map((entry) => entry.permission.toLowerCase()));
-  const missing = protocols.filter((protocol) => !granted.has(MICROSOFT_PERMISSIONS[protocol].delegated.toLowerCase()));
+  const missing = protocols.filter(
+    (protocol) => !granted.has(MICROSOFT_PERMISSIONS[protocol].delegated.toLowerCase()),
+  );
   if (missing.length > 0) {
     return {
       status: 'fail',
       title: `scopes: no ${missing.map((protocol) => MICROSOFT_PERMISSIONS[protocol].delegated).join(', ')} for the configured ${missing.join(', ')} server${missing.length === 1 ? '' : 's'}`,
       details: [
         `The ${missing.join(' and ')} server${missing.length === 1 ? '' : 's'} will reject the token. Add ${missing
-          .map((protocol) => `https://outlook.office.com/${MICROSOFT_PERMISSIONS[protocol].delegated}`)
+          .map(
+            (protocol) => `https://outlook.office.com/${MICROSOFT_PERMISSIONS[protocol].delegated}`,
+          )
           .join(' ')} to oauth2_scope in ${where}, then authorise again.`,
       ],
     };
   }
-  if (account.flow !== 'client_credentials' && !scopes.some((entry) => entry.text === 'offline_access')) {
+  if (
+    account.flow !== 'client_credentials' &&
+    !scopes.some((entry) => entry.text === 'offline_access')
+  ) {
     return {
       status: 'warn',
       title: `scopes: cover ${protocols.join(', ')}, but offline_access is missing`,
-      details: ['Without offline_access Microsoft issues no refresh token, and the account needs authorising again every hour.', `Add offline_access to oauth2_scope in ${where}.`],
+      details: [
+        'Without offline_access Microsoft issues no refresh token, and the account needs authorising again every hour.',
+        `Add offline_access to oauth2_scope in ${where}.`,
+      ],
     };
   }
   return { status: 'pass', title: `scopes: cover ${protocols.join(', ')}` };
@@ -130,7 +165,10 @@ export function clientCheck(account: AccountConfig, where: string): CheckResult 
       return {
         status: 'fail',
         title: "client: Thunderbird's client ID is a public client, but a client secret is set",
-        details: ['Microsoft refuses secrets from public clients (AADSTS700025).', `Remove client_secret from ${where}.`],
+        details: [
+          'Microsoft refuses secrets from public clients (AADSTS700025).',
+          `Remove client_secret from ${where}.`,
+        ],
       };
     }
   }

@@ -36,7 +36,12 @@ function authoriseAgain(context: AccountContext): string {
 }
 
 /** The refresh (or app-only token request) failed: whose move it is, and what to do. */
-export function explainTokenFailure(step: string, error: OAuthError, context: AccountContext, timeoutMs: number): CheckResult {
+export function explainTokenFailure(
+  step: string,
+  error: OAuthError,
+  context: AccountContext,
+  timeoutMs: number,
+): CheckResult {
   const details: string[] = [];
   switch (error.kind) {
     case 'reauthorise':
@@ -44,26 +49,44 @@ export function explainTokenFailure(step: string, error: OAuthError, context: Ac
       break;
     case 'config':
       details.push(error.hint);
-      if (error.configKey) details.push(`Fix ${error.configKey} in ${sectionOf(context, context.subject.account.name)}; re-authorising alone will not help.`);
+      if (error.configKey)
+        details.push(
+          `Fix ${error.configKey} in ${sectionOf(context, context.subject.account.name)}; re-authorising alone will not help.`,
+        );
       break;
     case 'transient':
       details.push(...unreachableProvider(error, context, timeoutMs));
       break;
     case 'paste':
+    case 'credentials':
       details.push(error.hint);
       break;
   }
   return { status: 'fail', title: `${step}: ${error.message}`, details };
 }
 
-function unreachableProvider(error: OAuthError, context: AccountContext, timeoutMs: number): string[] {
-  const origin = URL.parse(context.subject.account.tokenUrl)?.origin ?? context.subject.account.tokenUrl;
-  const kept = 'Nothing is wrong with the stored tokens; they were kept. Run the check again once the provider answers.';
+function unreachableProvider(
+  error: OAuthError,
+  context: AccountContext,
+  timeoutMs: number,
+): string[] {
+  const origin =
+    URL.parse(context.subject.account.tokenUrl)?.origin ?? context.subject.account.tokenUrl;
+  const kept =
+    'Nothing is wrong with the stored tokens; they were kept. Run the check again once the provider answers.';
   switch (error.code) {
     case 'dns':
-      return [`The identity provider ${origin} cannot be reached: its host name does not resolve.`, 'Check DNS on this machine, and token_url.', kept];
+      return [
+        `The identity provider ${origin} cannot be reached: its host name does not resolve.`,
+        'Check DNS on this machine, and token_url.',
+        kept,
+      ];
     case 'timeout':
-      return [`The identity provider ${origin} did not answer within ${Math.round(timeoutMs / 1000)} s.`, 'Check the network, a firewall or VPN in the way, and token_url.', kept];
+      return [
+        `The identity provider ${origin} did not answer within ${Math.round(timeoutMs / 1000)} s.`,
+        'Check the network, a firewall or VPN in the way, and token_url.',
+        kept,
+      ];
     case 'tls':
       return [
         `The TLS connection to the identity provider ${origin} failed.`,
@@ -72,20 +95,36 @@ function unreachableProvider(error: OAuthError, context: AccountContext, timeout
       ];
     case 'network':
     case 'aborted':
-      return [`The identity provider ${origin} cannot be reached (connection failed).`, "Check this machine's network connection and firewall, and token_url.", kept];
+      return [
+        `The identity provider ${origin} cannot be reached (connection failed).`,
+        "Check this machine's network connection and firewall, and token_url.",
+        kept,
+      ];
     default:
-      return [`The identity provider ${origin} answered, but cannot serve the request right now. Try again later.`, kept];
+      return [
+        `The identity provider ${origin} answered, but cannot serve the request right now. Try again later.`,
+        kept,
+      ];
   }
 }
 
 /** One upstream's outcome as a check line. */
-export function explainProbe(server: ServerConfig, outcome: ProbeOutcome, context: ExplainContext, timeoutMs: number): CheckResult {
+export function explainProbe(
+  server: ServerConfig,
+  outcome: ProbeOutcome,
+  context: ExplainContext,
+  timeoutMs: number,
+): CheckResult {
   const name = `${server.protocol} ${describeTarget(upstreamTarget(server))}`;
   switch (outcome.kind) {
     case 'ok':
       return { status: 'pass', title: `${name}: ${outcome.summary}` };
     case 'ca-file':
-      return { status: 'fail', title: `${name}: server_ca_file cannot be read`, details: [outcome.problem, `Fix server_ca_file in ${sectionOf(context, server.section)}.`] };
+      return {
+        status: 'fail',
+        title: `${name}: server_ca_file cannot be read`,
+        details: [outcome.problem, `Fix server_ca_file in ${sectionOf(context, server.section)}.`],
+      };
     case 'upstream':
       return explainUpstreamError(name, server, outcome.error, context, timeoutMs);
     case 'token-rejected':
@@ -101,7 +140,9 @@ export function explainProbe(server: ServerConfig, outcome: ProbeOutcome, contex
         details: [
           ...(context.claimProblems.length > 0
             ? context.claimProblems.map((problem) => `The token's claims say: ${problem.text}.`)
-            : [`Office 365 does this when the token belongs to another user than ${context.subject.loginName}.`]),
+            : [
+                `Office 365 does this when the token belongs to another user than ${context.subject.loginName}.`,
+              ]),
           authoriseAgain(context),
         ],
       };
@@ -111,7 +152,8 @@ export function explainProbe(server: ServerConfig, outcome: ProbeOutcome, contex
 }
 
 function tokenRejectedReasons(server: ServerConfig, context: ExplainContext): string[] {
-  if (context.claimProblems.length > 0) return context.claimProblems.map((problem) => `Why: ${problem.text}.`);
+  if (context.claimProblems.length > 0)
+    return context.claimProblems.map((problem) => `Why: ${problem.text}.`);
   const login = context.subject.loginName;
   const lines = [
     'The usual causes, most likely first:',
@@ -121,7 +163,9 @@ function tokenRejectedReasons(server: ServerConfig, context: ExplainContext): st
   ];
   if (providerFamily(context.subject.account) === 'microsoft' && server.protocol !== 'SMTP') {
     const setting = server.protocol === 'IMAP' ? '-ImapEnabled' : '-PopEnabled';
-    lines.push(`- Office 365 also refuses every token while ${server.protocol} is disabled for the mailbox (admin: Set-CASMailbox -Identity ${login} ${setting} $true).`);
+    lines.push(
+      `- Office 365 also refuses every token while ${server.protocol} is disabled for the mailbox (admin: Set-CASMailbox -Identity ${login} ${setting} $true).`,
+    );
   }
   return lines;
 }
@@ -131,10 +175,22 @@ function tokenRejectedReasons(server: ServerConfig, context: ExplainContext): st
  * side, and what they mean for the user.
  */
 const SERVER_SIDE_CODES: ReadonlyMap<string, string> = new Map([
-  ['UNAVAILABLE', 'The server could not check the login right now (a temporary problem on its side, such as its own call to the identity provider). Try again later.'],
-  ['SYS/TEMP', 'The server could not check the login right now (a temporary problem on its side, such as its own call to the identity provider). Try again later.'],
-  ['IN-USE', 'The mailbox is in use by another session (POP3 allows one at a time): close other mail clients, then check again.'],
-  ['INUSE', 'The mailbox is in use by another session: close other mail clients, then check again.'],
+  [
+    'UNAVAILABLE',
+    'The server could not check the login right now (a temporary problem on its side, such as its own call to the identity provider). Try again later.',
+  ],
+  [
+    'SYS/TEMP',
+    'The server could not check the login right now (a temporary problem on its side, such as its own call to the identity provider). Try again later.',
+  ],
+  [
+    'IN-USE',
+    'The mailbox is in use by another session (POP3 allows one at a time): close other mail clients, then check again.',
+  ],
+  [
+    'INUSE',
+    'The mailbox is in use by another session: close other mail clients, then check again.',
+  ],
   ['LOGIN-DELAY', 'The server limits how often the mailbox may log in; check again later.'],
 ]);
 
@@ -152,7 +208,7 @@ function explainRefusal(
         title: `${name}: SMTP AUTH is disabled for this mailbox or tenant (${outcome.reason})`,
         details: [
           'The token is fine and re-authorising will NOT help: Office 365 refuses every authenticated SMTP login',
-          "(password or OAuth) while SMTP AUTH is turned off, which is the default for newer tenants.",
+          '(password or OAuth) while SMTP AUTH is turned off, which is the default for newer tenants.',
           'An Exchange Online administrator must enable it for this mailbox, in PowerShell:',
           `  Set-CASMailbox -Identity ${login} -SmtpClientAuthenticationDisabled $false`,
           'or for the whole organisation: Set-TransportConfig -SmtpClientAuthenticationDisabled $false',
@@ -169,12 +225,22 @@ function explainRefusal(
       const code = /^\[([^\]\s]+)/.exec(outcome.reason)?.[1]?.toUpperCase();
       const why = context.claimProblems.map((problem) => `Why, most likely: ${problem.text}.`);
       const serverSide = code === undefined ? undefined : SERVER_SIDE_CODES.get(code);
-      if (serverSide) return { status: 'fail', title: `${name}: the server refused the login: ${outcome.reason}`, details: [serverSide, ...why] };
+      if (serverSide)
+        return {
+          status: 'fail',
+          title: `${name}: the server refused the login: ${outcome.reason}`,
+          details: [serverSide, ...why],
+        };
       const policy = /5\.7\.139/.test(outcome.reason);
-      const noXoauth2 = /^50[0-4]\b/.test(outcome.reason) || /does not support|not supported|unrecognized/i.test(outcome.reason);
+      const noXoauth2 =
+        /^50[0-4]\b/.test(outcome.reason) ||
+        /does not support|not supported|unrecognized/i.test(outcome.reason);
       const hint = providerServerHint(context.subject.account, server.protocol);
       const details = policy
-        ? ['Office 365 blocked the login by policy (Security Defaults, Conditional Access or a mailbox setting).', 'A new token cannot lift that; ask the tenant administrator.']
+        ? [
+            'Office 365 blocked the login by policy (Security Defaults, Conditional Access or a mailbox setting).',
+            'A new token cannot lift that; ask the tenant administrator.',
+          ]
         : noXoauth2
           ? [
               `The server does not take AUTH XOAUTH2 here: check server_address and server_port in ${sectionOf(context, server.section)}` +
@@ -182,23 +248,39 @@ function explainRefusal(
             ]
           : why.length > 0
             ? why
-            : ['The server refused the login for a reason other than the token; its words are above.'];
-      return { status: 'fail', title: `${name}: the server refused the login: ${outcome.reason}`, details };
+            : [
+                'The server refused the login for a reason other than the token; its words are above.',
+              ];
+      return {
+        status: 'fail',
+        title: `${name}: the server refused the login: ${outcome.reason}`,
+        details,
+      };
     }
   }
 }
 
-function explainUpstreamError(name: string, server: ServerConfig, error: UpstreamError, context: ExplainContext, timeoutMs: number): CheckResult {
+function explainUpstreamError(
+  name: string,
+  server: ServerConfig,
+  error: UpstreamError,
+  context: ExplainContext,
+  timeoutMs: number,
+): CheckResult {
   const where = sectionOf(context, server.section);
   const hint = providerServerHint(context.subject.account, server.protocol);
   const expected = hint ? ` (for this provider: ${describeServerHint(hint)})` : '';
-  const detail = error.message.startsWith(`${error.target}: `) ? error.message.slice(error.target.length + 2) : error.message;
+  const detail = error.message.startsWith(`${error.target}: `)
+    ? error.message.slice(error.target.length + 2)
+    : error.message;
   switch (error.kind) {
     case 'unreachable':
       return {
         status: 'fail',
         title: `${name}: cannot connect (${detail})`,
-        details: [`Check server_address and server_port in ${where}${expected}, and that this machine can reach the server (firewall, VPN).`],
+        details: [
+          `Check server_address and server_port in ${where}${expected}, and that this machine can reach the server (firewall, VPN).`,
+        ],
       };
     case 'timeout':
       return {
@@ -209,24 +291,40 @@ function explainUpstreamError(name: string, server: ServerConfig, error: Upstrea
         ],
       };
     case 'tls':
-      return { status: 'fail', title: `${name}: TLS failed (${detail})`, details: tlsAdvice(server, detail, where, expected) };
+      return {
+        status: 'fail',
+        title: `${name}: TLS failed (${detail})`,
+        details: tlsAdvice(server, detail, where, expected),
+      };
     case 'closed':
       return {
         status: 'fail',
         title: `${name}: the connection broke (${detail})`,
-        details: [`Try again; if it repeats, check server_port and the TLS mode in ${where}${expected}.`],
+        details: [
+          `Try again; if it repeats, check server_port and the TLS mode in ${where}${expected}.`,
+        ],
       };
   }
 }
 
-function tlsAdvice(server: ServerConfig, detail: string, where: string, expected: string): string[] {
-  if (/WRONG_VERSION_NUMBER|wrong version number|packet length|unknown protocol|EPROTO/i.test(detail)) {
+function tlsAdvice(
+  server: ServerConfig,
+  detail: string,
+  where: string,
+  expected: string,
+): string[] {
+  if (
+    /WRONG_VERSION_NUMBER|wrong version number|packet length|unknown protocol|EPROTO/i.test(detail)
+  ) {
     return server.protocol === 'SMTP'
       ? [
           'The server does not speak TLS from the first byte on this port.',
           `Port 587 is plain text upgraded with STARTTLS: set server_starttls = True in ${where} (465 is implicit TLS)${expected}.`,
         ]
-      : ['The server does not speak TLS on this port.', `${server.protocol} upstreams use implicit TLS (IMAP 993, POP3 995): fix server_port in ${where}${expected}.`];
+      : [
+          'The server does not speak TLS on this port.',
+          `${server.protocol} upstreams use implicit TLS (IMAP 993, POP3 995): fix server_port in ${where}${expected}.`,
+        ];
   }
   if (/refused STARTTLS|after its STARTTLS/i.test(detail)) {
     return [
@@ -235,10 +333,14 @@ function tlsAdvice(server: ServerConfig, detail: string, where: string, expected
     ];
   }
   if (/ALTNAME|HOSTNAME|hostname/i.test(detail)) {
-    return [`The certificate is for another host name: server_address in ${where} must be the name on the server's certificate${expected}.`];
+    return [
+      `The certificate is for another host name: server_address in ${where} must be the name on the server's certificate${expected}.`,
+    ];
   }
   if (/EXPIRED|NOT_YET_VALID/i.test(detail)) {
-    return ["The server's certificate is expired or not yet valid: check this machine's clock; if the clock is right, the server's certificate must be renewed."];
+    return [
+      "The server's certificate is expired or not yet valid: check this machine's clock; if the clock is right, the server's certificate must be renewed.",
+    ];
   }
   return [
     "The server's certificate is not trusted by this machine. Verification is never switched off; instead:",

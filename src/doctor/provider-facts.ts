@@ -9,11 +9,23 @@ import type { AccountConfig, Protocol } from '../config/types.js';
 /** Whose rules apply to an account: Microsoft's, Google's, or nobody's we know. */
 export type ProviderFamily = 'microsoft' | 'google' | 'other';
 
-const MICROSOFT_LOGIN_HOSTS = new Set(['login.microsoftonline.com', 'login.live.com', 'login.windows.net', 'login.microsoft.com']);
-const GOOGLE_LOGIN_HOSTS = new Set(['accounts.google.com', 'oauth2.googleapis.com', 'www.googleapis.com']);
+const MICROSOFT_LOGIN_HOSTS = new Set([
+  'login.microsoftonline.com',
+  'login.live.com',
+  'login.windows.net',
+  'login.microsoft.com',
+]);
+const GOOGLE_LOGIN_HOSTS = new Set([
+  'accounts.google.com',
+  'oauth2.googleapis.com',
+  'www.googleapis.com',
+]);
 
 /** The Exchange Online resource, under both spellings Microsoft accepts (OFFICE365.md). */
-export const OUTLOOK_RESOURCE_HOSTS: ReadonlySet<string> = new Set(['outlook.office.com', 'outlook.office365.com']);
+export const OUTLOOK_RESOURCE_HOSTS: ReadonlySet<string> = new Set([
+  'outlook.office.com',
+  'outlook.office365.com',
+]);
 /** Microsoft Graph: a token for it is refused by IMAP, POP and SMTP (OFFICE365.md). */
 export const GRAPH_HOST = 'graph.microsoft.com';
 export const GMAIL_SCOPE = 'https://mail.google.com/';
@@ -28,10 +40,15 @@ export const OUTLOOK_AUDIENCES: ReadonlySet<string> = new Set([
   '00000002-0000-0ff1-ce00-000000000000',
 ]);
 /** Microsoft Graph's audiences: its URL and its application ID. */
-export const GRAPH_AUDIENCES: ReadonlySet<string> = new Set(['https://graph.microsoft.com', '00000003-0000-0000-c000-000000000000']);
+export const GRAPH_AUDIENCES: ReadonlySet<string> = new Set([
+  'https://graph.microsoft.com',
+  '00000003-0000-0000-c000-000000000000',
+]);
 
 /** The Exchange Online permission each protocol needs: delegated (`scp`) and app-only (`roles`). */
-export const MICROSOFT_PERMISSIONS: Readonly<Record<Protocol, { readonly delegated: string; readonly appOnly: string }>> = {
+export const MICROSOFT_PERMISSIONS: Readonly<
+  Record<Protocol, { readonly delegated: string; readonly appOnly: string }>
+> = {
   IMAP: { delegated: 'IMAP.AccessAsUser.All', appOnly: 'IMAP.AccessAsApp' },
   POP: { delegated: 'POP.AccessAsUser.All', appOnly: 'POP.AccessAsApp' },
   SMTP: { delegated: 'SMTP.Send', appOnly: 'SMTP.SendAsApp' },
@@ -59,7 +76,11 @@ export function parseScopes(scope: string): ScopeEntry[] {
     .map((text) => {
       const url = URL.parse(text);
       if (url === null || !/^https?:$/.test(url.protocol)) return { text, permission: text };
-      return { text, host: url.hostname.toLowerCase(), permission: url.pathname.replace(/^\/+/, '') };
+      return {
+        text,
+        host: url.hostname.toLowerCase(),
+        permission: url.pathname.replace(/^\/+/, ''),
+      };
     });
 }
 
@@ -69,7 +90,13 @@ export function providerFamily(account: AccountConfig): ProviderFamily {
   if (MICROSOFT_LOGIN_HOSTS.has(tokenHost)) return 'microsoft';
   if (GOOGLE_LOGIN_HOSTS.has(tokenHost)) return 'google';
   const scopes = parseScopes(account.scope);
-  if (scopes.some((entry) => entry.host !== undefined && (OUTLOOK_RESOURCE_HOSTS.has(entry.host) || entry.host === GRAPH_HOST))) {
+  if (
+    scopes.some(
+      (entry) =>
+        entry.host !== undefined &&
+        (OUTLOOK_RESOURCE_HOSTS.has(entry.host) || entry.host === GRAPH_HOST),
+    )
+  ) {
     return 'microsoft';
   }
   if (scopes.some((entry) => entry.text === GMAIL_SCOPE)) return 'google';
@@ -80,13 +107,25 @@ export function providerFamily(account: AccountConfig): ProviderFamily {
  * Where the provider's server for `protocol` is, for hints; personal Microsoft accounts
  * (the `consumers` tenant) submit mail through Outlook.com's SMTP host.
  */
-export function providerServerHint(account: AccountConfig, protocol: Protocol): ServerHint | undefined {
+export function providerServerHint(
+  account: AccountConfig,
+  protocol: Protocol,
+): ServerHint | undefined {
   // Only for the provider's real endpoints: an account that merely borrows Microsoft's scope names
   // (a test or bridging identity provider) has its own servers.
   const tokenHost = URL.parse(account.tokenUrl)?.hostname.toLowerCase() ?? '';
-  const family = MICROSOFT_LOGIN_HOSTS.has(tokenHost) ? 'microsoft' : GOOGLE_LOGIN_HOSTS.has(tokenHost) ? 'google' : undefined;
+  const family = MICROSOFT_LOGIN_HOSTS.has(tokenHost)
+    ? 'microsoft'
+    : GOOGLE_LOGIN_HOSTS.has(tokenHost)
+      ? 'google'
+      : undefined;
   if (family === undefined) return undefined;
-  const name: ProviderName = family === 'google' ? 'gmail' : /\/consumers\//i.test(account.tokenUrl) ? 'outlook' : 'office365';
+  const name: ProviderName =
+    family === 'google'
+      ? 'gmail'
+      : /\/consumers\//i.test(account.tokenUrl)
+        ? 'outlook'
+        : 'office365';
   return providerServers(name)[protocol];
 }
 

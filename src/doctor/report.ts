@@ -23,14 +23,22 @@ export const UNICODE_MARKS: Marks = { pass: '✓', fail: '✗', warn: '!', skip:
  * Marks for logs, cron mail and terminals without UTF-8: the same width, so columns line up,
  * and words a script can grep for.
  */
-export const ASCII_MARKS: Marks = { pass: '[ OK ]', fail: '[FAIL]', warn: '[WARN]', skip: '[SKIP]' };
+export const ASCII_MARKS: Marks = {
+  pass: '[ OK ]',
+  fail: '[FAIL]',
+  warn: '[WARN]',
+  skip: '[SKIP]',
+};
 
 /**
  * ✓/✗ on a terminal whose locale is UTF-8 (or unset, as on most desktops); ASCII words when the
  * output goes to a pipe or file (monitoring, cron mail, journald), where a reader may not decode
  * UTF-8 and `grep FAIL` is handier than a symbol.
  */
-export function marksFor(output: { readonly isTTY?: boolean }, env: NodeJS.ProcessEnv = process.env): Marks {
+export function marksFor(
+  output: { readonly isTTY?: boolean },
+  env: NodeJS.ProcessEnv = process.env,
+): Marks {
   if (output.isTTY !== true) return ASCII_MARKS;
   const locale = env.LC_ALL || env.LC_CTYPE || env.LANG || '';
   if (locale !== '' && !/utf-?8/i.test(locale)) return ASCII_MARKS;
@@ -40,13 +48,17 @@ export function marksFor(output: { readonly isTTY?: boolean }, env: NodeJS.Proce
 /** The check's line and its indented details, newline-terminated. */
 export function formatResult(result: CheckResult, marks: Marks): string {
   const indent = ' '.repeat(marks.pass.length + 1 + 2);
-  const lines = [`${marks[result.status]} ${result.title}`, ...(result.details ?? []).map((line) => `${indent}${line}`)];
+  const lines = [
+    `${marks[result.status]} ${result.title}`,
+    ...(result.details ?? []).map((line) => `${indent}${line}`),
+  ];
   return `${lines.join('\n')}\n`;
 }
 
 /** The closing line: how many checks passed, and which failed. */
 export function summarise(results: readonly CheckResult[]): string {
-  const count = (status: CheckStatus): number => results.filter((result) => result.status === status).length;
+  const count = (status: CheckStatus): number =>
+    results.filter((result) => result.status === status).length;
   const failed = results.filter((result) => result.status === 'fail');
   const warned = count('warn');
   const notes = [

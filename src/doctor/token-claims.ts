@@ -5,7 +5,12 @@
  * explains in advance why it would say no.
  */
 import type { Protocol } from '../config/types.js';
-import { GRAPH_AUDIENCES, MICROSOFT_PERMISSIONS, OUTLOOK_AUDIENCES, type ProviderFamily } from './provider-facts.js';
+import {
+  GRAPH_AUDIENCES,
+  MICROSOFT_PERMISSIONS,
+  OUTLOOK_AUDIENCES,
+  type ProviderFamily,
+} from './provider-facts.js';
 import type { CheckResult } from './report.js';
 
 /** The claims that decide whether a mail server takes the token. */
@@ -43,14 +48,24 @@ export function decodeJwtPayload(token: string): Record<string, unknown> | undef
 export function readAccessTokenClaims(token: string): AccessTokenClaims | undefined {
   const payload = decodeJwtPayload(token);
   if (!payload) return undefined;
-  const audiences = (Array.isArray(payload.aud) ? payload.aud : [payload.aud]).filter((value): value is string => typeof value === 'string');
-  const scopeText = typeof payload.scp === 'string' ? payload.scp : typeof payload.scope === 'string' ? payload.scope : '';
-  const roles = Array.isArray(payload.roles) ? payload.roles.filter((role): role is string => typeof role === 'string') : [];
+  const audiences = (Array.isArray(payload.aud) ? payload.aud : [payload.aud]).filter(
+    (value): value is string => typeof value === 'string',
+  );
+  const scopeText =
+    typeof payload.scp === 'string'
+      ? payload.scp
+      : typeof payload.scope === 'string'
+        ? payload.scope
+        : '';
+  const roles = Array.isArray(payload.roles)
+    ? payload.roles.filter((role): role is string => typeof role === 'string')
+    : [];
   const user = [payload.upn, payload.unique_name, payload.preferred_username, payload.email].find(
     (value): value is string => typeof value === 'string' && value !== '',
   );
   // Elsewhere `sub` is often the login name; Microsoft's is an opaque per-app ID and is not used.
-  const subject = typeof payload.sub === 'string' && payload.sub.includes('@') ? payload.sub : undefined;
+  const subject =
+    typeof payload.sub === 'string' && payload.sub.includes('@') ? payload.sub : undefined;
   return {
     audiences,
     scopes: scopeText.split(/\s+/).filter(Boolean),
@@ -78,18 +93,26 @@ export interface ClaimProblem {
 }
 
 /** Every mismatch between the token and the account, most decisive first. */
-export function claimProblems(claims: AccessTokenClaims, expected: TokenExpectations): ClaimProblem[] {
+export function claimProblems(
+  claims: AccessTokenClaims,
+  expected: TokenExpectations,
+): ClaimProblem[] {
   const problems: ClaimProblem[] = [];
   const appOnly = claims.scopes.length === 0 && claims.roles.length > 0;
 
   if (expected.family === 'microsoft') {
-    const normalised = claims.audiences.map((audience) => audience.replace(/\/+$/, '').toLowerCase());
+    const normalised = claims.audiences.map((audience) =>
+      audience.replace(/\/+$/, '').toLowerCase(),
+    );
     if (normalised.some((audience) => GRAPH_AUDIENCES.has(audience))) {
       problems.push({
         kind: 'audience',
         text: `the token is for Microsoft Graph (aud ${claims.audiences.join(', ')}): IMAP, POP and SMTP servers reject it`,
       });
-    } else if (normalised.length > 0 && !normalised.some((audience) => OUTLOOK_AUDIENCES.has(audience))) {
+    } else if (
+      normalised.length > 0 &&
+      !normalised.some((audience) => OUTLOOK_AUDIENCES.has(audience))
+    ) {
       problems.push({
         kind: 'audience',
         text: `the token is for ${claims.audiences.join(', ')}, not Exchange Online (https://outlook.office.com): mail servers reject it`,
@@ -102,7 +125,11 @@ export function claimProblems(claims: AccessTokenClaims, expected: TokenExpectat
       return !granted.has((appOnly ? permission.appOnly : permission.delegated).toLowerCase());
     });
     if (missing.length > 0) {
-      const names = missing.map((protocol) => (appOnly ? MICROSOFT_PERMISSIONS[protocol].appOnly : MICROSOFT_PERMISSIONS[protocol].delegated));
+      const names = missing.map((protocol) =>
+        appOnly
+          ? MICROSOFT_PERMISSIONS[protocol].appOnly
+          : MICROSOFT_PERMISSIONS[protocol].delegated,
+      );
       problems.push({
         kind: 'scope',
         text: `the token lacks ${names.join(', ')} (it has ${held.join(' ') || 'no permissions'}): the ${missing.join(', ')} server${missing.length === 1 ? '' : 's'} will refuse it`,
@@ -110,14 +137,21 @@ export function claimProblems(claims: AccessTokenClaims, expected: TokenExpectat
     }
   }
 
-  if (!appOnly && claims.user !== undefined && claims.user.toLowerCase() !== expected.loginName.toLowerCase()) {
+  if (
+    !appOnly &&
+    claims.user !== undefined &&
+    claims.user.toLowerCase() !== expected.loginName.toLowerCase()
+  ) {
     problems.push({
       kind: 'user',
       text: `the token belongs to ${claims.user}, not ${expected.loginName}: the server refuses it (Office 365 may accept the login, then drop the session)`,
     });
   }
   if (claims.expiresAt !== undefined && claims.expiresAt <= expected.now) {
-    problems.push({ kind: 'expired', text: `the token expired at ${new Date(claims.expiresAt * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z')}` });
+    problems.push({
+      kind: 'expired',
+      text: `the token expired at ${new Date(claims.expiresAt * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z')}`,
+    });
   }
   return problems;
 }
@@ -127,9 +161,13 @@ export function describeClaims(claims: AccessTokenClaims): string {
   const parts = [
     `user ${claims.user ?? '(none: app-only or not stated)'}`,
     `audience ${claims.audiences.join(', ') || '(none)'}`,
-    claims.roles.length > 0 && claims.scopes.length === 0 ? `roles ${claims.roles.join(' ')}` : `scopes ${claims.scopes.join(' ') || '(none)'}`,
+    claims.roles.length > 0 && claims.scopes.length === 0
+      ? `roles ${claims.roles.join(' ')}`
+      : `scopes ${claims.scopes.join(' ') || '(none)'}`,
     ...(claims.tenant ? [`tenant ${claims.tenant}`] : []),
-    ...(claims.expiresAt !== undefined ? [`expires ${new Date(claims.expiresAt * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z')}`] : []),
+    ...(claims.expiresAt !== undefined
+      ? [`expires ${new Date(claims.expiresAt * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z')}`]
+      : []),
   ];
   return parts.join('; ');
 }
@@ -150,12 +188,20 @@ export function claimsCheck(
   const claims = readAccessTokenClaims(accessToken);
   if (!claims) {
     return {
-      result: { status: 'warn', title: 'access token claims: not checked, the token is opaque (not a JWT); the server logins below are the test' },
+      result: {
+        status: 'warn',
+        title:
+          'access token claims: not checked, the token is opaque (not a JWT); the server logins below are the test',
+      },
       problems: [],
     };
   }
   const problems = claimProblems(claims, expected);
-  if (problems.length === 0) return { result: { status: 'pass', title: `access token claims: ${describeClaims(claims)}` }, problems };
+  if (problems.length === 0)
+    return {
+      result: { status: 'pass', title: `access token claims: ${describeClaims(claims)}` },
+      problems,
+    };
   return {
     result: {
       status: 'fail',
@@ -163,7 +209,9 @@ export function claimsCheck(
       details: [
         ...problems.map((problem) => `Mismatch: ${problem.text}.`),
         ...(problems.some((problem) => problem.kind === 'audience' || problem.kind === 'scope')
-          ? ['Ask for the Exchange Online scopes in oauth2_scope (https://outlook.office.com/IMAP.AccessAsUser.All and so on; see the scopes check above).']
+          ? [
+              'Ask for the Exchange Online scopes in oauth2_scope (https://outlook.office.com/IMAP.AccessAsUser.All and so on; see the scopes check above).',
+            ]
           : []),
         `Then authorise again, signing in as ${expected.loginName}: ${authorizeCommand}`,
       ],

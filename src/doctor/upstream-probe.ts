@@ -16,7 +16,12 @@ import { DEFAULT_LIMITS } from '../proxy/session.js';
 import { describeReply } from '../proxy/smtp/reply.js';
 import { SmtpUpstream } from '../proxy/smtp/upstream.js';
 import { loginSmtpUpstream, type SmtpRefusalCause } from '../proxy/smtp/upstream-login.js';
-import { connectUpstream, describeTarget, UpstreamError, type UpstreamTlsOptions } from '../proxy/upstream.js';
+import {
+  connectUpstream,
+  describeTarget,
+  UpstreamError,
+  type UpstreamTlsOptions,
+} from '../proxy/upstream.js';
 import { UpstreamLines } from '../proxy/upstream-dialogue.js';
 
 /** How one upstream took the account's token. */
@@ -41,7 +46,10 @@ export interface ProbeOptions {
 }
 
 /** Logs in to `server`'s upstream with the token and runs the protocol's harmless command. */
-export async function probeUpstream(server: ServerConfig, options: ProbeOptions): Promise<ProbeOutcome> {
+export async function probeUpstream(
+  server: ServerConfig,
+  options: ProbeOptions,
+): Promise<ProbeOutcome> {
   let tls: UpstreamTlsOptions;
   try {
     tls = {
@@ -49,7 +57,10 @@ export async function probeUpstream(server: ServerConfig, options: ProbeOptions)
       ...(server.serverCaFile && { extraCa: [await readFile(server.serverCaFile, 'utf8')] }),
     };
   } catch (err) {
-    return { kind: 'ca-file', problem: `cannot read ${server.serverCaFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
+    return {
+      kind: 'ca-file',
+      problem: `cannot read ${server.serverCaFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    };
   }
   try {
     switch (server.protocol) {
@@ -66,18 +77,31 @@ export async function probeUpstream(server: ServerConfig, options: ProbeOptions)
   }
 }
 
-async function withLines<T>(server: ServerConfig, tls: UpstreamTlsOptions, work: (lines: UpstreamLines) => Promise<T>): Promise<T> {
+async function withLines<T>(
+  server: ServerConfig,
+  tls: UpstreamTlsOptions,
+  work: (lines: UpstreamLines) => Promise<T>,
+): Promise<T> {
   const target = upstreamTarget(server);
   const socket: net.Socket = await connectUpstream(target, tls);
   socket.on('error', () => undefined);
   try {
-    return await work(new UpstreamLines(socket, describeTarget(target), { maxLineBytes: DEFAULT_LIMITS.maxLineBytes, silenceTimeoutMs: tls.connectTimeoutMs }));
+    return await work(
+      new UpstreamLines(socket, describeTarget(target), {
+        maxLineBytes: DEFAULT_LIMITS.maxLineBytes,
+        silenceTimeoutMs: tls.connectTimeoutMs,
+      }),
+    );
   } finally {
     socket.destroy();
   }
 }
 
-async function probeImap(server: ServerConfig, tls: UpstreamTlsOptions, { credentials }: ProbeOptions): Promise<ProbeOutcome> {
+async function probeImap(
+  server: ServerConfig,
+  tls: UpstreamTlsOptions,
+  { credentials }: ProbeOptions,
+): Promise<ProbeOutcome> {
   return withLines(server, tls, async (lines) => {
     const verdict = await loginImapUpstream(lines, credentials);
     if (verdict.kind !== 'accepted') return verdict;
@@ -99,12 +123,21 @@ async function imapCommand(lines: UpstreamLines, tag: string, command: string): 
   lines.send(`${tag} ${command}`);
   for (;;) {
     const line = await lines.next();
-    if (command !== 'LOGOUT' && /^\* BYE\b/i.test(line)) throw new UpstreamError('closed', lines.target, `the server ended the session: ${line.slice(2)}`);
+    if (command !== 'LOGOUT' && /^\* BYE\b/i.test(line))
+      throw new UpstreamError(
+        'closed',
+        lines.target,
+        `the server ended the session: ${line.slice(2)}`,
+      );
     if (line.startsWith(`${tag} `)) return line.slice(tag.length + 1);
   }
 }
 
-async function probePop3(server: ServerConfig, tls: UpstreamTlsOptions, { credentials }: ProbeOptions): Promise<ProbeOutcome> {
+async function probePop3(
+  server: ServerConfig,
+  tls: UpstreamTlsOptions,
+  { credentials }: ProbeOptions,
+): Promise<ProbeOutcome> {
   return withLines(server, tls, async (lines) => {
     const verdict = await loginPop3Upstream(lines, credentials);
     if (verdict.kind !== 'accepted') return verdict;
@@ -121,11 +154,18 @@ async function probePop3(server: ServerConfig, tls: UpstreamTlsOptions, { creden
     lines.send('QUIT');
     await lines.next().catch(() => undefined);
     const messages = Number(stat[1]);
-    return { kind: 'ok', summary: `XOAUTH2 login as ${credentials.user} accepted; STAT: ${messages} message${messages === 1 ? '' : 's'}, ${stat[2]} bytes` };
+    return {
+      kind: 'ok',
+      summary: `XOAUTH2 login as ${credentials.user} accepted; STAT: ${messages} message${messages === 1 ? '' : 's'}, ${stat[2]} bytes`,
+    };
   });
 }
 
-async function probeSmtp(server: ServerConfig, tls: UpstreamTlsOptions, { credentials, timeoutMs }: ProbeOptions): Promise<ProbeOutcome> {
+async function probeSmtp(
+  server: ServerConfig,
+  tls: UpstreamTlsOptions,
+  { credentials, timeoutMs }: ProbeOptions,
+): Promise<ProbeOutcome> {
   const ourName = hostname();
   const upstream = await SmtpUpstream.open({
     target: upstreamTarget(server),
@@ -136,13 +176,20 @@ async function probeSmtp(server: ServerConfig, tls: UpstreamTlsOptions, { creden
   });
   try {
     const ehlo = await upstream.command(`EHLO ${ourName}`);
-    if (ehlo.code !== 250) return { kind: 'refused', reason: `EHLO answered ${describeReply(ehlo)}`, cause: 'other' };
+    if (ehlo.code !== 250)
+      return { kind: 'refused', reason: `EHLO answered ${describeReply(ehlo)}`, cause: 'other' };
     const login = await loginSmtpUpstream(upstream, credentials);
     if (login.kind === 'token-rejected') return login;
     if (login.kind === 'refused') {
       const offered = ehlo.lines.find((line) => /^AUTH\b/i.test(line));
-      const mechanisms = offered ? ` (the server offers ${offered})` : ' (the server offers no AUTH at all)';
-      return { kind: 'refused', reason: login.cause === 'other' ? `${login.reason}${mechanisms}` : login.reason, cause: login.cause };
+      const mechanisms = offered
+        ? ` (the server offers ${offered})`
+        : ' (the server offers no AUTH at all)';
+      return {
+        kind: 'refused',
+        reason: login.cause === 'other' ? `${login.reason}${mechanisms}` : login.reason,
+        cause: login.cause,
+      };
     }
     let noop;
     try {
@@ -151,7 +198,8 @@ async function probeSmtp(server: ServerConfig, tls: UpstreamTlsOptions, { creden
       if (err instanceof UpstreamError) return { kind: 'dropped', reason: err.message };
       throw err;
     }
-    if (noop.code !== 250) return { kind: 'dropped', reason: `NOOP answered ${describeReply(noop)}` };
+    if (noop.code !== 250)
+      return { kind: 'dropped', reason: `NOOP answered ${describeReply(noop)}` };
     return { kind: 'ok', summary: `XOAUTH2 login as ${credentials.user} accepted; NOOP 250` };
   } finally {
     upstream.quit();

@@ -50,7 +50,9 @@ export async function startAuthorization(
     access_type: 'offline',
     ...(loginHint !== undefined && { login_hint: loginHint }),
   };
-  const url = await withOAuthErrors('authorization_response', async () => client.buildAuthorizationUrl(config, parameters));
+  const url = await withOAuthErrors('authorization_response', async () =>
+    client.buildAuthorizationUrl(config, parameters),
+  );
   return { url: url.href, state, codeVerifier };
 }
 
@@ -98,7 +100,11 @@ function pasteError(problem: PasteProblem): OAuthError {
       'authorization_response',
     );
   }
-  return new OAuthError(PASTE_SUMMARY[problem.problem], { kind: 'paste', code: problem.problem, hint: problem.message });
+  return new OAuthError(PASTE_SUMMARY[problem.problem], {
+    kind: 'paste',
+    code: problem.problem,
+    hint: problem.message,
+  });
 }
 
 /** A real mailbox address, as opposed to a catch-all section (`@example.com`, `@`). */

@@ -38,8 +38,13 @@ export function certificateThumbprintSha256(certificate: X509Certificate): strin
  *
  * @throws OAuthError of kind `config` naming the key and the file; never any of the file's content
  */
-export async function loadCertificateCredentials(files: CertificateCredentialFiles): Promise<CertificateCredentials> {
-  const certificate = parseCertificate(await readPem(files.certificatePath, 'jwt_certificate_path'), files.certificatePath);
+export async function loadCertificateCredentials(
+  files: CertificateCredentialFiles,
+): Promise<CertificateCredentials> {
+  const certificate = parseCertificate(
+    await readPem(files.certificatePath, 'jwt_certificate_path'),
+    files.certificatePath,
+  );
   const privateKey = parsePrivateKey(await readPem(files.keyPath, 'jwt_key_path'), files.keyPath);
   if (!certificate.checkPrivateKey(privateKey)) {
     throw fileError(
@@ -55,7 +60,11 @@ export async function loadCertificateCredentials(files: CertificateCredentialFil
     false,
     ['sign'],
   );
-  return { thumbprintSha256: certificateThumbprintSha256(certificate), key, notAfter: new Date(certificate.validTo) };
+  return {
+    thumbprintSha256: certificateThumbprintSha256(certificate),
+    key,
+    notAfter: new Date(certificate.validTo),
+  };
 }
 
 /**
@@ -68,7 +77,10 @@ export async function loadCertificateCredentials(files: CertificateCredentialFil
  * @param audience - the token endpoint as configured (`token_url`): openid-client would otherwise
  *   use the issuer, which we only know as the token endpoint's origin
  */
-export function certificateCredentialsAuth(files: CertificateCredentialFiles, audience: string): client.ClientAuth {
+export function certificateCredentialsAuth(
+  files: CertificateCredentialFiles,
+  audience: string,
+): client.ClientAuth {
   return async (as, metadata, body, headers) => {
     const credentials = await loadCertificateCredentials(files);
     const sign = client.PrivateKeyJwt(credentials.key, {
@@ -77,7 +89,8 @@ export function certificateCredentialsAuth(files: CertificateCredentialFiles, au
         header['x5t#S256'] = credentials.thumbprintSha256;
         claims['aud'] = audience;
         claims['jti'] = randomUUID();
-        const now = typeof claims['nbf'] === 'number' ? claims['nbf'] : Math.floor(Date.now() / 1000);
+        const now =
+          typeof claims['nbf'] === 'number' ? claims['nbf'] : Math.floor(Date.now() / 1000);
         claims['exp'] = now + CLIENT_ASSERTION_LIFETIME_SECONDS;
       },
     });
@@ -92,9 +105,12 @@ async function readPem(path: string, configKey: OAuthConfigKey): Promise<Buffer>
   } catch (error) {
     const code = (error as NodeJS.ErrnoException | undefined)?.code;
     const why =
-      code === 'ENOENT' ? 'it does not exist'
-        : code === 'EACCES' || code === 'EPERM' ? 'permission denied'
-          : code === 'EISDIR' ? 'it is a directory'
+      code === 'ENOENT'
+        ? 'it does not exist'
+        : code === 'EACCES' || code === 'EPERM'
+          ? 'permission denied'
+          : code === 'EISDIR'
+            ? 'it is a directory'
             : `${code ?? 'read error'}`;
     throw fileError(
       configKey,
@@ -127,7 +143,9 @@ function parsePrivateKey(pem: Buffer, path: string): KeyObject {
       /-----BEGIN ENCRYPTED PRIVATE KEY-----|^Proc-Type: 4,ENCRYPTED/m.test(pem.toString('latin1'));
     throw fileError(
       'jwt_key_path',
-      encrypted ? `jwt_key_path ${path} is encrypted` : `jwt_key_path ${path} is not a PEM private key`,
+      encrypted
+        ? `jwt_key_path ${path} is encrypted`
+        : `jwt_key_path ${path} is not a PEM private key`,
       encrypted
         ? `The key must be unencrypted (keep the file mode 600 instead): openssl pkey -in ${path} -out key-unencrypted.pem`
         : 'Set jwt_key_path to the PEM private key (-----BEGIN PRIVATE KEY-----) of the certificate in jwt_certificate_path.',
@@ -144,5 +162,10 @@ function parsePrivateKey(pem: Buffer, path: string): KeyObject {
 }
 
 function fileError(configKey: OAuthConfigKey, message: string, hint: string): OAuthError {
-  return new OAuthError(message, { kind: 'config', code: 'invalid_certificate_credentials', hint, configKey });
+  return new OAuthError(message, {
+    kind: 'config',
+    code: 'invalid_certificate_credentials',
+    hint,
+    configKey,
+  });
 }

@@ -55,7 +55,7 @@ export async function startDeviceAuthorization(
     throw new OAuthError('No device authorization endpoint is configured', {
       kind: 'config',
       code: 'invalid_config',
-      hint: 'For oauth2_flow = device, set permission_url to the provider\'s device authorization endpoint (Microsoft: https://login.microsoftonline.com/common/oauth2/v2.0/devicecode).',
+      hint: "For oauth2_flow = device, set permission_url to the provider's device authorization endpoint (Microsoft: https://login.microsoftonline.com/common/oauth2/v2.0/devicecode).",
       configKey: 'permission_url',
     });
   }
@@ -69,7 +69,9 @@ export async function startDeviceAuthorization(
   const message = typeof response['message'] === 'string' ? response['message'] : undefined;
   return {
     verificationUri: response.verification_uri,
-    ...(response.verification_uri_complete !== undefined && { verificationUriComplete: response.verification_uri_complete }),
+    ...(response.verification_uri_complete !== undefined && {
+      verificationUriComplete: response.verification_uri_complete,
+    }),
     userCode: response.user_code,
     interval: response.interval ?? DEFAULT_DEVICE_POLL_INTERVAL_SECONDS,
     expiresAt,
@@ -86,7 +88,10 @@ export async function startDeviceAuthorization(
  * @throws OAuthError `reauthorise` when the code expires or the user declines; `config` when the
  *   client may not use the device flow. When `signal` aborts, rejects with `signal.reason`.
  */
-export async function pollDeviceAuthorization(handle: DeviceAuthorizationHandle, signal?: AbortSignal): Promise<TokenSet> {
+export async function pollDeviceAuthorization(
+  handle: DeviceAuthorizationHandle,
+  signal?: AbortSignal,
+): Promise<TokenSet> {
   const state = HANDLES.get(handle);
   if (state === undefined) throw new TypeError('Unknown device authorization handle');
 
@@ -99,7 +104,9 @@ export async function pollDeviceAuthorization(handle: DeviceAuthorizationHandle,
     const requestedAt = Date.now();
     try {
       const response = await untilAborted(
-        client.pollDeviceAuthorizationGrant(state.config, state.response, undefined, { signal: pollingSignal }),
+        client.pollDeviceAuthorizationGrant(state.config, state.response, undefined, {
+          signal: pollingSignal,
+        }),
         pollingSignal,
       );
       return toTokenSet(response, requestedAt);

@@ -106,7 +106,8 @@ interface ErrorAdvice {
 
 const AUTHORISE_AGAIN = 'Authorise the account again.';
 const OPEN_LINK_AGAIN = 'Open the sign-in link again and paste the new address.';
-const TRY_LATER = 'The identity provider is unavailable; tokens are kept and the request will be retried.';
+const TRY_LATER =
+  'The identity provider is unavailable; tokens are kept and the request will be retried.';
 
 const ERROR_ADVICE: Readonly<Record<string, ErrorAdvice>> = {
   invalid_grant: {
@@ -117,18 +118,30 @@ const ERROR_ADVICE: Readonly<Record<string, ErrorAdvice>> = {
     kind: 'reauthorise',
     hint: `The provider wants you to sign in interactively (for example for multi-factor authentication). ${AUTHORISE_AGAIN}`,
   },
-  login_required: { kind: 'reauthorise', hint: `The provider wants you to sign in again. ${AUTHORISE_AGAIN}` },
+  login_required: {
+    kind: 'reauthorise',
+    hint: `The provider wants you to sign in again. ${AUTHORISE_AGAIN}`,
+  },
   consent_required: {
     kind: 'reauthorise',
     hint: 'Consent for this app is missing. Authorise again and accept the consent prompt; if your organisation blocks user consent, an administrator must approve the client_id.',
   },
-  access_denied: { kind: 'reauthorise', hint: `The sign-in was declined or cancelled. ${AUTHORISE_AGAIN}` },
-  authorization_declined: { kind: 'reauthorise', hint: `The sign-in was declined. ${AUTHORISE_AGAIN}` },
+  access_denied: {
+    kind: 'reauthorise',
+    hint: `The sign-in was declined or cancelled. ${AUTHORISE_AGAIN}`,
+  },
+  authorization_declined: {
+    kind: 'reauthorise',
+    hint: `The sign-in was declined. ${AUTHORISE_AGAIN}`,
+  },
   expired_token: {
     kind: 'reauthorise',
     hint: 'The device code expired before anyone approved it. Start the authorisation again and enter the new code sooner.',
   },
-  bad_verification_code: { kind: 'reauthorise', hint: `The provider did not recognise the device code. ${AUTHORISE_AGAIN}` },
+  bad_verification_code: {
+    kind: 'reauthorise',
+    hint: `The provider did not recognise the device code. ${AUTHORISE_AGAIN}`,
+  },
   invalid_client: {
     kind: 'config',
     hint: 'The provider did not accept the client credentials: check client_id and client_secret (remove client_secret for a public client).',
@@ -166,7 +179,10 @@ const ERROR_ADVICE: Readonly<Record<string, ErrorAdvice>> = {
   temporarily_unavailable: { kind: 'transient', hint: TRY_LATER },
   server_error: { kind: 'transient', hint: TRY_LATER },
   // openid-client handles these while polling; they only escape if a poll is cut short.
-  authorization_pending: { kind: 'transient', hint: 'The device code is still waiting for approval.' },
+  authorization_pending: {
+    kind: 'transient',
+    hint: 'The device code is still waiting for approval.',
+  },
   slow_down: { kind: 'transient', hint: 'The provider asked to poll more slowly.' },
 };
 
@@ -174,8 +190,14 @@ const ERROR_ADVICE: Readonly<Record<string, ErrorAdvice>> = {
  * The password grant's refusals: the `error` codes with which a provider says no to this user
  * signing in with a password (as opposed to the client or the request being wrong).
  */
-const PASSWORD_REFUSALS: ReadonlySet<string> = new Set(['invalid_grant', 'interaction_required', 'login_required', 'consent_required']);
-const REFUSED_PASSWORD_HINT = "With oauth2_flow = password the mail client's password is the account's own password, and the identity provider checks it.";
+const PASSWORD_REFUSALS: ReadonlySet<string> = new Set([
+  'invalid_grant',
+  'interaction_required',
+  'login_required',
+  'consent_required',
+]);
+const REFUSED_PASSWORD_HINT =
+  "With oauth2_flow = password the mail client's password is the account's own password, and the identity provider checks it.";
 const NEEDS_BROWSER_HINT =
   'The provider wants an interactive sign-in (multi-factor authentication or consent), which the password flow cannot do: ' +
   'set oauth2_flow = authorization_code (or device) and authorise the account once.';
@@ -194,7 +216,11 @@ const PASSWORD_GRANT_HINTS: Readonly<Record<string, string>> = {
  */
 const SERVICE_ACCOUNT_KEY_FIX =
   'create a new JSON key for the service account (Google Cloud console: IAM & Admin > Service accounts > Keys) and put it, or its path, in client_secret';
-const SERVICE_ACCOUNT_INVALID_GRANT: ReadonlyArray<{ readonly description: RegExp; readonly hint: string; readonly configKey?: ConfigKey }> = [
+const SERVICE_ACCOUNT_INVALID_GRANT: ReadonlyArray<{
+  readonly description: RegExp;
+  readonly hint: string;
+  readonly configKey?: ConfigKey;
+}> = [
   {
     description: /signature/i,
     hint: `Google did not accept the key's signature: the key was probably deleted or disabled; ${SERVICE_ACCOUNT_KEY_FIX}.`,
@@ -242,8 +268,12 @@ const BAD_CODE_HINT = `The provider did not accept the pasted code (codes expire
 
 /** The table kinds of the AADSTS codes, so their hints are only used where they fit the final kind. */
 const AADSTS_KIND: ReadonlyMap<number, OAuthErrorKind> = new Map([
-  ...[70000, 70008, 700082, 50173, 70043, 50076, 50079, 65001].map((n) => [n, 'reauthorise'] as const),
-  ...[7000218, 700025, 7000112, 700016, 50011, 900144, 7000215, 7000222, 700027, 700024].map((n) => [n, 'config'] as const),
+  ...[70000, 70008, 700082, 50173, 70043, 50076, 50079, 65001].map(
+    (n) => [n, 'reauthorise'] as const,
+  ),
+  ...[7000218, 700025, 7000112, 700016, 50011, 900144, 7000215, 7000222, 700027, 700024].map(
+    (n) => [n, 'config'] as const,
+  ),
   ...[9002313, 54005].map((n) => [n, 'paste'] as const),
 ]);
 
@@ -281,7 +311,10 @@ export interface OAuthErrorFields {
 }
 
 /** Classifies an OAuth error response by its `error` code (see the module comment for the two exceptions). */
-export function classifyOAuthErrorResponse(fields: OAuthErrorFields, context?: OAuthRequestContext): OAuthError {
+export function classifyOAuthErrorResponse(
+  fields: OAuthErrorFields,
+  context?: OAuthRequestContext,
+): OAuthError {
   const error = fields.error;
   const aadsts = aadstsNumber(fields.errorCodes, fields.errorDescription);
   const description = firstLine(fields.errorDescription);
@@ -289,14 +322,18 @@ export function classifyOAuthErrorResponse(fields: OAuthErrorFields, context?: O
   const aadstsAdvice = aadsts === undefined ? undefined : AADSTS_ADVICE.get(aadsts);
 
   let kind: OAuthErrorKind = advice?.kind ?? 'config';
-  let hint = advice?.hint ?? `The provider refused the request with "${error}": check the account's configuration.`;
+  let hint =
+    advice?.hint ??
+    `The provider refused the request with "${error}": check the account's configuration.`;
   let configKey = advice?.configKey;
 
   if (fields.status !== undefined && isTransientStatus(fields.status)) {
     kind = 'transient';
     hint = TRY_LATER;
   } else if (error === 'invalid_request') {
-    kind = aadstsAdvice?.kindForInvalidRequest ?? (context === 'authorization_code' ? 'paste' : 'config');
+    kind =
+      aadstsAdvice?.kindForInvalidRequest ??
+      (context === 'authorization_code' ? 'paste' : 'config');
     if (kind === 'paste') hint = BAD_CODE_HINT;
   } else if (error === 'invalid_grant' && context === 'authorization_code') {
     kind = 'paste';
@@ -309,7 +346,9 @@ export function classifyOAuthErrorResponse(fields: OAuthErrorFields, context?: O
   } else if (context === 'password' && PASSWORD_GRANT_HINTS[error] !== undefined) {
     hint = PASSWORD_GRANT_HINTS[error];
   } else if (context === 'service_account' && error === 'invalid_grant') {
-    const specific = SERVICE_ACCOUNT_INVALID_GRANT.find((advice) => advice.description.test(description ?? ''));
+    const specific = SERVICE_ACCOUNT_INVALID_GRANT.find((advice) =>
+      advice.description.test(description ?? ''),
+    );
     kind = 'config';
     hint = specific?.hint ?? SERVICE_ACCOUNT_REFUSED_HINT;
     configKey = specific?.configKey;
@@ -328,7 +367,8 @@ export function classifyOAuthErrorResponse(fields: OAuthErrorFields, context?: O
   }
   if (kind !== 'config') configKey = undefined;
 
-  const detail = description ?? (aadstsAdvice ? `AADSTS${aadsts}: ${aadstsAdvice.meaning}` : undefined);
+  const detail =
+    description ?? (aadstsAdvice ? `AADSTS${aadsts}: ${aadstsAdvice.meaning}` : undefined);
   return new OAuthError(`${label(context)} failed: ${error}${detail ? ` (${detail})` : ''}`, {
     kind,
     code: error,
@@ -345,7 +385,10 @@ function isTransientStatus(status: number): boolean {
 }
 
 /** Classifies a response that is not an OAuth error body (HTML error page, wrong status, not JSON). */
-function classifyHttpResponse(response: Response, context: OAuthRequestContext | undefined): OAuthError {
+function classifyHttpResponse(
+  response: Response,
+  context: OAuthRequestContext | undefined,
+): OAuthError {
   const status = response.status;
   const where = response.url ? ` from ${redactTokens(response.url.split('?')[0] ?? '')}` : '';
   if (isTransientStatus(status)) {
@@ -379,7 +422,11 @@ function classifyHttpResponse(response: Response, context: OAuthRequestContext |
   return badResponse(context, `HTTP ${status}${where} with an unexpected body`, status);
 }
 
-function badResponse(context: OAuthRequestContext | undefined, what: string, status?: number): OAuthError {
+function badResponse(
+  context: OAuthRequestContext | undefined,
+  what: string,
+  status?: number,
+): OAuthError {
   return new OAuthError(`${label(context)} failed: ${what}`, {
     kind: 'transient',
     code: 'bad_response',
@@ -389,9 +436,21 @@ function badResponse(context: OAuthRequestContext | undefined, what: string, sta
 }
 
 const NETWORK_CODES: ReadonlyArray<[RegExp, string, string]> = [
-  [/^(ENOTFOUND|EAI_AGAIN|EAI_NONAME)$/, 'dns', 'The identity provider\'s host name could not be resolved'],
-  [/^(ETIMEDOUT|UND_ERR_CONNECT_TIMEOUT|UND_ERR_HEADERS_TIMEOUT|UND_ERR_BODY_TIMEOUT)$/, 'timeout', 'The identity provider did not answer in time'],
-  [/CERT|^UNABLE_TO_|SELF_SIGNED|^ERR_TLS|^ERR_SSL|^EPROTO$/, 'tls', 'The TLS connection to the identity provider failed'],
+  [
+    /^(ENOTFOUND|EAI_AGAIN|EAI_NONAME)$/,
+    'dns',
+    "The identity provider's host name could not be resolved",
+  ],
+  [
+    /^(ETIMEDOUT|UND_ERR_CONNECT_TIMEOUT|UND_ERR_HEADERS_TIMEOUT|UND_ERR_BODY_TIMEOUT)$/,
+    'timeout',
+    'The identity provider did not answer in time',
+  ],
+  [
+    /CERT|^UNABLE_TO_|SELF_SIGNED|^ERR_TLS|^ERR_SSL|^EPROTO$/,
+    'tls',
+    'The TLS connection to the identity provider failed',
+  ],
 ];
 
 function errnoCode(cause: unknown): string | undefined {
@@ -409,9 +468,10 @@ function classifyNetworkFailure(err: Error, context: OAuthRequestContext | undef
       return new OAuthError(`${label(context)} failed: ${what} (${code})`, {
         kind: 'transient',
         code: local,
-        hint: local === 'tls'
-          ? 'Check the system clock and any TLS-intercepting proxy; tokens are kept and the request will be retried.'
-          : 'Check the network connection; tokens are kept and the request will be retried.',
+        hint:
+          local === 'tls'
+            ? 'Check the system clock and any TLS-intercepting proxy; tokens are kept and the request will be retried.'
+            : 'Check the network connection; tokens are kept and the request will be retried.',
       });
     }
   }
@@ -447,14 +507,21 @@ function challengeError(err: WWWAuthenticateChallengeError): OAuthErrorFields | 
   for (const challenge of err.cause) {
     const error = challenge.parameters['error'];
     if (error) {
-      return { error, errorDescription: challenge.parameters['error_description'], status: err.status };
+      return {
+        error,
+        errorDescription: challenge.parameters['error_description'],
+        status: err.status,
+      };
     }
   }
   return undefined;
 }
 
 /** openid-client's and oauth4webapi's stable error codes, mapped to what they mean for us. */
-function classifyCodedError(err: Error & { code?: unknown }, context: OAuthRequestContext | undefined): OAuthError {
+function classifyCodedError(
+  err: Error & { code?: unknown },
+  context: OAuthRequestContext | undefined,
+): OAuthError {
   const cause: unknown = err.cause;
   switch (err.code) {
     case 'OAUTH_TIMEOUT':
@@ -463,7 +530,9 @@ function classifyCodedError(err: Error & { code?: unknown }, context: OAuthReque
       return aborted(context);
     case 'OAUTH_RESPONSE_IS_NOT_CONFORM':
     case 'OAUTH_RESPONSE_IS_NOT_JSON':
-      return isResponse(cause) ? classifyHttpResponse(cause, context) : badResponse(context, 'unexpected response');
+      return isResponse(cause)
+        ? classifyHttpResponse(cause, context)
+        : badResponse(context, 'unexpected response');
     case 'OAUTH_PARSE_ERROR':
       return badResponse(context, 'the response body is not valid JSON');
     case 'OAUTH_INVALID_RESPONSE':
@@ -485,12 +554,15 @@ function classifyCodedError(err: Error & { code?: unknown }, context: OAuthReque
         configKey: context === 'device' || context === undefined ? 'permission_url' : 'token_url',
       });
     case 'OAUTH_UNSUPPORTED_OPERATION':
-      return new OAuthError(`${label(context)} failed: the provider answered with something this proxy cannot use`, {
-        kind: 'config',
-        code: 'unsupported',
-        hint: 'The provider issued a token type other than Bearer; this provider or client_id is not usable for XOAUTH2.',
-        configKey: 'client_id',
-      });
+      return new OAuthError(
+        `${label(context)} failed: the provider answered with something this proxy cannot use`,
+        {
+          kind: 'config',
+          code: 'unsupported',
+          hint: 'The provider issued a token type other than Bearer; this provider or client_id is not usable for XOAUTH2.',
+          configKey: 'client_id',
+        },
+      );
     case 'ERR_INVALID_ARG_VALUE':
     case 'ERR_INVALID_ARG_TYPE':
     case 'ERR_INVALID_URL':
@@ -520,19 +592,30 @@ export function classifyOAuthFailure(err: unknown, context?: OAuthRequestContext
   if (err instanceof OAuthError) return err;
   if (err instanceof ResponseBodyError) {
     return classifyOAuthErrorResponse(
-      { error: err.error, errorDescription: err.error_description, errorCodes: err.cause['error_codes'], status: err.status },
+      {
+        error: err.error,
+        errorDescription: err.error_description,
+        errorCodes: err.cause['error_codes'],
+        status: err.status,
+      },
       context,
     );
   }
   if (err instanceof AuthorizationResponseError) {
-    return classifyOAuthErrorResponse({ error: err.error, errorDescription: err.error_description }, context ?? 'authorization_response');
+    return classifyOAuthErrorResponse(
+      { error: err.error, errorDescription: err.error_description },
+      context ?? 'authorization_response',
+    );
   }
   if (err instanceof WWWAuthenticateChallengeError) {
     const fields = challengeError(err);
     if (fields) return classifyOAuthErrorResponse(fields, context);
     return classifyHttpResponse(err.response, context);
   }
-  if (err instanceof DOMException || (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError'))) {
+  if (
+    err instanceof DOMException ||
+    (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError'))
+  ) {
     const name = (err as Error).name;
     if (name === 'TimeoutError') return timeout(context);
     if (name === 'AbortError') return aborted(context);
@@ -560,12 +643,20 @@ export function classifyOAuthFailure(err: unknown, context?: OAuthRequestContext
  * Like `classifyOAuthFailure`, but first reads the body of a `WWW-Authenticate` challenge
  * response (openid-client leaves it unread), since Azure AD and others put the OAuth error there.
  */
-export async function explainOAuthFailure(err: unknown, context?: OAuthRequestContext): Promise<OAuthError> {
+export async function explainOAuthFailure(
+  err: unknown,
+  context?: OAuthRequestContext,
+): Promise<OAuthError> {
   if (err instanceof WWWAuthenticateChallengeError && challengeError(err) === undefined) {
     const body = await readJsonErrorBody(err.response);
     if (body !== undefined) {
       return classifyOAuthErrorResponse(
-        { error: body.error, errorDescription: body.error_description, errorCodes: body.error_codes, status: err.status },
+        {
+          error: body.error,
+          errorDescription: body.error_description,
+          errorCodes: body.error_codes,
+          status: err.status,
+        },
         context,
       );
     }
@@ -576,10 +667,15 @@ export async function explainOAuthFailure(err: unknown, context?: OAuthRequestCo
 async function readJsonErrorBody(
   response: Response,
 ): Promise<{ error: string; error_description?: unknown; error_codes?: unknown } | undefined> {
-  if (response.bodyUsed || !/application\/json/i.test(response.headers.get('content-type') ?? '')) return undefined;
+  if (response.bodyUsed || !/application\/json/i.test(response.headers.get('content-type') ?? ''))
+    return undefined;
   try {
     const body: unknown = await response.json();
-    if (typeof body === 'object' && body !== null && typeof (body as { error?: unknown }).error === 'string') {
+    if (
+      typeof body === 'object' &&
+      body !== null &&
+      typeof (body as { error?: unknown }).error === 'string'
+    ) {
       return body as { error: string };
     }
   } catch {
@@ -589,7 +685,10 @@ async function readJsonErrorBody(
 }
 
 /** Runs one provider exchange and rethrows any failure as a classified `OAuthError`. */
-export async function withOAuthErrors<T>(context: OAuthRequestContext, exchange: () => Promise<T>): Promise<T> {
+export async function withOAuthErrors<T>(
+  context: OAuthRequestContext,
+  exchange: () => Promise<T>,
+): Promise<T> {
   try {
     return await exchange();
   } catch (err) {

@@ -37,7 +37,7 @@ export function noSignInFor(account: AccountConfig, key = account.name): OAuthEr
     case 'service_account':
       return details(
         `${key} uses oauth2_flow = service_account: the proxy gets its tokens by itself with the service account's key, nobody signs in`,
-        "Nothing to do: logins get tokens as they need them, once a Google Workspace administrator has granted the service account domain-wide delegation",
+        'Nothing to do: logins get tokens as they need them, once a Google Workspace administrator has granted the service account domain-wide delegation',
       );
   }
 }

@@ -38,7 +38,13 @@ export {
   type OAuthRequestContext,
 } from './errors.js';
 export { isSignInFlow, noSignInFor, type SignInFlow } from './flows.js';
-export { isPasteProblem, parsePastedRedirect, type PastedCode, type PasteProblem, type PasteProblemKind } from './paste.js';
+export {
+  isPasteProblem,
+  parsePastedRedirect,
+  type PastedCode,
+  type PasteProblem,
+  type PasteProblemKind,
+} from './paste.js';
 export {
   createProviderClient,
   DEFAULT_REQUEST_TIMEOUT_MS,

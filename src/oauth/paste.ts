@@ -31,7 +31,7 @@ export function isPasteProblem(result: PastedCode | PasteProblem): result is Pas
 }
 
 const PASTE_WHOLE_ADDRESS =
-  'After signing in, copy the whole address from the browser\'s address bar (it contains code=...) and paste it.';
+  "After signing in, copy the whole address from the browser's address bar (it contains code=...) and paste it.";
 
 /**
  * Extracts the authorization code from a pasted redirect address and checks its `state`.
@@ -39,7 +39,10 @@ const PASTE_WHOLE_ADDRESS =
  * Google's `http://127.0.0.1:port/?state=...&code=...`) with extra parameters such as
  * `session_state`; the token request uses the configured `redirect_uri`, not the pasted one.
  */
-export function parsePastedRedirect(text: string, expectedState: string): PastedCode | PasteProblem {
+export function parsePastedRedirect(
+  text: string,
+  expectedState: string,
+): PastedCode | PasteProblem {
   const url = extractUrl(text);
   if (url === undefined) {
     return {
@@ -76,7 +79,8 @@ export function parsePastedRedirect(text: string, expectedState: string): Pasted
   if (state !== expectedState) {
     return {
       problem: 'state_mismatch',
-      message: 'This address belongs to a different (probably older) sign-in link. Open the newest link, sign in, and paste the address you end up on.',
+      message:
+        'This address belongs to a different (probably older) sign-in link. Open the newest link, sign in, and paste the address you end up on.',
     };
   }
   return { code };

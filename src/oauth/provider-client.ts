@@ -34,22 +34,33 @@ export interface ProviderClientOptions {
  *
  * @throws OAuthError of kind `config` when an endpoint address or the client_id is unusable.
  */
-export function createProviderClient(account: AccountConfig, options: ProviderClientOptions = {}): client.Configuration {
+export function createProviderClient(
+  account: AccountConfig,
+  options: ProviderClientOptions = {},
+): client.Configuration {
   if (!account.clientId) {
     throw configError('client_id', 'client_id is missing', 'Set client_id in the account section.');
   }
   // Only the flows where someone signs in use permission_url; the others need not set it (the
   // loader does not ask them to), and an unused one copied from another section must not matter.
   const signsIn = account.flow === 'authorization_code' || account.flow === 'device';
-  const authorizationEndpoint = signsIn ? endpointUrl(account.permissionUrl, 'permission_url') : undefined;
+  const authorizationEndpoint = signsIn
+    ? endpointUrl(account.permissionUrl, 'permission_url')
+    : undefined;
   const tokenEndpoint = endpointUrl(account.tokenUrl, 'token_url');
   const deviceEndpoint = signsIn ? deviceAuthorizationEndpoint(account) : undefined;
-  const endpoints = [tokenEndpoint, ...(authorizationEndpoint ? [authorizationEndpoint] : []), ...(deviceEndpoint ? [new URL(deviceEndpoint)] : [])];
+  const endpoints = [
+    tokenEndpoint,
+    ...(authorizationEndpoint ? [authorizationEndpoint] : []),
+    ...(deviceEndpoint ? [new URL(deviceEndpoint)] : []),
+  ];
 
   const server: client.ServerMetadata = {
     // openid-client's default audience of client assertions; ours set their own (token_url).
     issuer: tokenEndpoint.origin,
-    ...(authorizationEndpoint !== undefined && { authorization_endpoint: authorizationEndpoint.href }),
+    ...(authorizationEndpoint !== undefined && {
+      authorization_endpoint: authorizationEndpoint.href,
+    }),
     token_endpoint: tokenEndpoint.href,
     ...(deviceEndpoint !== undefined && { device_authorization_endpoint: deviceEndpoint }),
   };
@@ -74,7 +85,10 @@ export function tokenEndpointClient(
   auth: client.ClientAuth,
   options: Pick<ProviderClientOptions, 'requestTimeoutMs'> = {},
 ): client.Configuration {
-  const server: client.ServerMetadata = { issuer: tokenEndpoint.origin, token_endpoint: tokenEndpoint.href };
+  const server: client.ServerMetadata = {
+    issuer: tokenEndpoint.origin,
+    token_endpoint: tokenEndpoint.href,
+  };
   return configuration(server, clientId, auth, [tokenEndpoint], options);
 }
 
@@ -91,7 +105,9 @@ function configuration(
   options: Pick<ProviderClientOptions, 'requestTimeoutMs'>,
 ): client.Configuration {
   const config = new client.Configuration(server, clientId, undefined, auth);
-  config[client.customFetch] = providerFetch(options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
+  config[client.customFetch] = providerFetch(
+    options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+  );
   // providerFetch owns the timeout; openid-client's own takes whole seconds only.
   config.timeout = 0;
   if (endpoints.some((url) => url.protocol === 'http:')) client.allowInsecureRequests(config);
@@ -121,7 +137,11 @@ function endpointUrl(value: string, key: ConfigKey): URL {
   try {
     url = new URL(value);
   } catch {
-    throw configError(key, `${key} is not a valid address`, `Set ${key} to a full https:// address.`);
+    throw configError(
+      key,
+      `${key} is not a valid address`,
+      `Set ${key} to a full https:// address.`,
+    );
   }
   if (!isAllowedEndpoint(url)) {
     throw configError(

@@ -20,13 +20,20 @@ export function providerFetch(timeoutMs: number): CustomFetch {
   return async (url, options) => {
     const timeout = AbortSignal.timeout(delay);
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
-    const response = await fetch(url, { ...options, body: options.body as RequestInit['body'], signal });
+    const response = await fetch(url, {
+      ...options,
+      body: options.body as RequestInit['body'],
+      signal,
+    });
     return normaliseSuccessBody(response);
   };
 }
 
 async function normaliseSuccessBody(response: Response): Promise<Response> {
-  if (response.status !== 200 || !/^application\/json\s*(;|$)/i.test(response.headers.get('content-type') ?? '')) {
+  if (
+    response.status !== 200 ||
+    !/^application\/json\s*(;|$)/i.test(response.headers.get('content-type') ?? '')
+  ) {
     return response;
   }
   const text = await response.text();
@@ -47,7 +54,8 @@ async function normaliseSuccessBody(response: Response): Promise<Response> {
 
 function normaliseFields(json: Record<string, unknown>): Record<string, unknown> {
   const { id_token: _ignored, ...rest } = json;
-  if (typeof rest['access_token'] === 'string' && rest['token_type'] === undefined) rest['token_type'] = 'Bearer';
+  if (typeof rest['access_token'] === 'string' && rest['token_type'] === undefined)
+    rest['token_type'] = 'Bearer';
   if (rest['verification_uri'] === undefined && typeof rest['verification_url'] === 'string') {
     rest['verification_uri'] = rest['verification_url'];
   }

@@ -29,7 +29,9 @@ export async function refresh(
   }
   const config = createProviderClient(account, options);
   const requestedAt = Date.now();
-  const response = await withOAuthErrors('refresh', () => client.refreshTokenGrant(config, refreshToken));
+  const response = await withOAuthErrors('refresh', () =>
+    client.refreshTokenGrant(config, refreshToken),
+  );
   const tokens = toTokenSet(response, requestedAt);
   return tokens.refreshToken !== undefined
     ? { ...tokens, refreshTokenKept: false }

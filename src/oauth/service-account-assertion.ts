@@ -33,7 +33,10 @@ export interface AssertionRequest {
 }
 
 /** The claims for `key` acting as `request.subject`, valid from `issuedAt` for an hour. */
-export function assertionClaims(key: ServiceAccountKey, request: AssertionRequest): AssertionClaims {
+export function assertionClaims(
+  key: ServiceAccountKey,
+  request: AssertionRequest,
+): AssertionClaims {
   const iat = request.issuedAt ?? Math.floor(Date.now() / 1000);
   return {
     iss: key.clientEmail,
@@ -47,7 +50,11 @@ export function assertionClaims(key: ServiceAccountKey, request: AssertionReques
 
 /** The RS256-signed JWT (`header.claims.signature`) for the token request's `assertion`. */
 export function serviceAccountAssertion(key: ServiceAccountKey, request: AssertionRequest): string {
-  const header = { alg: 'RS256', typ: 'JWT', ...(key.privateKeyId !== undefined && { kid: key.privateKeyId }) };
+  const header = {
+    alg: 'RS256',
+    typ: 'JWT',
+    ...(key.privateKeyId !== undefined && { kid: key.privateKeyId }),
+  };
   const signingInput = `${base64url(header)}.${base64url(assertionClaims(key, request))}`;
   const signature = sign('sha256', Buffer.from(signingInput, 'utf8'), key.privateKey);
   return `${signingInput}.${signature.toString('base64url')}`;

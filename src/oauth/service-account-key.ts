@@ -52,7 +52,7 @@ export function serviceAccountKeyType(account: AccountConfig): ServiceAccountKey
   throw keyError(
     'client_id',
     'with oauth2_flow = service_account, client_id must be set to `file` or `key`',
-    'Set client_id = file and client_secret to the path of the service account\'s JSON key file, or client_id = key and client_secret to the JSON key itself.',
+    "Set client_id = file and client_secret to the path of the service account's JSON key file, or client_id = key and client_secret to the JSON key itself.",
   );
 }
 
@@ -64,13 +64,18 @@ export function serviceAccountKeyType(account: AccountConfig): ServiceAccountKey
  *
  * @throws OAuthError (`config`) naming `client_id` or `client_secret`: no usable key
  */
-export async function readServiceAccountKey(account: AccountConfig, keyOrPath: string | undefined = account.clientSecret): Promise<ServiceAccountKey> {
+export async function readServiceAccountKey(
+  account: AccountConfig,
+  keyOrPath: string | undefined = account.clientSecret,
+): Promise<ServiceAccountKey> {
   const type = serviceAccountKeyType(account);
   if (!keyOrPath?.trim()) {
     throw keyError(
       'client_secret',
-      'with oauth2_flow = service_account, client_secret must hold the service account\'s key',
-      type === 'file' ? 'Set client_secret to the path of the JSON key file.' : 'Set client_secret to the JSON key itself.',
+      "with oauth2_flow = service_account, client_secret must hold the service account's key",
+      type === 'file'
+        ? 'Set client_secret to the path of the JSON key file.'
+        : 'Set client_secret to the JSON key itself.',
     );
   }
   if (type === 'key') return parseServiceAccountKey(keyOrPath, 'the key in client_secret');
@@ -96,7 +101,11 @@ export function parseServiceAccountKey(json: string, source: string): ServiceAcc
     );
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw keyError('client_secret', `${source} is not a service account key (not a JSON object)`, `${NEW_KEY}.`);
+    throw keyError(
+      'client_secret',
+      `${source} is not a service account key (not a JSON object)`,
+      `${NEW_KEY}.`,
+    );
   }
   const fields = parsed as Record<string, unknown>;
   if (fields['installed'] !== undefined || fields['web'] !== undefined) {
@@ -107,8 +116,13 @@ export function parseServiceAccountKey(json: string, source: string): ServiceAcc
     );
   }
   if (fields['type'] !== undefined && fields['type'] !== 'service_account') {
-    const type = typeof fields['type'] === 'string' ? `"${fields['type'].slice(0, 40)}"` : 'an unknown type';
-    throw keyError('client_secret', `${source} is a key of type ${type}, not "service_account"`, `${NEW_KEY} for a service account.`);
+    const type =
+      typeof fields['type'] === 'string' ? `"${fields['type'].slice(0, 40)}"` : 'an unknown type';
+    throw keyError(
+      'client_secret',
+      `${source} is a key of type ${type}, not "service_account"`,
+      `${NEW_KEY} for a service account.`,
+    );
   }
   const clientEmail = requiredString(fields, 'client_email', source);
   const privateKey = rsaKey(requiredString(fields, 'private_key', source), source);
@@ -126,22 +140,37 @@ export function parseServiceAccountKey(json: string, source: string): ServiceAcc
 
 async function readKeyFile(path: string): Promise<string> {
   const where = `client_secret names the service account key file ${describePath(path)}`;
-  const putItThere = 'Put the service account\'s JSON key there, readable only by the user the proxy runs as (chmod 600), or set client_secret to where it is (an absolute path).';
+  const putItThere =
+    "Put the service account's JSON key there, readable only by the user the proxy runs as (chmod 600), or set client_secret to where it is (an absolute path).";
   try {
     const info = await stat(path);
-    if (info.isDirectory()) throw keyError('client_secret', `${where}, which is a directory`, putItThere);
+    if (info.isDirectory())
+      throw keyError('client_secret', `${where}, which is a directory`, putItThere);
     if (info.size > MAX_KEY_FILE_BYTES) {
-      throw keyError('client_secret', `${where}, which is too large to be one (${info.size} bytes)`, 'Check the path: a key file is about 2 KB of JSON.');
+      throw keyError(
+        'client_secret',
+        `${where}, which is too large to be one (${info.size} bytes)`,
+        'Check the path: a key file is about 2 KB of JSON.',
+      );
     }
     return await readFile(path, 'utf8');
   } catch (err) {
     if (err instanceof OAuthError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw keyError('client_secret', `${where}, which does not exist`, putItThere);
+    if (code === 'ENOENT' || code === 'ENOTDIR')
+      throw keyError('client_secret', `${where}, which does not exist`, putItThere);
     if (code === 'EACCES' || code === 'EPERM') {
-      throw keyError('client_secret', `${where}, which this user may not read`, 'Make the file readable by the user the proxy runs as (and by nobody else: chmod 600).');
+      throw keyError(
+        'client_secret',
+        `${where}, which this user may not read`,
+        'Make the file readable by the user the proxy runs as (and by nobody else: chmod 600).',
+      );
     }
-    throw keyError('client_secret', `${where}, which cannot be read (${code ?? 'unknown error'})`, putItThere);
+    throw keyError(
+      'client_secret',
+      `${where}, which cannot be read (${code ?? 'unknown error'})`,
+      putItThere,
+    );
   }
 }
 
@@ -153,16 +182,28 @@ function describePath(path: string): string {
 function requiredString(fields: Record<string, unknown>, name: string, source: string): string {
   const value = optionalString(fields, name, source);
   if (value === undefined) {
-    throw keyError('client_secret', `${source} has no ${name}`, `Use the complete JSON key as Google issued it, or ${NEW_KEY.charAt(0).toLowerCase()}${NEW_KEY.slice(1)}.`);
+    throw keyError(
+      'client_secret',
+      `${source} has no ${name}`,
+      `Use the complete JSON key as Google issued it, or ${NEW_KEY.charAt(0).toLowerCase()}${NEW_KEY.slice(1)}.`,
+    );
   }
   return value;
 }
 
-function optionalString(fields: Record<string, unknown>, name: string, source: string): string | undefined {
+function optionalString(
+  fields: Record<string, unknown>,
+  name: string,
+  source: string,
+): string | undefined {
   const value = fields[name];
   if (value === undefined || value === null || value === '') return undefined;
   if (typeof value !== 'string') {
-    throw keyError('client_secret', `${source} has a ${name} that is not a string`, 'Use the JSON key exactly as Google issued it.');
+    throw keyError(
+      'client_secret',
+      `${source} has a ${name} that is not a string`,
+      'Use the JSON key exactly as Google issued it.',
+    );
   }
   return value;
 }
@@ -202,5 +243,10 @@ function tokenUri(value: string, source: string): URL {
 }
 
 function keyError(configKey: ConfigKey, message: string, hint: string): OAuthError {
-  return new OAuthError(message, { kind: 'config', code: 'invalid_service_account_key', hint, configKey });
+  return new OAuthError(message, {
+    kind: 'config',
+    code: 'invalid_service_account_key',
+    hint,
+    configKey,
+  });
 }

@@ -29,15 +29,25 @@ const assertionOnly: client.ClientAuth = () => undefined;
  *   (domain-wide delegation not granted, a deleted key, a user outside the domain); `transient`
  *   when the token endpoint cannot answer. Neither the key nor the token appears in it.
  */
-export async function serviceAccountToken(account: AccountConfig, user: string, options: ProviderClientOptions = {}): Promise<TokenSet> {
+export async function serviceAccountToken(
+  account: AccountConfig,
+  user: string,
+  options: ProviderClientOptions = {},
+): Promise<TokenSet> {
   const key = await readServiceAccountKey(account, options.clientSecret ?? account.clientSecret);
   const config = tokenEndpointClient(key.tokenUri, key.clientEmail, assertionOnly, options);
   const requestedAt = Date.now();
-  const assertion = serviceAccountAssertion(key, { scope: account.scope, subject: user, issuedAt: Math.floor(requestedAt / 1000) });
+  const assertion = serviceAccountAssertion(key, {
+    scope: account.scope,
+    subject: user,
+    issuedAt: Math.floor(requestedAt / 1000),
+  });
   let tokens: TokenSet;
   try {
     tokens = toTokenSet(
-      await withOAuthErrors('service_account', () => client.genericGrantRequest(config, JWT_BEARER_GRANT, { assertion })),
+      await withOAuthErrors('service_account', () =>
+        client.genericGrantRequest(config, JWT_BEARER_GRANT, { assertion }),
+      ),
       requestedAt,
     );
   } catch (err) {

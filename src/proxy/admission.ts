@@ -22,7 +22,12 @@ export class PreAuthGate {
   private total = 0;
   private readonly perAddress = new Map<string, number>();
 
-  constructor(private limits: Pick<PreAuthLimits, 'maxPreAuthConnections' | 'maxPreAuthConnectionsPerAddress'>) {}
+  constructor(
+    private limits: Pick<
+      PreAuthLimits,
+      'maxPreAuthConnections' | 'maxPreAuthConnectionsPerAddress'
+    >,
+  ) {}
 
   /** Connections currently admitted and not yet released. */
   get count(): number {
@@ -32,11 +37,16 @@ export class PreAuthGate {
   /** Admits a new connection from `remoteAddress` (undefined when the socket is already gone). */
   admit(remoteAddress: string | undefined): Admission {
     const { maxPreAuthConnections, maxPreAuthConnectionsPerAddress } = this.limits;
-    if (this.total >= maxPreAuthConnections) return { admitted: false, reason: 'too-many-connections', limit: maxPreAuthConnections };
+    if (this.total >= maxPreAuthConnections)
+      return { admitted: false, reason: 'too-many-connections', limit: maxPreAuthConnections };
     const source = sourceKey(remoteAddress);
     const fromSource = source === undefined ? 0 : (this.perAddress.get(source) ?? 0);
     if (source !== undefined && fromSource >= maxPreAuthConnectionsPerAddress) {
-      return { admitted: false, reason: 'too-many-from-address', limit: maxPreAuthConnectionsPerAddress };
+      return {
+        admitted: false,
+        reason: 'too-many-from-address',
+        limit: maxPreAuthConnectionsPerAddress,
+      };
     }
 
     this.total += 1;

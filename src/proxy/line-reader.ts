@@ -71,7 +71,8 @@ export class LineReader {
         this.buffered = this.buffered.subarray(lf + 1);
         return line;
       }
-      if (this.buffered.length > this.maxLineBytes + 1) throw new LineTooLongError(this.maxLineBytes);
+      if (this.buffered.length > this.maxLineBytes + 1)
+        throw new LineTooLongError(this.maxLineBytes);
       if (!(await this.fill())) return null;
     }
   }

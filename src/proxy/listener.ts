@@ -129,13 +129,22 @@ export function startListener(initial: ListenerOptions): Promise<Listener> {
     });
   };
 
-  const refuse = (connection: Connection, refusal: Exclude<Admission, { admitted: true }>): void => {
+  const refuse = (
+    connection: Connection,
+    refusal: Exclude<Admission, { admitted: true }>,
+  ): void => {
     const { socket, options } = connection;
     connection.phase = 'refused';
     const now = Date.now();
     if (now - refusals.logged >= REFUSAL_LOG_INTERVAL_MS) {
       options.log.warn(
-        { event: 'connection_refused', reason: refusal.reason, limit: refusal.limit, remote: socket.remoteAddress, alsoRefusedSinceLastWarning: refusals.unlogged },
+        {
+          event: 'connection_refused',
+          reason: refusal.reason,
+          limit: refusal.limit,
+          remote: socket.remoteAddress,
+          alsoRefusedSinceLastWarning: refusals.unlogged,
+        },
         `refused a connection: ${refusal.reason === 'too-many-connections' ? 'too many connections before login' : 'too many connections before login from one address'} (limit ${refusal.limit})`,
       );
       refusals.logged = now;
@@ -145,7 +154,8 @@ export function startListener(initial: ListenerOptions): Promise<Listener> {
     }
     // On an implicit-TLS port the refusal could only be read after a full handshake, which is the
     // very work the limit is there to avoid; such clients see the connection close.
-    if (options.localTls?.implicit !== true) socket.write(farewell(options.server.protocol, refusal.reason, options.hostname));
+    if (options.localTls?.implicit !== true)
+      socket.write(farewell(options.server.protocol, refusal.reason, options.hostname));
     socket.resume();
     socket.end();
     setTimeout(() => socket.destroy(), REFUSAL_GRACE_MS).unref();
@@ -197,58 +207,80 @@ export function startListener(initial: ListenerOptions): Promise<Listener> {
 
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ host: initial.server.localAddress, port: initial.server.localPort, backlog: LISTEN_BACKLOG }, () => {
-      server.off('error', reject);
-      server.on('error', (err) => current.log.error({ event: 'listener_error', err }, 'listener error'));
-      resolve({
-        get server() {
-          return current.server;
-        },
-        address: server.address() as net.AddressInfo,
-        get connections() {
-          return new Set(connections.keys());
-        },
-        get preAuthCount() {
-          let count = 0;
-          for (const connection of connections.values()) if (connection.phase === 'handshake' || connection.phase === 'pre-auth') count += 1;
-          return count;
-        },
-        update(options) {
-          current = options;
-          gate = options.gate ?? gate;
-        },
-        stopAccepting,
-        sendAwayPreAuth() {
-          for (const connection of connections.values()) {
-            if (connection.phase === 'handshake') connection.socket.destroy();
-            if (connection.phase !== 'pre-auth' || connection.client === undefined) continue;
-            const { server: section, hostname } = connection.options;
-            PreAuthClient.on(connection.client)?.sendAway(farewell(section.protocol, 'shutting-down', hostname));
-          }
-        },
-        drained,
-        destroyAll() {
-          for (const connection of connections.values()) {
-            connection.upstream?.destroy();
-            connection.client?.destroy();
-            connection.socket.destroy();
-          }
-        },
-        async close() {
-          await stopAccepting();
-          await drained();
-        },
-      });
-    });
+    server.listen(
+      {
+        host: initial.server.localAddress,
+        port: initial.server.localPort,
+        backlog: LISTEN_BACKLOG,
+      },
+      () => {
+        server.off('error', reject);
+        server.on('error', (err) =>
+          current.log.error({ event: 'listener_error', err }, 'listener error'),
+        );
+        resolve({
+          get server() {
+            return current.server;
+          },
+          address: server.address() as net.AddressInfo,
+          get connections() {
+            return new Set(connections.keys());
+          },
+          get preAuthCount() {
+            let count = 0;
+            for (const connection of connections.values())
+              if (connection.phase === 'handshake' || connection.phase === 'pre-auth') count += 1;
+            return count;
+          },
+          update(options) {
+            current = options;
+            gate = options.gate ?? gate;
+          },
+          stopAccepting,
+          sendAwayPreAuth() {
+            for (const connection of connections.values()) {
+              if (connection.phase === 'handshake') connection.socket.destroy();
+              if (connection.phase !== 'pre-auth' || connection.client === undefined) continue;
+              const { server: section, hostname } = connection.options;
+              PreAuthClient.on(connection.client)?.sendAway(
+                farewell(section.protocol, 'shutting-down', hostname),
+              );
+            }
+          },
+          drained,
+          destroyAll() {
+            for (const connection of connections.values()) {
+              connection.upstream?.destroy();
+              connection.client?.destroy();
+              connection.socket.destroy();
+            }
+          },
+          async close() {
+            await stopAccepting();
+            await drained();
+          },
+        });
+      },
+    );
   });
 }
 
-async function serve(connection: Connection, socket: net.Socket, release: () => void): Promise<void> {
+async function serve(
+  connection: Connection,
+  socket: net.Socket,
+  release: () => void,
+): Promise<void> {
   const { options } = connection;
   const id = randomBytes(4).toString('hex');
-  const log = options.log.child({ conn: id, protocol: options.server.protocol, port: options.server.localPort });
+  const log = options.log.child({
+    conn: id,
+    protocol: options.server.protocol,
+    port: options.server.localPort,
+  });
   log.debug({ event: 'connect', remote: socket.remoteAddress }, 'client connected');
-  socket.on('error', (err) => log.debug({ event: 'client_error', err: err.message }, 'client socket error'));
+  socket.on('error', (err) =>
+    log.debug({ event: 'client_error', err: err.message }, 'client socket error'),
+  );
 
   const context: SessionContext = {
     id,
@@ -276,12 +308,16 @@ async function serve(connection: Connection, socket: net.Socket, release: () => 
   }
   connection.phase = 'spliced';
   connection.upstream = outcome.upstream;
-  outcome.upstream.on('error', (err) => log.debug({ event: 'upstream_error', err: err.message }, 'upstream socket error'));
+  outcome.upstream.on('error', (err) =>
+    log.debug({ event: 'upstream_error', err: err.message }, 'upstream socket error'),
+  );
   await splice(outcome.client, outcome.upstream, outcome.clientPending, outcome.upstreamPending);
   log.info(
     {
       event: 'disconnect',
-      ...(outcome.kind === 'authenticated' ? { account: outcome.account } : { authenticated: false }),
+      ...(outcome.kind === 'authenticated'
+        ? { account: outcome.account }
+        : { authenticated: false }),
       durationMs: Date.now() - started,
       bytesFromClient: outcome.client.bytesRead,
       bytesToClient: outcome.client.bytesWritten,

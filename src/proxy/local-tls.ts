@@ -7,7 +7,11 @@ import type { Logger } from 'pino';
  * certificate. A failed handshake (wrong CA on the client, a client that leaves or sends
  * plain text) is logged as `local_tls_failed` and ends the connection: resolves `undefined`.
  */
-export function startLocalTls(socket: net.Socket, secureContext: tls.SecureContext, log: Logger): Promise<tls.TLSSocket | undefined> {
+export function startLocalTls(
+  socket: net.Socket,
+  secureContext: tls.SecureContext,
+  log: Logger,
+): Promise<tls.TLSSocket | undefined> {
   return new Promise((resolve) => {
     const secure = new tls.TLSSocket(socket, { isServer: true, secureContext });
     let settled = false;
@@ -29,7 +33,9 @@ export function startLocalTls(socket: net.Socket, secureContext: tls.SecureConte
       secure.off('close', onClose);
       // The listener logs errors of the plain socket; this one needs its own, or a reset after the
       // handshake would be an uncaught error.
-      secure.on('error', (err) => log.debug({ event: 'client_error', err: err.message }, 'client socket error'));
+      secure.on('error', (err) =>
+        log.debug({ event: 'client_error', err: err.message }, 'client socket error'),
+      );
       resolve(secure);
     });
   });

@@ -22,7 +22,10 @@ export type UpstreamVerdict =
   | { readonly kind: 'refused'; readonly reason: string };
 
 /** The protocol's side of the upstream login: greeting, `AUTHENTICATE XOAUTH2` / `AUTH XOAUTH2`, verdict. */
-export type XOAuth2Exchange<V extends UpstreamVerdict> = (upstream: UpstreamLines, credentials: UpstreamCredentials) => Promise<V>;
+export type XOAuth2Exchange<V extends UpstreamVerdict> = (
+  upstream: UpstreamLines,
+  credentials: UpstreamCredentials,
+) => Promise<V>;
 
 type Accepted<V extends UpstreamVerdict> = Extract<V, { readonly kind: 'accepted' }>;
 type Refused<V extends UpstreamVerdict> = Exclude<V, { readonly kind: 'accepted' }>;
@@ -34,7 +37,11 @@ export type LoginAttempt<V extends UpstreamVerdict> =
   /** The upstream could not be reached or failed mid-login; its connection is gone. */
   | { readonly kind: 'upstream-failed'; readonly error: UpstreamError }
   /** The upstream refused; its connection is gone, and a rejected token has been reported. */
-  | { readonly kind: 'refused-upstream'; readonly credentials: UpstreamCredentials; readonly verdict: Refused<V> }
+  | {
+      readonly kind: 'refused-upstream';
+      readonly credentials: UpstreamCredentials;
+      readonly verdict: Refused<V>;
+    }
   /** Logged in: the upstream socket is ready for the splice. */
   | {
       readonly kind: 'logged-in';
@@ -61,7 +68,11 @@ export async function logInOverNewConnection<V extends UpstreamVerdict>(
   const started = performance.now();
   const connection = connectUpstream(context.upstream, context.upstreamTls);
   connection.catch(() => undefined);
-  const dropConnection = (): void => void connection.then((socket) => socket.destroy(), () => undefined);
+  const dropConnection = (): void =>
+    void connection.then(
+      (socket) => socket.destroy(),
+      () => undefined,
+    );
 
   let credentials: UpstreamCredentials | LoginFailure;
   try {
@@ -85,7 +96,8 @@ export async function logInOverNewConnection<V extends UpstreamVerdict>(
     const verdict = await exchange(upstream, credentials);
     const upstreamPending = upstream.release();
     recordVerdict(context, login.username, credentials, verdict, started);
-    if (isAccepted(verdict)) return { kind: 'logged-in', credentials, verdict, upstream: socket, upstreamPending };
+    if (isAccepted(verdict))
+      return { kind: 'logged-in', credentials, verdict, upstream: socket, upstreamPending };
     socket.destroy();
     // A failed type guard does not narrow a type parameter; `isAccepted` said it is not accepted.
     return { kind: 'refused-upstream', credentials, verdict: verdict as Refused<V> };
@@ -109,7 +121,15 @@ export async function requestCredentials(
   secure: boolean,
 ): Promise<UpstreamCredentials | LoginFailure> {
   if (mustEncryptFirst(context, secure)) {
-    context.log.warn({ event: 'login_refused', user: username, reason: 'encryption-required', remote: context.client.remoteAddress }, 'password sent without TLS from another machine');
+    context.log.warn(
+      {
+        event: 'login_refused',
+        user: username,
+        reason: 'encryption-required',
+        remote: context.client.remoteAddress,
+      },
+      'password sent without TLS from another machine',
+    );
     return new LoginFailure(
       'encryption-required',
       'Passwords are not accepted in clear text from another machine: use STARTTLS (or the TLS port) first, and change this password if the network is not trusted',
@@ -121,7 +141,9 @@ export async function requestCredentials(
       password,
       protocol,
       connectionId: context.id,
-      ...(context.client.remoteAddress !== undefined && { remoteAddress: context.client.remoteAddress }),
+      ...(context.client.remoteAddress !== undefined && {
+        remoteAddress: context.client.remoteAddress,
+      }),
     });
   } catch (err) {
     if (!(err instanceof LoginFailure)) throw err;
@@ -145,7 +167,10 @@ export function recordVerdict(
   const who = { user: username, account: credentials.account };
   switch (verdict.kind) {
     case 'accepted':
-      context.log.info({ event: 'login', ...who, durationMs: Math.round(performance.now() - started) }, 'logged in upstream');
+      context.log.info(
+        { event: 'login', ...who, durationMs: Math.round(performance.now() - started) },
+        'logged in upstream',
+      );
       return;
     case 'token-rejected':
       context.auth.rejectedUpstream(credentials);
@@ -158,7 +183,11 @@ export function recordVerdict(
 
 /** True when this client may not send a password until the connection is encrypted. */
 export function mustEncryptFirst(context: SessionContext, secure: boolean): boolean {
-  return !secure && !context.plaintextLoginsFromNetwork && !isLoopbackHost(context.client.remoteAddress ?? '');
+  return (
+    !secure &&
+    !context.plaintextLoginsFromNetwork &&
+    !isLoopbackHost(context.client.remoteAddress ?? '')
+  );
 }
 
 function isAccepted<V extends UpstreamVerdict>(verdict: V): verdict is Accepted<V> {

@@ -136,7 +136,8 @@ export class PreAuthClient {
    */
   async startTls(goAhead: string): Promise<LocalTlsUpgrade> {
     const secureContext = this.context.localTls;
-    if (secureContext === undefined || this.secure) throw new Error('local STARTTLS needs a certificate and a plain connection');
+    if (secureContext === undefined || this.secure)
+      throw new Error('local STARTTLS needs a certificate and a plain connection');
     if (this.reader.release().length > 0) return 'data-before-handshake';
     // The client already hung up (its FIN came with the command): a handshake would wait forever.
     if (this.gone() || this.socket.readableEnded || !this.socket.writable) {
@@ -146,7 +147,10 @@ export class PreAuthClient {
     this.send(goAhead);
     const plain = this.socket;
     // A client silent in the middle of a handshake gets no farewell: plain text would be garbage to it.
-    const secure = await this.underIdleClock(() => startLocalTls(plain, secureContext, this.context.log), () => plain.destroy());
+    const secure = await this.underIdleClock(
+      () => startLocalTls(plain, secureContext, this.context.log),
+      () => plain.destroy(),
+    );
     if (secure === undefined) return 'failed';
     this.socket = secure;
     this.reader = new LineReader(secure, this.context.limits.maxLineBytes);
@@ -163,7 +167,14 @@ export class PreAuthClient {
       return CLOSED;
     }
     conversations.delete(this.context.client);
-    return { kind: 'authenticated', client: this.socket, clientPending: this.reader.release(), upstream, upstreamPending, account };
+    return {
+      kind: 'authenticated',
+      client: this.socket,
+      clientPending: this.reader.release(),
+      upstream,
+      upstreamPending,
+      account,
+    };
   }
 
   /**
@@ -177,7 +188,13 @@ export class PreAuthClient {
     }
     conversations.delete(this.context.client);
     const clientPending = Buffer.concat([firstLine, Buffer.from('\r\n'), this.reader.release()]);
-    return { kind: 'unauthenticated', client: this.socket, clientPending, upstream, upstreamPending };
+    return {
+      kind: 'unauthenticated',
+      client: this.socket,
+      clientPending,
+      upstream,
+      upstreamPending,
+    };
   }
 
   private gone(): boolean {

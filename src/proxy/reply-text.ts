@@ -17,14 +17,24 @@ const MAX_TEXT_BYTES = 900;
 export function oneLine(text: string, maxBytes = MAX_TEXT_BYTES): string {
   // Line ends would split the reply; other control characters (a server's NUL or ESC) have no
   // place in protocol text and could drive a client's terminal.
-  return truncateUtf8(text.replace(/[\r\n]+/g, ' ').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '?').trim(), maxBytes);
+  return truncateUtf8(
+    text
+      .replace(/[\r\n]+/g, ' ')
+      .replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '?')
+      .trim(),
+    maxBytes,
+  );
 }
 
 /**
  * The upstream refused the token itself: what it said, and the command that gets a new one.
  * `reason` often ends in the server's own full stop, which must not meet ours.
  */
-export function tokenRejectedText(target: string, credentials: UpstreamCredentials, reason: string): string {
+export function tokenRejectedText(
+  target: string,
+  credentials: UpstreamCredentials,
+  reason: string,
+): string {
   return (
     `${target} refused the OAuth2 login for ${credentials.user}: ${reason.replace(/\.+$/, '')}. ` +
     `If this persists, re-authorise the account: oauth2-mail-proxy authorize ${credentials.account}`
@@ -36,7 +46,9 @@ export function tokenRejectedText(target: string, credentials: UpstreamCredentia
  * A certificate problem is a configuration matter, so it gets no "try again later".
  */
 export function cannotLogInText(error: UpstreamError): string {
-  return error.kind === 'tls' ? `Cannot log in to ${error.message}` : `Cannot log in to ${error.message}. Try again later`;
+  return error.kind === 'tls'
+    ? `Cannot log in to ${error.message}`
+    : `Cannot log in to ${error.message}. Try again later`;
 }
 
 function truncateUtf8(text: string, maxBytes: number): string {

@@ -34,7 +34,9 @@ export function decodePlain(base64: string): PlainCredentials | undefined {
 
 /** The XOAUTH2 initial client response (Google's and Microsoft's documented format), base64. */
 export function encodeXoauth2(user: string, accessToken: string): string {
-  return Buffer.from(`user=${user}\x01auth=Bearer ${accessToken}\x01\x01`, 'utf8').toString('base64');
+  return Buffer.from(`user=${user}\x01auth=Bearer ${accessToken}\x01\x01`, 'utf8').toString(
+    'base64',
+  );
 }
 
 /**

@@ -9,9 +9,15 @@ import { UpstreamError } from './upstream.js';
  */
 export function asUpstreamError(err: unknown, target: string): UpstreamError {
   if (err instanceof UpstreamError) return err;
-  if (err instanceof LineTooLongError) return new UpstreamError('closed', target, `the server sent a line longer than ${err.limit} bytes`);
+  if (err instanceof LineTooLongError)
+    return new UpstreamError(
+      'closed',
+      target,
+      `the server sent a line longer than ${err.limit} bytes`,
+    );
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ECONNRESET' || code === 'EPIPE') return new UpstreamError('closed', target, 'connection closed by the server');
+  if (code === 'ECONNRESET' || code === 'EPIPE')
+    return new UpstreamError('closed', target, 'connection closed by the server');
   return new UpstreamError('closed', target, err instanceof Error ? err.message : String(err));
 }
 
@@ -21,9 +27,16 @@ export function asUpstreamError(err: unknown, target: string): UpstreamError {
  * hold the client until the client itself gives up. On silence the socket is destroyed with a
  * `timeout` error; every failure comes out as an `UpstreamError`.
  */
-export async function answerWithin<T>(socket: net.Socket, target: string, timeoutMs: number, work: () => Promise<T>): Promise<T> {
+export async function answerWithin<T>(
+  socket: net.Socket,
+  target: string,
+  timeoutMs: number,
+  work: () => Promise<T>,
+): Promise<T> {
   const onSilence = (): void => {
-    socket.destroy(new UpstreamError('timeout', target, `no answer within ${describeDuration(timeoutMs)}`));
+    socket.destroy(
+      new UpstreamError('timeout', target, `no answer within ${describeDuration(timeoutMs)}`),
+    );
   };
   socket.setTimeout(timeoutMs, onSilence);
   try {
@@ -60,8 +73,15 @@ export class UpstreamLines {
 
   /** The server's next line, without its line ending. */
   async next(): Promise<string> {
-    const line = await answerWithin(this.socket, this.target, this.options.silenceTimeoutMs, () => this.reader.readLine());
-    if (line === null) throw new UpstreamError('closed', this.target, 'the server closed the connection during login');
+    const line = await answerWithin(this.socket, this.target, this.options.silenceTimeoutMs, () =>
+      this.reader.readLine(),
+    );
+    if (line === null)
+      throw new UpstreamError(
+        'closed',
+        this.target,
+        'the server closed the connection during login',
+      );
     return line;
   }
 

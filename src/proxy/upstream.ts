@@ -50,7 +50,10 @@ function secureContextFor(options: UpstreamTlsOptions): tls.SecureContext {
   let context = secureContexts.get(options);
   if (context === undefined) {
     context = tls.createSecureContext({
-      ca: options.extraCa && options.extraCa.length > 0 ? [...tls.rootCertificates, ...options.extraCa] : undefined,
+      ca:
+        options.extraCa && options.extraCa.length > 0
+          ? [...tls.rootCertificates, ...options.extraCa]
+          : undefined,
       minVersion: 'TLSv1.2',
     });
     secureContexts.set(options, context);
@@ -64,7 +67,10 @@ export function describeTarget(target: { readonly host: string; readonly port: n
 }
 
 /** Opens the connection to the upstream, verified TLS for `implicit`, plain TCP for `starttls`. */
-export function connectUpstream(target: UpstreamTarget, options: UpstreamTlsOptions): Promise<net.Socket> {
+export function connectUpstream(
+  target: UpstreamTarget,
+  options: UpstreamTlsOptions,
+): Promise<net.Socket> {
   if (target.security === 'implicit') {
     return handshake(target, options, (tlsOptions) =>
       tls.connect({ ...tlsOptions, host: target.host, port: target.port }),
@@ -83,7 +89,11 @@ export function connectUpstream(target: UpstreamTarget, options: UpstreamTlsOpti
 }
 
 /** Upgrades an established plain connection after the protocol's STARTTLS / STLS exchange. */
-export function upgradeToTls(socket: net.Socket, target: UpstreamTarget, options: UpstreamTlsOptions): Promise<tls.TLSSocket> {
+export function upgradeToTls(
+  socket: net.Socket,
+  target: UpstreamTarget,
+  options: UpstreamTlsOptions,
+): Promise<tls.TLSSocket> {
   return handshake(target, options, (tlsOptions) => tls.connect({ ...tlsOptions, socket }));
 }
 
@@ -115,9 +125,20 @@ function handshake(
 }
 
 /** Bounds the connection set-up; returns what ends the bound once the connection is up. */
-function armTimeout(socket: net.Socket, target: UpstreamTarget, ms: number, reject: (err: Error) => void): () => void {
+function armTimeout(
+  socket: net.Socket,
+  target: UpstreamTarget,
+  ms: number,
+  reject: (err: Error) => void,
+): () => void {
   const onTimeout = (): void => {
-    reject(new UpstreamError('timeout', describeTarget(target), `no answer within ${Math.round(ms / 1000)} s`));
+    reject(
+      new UpstreamError(
+        'timeout',
+        describeTarget(target),
+        `no answer within ${Math.round(ms / 1000)} s`,
+      ),
+    );
     socket.destroy();
   };
   socket.setTimeout(ms, onTimeout);
@@ -137,15 +158,24 @@ export function tune(socket: net.Socket): void {
 
 const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO|HOSTNAME|ERR_TLS|ERR_SSL|SSL/;
 
-function toUpstreamError(err: NodeJS.ErrnoException, target: { host: string; port: number }): UpstreamError {
+function toUpstreamError(
+  err: NodeJS.ErrnoException,
+  target: { host: string; port: number },
+): UpstreamError {
   const where = describeTarget(target);
   const code = err.code ?? '';
   if (code === 'ECONNREFUSED') return new UpstreamError('unreachable', where, 'connection refused');
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new UpstreamError('unreachable', where, 'host name not found');
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
+    return new UpstreamError('unreachable', where, 'host name not found');
   if (code === 'ETIMEDOUT') return new UpstreamError('timeout', where, 'connection timed out');
-  if (code === 'ECONNRESET' || code === 'EPIPE') return new UpstreamError('closed', where, 'connection closed by the server');
+  if (code === 'ECONNRESET' || code === 'EPIPE')
+    return new UpstreamError('closed', where, 'connection closed by the server');
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
-    return new UpstreamError('tls', where, `its TLS certificate is for another host name (${code}); check server_address`);
+    return new UpstreamError(
+      'tls',
+      where,
+      `its TLS certificate is for another host name (${code}); check server_address`,
+    );
   }
   if (TLS_CODES.test(code) || err.message.includes('certificate')) {
     return new UpstreamError(
@@ -154,6 +184,7 @@ function toUpstreamError(err: NodeJS.ErrnoException, target: { host: string; por
       `TLS certificate not trusted (${code || err.message}); if the server uses a private CA, name its certificate in server_ca_file`,
     );
   }
-  if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return new UpstreamError('unreachable', where, 'network unreachable');
+  if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH')
+    return new UpstreamError('unreachable', where, 'network unreachable');
   return new UpstreamError('unreachable', where, err.message);
 }

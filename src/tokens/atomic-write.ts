@@ -18,7 +18,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
  */
 export async function writeFileAtomic(path: string, data: string, mode = 0o600): Promise<void> {
   const directory = dirname(path);
-  const temporary = join(directory, `.${basename(path)}.${randomBytes(6).toString('hex')}${TEMPORARY_SUFFIX}`);
+  const temporary = join(
+    directory,
+    `.${basename(path)}.${randomBytes(6).toString('hex')}${TEMPORARY_SUFFIX}`,
+  );
   const handle = await open(temporary, 'wx', mode);
   try {
     try {
@@ -49,7 +52,10 @@ export async function removeAbandonedTemporaries(path: string): Promise<number> 
   const directory = dirname(path);
   const prefix = `.${basename(path)}.`;
   const abandoned = (await readdir(directory)).filter(
-    (name) => name.startsWith(prefix) && name.endsWith(TEMPORARY_SUFFIX) && /^[0-9a-f]{12}$/.test(name.slice(prefix.length, -TEMPORARY_SUFFIX.length)),
+    (name) =>
+      name.startsWith(prefix) &&
+      name.endsWith(TEMPORARY_SUFFIX) &&
+      /^[0-9a-f]{12}$/.test(name.slice(prefix.length, -TEMPORARY_SUFFIX.length)),
   );
   let removed = 0;
   for (const name of abandoned) {
@@ -93,7 +99,11 @@ export class LockTimeoutError extends Error {
  *
  * @throws {@link LockTimeoutError} when the lock cannot be taken within `timeoutMs`
  */
-export async function withLockFile<T>(lockPath: string, action: () => Promise<T>, options: LockOptions = {}): Promise<T> {
+export async function withLockFile<T>(
+  lockPath: string,
+  action: () => Promise<T>,
+  options: LockOptions = {},
+): Promise<T> {
   const staleMs = options.staleMs ?? 10_000;
   const deadline = Date.now() + (options.timeoutMs ?? 30_000);
   const ownInode = await acquire(lockPath, staleMs, deadline);

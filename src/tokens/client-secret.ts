@@ -37,7 +37,10 @@ export class EncryptedClientSecretError extends Error {
  * `client_secret` (it wins, as in email-oauth2-proxy), else the one in the section in use
  * (`fields`), else the one in the config section.
  */
-export function encryptedClientSecret(account: AccountConfig, fields: StoredTokenFields | undefined): string | undefined {
+export function encryptedClientSecret(
+  account: AccountConfig,
+  fields: StoredTokenFields | undefined,
+): string | undefined {
   if (account.clientSecret) return undefined;
   return fields?.client_secret_encrypted ?? account.clientSecretEncrypted;
 }
@@ -74,14 +77,32 @@ export async function decryptClientSecret(
         if (!(error instanceof WrongKeyError)) throw undecryptable(subject, describe(error));
       }
     }
-    return openWithPassword(keys, subject, fields ?? {}, password, inSection, unlocked !== undefined);
+    return openWithPassword(
+      keys,
+      subject,
+      fields ?? {},
+      password,
+      inSection,
+      unlocked !== undefined,
+    );
   }
   if (account.clientSecretEncrypted === undefined) return undefined;
-  return openWithPassword(keys, subject, account.tokensInConfig ?? {}, password, account.clientSecretEncrypted, unlocked !== undefined);
+  return openWithPassword(
+    keys,
+    subject,
+    account.tokensInConfig ?? {},
+    password,
+    account.clientSecretEncrypted,
+    unlocked !== undefined,
+  );
 }
 
 /** `fields` with `client_secret_encrypted` set to `secret` encrypted under `key` (the tokens' key). */
-export function withEncryptedClientSecret(fields: StoredTokenFields, key: AccountKey, secret: string): StoredTokenFields {
+export function withEncryptedClientSecret(
+  fields: StoredTokenFields,
+  key: AccountKey,
+  secret: string,
+): StoredTokenFields {
   return { ...fields, client_secret_encrypted: fernetEncrypt(key.key, secret) };
 }
 
@@ -90,12 +111,15 @@ export function withEncryptedClientSecret(fields: StoredTokenFields, key: Accoun
  * only the mail password can, and nothing else holds it.
  */
 export function clientSecretLocked(key: string): OAuthError {
-  return new OAuthError(`The client secret of ${key} is stored encrypted (client_secret_encrypted) and no login has decrypted it yet`, {
-    kind: 'config',
-    code: 'client_secret_locked',
-    hint: 'Log in once with the mail client so the proxy can decrypt it, or put the secret in client_secret.',
-    configKey: 'client_secret',
-  });
+  return new OAuthError(
+    `The client secret of ${key} is stored encrypted (client_secret_encrypted) and no login has decrypted it yet`,
+    {
+      kind: 'config',
+      code: 'client_secret_locked',
+      hint: 'Log in once with the mail client so the proxy can decrypt it, or put the secret in client_secret.',
+      configKey: 'client_secret',
+    },
+  );
 }
 
 /**
@@ -116,7 +140,12 @@ export class ClientSecrets {
    *
    * @throws {@link EncryptedClientSecretError}
    */
-  async learn(subject: TokenSubject, fields: StoredTokenFields | undefined, password: string, unlocked?: AccountKey): Promise<void> {
+  async learn(
+    subject: TokenSubject,
+    fields: StoredTokenFields | undefined,
+    password: string,
+    unlocked?: AccountKey,
+  ): Promise<void> {
     const secret = await decryptClientSecret(this.keys, subject, fields, password, unlocked);
     if (secret === undefined) {
       this.withoutSecret.add(subject.key);
@@ -145,7 +174,8 @@ export class ClientSecrets {
     if (this.withoutSecret.has(subject.key)) return base;
     // An unreadable store is reported by whoever reads it next; here it only means "not known to be encrypted".
     const fields = await readFields().catch(() => undefined);
-    if (encryptedClientSecret(subject.account, fields) !== undefined) throw clientSecretLocked(subject.key);
+    if (encryptedClientSecret(subject.account, fields) !== undefined)
+      throw clientSecretLocked(subject.key);
     return base;
   }
 
@@ -168,7 +198,8 @@ async function openWithPassword(
   token: string,
   passwordVouched: boolean,
 ): Promise<string> {
-  if (section.token_salt === undefined) throw undecryptable(subject, 'its section has no token_salt to decrypt it with');
+  if (section.token_salt === undefined)
+    throw undecryptable(subject, 'its section has no token_salt to decrypt it with');
   try {
     return (await keys.unlockValue(section, password, token)).plaintext;
   } catch (error) {
@@ -178,7 +209,11 @@ async function openWithPassword(
         `Wrong password for ${subject.loginName}: it does not decrypt the account's stored client secret (client_secret_encrypted)`,
       );
     }
-    if (error instanceof WrongKeyError) throw undecryptable(subject, "the password that decrypts the account's tokens does not decrypt it");
+    if (error instanceof WrongKeyError)
+      throw undecryptable(
+        subject,
+        "the password that decrypts the account's tokens does not decrypt it",
+      );
     if (error instanceof CorruptTokenError) throw undecryptable(subject, describe(error));
     throw error;
   }

@@ -6,7 +6,13 @@
  * with key bytes 0-15 signing and bytes 16-31 encrypting.
  */
 
-import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHmac,
+  randomBytes,
+  timingSafeEqual,
+} from 'node:crypto';
 
 const VERSION = 0x80;
 const KEY_BYTES = 32;
@@ -67,10 +73,12 @@ export function fernetEncrypt(key: Buffer, plaintext: string, now?: number): str
 export function fernetDecrypt(key: Buffer, token: string): string {
   checkKey(key);
   const bytes = fromUrlSafeBase64(token);
-  if (bytes.length < HEADER_BYTES + BLOCK_BYTES + HMAC_BYTES) throw new CorruptTokenError('too short');
+  if (bytes.length < HEADER_BYTES + BLOCK_BYTES + HMAC_BYTES)
+    throw new CorruptTokenError('too short');
   if (bytes[0] !== VERSION) throw new CorruptTokenError('unknown version byte');
   const ciphertextLength = bytes.length - HEADER_BYTES - HMAC_BYTES;
-  if (ciphertextLength % BLOCK_BYTES !== 0) throw new CorruptTokenError('ciphertext is not whole blocks');
+  if (ciphertextLength % BLOCK_BYTES !== 0)
+    throw new CorruptTokenError('ciphertext is not whole blocks');
 
   const signed = bytes.subarray(0, bytes.length - HMAC_BYTES);
   const mac = bytes.subarray(bytes.length - HMAC_BYTES);
@@ -100,10 +108,12 @@ export function toUrlSafeBase64(bytes: Buffer): string {
 
 function fromUrlSafeBase64(text: string): Buffer {
   // Node's decoder skips characters it does not know; Python's Fernet refuses them, and so do we.
-  if (!URL_SAFE_BASE64.test(text) || text.length % 4 === 1) throw new CorruptTokenError('not URL-safe base64');
+  if (!URL_SAFE_BASE64.test(text) || text.length % 4 === 1)
+    throw new CorruptTokenError('not URL-safe base64');
   return Buffer.from(text, 'base64url');
 }
 
 function checkKey(key: Buffer): void {
-  if (key.length !== KEY_BYTES) throw new RangeError(`A Fernet key is ${KEY_BYTES} bytes, got ${key.length}`);
+  if (key.length !== KEY_BYTES)
+    throw new RangeError(`A Fernet key is ${KEY_BYTES} bytes, got ${key.length}`);
 }

@@ -53,7 +53,8 @@ export class KeepAlive {
   }
 
   private schedule(entry: Tracked, expiry: number | undefined): void {
-    const untilDue = expiry === undefined ? Infinity : (expiry - this.options.marginSeconds) * 1000 - Date.now();
+    const untilDue =
+      expiry === undefined ? Infinity : (expiry - this.options.marginSeconds) * 1000 - Date.now();
     const untilInterval = entry.lastRefresh + this.options.maxIntervalMs - Date.now();
     const delay = Math.max(1_000, Math.min(untilDue, untilInterval));
     entry.timer = setTimeout(() => void this.run(entry, untilInterval <= untilDue), delay).unref();
@@ -69,11 +70,15 @@ export class KeepAlive {
       entry.failures = 0;
       this.schedule(entry, outcome.expiry);
     } catch (err) {
-      if (err instanceof WrongKeyError) return this.forget(entry, 'the tokens were re-encrypted with another password');
+      if (err instanceof WrongKeyError)
+        return this.forget(entry, 'the tokens were re-encrypted with another password');
       if (err instanceof LoginFailure && err.reason === 'temporary') {
         const retry = Math.min(this.options.retryMs * 2 ** entry.failures, MAX_RETRY_MS);
         entry.failures += 1;
-        this.log.info({ event: 'keepalive_retry', account, retryInMs: retry }, 'background refresh failed; will retry');
+        this.log.info(
+          { event: 'keepalive_retry', account, retryInMs: retry },
+          'background refresh failed; will retry',
+        );
         entry.timer = setTimeout(() => void this.run(entry, force), retry).unref();
         return;
       }
@@ -82,7 +87,11 @@ export class KeepAlive {
   }
 
   private forget(entry: Tracked, why: string): void {
-    if (this.tracked.get(entry.known.subject.key) === entry) this.tracked.delete(entry.known.subject.key);
-    this.log.info({ event: 'keepalive_stopped', account: entry.known.subject.key }, `background refresh stopped: ${why}`);
+    if (this.tracked.get(entry.known.subject.key) === entry)
+      this.tracked.delete(entry.known.subject.key);
+    this.log.info(
+      { event: 'keepalive_stopped', account: entry.known.subject.key },
+      `background refresh stopped: ${why}`,
+    );
   }
 }

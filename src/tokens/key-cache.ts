@@ -6,7 +6,11 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { deriveKey } from './key-derivation.js';
 
 /** The derivation a {@link KeyCache} runs on a miss; {@link deriveKey} unless a test counts calls. */
-export type DeriveKeyFunction = (password: string, salt: Buffer, iterations: number) => Promise<Buffer>;
+export type DeriveKeyFunction = (
+  password: string,
+  salt: Buffer,
+  iterations: number,
+) => Promise<Buffer>;
 
 /** Options for {@link KeyCache}. */
 export interface KeyCacheOptions {
@@ -66,7 +70,9 @@ export class KeyCache {
   }
 
   private entryName(password: string, salt: Buffer, iterations: number): string {
-    const passwordTag = createHmac('sha256', this.nameKey).update(password, 'utf8').digest('base64');
+    const passwordTag = createHmac('sha256', this.nameKey)
+      .update(password, 'utf8')
+      .digest('base64');
     return `${passwordTag}:${salt.toString('base64')}:${iterations}`;
   }
 

@@ -20,12 +20,21 @@ export const DERIVED_KEY_BYTES = 32;
  */
 export function deriveKey(password: string, salt: Buffer, iterations: number): Promise<Buffer> {
   if (!Number.isSafeInteger(iterations) || iterations < 1) {
-    return Promise.reject(new RangeError(`PBKDF2 iterations must be a positive integer, got ${iterations}`));
+    return Promise.reject(
+      new RangeError(`PBKDF2 iterations must be a positive integer, got ${iterations}`),
+    );
   }
   return new Promise((resolve, reject) => {
-    pbkdf2(Buffer.from(password, 'utf8'), salt, iterations, DERIVED_KEY_BYTES, 'sha256', (error, key) => {
-      if (error) reject(error);
-      else resolve(key);
-    });
+    pbkdf2(
+      Buffer.from(password, 'utf8'),
+      salt,
+      iterations,
+      DERIVED_KEY_BYTES,
+      'sha256',
+      (error, key) => {
+        if (error) reject(error);
+        else resolve(key);
+      },
+    );
   });
 }

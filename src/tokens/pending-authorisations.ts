@@ -114,10 +114,20 @@ export class PendingAuthorisations extends EventEmitter<AuthorisationEvents> {
     let entry: Entry;
     if (subject.account.flow === 'device') {
       const device = await startDeviceAuthorization(subject.account, oauthOptions);
-      entry = { ...base, flow: 'device', verificationUri: device.verificationUriComplete ?? device.verificationUri, userCode: device.userCode, expiresAt: device.expiresAt, stop: new AbortController() };
+      entry = {
+        ...base,
+        flow: 'device',
+        verificationUri: device.verificationUriComplete ?? device.verificationUri,
+        userCode: device.userCode,
+        expiresAt: device.expiresAt,
+        stop: new AbortController(),
+      };
       void this.pollDevice(entry, device.handle);
     } else {
-      const authorization = await startAuthorization(subject.account, { ...oauthOptions, loginHint: subject.loginName });
+      const authorization = await startAuthorization(subject.account, {
+        ...oauthOptions,
+        loginHint: subject.loginName,
+      });
       entry = { ...base, flow: 'authorization_code', authorization };
     }
     this.entries.set(subject.key, entry);
@@ -129,7 +139,12 @@ export class PendingAuthorisations extends EventEmitter<AuthorisationEvents> {
    * Waits up to `timeoutMs` for the subject's pending authorisation to complete, then fails
    * with `failure` (a temporary login failure that tells the user what to do).
    */
-  wait(key: string, password: string, timeoutMs: number, failure: () => LoginFailure): Promise<TokenSet> {
+  wait(
+    key: string,
+    password: string,
+    timeoutMs: number,
+    failure: () => LoginFailure,
+  ): Promise<TokenSet> {
     const entry = this.entries.get(key);
     if (!entry || timeoutMs <= 0) return Promise.reject(failure());
     return new Promise((resolve, reject) => {
@@ -176,9 +191,18 @@ export class PendingAuthorisations extends EventEmitter<AuthorisationEvents> {
   async complete(key: string, pastedText: string): Promise<CompletedAuthorisation> {
     const entry = this.entries.get(key);
     if (!entry) throw new Error(`No authorisation is pending for ${key}`);
-    if (entry.flow !== 'authorization_code') throw new Error(`${key} uses the device flow: enter the code ${entry.userCode} at ${entry.verificationUri}`);
-    const tokens = await completeAuthorization(entry.subject.account, entry.authorization, pastedText, await this.oauthOptions(entry.subject));
-    if (this.entries.get(key) !== entry) throw new Error(`The authorisation for ${key} was completed or replaced meanwhile`);
+    if (entry.flow !== 'authorization_code')
+      throw new Error(
+        `${key} uses the device flow: enter the code ${entry.userCode} at ${entry.verificationUri}`,
+      );
+    const tokens = await completeAuthorization(
+      entry.subject.account,
+      entry.authorization,
+      pastedText,
+      await this.oauthOptions(entry.subject),
+    );
+    if (this.entries.get(key) !== entry)
+      throw new Error(`The authorisation for ${key} was completed or replaced meanwhile`);
     return this.finish(entry, tokens);
   }
 
@@ -187,13 +211,21 @@ export class PendingAuthorisations extends EventEmitter<AuthorisationEvents> {
     for (const entry of this.entries.values()) {
       if (entry.flow === 'device') entry.stop.abort();
       for (const waiter of entry.waiters) {
-        waiter.reject(new LoginFailure('temporary', 'The proxy is stopping; the authorisation was not completed. Try again later'));
+        waiter.reject(
+          new LoginFailure(
+            'temporary',
+            'The proxy is stopping; the authorisation was not completed. Try again later',
+          ),
+        );
       }
     }
     this.entries.clear();
   }
 
-  private async pollDevice(entry: Entry & { flow: 'device' }, handle: Parameters<typeof pollDeviceAuthorization>[0]): Promise<void> {
+  private async pollDevice(
+    entry: Entry & { flow: 'device' },
+    handle: Parameters<typeof pollDeviceAuthorization>[0],
+  ): Promise<void> {
     let tokens: TokenSet;
     try {
       tokens = await pollDeviceAuthorization(handle, entry.stop.signal);
@@ -201,7 +233,13 @@ export class PendingAuthorisations extends EventEmitter<AuthorisationEvents> {
       if (entry.stop.signal.aborted) return;
       const error = classifyOAuthFailure(err, 'device');
       if (this.entries.get(entry.subject.key) === entry) this.entries.delete(entry.subject.key);
-      for (const waiter of entry.waiters) waiter.reject(new LoginFailure('authorisation-needed', `${entry.subject.loginName}: the device authorisation failed: ${error.message}. ${error.hint}`));
+      for (const waiter of entry.waiters)
+        waiter.reject(
+          new LoginFailure(
+            'authorisation-needed',
+            `${entry.subject.loginName}: the device authorisation failed: ${error.message}. ${error.hint}`,
+          ),
+        );
       this.emit('failed', { key: entry.subject.key, error });
       return;
     }
@@ -212,7 +250,11 @@ export class PendingAuthorisations extends EventEmitter<AuthorisationEvents> {
   private async finish(entry: Entry, tokens: TokenSet): Promise<CompletedAuthorisation> {
     this.entries.delete(entry.subject.key);
     const [first] = entry.waiters;
-    const completed: CompletedAuthorisation = { subject: entry.subject, tokens, ...(first && { password: first.password }) };
+    const completed: CompletedAuthorisation = {
+      subject: entry.subject,
+      tokens,
+      ...(first && { password: first.password }),
+    };
     try {
       await this.onCompleted(completed);
     } catch (err) {
@@ -221,7 +263,13 @@ export class PendingAuthorisations extends EventEmitter<AuthorisationEvents> {
     }
     for (const waiter of entry.waiters) {
       if (waiter.password === first?.password) waiter.resolve(tokens);
-      else waiter.reject(new LoginFailure('bad-password', `Wrong password for ${entry.subject.loginName}: the account was just authorised by a login with another password`));
+      else
+        waiter.reject(
+          new LoginFailure(
+            'bad-password',
+            `Wrong password for ${entry.subject.loginName}: the account was just authorised by a login with another password`,
+          ),
+        );
     }
     this.emit('completed', completed);
     return completed;
@@ -229,8 +277,19 @@ export class PendingAuthorisations extends EventEmitter<AuthorisationEvents> {
 }
 
 function view(entry: Entry): PendingView {
-  const common = { key: entry.subject.key, loginName: entry.subject.loginName, since: entry.since, waiting: entry.waiters.size };
+  const common = {
+    key: entry.subject.key,
+    loginName: entry.subject.loginName,
+    since: entry.since,
+    waiting: entry.waiters.size,
+  };
   return entry.flow === 'device'
-    ? { ...common, flow: 'device', url: entry.verificationUri, userCode: entry.userCode, expiresAt: entry.expiresAt }
+    ? {
+        ...common,
+        flow: 'device',
+        url: entry.verificationUri,
+        userCode: entry.userCode,
+        expiresAt: entry.expiresAt,
+      }
     : { ...common, flow: 'authorization_code', url: entry.authorization.url };
 }

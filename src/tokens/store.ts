@@ -11,7 +11,13 @@ import { mkdir, open, realpath } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { STORED_TOKEN_FIELDS, type StoredTokenFields } from '../config/types.js';
 import { parseIni, stringifyIni, type IniDocument } from '../config/configparser.js';
-import { isErrno, removeAbandonedTemporaries, withLockFile, writeFileAtomic, type LockOptions } from './atomic-write.js';
+import {
+  isErrno,
+  removeAbandonedTemporaries,
+  withLockFile,
+  writeFileAtomic,
+  type LockOptions,
+} from './atomic-write.js';
 
 /** The keys of a section that are token fields; anything else in a section is left alone. */
 export const TOKEN_FIELD_NAMES = STORED_TOKEN_FIELDS;
@@ -143,7 +149,11 @@ export class TokenStore {
     } catch (error) {
       if (isErrno(error, 'ENOENT')) return new Map();
       if (error instanceof TokenStoreError) throw error;
-      throw new TokenStoreError(this.path, `cannot read it (${describe(error)}); check its owner and permissions`, error);
+      throw new TokenStoreError(
+        this.path,
+        `cannot read it (${describe(error)}); check its owner and permissions`,
+        error,
+      );
     }
     try {
       return parseIni(text, this.path);
@@ -162,7 +172,11 @@ export class TokenStore {
     try {
       text = stringifyIni(document);
     } catch (error) {
-      throw new TokenStoreError(this.path, `cannot write it back unchanged (${describe(error)})`, error);
+      throw new TokenStoreError(
+        this.path,
+        `cannot write it back unchanged (${describe(error)})`,
+        error,
+      );
     }
     const target = await this.targetPath();
     // Under the lock, a temporary file there belongs to a writer killed mid-write. Tidying up is
@@ -184,7 +198,11 @@ export class TokenStore {
     try {
       await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
     } catch (error) {
-      throw new TokenStoreError(this.path, `cannot create its directory (${describe(error)})`, error);
+      throw new TokenStoreError(
+        this.path,
+        `cannot create its directory (${describe(error)})`,
+        error,
+      );
     }
   }
 }
@@ -201,7 +219,10 @@ function pickTokenFields(section: ReadonlyMap<string, string>): StoredTokenField
 function assertAccountName(path: string, account: string): void {
   // stringifyIni would refuse these too, but only after the lock and the read.
   if (account === '' || account === 'DEFAULT' || /[\r\n]/.test(account)) {
-    throw new TokenStoreError(path, `cannot store tokens under the account name ${JSON.stringify(account)}`);
+    throw new TokenStoreError(
+      path,
+      `cannot store tokens under the account name ${JSON.stringify(account)}`,
+    );
   }
 }
 
@@ -214,7 +235,10 @@ async function readRegularFile(path: string): Promise<string> {
   const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     if (!(await handle.stat()).isFile()) {
-      throw new TokenStoreError(path, 'cannot read it: it is not a regular file; move it away and the proxy starts a new store');
+      throw new TokenStoreError(
+        path,
+        'cannot read it: it is not a regular file; move it away and the proxy starts a new store',
+      );
     }
     return await handle.readFile('utf8');
   } finally {

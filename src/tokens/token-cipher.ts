@@ -64,7 +64,9 @@ export class TokenCipher {
     if (fields.access_token === undefined && fields.refresh_token === undefined) return result;
 
     const salt = parseSalt(fields.token_salt);
-    const candidates = [...new Set([parseIterations(fields.token_iterations), DEFAULT_ITERATIONS, LEGACY_ITERATIONS])];
+    const candidates = [
+      ...new Set([parseIterations(fields.token_iterations), DEFAULT_ITERATIONS, LEGACY_ITERATIONS]),
+    ];
 
     // Each field is tried with every candidate, like Python's MultiFernet; the first hit is tried first.
     const open = async (token: string): Promise<{ plaintext: string; iterations: number }> => {
@@ -107,7 +109,11 @@ export class TokenCipher {
    * {@link DEFAULT_ITERATIONS} is not kept: the tokens move to a fresh salt at the current count (one
    * derivation, once), so legacy stores are upgraded as they are used.
    */
-  async encryptTokens(tokens: PlainTokens, password: string, existing?: KeyParameters): Promise<StoredTokenFields> {
+  async encryptTokens(
+    tokens: PlainTokens,
+    password: string,
+    existing?: KeyParameters,
+  ): Promise<StoredTokenFields> {
     const keep = existing !== undefined && existing.iterations >= DEFAULT_ITERATIONS;
     const salt = keep ? parseSalt(existing.salt) : randomBytes(SALT_BYTES);
     const iterations = keep ? parseIterations(String(existing.iterations)) : DEFAULT_ITERATIONS;
@@ -115,11 +121,13 @@ export class TokenCipher {
     const now = Math.floor(Date.now() / 1000);
     try {
       const fields: StoredTokenFields = {};
-      if (tokens.accessToken !== undefined) fields.access_token = fernetEncrypt(key, tokens.accessToken, now);
+      if (tokens.accessToken !== undefined)
+        fields.access_token = fernetEncrypt(key, tokens.accessToken, now);
       if (tokens.accessTokenExpiry !== undefined) {
         fields.access_token_expiry = String(Math.floor(tokens.accessTokenExpiry));
       }
-      if (tokens.refreshToken !== undefined) fields.refresh_token = fernetEncrypt(key, tokens.refreshToken, now);
+      if (tokens.refreshToken !== undefined)
+        fields.refresh_token = fernetEncrypt(key, tokens.refreshToken, now);
       fields.token_salt = salt.toString('base64');
       fields.token_iterations = String(iterations);
       fields.last_activity = String(now);
@@ -153,11 +161,21 @@ export class AccountKeys {
    *
    * @throws {@link WrongKeyError} / {@link CorruptTokenError} as {@link TokenCipher.decryptTokens}.
    */
-  async unlock(fields: StoredTokenFields, password: string): Promise<{ key: AccountKey; tokens: DecryptedTokens }> {
+  async unlock(
+    fields: StoredTokenFields,
+    password: string,
+  ): Promise<{ key: AccountKey; tokens: DecryptedTokens }> {
     const tokens = await new TokenCipher(this.keys).decryptTokens(fields, password);
     const iterations = tokens.iterations ?? DEFAULT_ITERATIONS;
     const salt = parseSalt(fields.token_salt);
-    return { key: { salt: salt.toString('base64'), iterations, key: await this.keys.get(password, salt, iterations) }, tokens };
+    return {
+      key: {
+        salt: salt.toString('base64'),
+        iterations,
+        key: await this.keys.get(password, salt, iterations),
+      },
+      tokens,
+    };
   }
 
   /**
@@ -169,13 +187,22 @@ export class AccountKeys {
    * @throws {@link WrongKeyError} if no candidate key opens it.
    * @throws {@link CorruptTokenError} if the salt, the iteration count or the token is malformed.
    */
-  async unlockValue(fields: StoredTokenFields, password: string, token: string): Promise<{ key: AccountKey; plaintext: string }> {
+  async unlockValue(
+    fields: StoredTokenFields,
+    password: string,
+    token: string,
+  ): Promise<{ key: AccountKey; plaintext: string }> {
     const salt = parseSalt(fields.token_salt);
-    const candidates = [...new Set([parseIterations(fields.token_iterations), DEFAULT_ITERATIONS, LEGACY_ITERATIONS])];
+    const candidates = [
+      ...new Set([parseIterations(fields.token_iterations), DEFAULT_ITERATIONS, LEGACY_ITERATIONS]),
+    ];
     for (const iterations of candidates) {
       const key = await this.keys.get(password, salt, iterations);
       try {
-        return { key: { salt: salt.toString('base64'), iterations, key }, plaintext: fernetDecrypt(key, token) };
+        return {
+          key: { salt: salt.toString('base64'), iterations, key },
+          plaintext: fernetDecrypt(key, token),
+        };
       } catch (error) {
         key.fill(0);
         if (!(error instanceof WrongKeyError)) throw error;
@@ -187,16 +214,23 @@ export class AccountKeys {
   /** A fresh key for a password: new random salt, current iteration count. */
   async create(password: string): Promise<AccountKey> {
     const salt = randomBytes(SALT_BYTES);
-    return { salt: salt.toString('base64'), iterations: DEFAULT_ITERATIONS, key: await this.keys.get(password, salt, DEFAULT_ITERATIONS) };
+    return {
+      salt: salt.toString('base64'),
+      iterations: DEFAULT_ITERATIONS,
+      key: await this.keys.get(password, salt, DEFAULT_ITERATIONS),
+    };
   }
 
   /** Encrypts tokens into the fields email-oauth2-proxy writes, `last_activity` set to now. */
   seal(key: AccountKey, tokens: PlainTokens): StoredTokenFields {
     const now = Math.floor(Date.now() / 1000);
     const fields: StoredTokenFields = {};
-    if (tokens.accessToken !== undefined) fields.access_token = fernetEncrypt(key.key, tokens.accessToken, now);
-    if (tokens.accessTokenExpiry !== undefined) fields.access_token_expiry = String(Math.floor(tokens.accessTokenExpiry));
-    if (tokens.refreshToken !== undefined) fields.refresh_token = fernetEncrypt(key.key, tokens.refreshToken, now);
+    if (tokens.accessToken !== undefined)
+      fields.access_token = fernetEncrypt(key.key, tokens.accessToken, now);
+    if (tokens.accessTokenExpiry !== undefined)
+      fields.access_token_expiry = String(Math.floor(tokens.accessTokenExpiry));
+    if (tokens.refreshToken !== undefined)
+      fields.refresh_token = fernetEncrypt(key.key, tokens.refreshToken, now);
     fields.token_salt = key.salt;
     fields.token_iterations = String(key.iterations);
     fields.last_activity = String(now);
@@ -210,12 +244,15 @@ export class AccountKeys {
    *   meanwhile (by the CLI, say).
    */
   open(key: AccountKey, fields: StoredTokenFields): DecryptedTokens {
-    if (fields.token_salt !== undefined && fields.token_salt.trim() !== key.salt) throw new WrongKeyError();
+    if (fields.token_salt !== undefined && fields.token_salt.trim() !== key.salt)
+      throw new WrongKeyError();
     const result: DecryptedTokens = { iterations: key.iterations };
     const expiry = parseExpiry(fields.access_token_expiry);
     if (expiry !== undefined) result.accessTokenExpiry = expiry;
-    if (fields.access_token !== undefined) result.accessToken = fernetDecrypt(key.key, fields.access_token);
-    if (fields.refresh_token !== undefined) result.refreshToken = fernetDecrypt(key.key, fields.refresh_token);
+    if (fields.access_token !== undefined)
+      result.accessToken = fernetDecrypt(key.key, fields.access_token);
+    if (fields.refresh_token !== undefined)
+      result.refreshToken = fernetDecrypt(key.key, fields.refresh_token);
     return result;
   }
 }

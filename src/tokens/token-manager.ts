@@ -2,11 +2,21 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { LoginFailure } from '../auth/types.js';
 import type { StoredTokenFields } from '../config/types.js';
-import { classifyOAuthFailure, refresh, type OAuthError, type ProviderClientOptions, type TokenSet } from '../oauth/index.js';
+import {
+  classifyOAuthFailure,
+  refresh,
+  type OAuthError,
+  type ProviderClientOptions,
+  type TokenSet,
+} from '../oauth/index.js';
 import { ClientSecrets, EncryptedClientSecretError } from './client-secret.js';
 import { CorruptTokenError, WrongKeyError } from './fernet.js';
 import { DEFAULT_ITERATIONS } from './key-derivation.js';
-import { PendingAuthorisations, type CompletedAuthorisation, type PendingView } from './pending-authorisations.js';
+import {
+  PendingAuthorisations,
+  type CompletedAuthorisation,
+  type PendingView,
+} from './pending-authorisations.js';
 import type { TokenStore } from './store.js';
 import type { TokenSubject } from './subject.js';
 import type { AccountKey, AccountKeys, DecryptedTokens } from './token-cipher.js';
@@ -40,8 +50,19 @@ export interface TokenManagerOptions {
 export type TokenEvent =
   | { readonly type: 'token_obtained'; readonly account: string }
   | { readonly type: 'token_refreshed'; readonly account: string }
-  | { readonly type: 'refresh_failed'; readonly account: string; readonly reason: string; readonly kind: OAuthError['kind'] }
-  | { readonly type: 'authorisation_needed'; readonly account: string; readonly url: string; readonly userCode?: string; readonly reason: string };
+  | {
+      readonly type: 'refresh_failed';
+      readonly account: string;
+      readonly reason: string;
+      readonly kind: OAuthError['kind'];
+    }
+  | {
+      readonly type: 'authorisation_needed';
+      readonly account: string;
+      readonly url: string;
+      readonly userCode?: string;
+      readonly reason: string;
+    };
 
 /** An account whose key the daemon knows (a client logged in), for background refreshes. */
 export interface KnownAccount {
@@ -100,12 +121,16 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
       keys: options.keys,
       oauthFor: (subject) => this.oauthFor(subject),
       save: (subject, tokens, key) => this.save(subject, tokens, key),
-      recordOutcome: (subject, outcome) => this.lastRefresh.set(subject.key, { at: Date.now(), outcome }),
+      recordOutcome: (subject, outcome) =>
+        this.lastRefresh.set(subject.key, { at: Date.now(), outcome }),
       announce: (subject) => this.emit('event', { type: 'token_obtained', account: subject.key }),
       known: (subject, key) => this.emit('known', { subject, key }),
       loginPasswordIsAppSecret: () => options.loginPasswordIsAppSecret?.() ?? false,
     });
-    this.pending = new PendingAuthorisations((subject) => this.oauthFor(subject), (completed) => this.saveCompleted(completed));
+    this.pending = new PendingAuthorisations(
+      (subject) => this.oauthFor(subject),
+      (completed) => this.saveCompleted(completed),
+    );
     this.pending.on('pending', (pending) =>
       this.emit('event', {
         type: 'authorisation_needed',
@@ -132,7 +157,10 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
     } catch (err) {
       if (err instanceof WrongKeyError) return this.wrongPassword(subject, password, fields);
       if (err instanceof CorruptTokenError) {
-        this.options.log.warn({ event: 'tokens_unreadable', account: subject.key, problem: err.message }, 'stored tokens are unusable; authorisation needed');
+        this.options.log.warn(
+          { event: 'tokens_unreadable', account: subject.key, problem: err.message },
+          'stored tokens are unusable; authorisation needed',
+        );
         await this.learnClientSecret(subject, fields, password);
         return this.withoutToken(subject, password);
       }
@@ -144,7 +172,8 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
     if (key.iterations < DEFAULT_ITERATIONS) key = await this.options.keys.create(password);
     this.emit('known', { subject, key });
 
-    if (tokens.accessToken && this.isFresh(tokens) && !this.distrusted.has(subject.key)) return tokens.accessToken;
+    if (tokens.accessToken && this.isFresh(tokens) && !this.distrusted.has(subject.key))
+      return tokens.accessToken;
     if (!tokens.refreshToken) return this.withoutToken(subject, password, key);
     return this.sharedRefresh(subject, key, tokens.refreshToken, password);
   }
@@ -161,15 +190,23 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
    * @throws LoginFailure as a login would get it; WrongKeyError when the store was re-encrypted
    *   under another password meanwhile.
    */
-  async refreshIfDue(known: KnownAccount, force: boolean): Promise<{ expiry: number | undefined; refreshed: boolean } | undefined> {
+  async refreshIfDue(
+    known: KnownAccount,
+    force: boolean,
+  ): Promise<{ expiry: number | undefined; refreshed: boolean } | undefined> {
     const fields = await this.readFields(known.subject);
     if (!fields?.refresh_token) return undefined;
     const tokens = this.options.keys.open(known.key, fields);
     if (!tokens.refreshToken) return undefined;
-    if (!force && this.isFresh(tokens)) return { expiry: tokens.accessTokenExpiry, refreshed: false };
+    if (!force && this.isFresh(tokens))
+      return { expiry: tokens.accessTokenExpiry, refreshed: false };
     await this.sharedRefresh(known.subject, known.key, tokens.refreshToken);
     const after = await this.readFields(known.subject);
-    return { expiry: after?.access_token_expiry === undefined ? undefined : Number(after.access_token_expiry), refreshed: true };
+    return {
+      expiry:
+        after?.access_token_expiry === undefined ? undefined : Number(after.access_token_expiry),
+      refreshed: true,
+    };
   }
 
   /** Starts (or joins) the account's authorisation, for the CLI's `authorize`. */
@@ -212,8 +249,14 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
     try {
       return (await this.options.store.read(subject.key)) ?? subject.account.tokensInConfig;
     } catch (err) {
-      this.options.log.error({ event: 'token_store_unreadable', err: (err as Error).message }, 'cannot read the token store');
-      throw new LoginFailure('temporary', `The proxy cannot read its token store: ${(err as Error).message}`);
+      this.options.log.error(
+        { event: 'token_store_unreadable', err: (err as Error).message },
+        'cannot read the token store',
+      );
+      throw new LoginFailure(
+        'temporary',
+        `The proxy cannot read its token store: ${(err as Error).message}`,
+      );
     }
   }
 
@@ -223,38 +266,64 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
   }
 
   /** Decrypts the account's `client_secret_encrypted`, if any, with the login's password. */
-  private async learnClientSecret(subject: TokenSubject, fields: StoredTokenFields | undefined, password: string, unlocked?: AccountKey): Promise<void> {
+  private async learnClientSecret(
+    subject: TokenSubject,
+    fields: StoredTokenFields | undefined,
+    password: string,
+    unlocked?: AccountKey,
+  ): Promise<void> {
     try {
       await this.secrets.learn(subject, fields, password, unlocked);
     } catch (err) {
       if (!(err instanceof EncryptedClientSecretError)) throw err;
       if (err.problem === 'wrong-password') {
-        this.options.log.info({ event: 'wrong_password', account: subject.key }, 'password does not decrypt the stored client secret');
+        this.options.log.info(
+          { event: 'wrong_password', account: subject.key },
+          'password does not decrypt the stored client secret',
+        );
         throw new LoginFailure('bad-password', err.message);
       }
-      this.options.log.warn({ event: 'client_secret_undecryptable', account: subject.key }, err.message);
+      this.options.log.warn(
+        { event: 'client_secret_undecryptable', account: subject.key },
+        err.message,
+      );
       throw new LoginFailure('config', err.message);
     }
   }
 
   private isFresh(tokens: DecryptedTokens): boolean {
-    return tokens.accessTokenExpiry !== undefined && tokens.accessTokenExpiry - this.options.refreshMarginSeconds > Date.now() / 1000;
+    return (
+      tokens.accessTokenExpiry !== undefined &&
+      tokens.accessTokenExpiry - this.options.refreshMarginSeconds > Date.now() / 1000
+    );
   }
 
   /**
    * `password` is the login's, when a login asked: should the refresh token turn out dead, the
    * login waits for the new authorisation like any other (background refreshes have none).
    */
-  private sharedRefresh(subject: TokenSubject, key: AccountKey, refreshToken: string, password?: string): Promise<string> {
+  private sharedRefresh(
+    subject: TokenSubject,
+    key: AccountKey,
+    refreshToken: string,
+    password?: string,
+  ): Promise<string> {
     let flight = this.refreshes.get(subject.key);
     if (!flight) {
-      flight = this.refreshOnce(subject, key, refreshToken, password).finally(() => this.refreshes.delete(subject.key));
+      flight = this.refreshOnce(subject, key, refreshToken, password).finally(() =>
+        this.refreshes.delete(subject.key),
+      );
       this.refreshes.set(subject.key, flight);
     }
     return flight;
   }
 
-  private async refreshOnce(subject: TokenSubject, key: AccountKey, refreshToken: string, password: string | undefined): Promise<string> {
+  private async refreshOnce(
+    subject: TokenSubject,
+    key: AccountKey,
+    refreshToken: string,
+    password: string | undefined,
+  ): Promise<string> {
     const { log } = this.options;
     const started = Date.now();
     let tokens: TokenSet;
@@ -263,18 +332,56 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
     } catch (err) {
       const failure = classifyOAuthFailure(err, 'refresh');
       // With the password flow nobody needs to authorise: the next login's password gets new tokens.
-      const hint = failure.kind === 'reauthorise' && subject.account.flow === 'password' ? SIGN_IN_AGAIN_WITH_PASSWORD : failure.hint;
-      this.lastRefresh.set(subject.key, { at: Date.now(), outcome: failure.kind === 'transient' ? `failed (${failure.code}); tokens kept` : `failed (${failure.code}): ${failure.kind}` });
-      log.warn({ event: 'refresh_failed', account: subject.key, kind: failure.kind, code: failure.code, aadsts: failure.aadsts }, failure.message);
-      this.emit('event', { type: 'refresh_failed', account: subject.key, kind: failure.kind, reason: `${failure.message}. ${hint}` });
-      if (failure.kind === 'reauthorise') return this.refreshTokenDead(subject, key, refreshToken, failure, password);
+      const hint =
+        failure.kind === 'reauthorise' && subject.account.flow === 'password'
+          ? SIGN_IN_AGAIN_WITH_PASSWORD
+          : failure.hint;
+      this.lastRefresh.set(subject.key, {
+        at: Date.now(),
+        outcome:
+          failure.kind === 'transient'
+            ? `failed (${failure.code}); tokens kept`
+            : `failed (${failure.code}): ${failure.kind}`,
+      });
+      log.warn(
+        {
+          event: 'refresh_failed',
+          account: subject.key,
+          kind: failure.kind,
+          code: failure.code,
+          aadsts: failure.aadsts,
+        },
+        failure.message,
+      );
+      this.emit('event', {
+        type: 'refresh_failed',
+        account: subject.key,
+        kind: failure.kind,
+        reason: `${failure.message}. ${hint}`,
+      });
+      if (failure.kind === 'reauthorise')
+        return this.refreshTokenDead(subject, key, refreshToken, failure, password);
       if (failure.kind === 'config') {
-        throw new LoginFailure('config', `Account ${subject.key} cannot get tokens: ${failure.message}. ${failure.hint}`);
+        throw new LoginFailure(
+          'config',
+          `Account ${subject.key} cannot get tokens: ${failure.message}. ${failure.hint}`,
+        );
       }
-      throw new LoginFailure('temporary', `Cannot refresh the OAuth2 token for ${subject.key}: ${failure.message}. The stored tokens are kept; try again later`);
+      throw new LoginFailure(
+        'temporary',
+        `Cannot refresh the OAuth2 token for ${subject.key}: ${failure.message}. The stored tokens are kept; try again later`,
+      );
     }
     this.lastRefresh.set(subject.key, { at: Date.now(), outcome: 'ok' });
-    log.info({ event: 'token_refreshed', account: subject.key, durationMs: Date.now() - started, rotated: tokens.refreshTokenKept === false }, 'access token refreshed');
+    log.info(
+      {
+        event: 'token_refreshed',
+        account: subject.key,
+        durationMs: Date.now() - started,
+        rotated: tokens.refreshTokenKept === false,
+      },
+      'access token refreshed',
+    );
     this.emit('event', { type: 'token_refreshed', account: subject.key });
     await this.save(subject, tokens, key);
     return tokens.accessToken;
@@ -285,34 +392,64 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
    * meanwhile stored a newer one, that one is used; otherwise the dead tokens are dropped and
    * the account needs authorising.
    */
-  private async refreshTokenDead(subject: TokenSubject, key: AccountKey, used: string, failure: OAuthError, password: string | undefined): Promise<string> {
+  private async refreshTokenDead(
+    subject: TokenSubject,
+    key: AccountKey,
+    used: string,
+    failure: OAuthError,
+    password: string | undefined,
+  ): Promise<string> {
     const current = await this.readFields(subject);
-    const newer = current?.refresh_token ? tryOpen(this.options.keys, key, current)?.refreshToken : undefined;
+    const newer = current?.refresh_token
+      ? tryOpen(this.options.keys, key, current)?.refreshToken
+      : undefined;
     if (newer && newer !== used) return this.refreshOnce(subject, key, newer, password);
 
-    await this.options.store.remove(subject.key, ['access_token', 'access_token_expiry', 'refresh_token']).catch((err: Error) =>
-      this.options.log.error({ event: 'token_store_write_failed', account: subject.key, err: err.message }, 'cannot drop dead tokens'),
-    );
+    await this.options.store
+      .remove(subject.key, ['access_token', 'access_token_expiry', 'refresh_token'])
+      .catch((err: Error) =>
+        this.options.log.error(
+          { event: 'token_store_write_failed', account: subject.key, err: err.message },
+          'cannot drop dead tokens',
+        ),
+      );
     if (subject.account.flow === 'password') {
-      this.options.log.info({ event: 'refresh_token_dropped', account: subject.key, reason: failure.code }, SIGN_IN_AGAIN_WITH_PASSWORD);
+      this.options.log.info(
+        { event: 'refresh_token_dropped', account: subject.key, reason: failure.code },
+        SIGN_IN_AGAIN_WITH_PASSWORD,
+      );
     } else {
-      this.options.log.warn({ event: 'authorisation_needed', account: subject.key, reason: failure.code }, failure.hint);
+      this.options.log.warn(
+        { event: 'authorisation_needed', account: subject.key, reason: failure.code },
+        failure.hint,
+      );
     }
     return this.withoutToken(subject, password, key);
   }
 
-  private async wrongPassword(subject: TokenSubject, password: string, fields: StoredTokenFields): Promise<string> {
+  private async wrongPassword(
+    subject: TokenSubject,
+    password: string,
+    fields: StoredTokenFields,
+  ): Promise<string> {
     if (subject.account.flow === 'password') {
       // Only the provider knows whether this is a typo or the account's new password. Either way
       // the stored tokens stay until it accepts the password; then new ones replace them.
-      this.options.log.info({ event: 'wrong_password', account: subject.key }, 'password does not unlock the stored tokens; asking the identity provider');
+      this.options.log.info(
+        { event: 'wrong_password', account: subject.key },
+        'password does not unlock the stored tokens; asking the identity provider',
+      );
       return this.grants.password(subject, password);
     }
-    const secretStoredHere = !subject.account.clientSecret && fields.client_secret_encrypted !== undefined;
+    const secretStoredHere =
+      !subject.account.clientSecret && fields.client_secret_encrypted !== undefined;
     if (this.options.deleteTokensOnWrongPassword && secretStoredHere) {
       // Deleting the section would delete the only copy of the client secret, and without it no
       // new authorisation could succeed: only the old password can still decrypt it.
-      this.options.log.warn({ event: 'wrong_password', account: subject.key }, 'wrong password: tokens kept despite delete_account_token_on_password_error, because client_secret_encrypted is stored with them');
+      this.options.log.warn(
+        { event: 'wrong_password', account: subject.key },
+        'wrong password: tokens kept despite delete_account_token_on_password_error, because client_secret_encrypted is stored with them',
+      );
       throw new LoginFailure(
         'bad-password',
         `Wrong password for ${subject.loginName}: it does not decrypt the account's stored OAuth2 tokens. They were not deleted, because the client secret is stored encrypted with them (client_secret_encrypted); to change the password, put the secret in client_secret`,
@@ -322,39 +459,61 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
       // Where nobody signs in (app-only, service account), the password that encrypts the stored
       // token is all that stands between a local user and the mailbox: deleting the token would let
       // any password in (email-oauth2-proxy refuses here too).
-      this.options.log.warn({ event: 'wrong_password', account: subject.key }, 'wrong password: token kept despite delete_account_token_on_password_error, because nobody signs in for this account');
+      this.options.log.warn(
+        { event: 'wrong_password', account: subject.key },
+        'wrong password: token kept despite delete_account_token_on_password_error, because nobody signs in for this account',
+      );
       throw new LoginFailure(
         'bad-password',
         `Wrong password for ${subject.loginName}: it does not decrypt the account's stored token, and with oauth2_flow = ${subject.account.flow} a wrong password never replaces it; to change the password, remove [${subject.key}] from the token store`,
       );
     }
     if (this.options.deleteTokensOnWrongPassword) {
-      this.options.log.warn({ event: 'tokens_deleted', account: subject.key }, 'wrong password: tokens deleted (delete_account_token_on_password_error)');
+      this.options.log.warn(
+        { event: 'tokens_deleted', account: subject.key },
+        'wrong password: tokens deleted (delete_account_token_on_password_error)',
+      );
       await this.options.store.remove(subject.key);
       return this.withoutToken(subject, password);
     }
-    this.options.log.info({ event: 'wrong_password', account: subject.key }, 'password does not unlock the stored tokens');
-    throw new LoginFailure('bad-password', `Wrong password for ${subject.loginName}: it does not decrypt the account's stored OAuth2 tokens`);
+    this.options.log.info(
+      { event: 'wrong_password', account: subject.key },
+      'password does not unlock the stored tokens',
+    );
+    throw new LoginFailure(
+      'bad-password',
+      `Wrong password for ${subject.loginName}: it does not decrypt the account's stored OAuth2 tokens`,
+    );
   }
 
   /**
    * No usable token: take one authorised without a waiting login, get an app-only one, or start
    * (or join) an authorisation. `key` is the account's key when the password already unlocked it.
    */
-  private async withoutToken(subject: TokenSubject, password: string | undefined, known?: AccountKey): Promise<string> {
-    const keyFor = async (): Promise<AccountKey> => known ?? (await this.options.keys.create(password ?? ''));
+  private async withoutToken(
+    subject: TokenSubject,
+    password: string | undefined,
+    known?: AccountKey,
+  ): Promise<string> {
+    const keyFor = async (): Promise<AccountKey> =>
+      known ?? (await this.options.keys.create(password ?? ''));
     const ready = this.unsaved.get(subject.key);
     if (ready && password !== undefined) {
       this.unsaved.delete(subject.key);
       await this.save(subject, ready, await keyFor());
       return ready.accessToken;
     }
-    if (subject.account.flow === 'client_credentials') return this.grants.appOnly(subject, keyFor, password);
-    if (subject.account.flow === 'service_account') return this.grants.serviceAccount(subject, keyFor);
+    if (subject.account.flow === 'client_credentials')
+      return this.grants.appOnly(subject, keyFor, password);
+    if (subject.account.flow === 'service_account')
+      return this.grants.serviceAccount(subject, keyFor);
     if (subject.account.flow === 'password') {
       if (password === undefined) {
         // A background refresh found the refresh token dead; the next login's password gets new tokens.
-        throw new LoginFailure('authorisation-needed', `${subject.loginName} has no usable refresh token; the next login gets new tokens with its password`);
+        throw new LoginFailure(
+          'authorisation-needed',
+          `${subject.loginName} has no usable refresh token; the next login gets new tokens with its password`,
+        );
       }
       return this.grants.password(subject, password, known);
     }
@@ -363,16 +522,26 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
       await this.pending.begin(subject);
     } catch (err) {
       const failure = classifyOAuthFailure(err, 'authorization_response');
-      throw new LoginFailure('config', `Account ${subject.key} cannot be authorised: ${failure.message}. ${failure.hint}`);
+      throw new LoginFailure(
+        'config',
+        `Account ${subject.key} cannot be authorised: ${failure.message}. ${failure.hint}`,
+      );
     }
     const needed = (): LoginFailure =>
-      new LoginFailure('authorisation-needed', `${subject.loginName} needs authorising: ${this.options.howToAuthorise(subject.key)}`);
+      new LoginFailure(
+        'authorisation-needed',
+        `${subject.loginName} needs authorising: ${this.options.howToAuthorise(subject.key)}`,
+      );
     if (password === undefined) throw needed();
     const tokens = await this.pending.wait(subject.key, password, this.options.loginWaitMs, needed);
     return tokens.accessToken;
   }
 
-  private async saveCompleted({ subject, tokens, password }: CompletedAuthorisation): Promise<void> {
+  private async saveCompleted({
+    subject,
+    tokens,
+    password,
+  }: CompletedAuthorisation): Promise<void> {
     this.options.log.info({ event: 'token_obtained', account: subject.key }, 'account authorised');
     this.emit('event', { type: 'token_obtained', account: subject.key });
     if (password === undefined) {
@@ -393,11 +562,15 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
     // New tokens, whichever way they came: the upstream's refusal of the old one no longer applies.
     this.distrusted.delete(subject.key);
     // The client secret is re-encrypted with whatever key the tokens get, so a new salt never strands it.
-    const fields = this.secrets.seal(subject, key, this.options.keys.seal(key, {
-      accessToken: tokens.accessToken,
-      accessTokenExpiry: tokens.expiresAt,
-      ...(tokens.refreshToken && { refreshToken: tokens.refreshToken }),
-    }));
+    const fields = this.secrets.seal(
+      subject,
+      key,
+      this.options.keys.seal(key, {
+        accessToken: tokens.accessToken,
+        accessTokenExpiry: tokens.expiresAt,
+        ...(tokens.refreshToken && { refreshToken: tokens.refreshToken }),
+      }),
+    );
     this.unwritten.delete(subject.key);
     try {
       await this.options.store.write(subject.key, fields);
@@ -419,7 +592,10 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
       .then(
         () => {
           if (this.unwritten.get(key) === fields) this.unwritten.delete(key);
-          this.options.log.info({ event: 'token_store_written', account: key }, 'tokens kept in memory are now saved');
+          this.options.log.info(
+            { event: 'token_store_written', account: key },
+            'tokens kept in memory are now saved',
+          );
         },
         () => undefined,
       )
@@ -427,9 +603,14 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
   }
 }
 
-const SIGN_IN_AGAIN_WITH_PASSWORD = 'The refresh token was refused; the login under way (or else the next one) gets new tokens with the password grant.';
+const SIGN_IN_AGAIN_WITH_PASSWORD =
+  'The refresh token was refused; the login under way (or else the next one) gets new tokens with the password grant.';
 
-function tryOpen(keys: AccountKeys, key: AccountKey, fields: StoredTokenFields): DecryptedTokens | undefined {
+function tryOpen(
+  keys: AccountKeys,
+  key: AccountKey,
+  fields: StoredTokenFields,
+): DecryptedTokens | undefined {
   try {
     return keys.open(key, fields);
   } catch {

@@ -6,15 +6,23 @@ import type { TokenManager } from './token-manager.js';
  * What `status` shows for each configured account (and each catch-all mailbox the daemon has
  * seen). Reads the store's plain fields; decrypts nothing.
  */
-export async function tokenStatus(tokens: TokenManager, subjects: readonly TokenSubject[]): Promise<AccountStatus[]> {
+export async function tokenStatus(
+  tokens: TokenManager,
+  subjects: readonly TokenSubject[],
+): Promise<AccountStatus[]> {
   const bySubject = new Map(subjects.map((subject) => [subject.key, subject]));
-  const keys = new Set([...bySubject.keys(), ...tokens.pending.list().map((pending) => pending.key), ...tokens.unsavedKeys()]);
+  const keys = new Set([
+    ...bySubject.keys(),
+    ...tokens.pending.list().map((pending) => pending.key),
+    ...tokens.unsavedKeys(),
+  ]);
   const now = Date.now() / 1000;
   const result: AccountStatus[] = [];
   for (const key of keys) {
     const subject = bySubject.get(key);
     const fields = subject ? await tokens.readFields(subject).catch(() => undefined) : undefined;
-    const expiry = fields?.access_token_expiry === undefined ? undefined : Number(fields.access_token_expiry);
+    const expiry =
+      fields?.access_token_expiry === undefined ? undefined : Number(fields.access_token_expiry);
     const pending = tokens.pending.get(key);
     const lastRefresh = tokens.lastRefresh.get(key);
     const hasTokens = fields?.access_token !== undefined || fields?.refresh_token !== undefined;
@@ -23,7 +31,9 @@ export async function tokenStatus(tokens: TokenManager, subjects: readonly Token
       : tokens.isUnsaved(key)
         ? 'authorised-unsaved'
         : !hasTokens
-          ? lastRefresh?.outcome.endsWith('reauthorise') ? 'needs-reauthorisation' : 'none'
+          ? lastRefresh?.outcome.endsWith('reauthorise')
+            ? 'needs-reauthorisation'
+            : 'none'
           : expiry !== undefined && expiry > now
             ? 'active'
             : 'expired';
@@ -31,10 +41,18 @@ export async function tokenStatus(tokens: TokenManager, subjects: readonly Token
       account: key,
       state,
       hasRefreshToken: fields?.refresh_token !== undefined,
-      ...(hasTokens && expiry !== undefined && Number.isFinite(expiry) && { accessTokenExpiry: expiry }),
+      ...(hasTokens &&
+        expiry !== undefined &&
+        Number.isFinite(expiry) && { accessTokenExpiry: expiry }),
       ...(lastRefresh && { lastRefresh }),
       ...(pending && {
-        pending: { flow: pending.flow, url: pending.url, since: pending.since, waiting: pending.waiting, ...(pending.userCode && { userCode: pending.userCode }) },
+        pending: {
+          flow: pending.flow,
+          url: pending.url,
+          since: pending.since,
+          waiting: pending.waiting,
+          ...(pending.userCode && { userCode: pending.userCode }),
+        },
       }),
     });
   }

@@ -42,7 +42,10 @@ export class UnattendedGrants {
   /** Requests under way, by account (and, where the password takes part, by password too). */
   private readonly flights = new Map<string, Promise<string>>();
   /** Password grants under way, by account: logins share one only when their passwords match. */
-  private readonly passwordFlights = new Map<string, { readonly password: string; readonly flight: Promise<string> }>();
+  private readonly passwordFlights = new Map<
+    string,
+    { readonly password: string; readonly flight: Promise<string> }
+  >();
 
   constructor(private readonly host: GrantHost) {}
 
@@ -52,25 +55,46 @@ export class UnattendedGrants {
    * client secret itself under `use_login_password_as_client_credentials_secret`. The key is
    * derived inside the shared request, so logins that arrive during the derivation join it too.
    */
-  appOnly(subject: TokenSubject, keyFor: () => Promise<AccountKey>, password: string | undefined): Promise<string> {
+  appOnly(
+    subject: TokenSubject,
+    keyFor: () => Promise<AccountKey>,
+    password: string | undefined,
+  ): Promise<string> {
     const secretIsPassword = this.appSecretIsLoginPassword(subject);
     if (secretIsPassword && password === undefined) {
-      return Promise.reject(new LoginFailure('authorisation-needed', `${subject.loginName} gets app-only tokens with the login's password as the client secret; the next login gets them`));
+      return Promise.reject(
+        new LoginFailure(
+          'authorisation-needed',
+          `${subject.loginName} gets app-only tokens with the login's password as the client secret; the next login gets them`,
+        ),
+      );
     }
     // When the password is the secret, only logins with the same password may share a request:
     // the provider must judge each password itself.
-    const flightKey = secretIsPassword ? `${subject.key}\0${digest(password ?? '').toString('base64')}` : subject.key;
+    const flightKey = secretIsPassword
+      ? `${subject.key}\0${digest(password ?? '').toString('base64')}`
+      : subject.key;
     return this.shared(
       subject,
       flightKey,
       keyFor,
       'client_credentials',
-      (options) => clientCredentials(subject.account, secretIsPassword ? { ...options, clientSecret: password } : options),
+      (options) =>
+        clientCredentials(
+          subject.account,
+          secretIsPassword ? { ...options, clientSecret: password } : options,
+        ),
       (failure) => {
         if (secretIsPassword && failure.code === 'invalid_client') {
-          return new LoginFailure('bad-password', `The identity provider refused the password of ${subject.loginName} as the app's client secret (use_login_password_as_client_credentials_secret is on): ${failure.message}`);
+          return new LoginFailure(
+            'bad-password',
+            `The identity provider refused the password of ${subject.loginName} as the app's client secret (use_login_password_as_client_credentials_secret is on): ${failure.message}`,
+          );
         }
-        return new LoginFailure(failure.kind === 'transient' ? 'temporary' : 'config', `Cannot get an app-only token for ${subject.key}: ${failure.message}. ${failure.hint}`);
+        return new LoginFailure(
+          failure.kind === 'transient' ? 'temporary' : 'config',
+          `Cannot get an app-only token for ${subject.key}: ${failure.message}. ${failure.hint}`,
+        );
       },
     );
   }
@@ -90,12 +114,23 @@ export class UnattendedGrants {
       'service_account',
       async (options) => {
         const tokens = await serviceAccountToken(subject.account, subject.loginName, options);
-        log.info({ event: 'token_obtained', account: subject.key, flow: 'service_account' }, 'access token obtained with the service account key');
+        log.info(
+          { event: 'token_obtained', account: subject.key, flow: 'service_account' },
+          'access token obtained with the service account key',
+        );
         this.host.announce(subject);
         return tokens;
       },
       (failure) => {
-        log.warn({ event: 'service_account_token_failed', account: subject.key, kind: failure.kind, code: failure.code }, `${failure.message}. ${failure.hint}`);
+        log.warn(
+          {
+            event: 'service_account_token_failed',
+            account: subject.key,
+            kind: failure.kind,
+            code: failure.code,
+          },
+          `${failure.message}. ${failure.hint}`,
+        );
         return new LoginFailure(
           failure.kind === 'transient' ? 'temporary' : 'config',
           `Cannot get a token for ${subject.loginName} with the service account of [${subject.account.name}]: ${failure.message}. ${failure.hint}`,
@@ -109,28 +144,55 @@ export class UnattendedGrants {
    * the account's key when this password already unlocked the stored tokens.
    */
   async password(subject: TokenSubject, password: string, known?: AccountKey): Promise<string> {
-    for (let current = this.passwordFlights.get(subject.key); current; current = this.passwordFlights.get(subject.key)) {
+    for (
+      let current = this.passwordFlights.get(subject.key);
+      current;
+      current = this.passwordFlights.get(subject.key)
+    ) {
       if (samePassword(current.password, password)) return current.flight;
       await current.flight.catch(() => undefined);
     }
-    const flight = this.passwordOnce(subject, password, known).finally(() => this.passwordFlights.delete(subject.key));
+    const flight = this.passwordOnce(subject, password, known).finally(() =>
+      this.passwordFlights.delete(subject.key),
+    );
     this.passwordFlights.set(subject.key, { password, flight });
     return flight;
   }
 
-  private async passwordOnce(subject: TokenSubject, password: string, known: AccountKey | undefined): Promise<string> {
+  private async passwordOnce(
+    subject: TokenSubject,
+    password: string,
+    known: AccountKey | undefined,
+  ): Promise<string> {
     const { log } = this.host;
     let tokens: TokenSet;
     try {
-      tokens = await passwordGrant(subject.account, subject.loginName, password, await this.host.oauthFor(subject));
+      tokens = await passwordGrant(
+        subject.account,
+        subject.loginName,
+        password,
+        await this.host.oauthFor(subject),
+      );
     } catch (err) {
       const failure = classifyOAuthFailure(err, 'password');
       this.host.recordOutcome(subject, `password grant failed (${failure.code}): ${failure.kind}`);
-      log.warn({ event: 'password_grant_failed', account: subject.key, kind: failure.kind, code: failure.code, aadsts: failure.aadsts }, failure.message);
+      log.warn(
+        {
+          event: 'password_grant_failed',
+          account: subject.key,
+          kind: failure.kind,
+          code: failure.code,
+          aadsts: failure.aadsts,
+        },
+        failure.message,
+      );
       throw passwordGrantFailure(subject, failure);
     }
     this.host.recordOutcome(subject, 'ok (password grant)');
-    log.info({ event: 'token_obtained', account: subject.key, flow: 'password' }, 'tokens obtained with the password grant');
+    log.info(
+      { event: 'token_obtained', account: subject.key, flow: 'password' },
+      'tokens obtained with the password grant',
+    );
     this.host.announce(subject);
     const key = known ?? (await this.host.keys.create(password));
     await this.host.save(subject, tokens, key);
@@ -189,7 +251,11 @@ export class UnattendedGrants {
   /** Whether a client_credentials account sends the login's password as its client secret. */
   private appSecretIsLoginPassword(subject: TokenSubject): boolean {
     const { account } = subject;
-    return this.host.loginPasswordIsAppSecret() && !account.clientSecret && account.clientSecretEncrypted === undefined;
+    return (
+      this.host.loginPasswordIsAppSecret() &&
+      !account.clientSecret &&
+      account.clientSecretEncrypted === undefined
+    );
   }
 }
 
@@ -197,11 +263,20 @@ export class UnattendedGrants {
 function passwordGrantFailure(subject: TokenSubject, failure: OAuthError): LoginFailure {
   switch (failure.kind) {
     case 'credentials':
-      return new LoginFailure('bad-password', `The identity provider refused the password for ${subject.loginName}: ${sentence(failure.description ?? failure.code)} ${failure.hint}`);
+      return new LoginFailure(
+        'bad-password',
+        `The identity provider refused the password for ${subject.loginName}: ${sentence(failure.description ?? failure.code)} ${failure.hint}`,
+      );
     case 'transient':
-      return new LoginFailure('temporary', `Cannot get an OAuth2 token for ${subject.key}: ${failure.message}. Try again later`);
+      return new LoginFailure(
+        'temporary',
+        `Cannot get an OAuth2 token for ${subject.key}: ${failure.message}. Try again later`,
+      );
     default:
-      return new LoginFailure('config', `Account ${subject.key} cannot get tokens with oauth2_flow = password: ${failure.message}. ${failure.hint}`);
+      return new LoginFailure(
+        'config',
+        `Account ${subject.key} cannot get tokens with oauth2_flow = password: ${failure.message}. ${failure.hint}`,
+      );
   }
 }
 

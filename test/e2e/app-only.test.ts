@@ -37,7 +37,11 @@ beforeEach(() => {
  * A proxy of its own, listening on `port`, with one app-only account for USER: the service
  * client's, or `clientId`'s, with `credentials` (its secret, certificate lines, or nothing).
  */
-function appOnlyProxy(name: string, port: number, options: { clientId?: string; credentials?: string[]; emailproxy?: string[] }): Promise<ProxyProcess> {
+function appOnlyProxy(
+  name: string,
+  port: number,
+  options: { clientId?: string; credentials?: string[]; emailproxy?: string[] },
+): Promise<ProxyProcess> {
   const config = [
     world.imapSection(port),
     `[${USER}]`,
@@ -57,9 +61,16 @@ const appOnlyRequests = (): number => world.idp.tokenRequests.byGrantType.client
 describe('app-only tokens, the secret in the config', () => {
   it('curl reads the mailbox with no sign-in; the token is stored encrypted and used again', async () => {
     const port = world.ports[2]!;
-    const proxy = await appOnlyProxy('secret-in-config', port, { credentials: [`client_secret = ${world.idp.clients.service.clientSecret}`] });
+    const proxy = await appOnlyProxy('secret-in-config', port, {
+      credentials: [`client_secret = ${world.idp.clients.service.clientSecret}`],
+    });
 
-    const fetched = await runClient('curl', ['-sS', '--user', `${USER}:${LOCAL_PASSWORD}`, `imap://127.0.0.1:${port}/INBOX;UID=1`]);
+    const fetched = await runClient('curl', [
+      '-sS',
+      '--user',
+      `${USER}:${LOCAL_PASSWORD}`,
+      `imap://127.0.0.1:${port}/INBOX;UID=1`,
+    ]);
     expect(fetched.stderr).toBe('');
     expect(fetched.stdout).toContain('Page 1 of 1');
     expect(appOnlyRequests()).toBe(1);
@@ -79,7 +90,9 @@ describe('app-only tokens with use_login_password_as_client_credentials_secret',
   it('the login password is the client secret: the provider judges it, then the stored token does', async () => {
     const port = world.ports[3]!;
     const secret = world.idp.clients.service.clientSecret;
-    const proxy = await appOnlyProxy('secret-from-login', port, { emailproxy: ['use_login_password_as_client_credentials_secret = True'] });
+    const proxy = await appOnlyProxy('secret-from-login', port, {
+      emailproxy: ['use_login_password_as_client_credentials_secret = True'],
+    });
 
     // Nothing stored yet: the provider refuses a wrong secret, and nothing is written.
     expect(await loginReply(port, USER, 'not the secret')).toMatch(
@@ -92,7 +105,9 @@ describe('app-only tokens with use_login_password_as_client_credentials_secret',
     expect(appOnlyRequests()).toBe(2);
 
     // Now a token is stored: a wrong password does not decrypt it, and the provider is not asked.
-    expect(await loginReply(port, USER, 'not the secret')).toMatch(/^a1 NO \[AUTHENTICATIONFAILED\] Wrong password/);
+    expect(await loginReply(port, USER, 'not the secret')).toMatch(
+      /^a1 NO \[AUTHENTICATIONFAILED\] Wrong password/,
+    );
     expect(appOnlyRequests()).toBe(2);
     expect(proxy.output).not.toContain(secret);
   });
@@ -137,7 +152,12 @@ describe('app-only tokens with certificate credentials', () => {
       credentials: ['jwt_certificate_path = certs/app.pem', 'jwt_key_path = certs/app.key'],
     });
 
-    const fetched = await runClient('curl', ['-sS', '--user', `${USER}:${LOCAL_PASSWORD}`, `imap://127.0.0.1:${port}/INBOX;UID=1`]);
+    const fetched = await runClient('curl', [
+      '-sS',
+      '--user',
+      `${USER}:${LOCAL_PASSWORD}`,
+      `imap://127.0.0.1:${port}/INBOX;UID=1`,
+    ]);
     expect(fetched.stderr).toBe('');
     expect(fetched.stdout).toContain('Page 1 of 1');
     expect(appOnlyRequests()).toBe(1);
@@ -155,7 +175,10 @@ describe('app-only tokens with certificate credentials', () => {
     const missing = join(world.dir, 'missing', 'app.key');
     const proxy = await appOnlyProxy('missing-key', port, {
       clientId: world.idp.clients.certificate.clientId,
-      credentials: [`jwt_certificate_path = ${world.idp.clients.certificate.certFile}`, `jwt_key_path = ${missing}`],
+      credentials: [
+        `jwt_certificate_path = ${world.idp.clients.certificate.certFile}`,
+        `jwt_key_path = ${missing}`,
+      ],
     });
     // Said at start, before any login.
     expect(proxy.output).toContain(`cannot read jwt_key_path ${missing}: it does not exist`);

@@ -36,7 +36,14 @@ const ports = {
 };
 
 function smtpSection(): string {
-  return [`[SMTP-${ports.smtp}]`, 'server_address = localhost', `server_port = ${smtp.port}`, 'server_starttls = True', `server_ca_file = ${smtpCaFile}`, ''].join('\n');
+  return [
+    `[SMTP-${ports.smtp}]`,
+    'server_address = localhost',
+    `server_port = ${smtp.port}`,
+    'server_starttls = True',
+    `server_ca_file = ${smtpCaFile}`,
+    '',
+  ].join('\n');
 }
 
 /** IMAP, POP3 and SMTP in front of the real peers, plus `extra` sections. */
@@ -50,10 +57,16 @@ interface CheckRun {
 }
 
 /** Runs `check` with `config` as the config file, typing `password` (if any) as the piped stdin. */
-async function runCheck(config: string, options: { account?: string; password?: string; timeout?: number } = {}): Promise<CheckRun> {
+async function runCheck(
+  config: string,
+  options: { account?: string; password?: string; timeout?: number } = {},
+): Promise<CheckRun> {
   const configFile = join(world.dir, 'check.ini');
   await writeFile(configFile, config);
-  const run = ProxyProcess.command(['check', options.account ?? USER, '--timeout', String(options.timeout ?? 5)], { configFile, tokenStore: world.tokenStore });
+  const run = ProxyProcess.command(
+    ['check', options.account ?? USER, '--timeout', String(options.timeout ?? 5)],
+    { configFile, tokenStore: world.tokenStore },
+  );
   if (options.password !== undefined) run.type(`${options.password}\n`);
   run.child.stdin?.end();
   const code = await run.exit();
@@ -64,27 +77,45 @@ async function runCheck(config: string, options: { account?: string; password?: 
 /** The line of the check whose title starts with `title`, with its details. */
 function checkLine(output: string, title: string): string {
   const lines = output.split('\n');
-  const index = lines.findIndex((line) => /^(\[ OK \]|\[FAIL\]|\[WARN\]|\[SKIP\]) /.test(line) && line.slice(7).startsWith(title));
-  if (index < 0) throw new Error(`no check line starting with ${JSON.stringify(title)} in:\n${output}`);
+  const index = lines.findIndex(
+    (line) =>
+      /^(\[ OK \]|\[FAIL\]|\[WARN\]|\[SKIP\]) /.test(line) && line.slice(7).startsWith(title),
+  );
+  if (index < 0)
+    throw new Error(`no check line starting with ${JSON.stringify(title)} in:\n${output}`);
   const details = [];
-  for (let next = index + 1; next < lines.length && lines[next]!.startsWith('         '); next += 1) details.push(lines[next]!.trim());
+  for (let next = index + 1; next < lines.length && lines[next]!.startsWith('         '); next += 1)
+    details.push(lines[next]!.trim());
   return [lines[index], ...details].join('\n');
 }
 
 const imap = (): string => `IMAP localhost:${world.dovecot.imapsPort}`;
 const pop = (): string => `POP localhost:${world.dovecot.pop3sPort}`;
 const smtpName = (): string => `SMTP localhost:${smtp.port}`;
-const authorizeCommand = (): string => `oauth2-mail-proxy authorize ${USER} --config-file ${join(world.dir, 'check.ini')} --cache-store ${world.tokenStore}`;
+const authorizeCommand = (): string =>
+  `oauth2-mail-proxy authorize ${USER} --config-file ${join(world.dir, 'check.ini')} --cache-store ${world.tokenStore}`;
 
 async function seed(user = USER): Promise<void> {
   const issued = await world.idp.issueTokensFor(user, OFFICE365_TEST_SCOPE);
-  await storeTokens({ accessToken: issued.accessToken, refreshToken: issued.refreshToken, expiresIn: issued.expiresIn });
+  await storeTokens({
+    accessToken: issued.accessToken,
+    refreshToken: issued.refreshToken,
+    expiresIn: issued.expiresIn,
+  });
 }
 
-async function storeTokens(tokens: { accessToken: string; refreshToken: string; expiresIn: number }): Promise<void> {
+async function storeTokens(tokens: {
+  accessToken: string;
+  refreshToken: string;
+  expiresIn: number;
+}): Promise<void> {
   tokenValues.push(tokens.accessToken, tokens.refreshToken);
   const fields = await new TokenCipher(new KeyCache()).encryptTokens(
-    { accessToken: tokens.accessToken, accessTokenExpiry: Math.floor(Date.now() / 1000) + tokens.expiresIn, refreshToken: tokens.refreshToken },
+    {
+      accessToken: tokens.accessToken,
+      accessTokenExpiry: Math.floor(Date.now() / 1000) + tokens.expiresIn,
+      refreshToken: tokens.refreshToken,
+    },
     PASSWORD,
   );
   await new TokenStore(world.tokenStore).write(USER, fields);
@@ -93,7 +124,9 @@ async function storeTokens(tokens: { accessToken: string; refreshToken: string; 
 /** The refresh token stored for USER, decrypted. */
 async function storedRefreshToken(): Promise<string | undefined> {
   const fields = await new TokenStore(world.tokenStore).read(USER);
-  return fields ? (await new TokenCipher(new KeyCache()).decryptTokens(fields, PASSWORD)).refreshToken : undefined;
+  return fields
+    ? (await new TokenCipher(new KeyCache()).decryptTokens(fields, PASSWORD)).refreshToken
+    : undefined;
 }
 
 /** An unsigned-looking JWT with these claims (the doctor reads claims, it never verifies them). */
@@ -132,16 +165,32 @@ describe('check on a healthy account', () => {
     expect(output).toMatch(new RegExp(`^Token endpoint +${world.idp.urls.token}$`, 'm'));
     expect(output).toMatch(new RegExp(`^Device endpoint +${world.idp.urls.devicecode} `, 'm'));
     expect(output).toMatch(/^Client +\S+ \(public client, no secret\)$/m);
-    expect(output).toContain(`[IMAP-${world.imapPort}] localhost:${world.dovecot.imapsPort}, implicit TLS, extra CA ${world.dovecot.caFile}`);
+    expect(output).toContain(
+      `[IMAP-${world.imapPort}] localhost:${world.dovecot.imapsPort}, implicit TLS, extra CA ${world.dovecot.caFile}`,
+    );
     expect(output).toContain(`[SMTP-${ports.smtp}] localhost:${smtp.port}, STARTTLS`);
 
     expect(checkLine(output, 'scopes:')).toBe('[ OK ] scopes: cover IMAP, POP, SMTP');
-    expect(checkLine(output, 'stored tokens:')).toMatch(/^\[ OK \] stored tokens: decrypted from .*tokens\.ini \(refresh token present; access token valid until /);
-    expect(checkLine(output, 'token refresh:')).toMatch(/^\[ OK \] token refresh: new access token valid until .*; the rotated refresh token was saved$/);
-    expect(checkLine(output, 'access token claims:')).toMatch(/^\[WARN\] access token claims: not checked, the token is opaque/);
-    expect(checkLine(output, imap())).toBe(`[ OK ] ${imap()}: XOAUTH2 login as ${USER} accepted; NOOP OK`);
-    expect(checkLine(output, pop())).toMatch(new RegExp(`^\\[ OK \\] ${pop()}: XOAUTH2 login as ${USER} accepted; STAT: 1 message, \\d+ bytes$`));
-    expect(checkLine(output, smtpName())).toBe(`[ OK ] ${smtpName()}: XOAUTH2 login as ${USER} accepted; NOOP 250`);
+    expect(checkLine(output, 'stored tokens:')).toMatch(
+      /^\[ OK \] stored tokens: decrypted from .*tokens\.ini \(refresh token present; access token valid until /,
+    );
+    expect(checkLine(output, 'token refresh:')).toMatch(
+      /^\[ OK \] token refresh: new access token valid until .*; the rotated refresh token was saved$/,
+    );
+    expect(checkLine(output, 'access token claims:')).toMatch(
+      /^\[WARN\] access token claims: not checked, the token is opaque/,
+    );
+    expect(checkLine(output, imap())).toBe(
+      `[ OK ] ${imap()}: XOAUTH2 login as ${USER} accepted; NOOP OK`,
+    );
+    expect(checkLine(output, pop())).toMatch(
+      new RegExp(
+        `^\\[ OK \\] ${pop()}: XOAUTH2 login as ${USER} accepted; STAT: 1 message, \\d+ bytes$`,
+      ),
+    );
+    expect(checkLine(output, smtpName())).toBe(
+      `[ OK ] ${smtpName()}: XOAUTH2 login as ${USER} accepted; NOOP 250`,
+    );
     expect(output).toMatch(/\nAll 7 checks passed \(1 warning\)\.\n$/);
     expect(output).not.toContain(PASSWORD);
 
@@ -159,7 +208,16 @@ describe('check in a terminal', () => {
   it('asks for the password without echoing it and marks each check with ✓', async () => {
     const configFile = join(world.dir, 'check.ini');
     await writeFile(configFile, healthyConfig());
-    const argv = [process.execPath, PROXY_BIN, 'check', USER, '--config-file', configFile, '--cache-store', world.tokenStore];
+    const argv = [
+      process.execPath,
+      PROXY_BIN,
+      'check',
+      USER,
+      '--config-file',
+      configFile,
+      '--cache-store',
+      world.tokenStore,
+    ];
     const child = spawnInTerminal(argv, { ...process.env, LANG: 'C.UTF-8', TERM: 'xterm' });
     let output = '';
     let typed = false;
@@ -175,7 +233,9 @@ describe('check in a terminal', () => {
     const text = output.replace(/\r\n/g, '\n');
     expect(code, text).toBe(0);
     expect(text).not.toContain(PASSWORD);
-    expect(text).toMatch(new RegExp(`^✓ ${imap()}: XOAUTH2 login as ${USER} accepted; NOOP OK$`, 'm'));
+    expect(text).toMatch(
+      new RegExp(`^✓ ${imap()}: XOAUTH2 login as ${USER} accepted; NOOP OK$`, 'm'),
+    );
     expect(text).toMatch(/^! access token claims: not checked, the token is opaque/m);
     expect(text).toMatch(/\nAll 7 checks passed \(1 warning\)\.\n$/);
   });
@@ -198,7 +258,10 @@ describe('check explains what is wrong', () => {
   });
 
   it('no tokens yet: names the exact authorize command without asking for a password', async () => {
-    const { code, output } = await runCheck(healthyConfig(world.accountSection('new.user@example.com')), { account: 'new.user@example.com' });
+    const { code, output } = await runCheck(
+      healthyConfig(world.accountSection('new.user@example.com')),
+      { account: 'new.user@example.com' },
+    );
     expect(code).toBe(1);
     expect(output).not.toContain('Password your mail client uses');
     expect(checkLine(output, 'stored tokens:')).toBe(
@@ -214,7 +277,9 @@ describe('check explains what is wrong', () => {
     const { code, output } = await runCheck(healthyConfig(), { password: PASSWORD });
     expect(code).toBe(1);
     const refresh = checkLine(output, 'token refresh:');
-    expect(refresh).toMatch(/^\[FAIL\] token refresh: Refreshing the access token failed: invalid_grant \(AADSTS70000: /);
+    expect(refresh).toMatch(
+      /^\[FAIL\] token refresh: Refreshing the access token failed: invalid_grant \(AADSTS70000: /,
+    );
     expect(refresh).toContain(`Authorise again, signing in as ${USER}: ${authorizeCommand()}`);
     // The stored access token is still valid, so the servers are still checked with it.
     expect(refresh).toContain('The checks below use the stored access token, still valid until');
@@ -227,9 +292,15 @@ describe('check explains what is wrong', () => {
     const { code, output } = await runCheck(healthyConfig(), { password: PASSWORD });
     expect(code).toBe(1);
     const line = checkLine(output, smtpName());
-    expect(line).toMatch(new RegExp(`^\\[FAIL\\] ${smtpName()}: SMTP AUTH is disabled for this mailbox or tenant \\(535 5\\.7\\.139 .*SmtpClientAuthentication is disabled`));
+    expect(line).toMatch(
+      new RegExp(
+        `^\\[FAIL\\] ${smtpName()}: SMTP AUTH is disabled for this mailbox or tenant \\(535 5\\.7\\.139 .*SmtpClientAuthentication is disabled`,
+      ),
+    );
     expect(line).toContain('re-authorising will NOT help');
-    expect(line).toContain(`Set-CASMailbox -Identity ${USER} -SmtpClientAuthenticationDisabled $false`);
+    expect(line).toContain(
+      `Set-CASMailbox -Identity ${USER} -SmtpClientAuthenticationDisabled $false`,
+    );
     expect(line).not.toContain('oauth2-mail-proxy authorize');
     expect(checkLine(output, imap())).toMatch(/^\[ OK \]/);
     expect(checkLine(output, pop())).toMatch(/^\[ OK \]/);
@@ -250,7 +321,7 @@ describe('check explains what is wrong', () => {
       new RegExp(
         `^\\[FAIL\\] token refresh: Refreshing the access token failed: network error \\(ECONNREFUSED\\)\\n` +
           `The identity provider ${origin} cannot be reached \\(connection failed\\)\\.\\n` +
-          ".*network connection and firewall, and token_url\\.\\n" +
+          '.*network connection and firewall, and token_url\\.\\n' +
           'Nothing is wrong with the stored tokens; they were kept\\.',
       ),
     );
@@ -258,7 +329,12 @@ describe('check explains what is wrong', () => {
   });
 
   it('an unreachable upstream: names the section and the keys to check', async () => {
-    const dead = [`[IMAP-${ports.extra}]`, 'server_address = 127.0.0.1', `server_port = ${deadPort}`, ''].join('\n');
+    const dead = [
+      `[IMAP-${ports.extra}]`,
+      'server_address = 127.0.0.1',
+      `server_port = ${deadPort}`,
+      '',
+    ].join('\n');
     const { code, output } = await runCheck(healthyConfig(dead), { password: PASSWORD });
     expect(code).toBe(1);
     expect(checkLine(output, `IMAP 127.0.0.1:${deadPort}`)).toBe(
@@ -271,13 +347,20 @@ describe('check explains what is wrong', () => {
   });
 
   it('an upstream certificate from a private CA: names server_ca_file', async () => {
-    const privateCa = [`[IMAP-${ports.extra}]`, 'server_address = localhost', `server_port = ${world.dovecot.imapsPort}`, ''].join('\n');
+    const privateCa = [
+      `[IMAP-${ports.extra}]`,
+      'server_address = localhost',
+      `server_port = ${world.dovecot.imapsPort}`,
+      '',
+    ].join('\n');
     const { code, output } = await runCheck(healthyConfig(privateCa), { password: PASSWORD });
     expect(code).toBe(1);
     const lines = output.split('\n');
     const failed = lines.findIndex((line) => line.startsWith(`[FAIL] ${imap()}: TLS failed`));
     expect(failed, output).toBeGreaterThan(0);
-    expect(lines.slice(failed, failed + 4).join('\n')).toContain(`set server_ca_file = /path/to/ca.pem in [IMAP-${ports.extra}]`);
+    expect(lines.slice(failed, failed + 4).join('\n')).toContain(
+      `set server_ca_file = /path/to/ca.pem in [IMAP-${ports.extra}]`,
+    );
   });
 
   it('a token for another user: Dovecot rejects it, and the check says whose it must be', async () => {
@@ -287,7 +370,9 @@ describe('check explains what is wrong', () => {
     expect(checkLine(output, 'token refresh:')).toMatch(/^\[ OK \]/);
     const line = checkLine(output, imap());
     expect(line).toMatch(new RegExp(`^\\[FAIL\\] ${imap()}: the server rejected the token`));
-    expect(line).toContain(`- the account was authorised by signing in as someone other than ${USER}`);
+    expect(line).toContain(
+      `- the account was authorised by signing in as someone other than ${USER}`,
+    );
     expect(line).toContain(`Authorise again, signing in as ${USER}: ${authorizeCommand()}`);
     expect(checkLine(output, pop())).toMatch(/^\[FAIL\] .*the server rejected the token/);
     expect(checkLine(output, smtpName())).toMatch(/^\[FAIL\] .*the server rejected the token/);
@@ -302,38 +387,71 @@ describe('check explains what is wrong', () => {
       tid: '72f988bf-86f1-41af-91ab-2d7cd011db47',
       exp: Math.floor(Date.now() / 1000) + 3600,
     });
-    await storeTokens({ accessToken: graphToken, refreshToken: issued.refreshToken, expiresIn: 3600 });
+    await storeTokens({
+      accessToken: graphToken,
+      refreshToken: issued.refreshToken,
+      expiresIn: 3600,
+    });
     world.idp.failNextToken('503');
     const { code, output } = await runCheck(healthyConfig(), { password: PASSWORD });
     expect(code).toBe(1);
-    expect(checkLine(output, 'token refresh:')).toContain('answered, but cannot serve the request right now');
+    expect(checkLine(output, 'token refresh:')).toContain(
+      'answered, but cannot serve the request right now',
+    );
     const claims = checkLine(output, 'access token claims:');
-    expect(claims).toMatch(new RegExp(`^\\[FAIL\\] access token claims: user ${USER}; audience https://graph\\.microsoft\\.com; scopes IMAP\\.AccessAsUser\\.All SMTP\\.Send User\\.Read; tenant 72f988bf-`));
-    expect(claims).toContain('Mismatch: the token is for Microsoft Graph (aud https://graph.microsoft.com): IMAP, POP and SMTP servers reject it.');
-    expect(checkLine(output, imap())).toMatch(/\nWhy(, most likely)?: the token is for Microsoft Graph/);
+    expect(claims).toMatch(
+      new RegExp(
+        `^\\[FAIL\\] access token claims: user ${USER}; audience https://graph\\.microsoft\\.com; scopes IMAP\\.AccessAsUser\\.All SMTP\\.Send User\\.Read; tenant 72f988bf-`,
+      ),
+    );
+    expect(claims).toContain(
+      'Mismatch: the token is for Microsoft Graph (aud https://graph.microsoft.com): IMAP, POP and SMTP servers reject it.',
+    );
+    expect(checkLine(output, imap())).toMatch(
+      /\nWhy(, most likely)?: the token is for Microsoft Graph/,
+    );
   });
 
   it('configuration mistakes found before any sign-in: Graph scopes, a disabled client ID, a redirect Thunderbird does not allow', async () => {
     const account = (name: string, lines: string[]): string =>
-      world.accountSection(name).replace(/^(oauth2_scope|client_id|redirect_uri) = .*\n/gm, '').concat(lines.join('\n'), '\n');
+      world
+        .accountSection(name)
+        .replace(/^(oauth2_scope|client_id|redirect_uri) = .*\n/gm, '')
+        .concat(lines.join('\n'), '\n');
     const config = healthyConfig(
       [
-        account('graph@example.com', [`client_id = ${world.idp.clientId}`, 'redirect_uri = https://localhost', 'oauth2_scope = https://graph.microsoft.com/IMAP.AccessAsUser.All offline_access']),
-        account('old.client@example.com', ['client_id = 08162f7c-0fd2-4200-a84a-f25a4db0b584', 'redirect_uri = http://localhost', `oauth2_scope = ${OFFICE365_TEST_SCOPE}`]),
-        account('redirect@example.com', ['client_id = 9e5f94bc-e8a4-4e73-b8be-63364c29d753', 'redirect_uri = http://localhost:8080', `oauth2_scope = ${OFFICE365_TEST_SCOPE}`]),
+        account('graph@example.com', [
+          `client_id = ${world.idp.clientId}`,
+          'redirect_uri = https://localhost',
+          'oauth2_scope = https://graph.microsoft.com/IMAP.AccessAsUser.All offline_access',
+        ]),
+        account('old.client@example.com', [
+          'client_id = 08162f7c-0fd2-4200-a84a-f25a4db0b584',
+          'redirect_uri = http://localhost',
+          `oauth2_scope = ${OFFICE365_TEST_SCOPE}`,
+        ]),
+        account('redirect@example.com', [
+          'client_id = 9e5f94bc-e8a4-4e73-b8be-63364c29d753',
+          'redirect_uri = http://localhost:8080',
+          `oauth2_scope = ${OFFICE365_TEST_SCOPE}`,
+        ]),
       ].join('\n'),
     );
 
     const graph = await runCheck(config, { account: 'graph@example.com' });
     expect(graph.code).toBe(1);
-    expect(checkLine(graph.output, 'scopes:')).toMatch(/^\[FAIL\] scopes: https:\/\/graph\.microsoft\.com\/IMAP\.AccessAsUser\.All asks for a Microsoft Graph token\nIMAP, POP and SMTP servers reject Graph tokens/);
+    expect(checkLine(graph.output, 'scopes:')).toMatch(
+      /^\[FAIL\] scopes: https:\/\/graph\.microsoft\.com\/IMAP\.AccessAsUser\.All asks for a Microsoft Graph token\nIMAP, POP and SMTP servers reject Graph tokens/,
+    );
     expect(checkLine(graph.output, 'scopes:')).toContain(
       'oauth2_scope = https://outlook.office.com/IMAP.AccessAsUser.All https://outlook.office.com/POP.AccessAsUser.All https://outlook.office.com/SMTP.Send offline_access',
     );
 
     const old = await runCheck(config, { account: 'old.client@example.com' });
     expect(old.code).toBe(1);
-    expect(checkLine(old.output, 'client:')).toMatch(/^\[FAIL\] client: 08162f7c-0fd2-4200-a84a-f25a4db0b584 is Thunderbird's old client ID, which Microsoft disabled \(AADSTS7000112\)\n.*re-authorising with it cannot help/);
+    expect(checkLine(old.output, 'client:')).toMatch(
+      /^\[FAIL\] client: 08162f7c-0fd2-4200-a84a-f25a4db0b584 is Thunderbird's old client ID, which Microsoft disabled \(AADSTS7000112\)\n.*re-authorising with it cannot help/,
+    );
 
     const redirect = await runCheck(config, { account: 'redirect@example.com' });
     expect(redirect.code).toBe(1);
@@ -347,19 +465,30 @@ describe('check explains what is wrong', () => {
   });
 
   it('a client ID the provider refuses at refresh: says which key to fix, and that re-authorising alone will not help', async () => {
-    const config = healthyConfig().replace(`client_id = ${world.idp.clientId}`, 'client_id = 08162f7c-0fd2-4200-a84a-f25a4db0b584');
+    const config = healthyConfig().replace(
+      `client_id = ${world.idp.clientId}`,
+      'client_id = 08162f7c-0fd2-4200-a84a-f25a4db0b584',
+    );
     const { code, output } = await runCheck(config, { password: PASSWORD });
     expect(code).toBe(1);
-    expect(checkLine(output, 'client:')).toMatch(/^\[FAIL\] client: 08162f7c-.* disabled \(AADSTS7000112\)/);
+    expect(checkLine(output, 'client:')).toMatch(
+      /^\[FAIL\] client: 08162f7c-.* disabled \(AADSTS7000112\)/,
+    );
     const refresh = checkLine(output, 'token refresh:');
-    expect(refresh).toMatch(/^\[FAIL\] token refresh: Refreshing the access token failed: unauthorized_client \(AADSTS700016: /);
-    expect(refresh).toContain(`Fix client_id in [${USER}] of ${join(world.dir, 'check.ini')}; re-authorising alone will not help.`);
+    expect(refresh).toMatch(
+      /^\[FAIL\] token refresh: Refreshing the access token failed: unauthorized_client \(AADSTS700016: /,
+    );
+    expect(refresh).toContain(
+      `Fix client_id in [${USER}] of ${join(world.dir, 'check.ini')}; re-authorising alone will not help.`,
+    );
   });
 
   it('an unknown account or a broken config file exits 2', async () => {
     const unknown = await runCheck(healthyConfig(), { account: 'nobody@example.com' });
     expect(unknown.code).toBe(2);
-    expect(unknown.output).toContain(`has no account section for nobody@example.com (account sections: [${USER}])`);
+    expect(unknown.output).toContain(
+      `has no account section for nobody@example.com (account sections: [${USER}])`,
+    );
     const broken = await runCheck('[IMAP-1993]\n');
     expect(broken.code).toBe(2);
     expect(broken.output).toContain('server_address');
@@ -367,24 +496,66 @@ describe('check explains what is wrong', () => {
 });
 
 describe('reading access token claims', () => {
-  const expected = { loginName: USER, protocols: ['IMAP', 'POP', 'SMTP'] as const, family: 'microsoft' as const, now: 1_700_000_000 };
-  const outlook = { aud: 'https://outlook.office.com', scp: 'IMAP.AccessAsUser.All POP.AccessAsUser.All SMTP.Send', upn: USER, exp: 1_700_003_600, tid: 't' };
+  const expected = {
+    loginName: USER,
+    protocols: ['IMAP', 'POP', 'SMTP'] as const,
+    family: 'microsoft' as const,
+    now: 1_700_000_000,
+  };
+  const outlook = {
+    aud: 'https://outlook.office.com',
+    scp: 'IMAP.AccessAsUser.All POP.AccessAsUser.All SMTP.Send',
+    upn: USER,
+    exp: 1_700_003_600,
+    tid: 't',
+  };
 
   it('a token for Exchange Online with every scope, for the right user, fits', () => {
     expect(claimProblems(readAccessTokenClaims(jwt(outlook))!, expected)).toEqual([]);
-    expect(claimProblems(readAccessTokenClaims(jwt({ ...outlook, aud: '00000002-0000-0ff1-ce00-000000000000' }))!, expected)).toEqual([]);
+    expect(
+      claimProblems(
+        readAccessTokenClaims(jwt({ ...outlook, aud: '00000002-0000-0ff1-ce00-000000000000' }))!,
+        expected,
+      ),
+    ).toEqual([]);
   });
 
   it('names each mismatch: another user, a missing protocol scope, another audience, an app token without the role', () => {
-    expect(claimProblems(readAccessTokenClaims(jwt({ ...outlook, upn: undefined, unique_name: 'Mallory@Example.com' }))!, expected)).toEqual([
-      { kind: 'user', text: `the token belongs to Mallory@Example.com, not ${USER}: the server refuses it (Office 365 may accept the login, then drop the session)` },
+    expect(
+      claimProblems(
+        readAccessTokenClaims(
+          jwt({ ...outlook, upn: undefined, unique_name: 'Mallory@Example.com' }),
+        )!,
+        expected,
+      ),
+    ).toEqual([
+      {
+        kind: 'user',
+        text: `the token belongs to Mallory@Example.com, not ${USER}: the server refuses it (Office 365 may accept the login, then drop the session)`,
+      },
     ]);
-    expect(claimProblems(readAccessTokenClaims(jwt({ ...outlook, scp: 'IMAP.AccessAsUser.All' }))!, expected).map((problem) => problem.text)).toEqual([
+    expect(
+      claimProblems(
+        readAccessTokenClaims(jwt({ ...outlook, scp: 'IMAP.AccessAsUser.All' }))!,
+        expected,
+      ).map((problem) => problem.text),
+    ).toEqual([
       'the token lacks POP.AccessAsUser.All, SMTP.Send (it has IMAP.AccessAsUser.All): the POP, SMTP servers will refuse it',
     ]);
-    expect(claimProblems(readAccessTokenClaims(jwt({ ...outlook, aud: 'api://something-else' }))!, expected).map((problem) => problem.kind)).toEqual(['audience']);
-    const appOnly = { aud: 'https://outlook.office365.com', roles: ['IMAP.AccessAsApp'], exp: 1_700_003_600 };
-    expect(claimProblems(readAccessTokenClaims(jwt(appOnly))!, expected).map((problem) => problem.text)).toEqual([
+    expect(
+      claimProblems(
+        readAccessTokenClaims(jwt({ ...outlook, aud: 'api://something-else' }))!,
+        expected,
+      ).map((problem) => problem.kind),
+    ).toEqual(['audience']);
+    const appOnly = {
+      aud: 'https://outlook.office365.com',
+      roles: ['IMAP.AccessAsApp'],
+      exp: 1_700_003_600,
+    };
+    expect(
+      claimProblems(readAccessTokenClaims(jwt(appOnly))!, expected).map((problem) => problem.text),
+    ).toEqual([
       'the token lacks POP.AccessAsApp, SMTP.SendAsApp (it has IMAP.AccessAsApp): the POP, SMTP servers will refuse it',
     ]);
   });

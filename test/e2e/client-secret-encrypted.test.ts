@@ -45,21 +45,49 @@ const store = (): TokenStore => new TokenStore(world.tokenStore);
 
 /** Real tokens of the desktop client for `user`, as an earlier email-oauth2-proxy sign-in left them. */
 async function desktopTokens(user: string): Promise<{ accessToken: string; refreshToken: string }> {
-  const account = { name: user, permissionUrl: world.idp.urls.authorize, tokenUrl: world.idp.urls.token, scope: OFFICE365_TEST_SCOPE, redirectUri: 'http://localhost/', clientId: world.idp.clients.desktop.clientId, flow: 'authorization_code' as const, usePkce: true };
+  const account = {
+    name: user,
+    permissionUrl: world.idp.urls.authorize,
+    tokenUrl: world.idp.urls.token,
+    scope: OFFICE365_TEST_SCOPE,
+    redirectUri: 'http://localhost/',
+    clientId: world.idp.clients.desktop.clientId,
+    flow: 'authorization_code' as const,
+    usePkce: true,
+  };
   const pending = await startAuthorization(account, { clientSecret: secret(), loginHint: user });
-  const tokens = await completeAuthorization(account, pending, await world.idp.browser(pending.url, user), { clientSecret: secret() });
+  const tokens = await completeAuthorization(
+    account,
+    pending,
+    await world.idp.browser(pending.url, user),
+    { clientSecret: secret() },
+  );
   return { accessToken: tokens.accessToken, refreshToken: tokens.refreshToken! };
 }
 
 async function legacyKey(): Promise<AccountKey> {
   const salt = Buffer.from('0123456789abcdef');
-  return { salt: salt.toString('base64'), iterations: LEGACY_ITERATIONS, key: await new KeyCache().get(PASSWORD, salt, LEGACY_ITERATIONS) };
+  return {
+    salt: salt.toString('base64'),
+    iterations: LEGACY_ITERATIONS,
+    key: await new KeyCache().get(PASSWORD, salt, LEGACY_ITERATIONS),
+  };
 }
 
 /** Writes `user`'s section the way email-oauth2-proxy's cache store holds it. */
-async function seed(user: string, key: AccountKey, options: { tokens?: boolean; secretKey?: AccountKey } = {}): Promise<StoredTokenFields> {
-  const tokens = options.tokens === false ? {} : { ...(await desktopTokens(user)), accessTokenExpiry: Math.floor(Date.now() / 1000) - 60 };
-  const fields = { ...keys.seal(key, tokens), client_secret_encrypted: fernetEncrypt((options.secretKey ?? key).key, secret()) };
+async function seed(
+  user: string,
+  key: AccountKey,
+  options: { tokens?: boolean; secretKey?: AccountKey } = {},
+): Promise<StoredTokenFields> {
+  const tokens =
+    options.tokens === false
+      ? {}
+      : { ...(await desktopTokens(user)), accessTokenExpiry: Math.floor(Date.now() / 1000) - 60 };
+  const fields = {
+    ...keys.seal(key, tokens),
+    client_secret_encrypted: fernetEncrypt((options.secretKey ?? key).key, secret()),
+  };
   await store().write(user, fields);
   return fields;
 }
@@ -97,7 +125,10 @@ async function authorizeByPaste(run: ProxyProcess, user: string): Promise<number
 beforeAll(async () => {
   world = await World.start();
   const accounts = [MIGRATED, UNAUTHORISED, DAMAGED, STANDALONE].map(desktopSection).join('\n');
-  proxy = await world.startProxy({ config: world.config(accounts), args: ['--debug', '--authorisation-wait', '0'] });
+  proxy = await world.startProxy({
+    config: world.config(accounts),
+    args: ['--debug', '--authorisation-wait', '0'],
+  });
   await proxy.ready();
 });
 afterAll(async () => {
@@ -118,7 +149,15 @@ describe('a client secret email-oauth2-proxy stored encrypted', () => {
     expect(after.fields.token_salt).not.toBe(before.token_salt);
     expect(after.secret).toBe(secret());
     // email-oauth2-proxy finds it where it put it: in the account's section, beside token_salt.
-    expect(Object.keys(after.fields)).toEqual(['access_token', 'access_token_expiry', 'refresh_token', 'token_salt', 'token_iterations', 'client_secret_encrypted', 'last_activity']);
+    expect(Object.keys(after.fields)).toEqual([
+      'access_token',
+      'access_token_expiry',
+      'refresh_token',
+      'token_salt',
+      'token_iterations',
+      'client_secret_encrypted',
+      'last_activity',
+    ]);
 
     expect(await loginReply(MIGRATED)).toMatch(/^a1 OK /);
     expect(world.idp.tokenRequests.byGrantType.refresh_token).toBe(1);
@@ -135,7 +174,9 @@ describe('a client secret email-oauth2-proxy stored encrypted', () => {
     );
 
     // The login decrypts the secret (the password opens it with the stored salt) and starts the authorisation.
-    expect(await loginReply(UNAUTHORISED)).toMatch(new RegExp(`^a1 NO \\[UNAVAILABLE\\] ${UNAUTHORISED} needs authorising`));
+    expect(await loginReply(UNAUTHORISED)).toMatch(
+      new RegExp(`^a1 NO \\[UNAVAILABLE\\] ${UNAUTHORISED} needs authorising`),
+    );
     world.idp.resetTokenRequests();
     expect(await authorizeByPaste(proxy.cli(['authorize', UNAUTHORISED]), UNAUTHORISED)).toBe(0);
     expect(world.idp.tokenRequests.byGrantType.authorization_code).toBe(1);
@@ -147,7 +188,9 @@ describe('a client secret email-oauth2-proxy stored encrypted', () => {
   });
 
   it('under another key than the tokens refuses the login as a config problem, naming the fix', async () => {
-    await seed(DAMAGED, await keys.create(PASSWORD), { secretKey: await keys.create('another password') });
+    await seed(DAMAGED, await keys.create(PASSWORD), {
+      secretKey: await keys.create('another password'),
+    });
     expect(await loginReply(DAMAGED)).toBe(
       `a1 NO [AUTHENTICATIONFAILED] The client secret of ${DAMAGED} is stored encrypted (client_secret_encrypted), but the password that ` +
         `decrypts the account's tokens does not decrypt it. Put the client secret in client_secret in the [${DAMAGED}] section of the config file`,
@@ -157,14 +200,21 @@ describe('a client secret email-oauth2-proxy stored encrypted', () => {
   it('is decrypted by the stand-alone `authorize` with the password it asks first, and stored with the new tokens', async () => {
     const before = await seed(STANDALONE, await keys.create(PASSWORD), { tokens: false });
     const files = { configFile: proxy.configFile, tokenStore: proxy.tokenStore };
-    const noDaemon = ['authorize', STANDALONE, '--control-socket', join(world.dir, 'no-daemon.sock')];
+    const noDaemon = [
+      'authorize',
+      STANDALONE,
+      '--control-socket',
+      join(world.dir, 'no-daemon.sock'),
+    ];
 
     const mistyped = ProxyProcess.command(noDaemon, files);
     await mistyped.waitFor(/it decrypts the stored client secret and encrypts the new tokens\): $/);
     mistyped.type('not the password\n');
     expect(await mistyped.exit()).toBe(1);
     printed.push(mistyped.output);
-    expect(mistyped.output).toContain(`Wrong password for ${STANDALONE}: it does not decrypt the account's stored client secret (client_secret_encrypted).`);
+    expect(mistyped.output).toContain(
+      `Wrong password for ${STANDALONE}: it does not decrypt the account's stored client secret (client_secret_encrypted).`,
+    );
 
     const run = ProxyProcess.command(noDaemon, files);
     await run.waitFor(/it decrypts the stored client secret and encrypts the new tokens\): $/);
@@ -179,17 +229,24 @@ describe('a client secret email-oauth2-proxy stored encrypted', () => {
 
   it('is decrypted and sent by `check`, which saves it again with the refreshed tokens', async () => {
     await seed(MIGRATED, await keys.create(PASSWORD));
-    const check = ProxyProcess.command(['check', MIGRATED, '--timeout', '5'], { configFile: proxy.configFile, tokenStore: proxy.tokenStore });
+    const check = ProxyProcess.command(['check', MIGRATED, '--timeout', '5'], {
+      configFile: proxy.configFile,
+      tokenStore: proxy.tokenStore,
+    });
     check.type(`${PASSWORD}\n`);
     check.child.stdin?.end();
     await check.exit();
     printed.push(check.output);
-    expect(check.output).toMatch(/^Client +\S+ \(confidential: client_secret_encrypted is in the token store\)$/m);
-    expect(check.output).toMatch(/\[ OK \] token refresh: new access token valid until .*; the rotated refresh token was saved/);
+    expect(check.output).toMatch(
+      /^Client +\S+ \(confidential: client_secret_encrypted is in the token store\)$/m,
+    );
+    expect(check.output).toMatch(
+      /\[ OK \] token refresh: new access token valid until .*; the rotated refresh token was saved/,
+    );
     expect((await storedSecret(MIGRATED)).secret).toBe(secret());
   });
 
-  it('never shows up in the proxy\'s output, the CLI\'s or the replies', () => {
+  it("never shows up in the proxy's output, the CLI's or the replies", () => {
     const everything = [proxy.output, ...printed].join('\n');
     expect(everything).toContain('"level":20'); // debug lines were written, so the scan covers them
     expect(everything.includes(secret())).toBe(false);

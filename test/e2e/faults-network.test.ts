@@ -17,7 +17,13 @@ import { Conversation } from '../support/conversation.js';
 import { makeFaultCertificates, type FaultCertificates } from '../support/faults/certificates.js';
 import { CuttingRelay } from '../support/faults/cutting-relay.js';
 import { disconnectOf, eventsNamed, unexpectedErrors } from '../support/faults/daemon-log.js';
-import { fetchMessage, finalReply, greeted, inboxSession, loginReply } from '../support/faults/imap-steps.js';
+import {
+  fetchMessage,
+  finalReply,
+  greeted,
+  inboxSession,
+  loginReply,
+} from '../support/faults/imap-steps.js';
 import { ScriptedTlsServer } from '../support/faults/scripted-tls-server.js';
 import { SilentServer, TricklingServer } from '../support/faults/stalling-servers.js';
 import { storeBytes, storedTokens } from '../support/faults/token-files.js';
@@ -60,16 +66,32 @@ beforeAll(async () => {
   ]);
   honest.script = { greeting: '* OK honest but slow', hangUp: /^$/, how: 'close' };
   trickling = await TricklingServer.start(honest.port, 1_000);
-  relay = await CuttingRelay.start(certs.good, { port: world.dovecot.imapsPort, ca: await readFile(world.dovecot.caFile, 'utf8') });
+  relay = await CuttingRelay.start(certs.good, {
+    port: world.dovecot.imapsPort,
+    ca: await readFile(world.dovecot.caFile, 'utf8'),
+  });
 
-  bigMessage = Buffer.concat([Buffer.from('Subject: big transfer\r\n\r\n'), Buffer.from(randomBytes(BIG_MESSAGE_BYTES / 2).toString('hex').replace(/.{76}/g, '$&\r\n'))]);
+  bigMessage = Buffer.concat([
+    Buffer.from('Subject: big transfer\r\n\r\n'),
+    Buffer.from(
+      randomBytes(BIG_MESSAGE_BYTES / 2)
+        .toString('hex')
+        .replace(/.{76}/g, '$&\r\n'),
+    ),
+  ]);
   await world.dovecot.deliver(USER, Buffer.from('Subject: small\r\n\r\nsmall one\r\n'));
   await world.dovecot.deliver(USER, bigMessage);
   await world.seedTokens();
 
   ports = await freePorts(8);
   const section = (index: number, protocol: string, upstreamPort: number): string =>
-    [`[${protocol}-${ports[index]}]`, 'server_address = localhost', `server_port = ${upstreamPort}`, `server_ca_file = ${certs.caFile}`, ''].join('\n');
+    [
+      `[${protocol}-${ports[index]}]`,
+      'server_address = localhost',
+      `server_port = ${upstreamPort}`,
+      `server_ca_file = ${certs.caFile}`,
+      '',
+    ].join('\n');
   const faulty = [
     section(0, 'IMAP', silent.port),
     section(1, 'IMAP', trickling.port),
@@ -82,7 +104,15 @@ beforeAll(async () => {
   ].join('\n');
   proxy = await world.startProxy({
     config: world.config(faulty),
-    args: ['--authorisation-wait', '0', '--debug', '--max-preauth-connections', String(PRE_AUTH_SLOTS), '--upstream-timeout', String(UPSTREAM_CONNECT_TIMEOUT_S)],
+    args: [
+      '--authorisation-wait',
+      '0',
+      '--debug',
+      '--max-preauth-connections',
+      String(PRE_AUTH_SLOTS),
+      '--upstream-timeout',
+      String(UPSTREAM_CONNECT_TIMEOUT_S),
+    ],
   });
   await proxy.ready();
 
@@ -96,7 +126,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await proxy?.stop();
-  await Promise.allSettled([silent, honest, trickling, wrongHost, selfSigned, scripted, relay].map((server) => server?.close()));
+  await Promise.allSettled(
+    [silent, honest, trickling, wrongHost, selfSigned, scripted, relay].map((server) =>
+      server?.close(),
+    ),
+  );
   await world?.stop();
   if (certsDir) await rm(certsDir, { recursive: true, force: true });
 });
@@ -122,46 +156,75 @@ async function stillServing(): Promise<void> {
 const port = (index: number): number => ports[index]!;
 
 describe('an upstream that never finishes its TLS handshake', () => {
-  it(`gets a BYE naming it after the ${UPSTREAM_CONNECT_TIMEOUT_S} s connect timeout, whether silent or trickling bytes`, async () => {
-    const started = Date.now();
-    const timed = async (localPort: number): Promise<{ reply: string; seconds: number }> => {
-      const reply = await loginReply(localPort, USER, PASSWORD, (UPSTREAM_CONNECT_TIMEOUT_S + 10) * 1000);
-      return { reply, seconds: (Date.now() - started) / 1000 };
-    };
-    const hanging = Promise.all([timed(port(0)), timed(port(1))]);
-    // Meanwhile everyone else is served as usual.
-    await stillServing();
-    const [fromSilent, fromTrickling] = await hanging;
+  it(
+    `gets a BYE naming it after the ${UPSTREAM_CONNECT_TIMEOUT_S} s connect timeout, whether silent or trickling bytes`,
+    async () => {
+      const started = Date.now();
+      const timed = async (localPort: number): Promise<{ reply: string; seconds: number }> => {
+        const reply = await loginReply(
+          localPort,
+          USER,
+          PASSWORD,
+          (UPSTREAM_CONNECT_TIMEOUT_S + 10) * 1000,
+        );
+        return { reply, seconds: (Date.now() - started) / 1000 };
+      };
+      const hanging = Promise.all([timed(port(0)), timed(port(1))]);
+      // Meanwhile everyone else is served as usual.
+      await stillServing();
+      const [fromSilent, fromTrickling] = await hanging;
 
-    expect(fromSilent.reply).toBe(`* BYE [UNAVAILABLE] Cannot log in to localhost:${silent.port}: no answer within ${UPSTREAM_CONNECT_TIMEOUT_S} s. Try again later`);
-    expect(fromTrickling.reply).toBe(`* BYE [UNAVAILABLE] Cannot log in to localhost:${trickling.port}: no answer within ${UPSTREAM_CONNECT_TIMEOUT_S} s. Try again later`);
-    for (const { seconds } of [fromSilent, fromTrickling]) {
-      expect(seconds).toBeGreaterThanOrEqual(UPSTREAM_CONNECT_TIMEOUT_S - 0.5);
-      expect(seconds).toBeLessThan(UPSTREAM_CONNECT_TIMEOUT_S + 3);
-    }
-    expect(honest.handshakes).toBe(0);
-    await vi.waitFor(() => expect([silent.open, trickling.open]).toEqual([0, 0]));
-    await vi.waitFor(() => expect(eventsNamed(proxy, 'upstream_failed').filter((event) => event.kind === 'timeout')).toHaveLength(2));
-  }, (UPSTREAM_CONNECT_TIMEOUT_S + 20) * 1000);
+      expect(fromSilent.reply).toBe(
+        `* BYE [UNAVAILABLE] Cannot log in to localhost:${silent.port}: no answer within ${UPSTREAM_CONNECT_TIMEOUT_S} s. Try again later`,
+      );
+      expect(fromTrickling.reply).toBe(
+        `* BYE [UNAVAILABLE] Cannot log in to localhost:${trickling.port}: no answer within ${UPSTREAM_CONNECT_TIMEOUT_S} s. Try again later`,
+      );
+      for (const { seconds } of [fromSilent, fromTrickling]) {
+        expect(seconds).toBeGreaterThanOrEqual(UPSTREAM_CONNECT_TIMEOUT_S - 0.5);
+        expect(seconds).toBeLessThan(UPSTREAM_CONNECT_TIMEOUT_S + 3);
+      }
+      expect(honest.handshakes).toBe(0);
+      await vi.waitFor(() => expect([silent.open, trickling.open]).toEqual([0, 0]));
+      await vi.waitFor(() =>
+        expect(
+          eventsNamed(proxy, 'upstream_failed').filter((event) => event.kind === 'timeout'),
+        ).toHaveLength(2),
+      );
+    },
+    (UPSTREAM_CONNECT_TIMEOUT_S + 20) * 1000,
+  );
 });
 
 describe('an upstream whose certificate must not be trusted', () => {
   it('for another host name, though signed by the trusted CA: BYE, and no byte of a login is sent', async () => {
     const reply = await loginReply(port(2), USER, PASSWORD);
-    expect(reply).toMatch(new RegExp(`^\\* BYE \\[UNAVAILABLE\\] Cannot log in to localhost:${wrongHost.port}: its TLS certificate is for another host name \\(ERR_TLS_CERT_ALTNAME_INVALID\\); check server_address$`));
+    expect(reply).toMatch(
+      new RegExp(
+        `^\\* BYE \\[UNAVAILABLE\\] Cannot log in to localhost:${wrongHost.port}: its TLS certificate is for another host name \\(ERR_TLS_CERT_ALTNAME_INVALID\\); check server_address$`,
+      ),
+    );
     expect(wrongHost.accepted).toBe(1);
     expect(wrongHost.handshakes).toBe(0);
     expect(wrongHost.received).toEqual([]);
-    await vi.waitFor(() => expect(eventsNamed(proxy, 'upstream_failed').at(-1)).toMatchObject({ kind: 'tls' }));
+    await vi.waitFor(() =>
+      expect(eventsNamed(proxy, 'upstream_failed').at(-1)).toMatchObject({ kind: 'tls' }),
+    );
     await stillServing();
   });
 
   it('signed by itself: BYE saying the certificate is not trusted and pointing at server_ca_file', async () => {
     const reply = await loginReply(port(3), USER, PASSWORD);
-    expect(reply).toMatch(new RegExp(`^\\* BYE \\[UNAVAILABLE\\] Cannot log in to localhost:${selfSigned.port}: TLS certificate not trusted \\(DEPTH_ZERO_SELF_SIGNED_CERT\\)`));
+    expect(reply).toMatch(
+      new RegExp(
+        `^\\* BYE \\[UNAVAILABLE\\] Cannot log in to localhost:${selfSigned.port}: TLS certificate not trusted \\(DEPTH_ZERO_SELF_SIGNED_CERT\\)`,
+      ),
+    );
     expect(selfSigned.handshakes).toBe(0);
     expect(selfSigned.received).toEqual([]);
-    await vi.waitFor(() => expect(eventsNamed(proxy, 'upstream_failed').at(-1)).toMatchObject({ kind: 'tls' }));
+    await vi.waitFor(() =>
+      expect(eventsNamed(proxy, 'upstream_failed').at(-1)).toMatchObject({ kind: 'tls' }),
+    );
     // The fix is a setting: the reply names it, as the configuration file spells it.
     expect(reply).toContain('server_ca_file');
   });
@@ -171,19 +234,44 @@ describe('an upstream that hangs up in the middle of the login', () => {
   const imapGreeting = '* OK [CAPABILITY IMAP4rev1 AUTH=XOAUTH2] ready';
 
   it.each([
-    ['after its greeting', 'after-greeting' as const, 'close' as const, 'the server closed the connection during login'],
-    ['after reading AUTHENTICATE XOAUTH2', /^P1 AUTHENTICATE XOAUTH2 /, 'close' as const, 'the server closed the connection during login'],
-    ['with a reset after reading AUTHENTICATE XOAUTH2', /^P1 AUTHENTICATE XOAUTH2 /, 'reset' as const, 'connection closed by the server'],
-  ])('IMAP, %s: BYE [UNAVAILABLE] naming the server; the token is neither dropped nor distrusted', async (_when, hangUp, how, why) => {
-    scripted.script = { greeting: imapGreeting, hangUp, how };
-    const before = scripted.received.length;
-    expect(await loginReply(port(4), USER, PASSWORD)).toBe(`* BYE [UNAVAILABLE] Cannot log in to localhost:${scripted.port}: ${why}. Try again later`);
-    const seen = scripted.received.slice(before);
-    if (hangUp === 'after-greeting') expect(seen).toEqual([]);
-    else expect(seen).toEqual([`P1 AUTHENTICATE XOAUTH2 ${encodeXoauth2(USER, await currentAccessToken())}`]);
-    await vi.waitFor(() => expect(eventsNamed(proxy, 'upstream_failed').at(-1)).toMatchObject({ kind: 'closed' }));
-    await stillServing();
-  });
+    [
+      'after its greeting',
+      'after-greeting' as const,
+      'close' as const,
+      'the server closed the connection during login',
+    ],
+    [
+      'after reading AUTHENTICATE XOAUTH2',
+      /^P1 AUTHENTICATE XOAUTH2 /,
+      'close' as const,
+      'the server closed the connection during login',
+    ],
+    [
+      'with a reset after reading AUTHENTICATE XOAUTH2',
+      /^P1 AUTHENTICATE XOAUTH2 /,
+      'reset' as const,
+      'connection closed by the server',
+    ],
+  ])(
+    'IMAP, %s: BYE [UNAVAILABLE] naming the server; the token is neither dropped nor distrusted',
+    async (_when, hangUp, how, why) => {
+      scripted.script = { greeting: imapGreeting, hangUp, how };
+      const before = scripted.received.length;
+      expect(await loginReply(port(4), USER, PASSWORD)).toBe(
+        `* BYE [UNAVAILABLE] Cannot log in to localhost:${scripted.port}: ${why}. Try again later`,
+      );
+      const seen = scripted.received.slice(before);
+      if (hangUp === 'after-greeting') expect(seen).toEqual([]);
+      else
+        expect(seen).toEqual([
+          `P1 AUTHENTICATE XOAUTH2 ${encodeXoauth2(USER, await currentAccessToken())}`,
+        ]);
+      await vi.waitFor(() =>
+        expect(eventsNamed(proxy, 'upstream_failed').at(-1)).toMatchObject({ kind: 'closed' }),
+      );
+      await stillServing();
+    },
+  );
 
   it('POP3, after reading AUTH XOAUTH2: -ERR [SYS/TEMP] naming the server', async () => {
     scripted.script = { greeting: '+OK ready', hangUp: /^AUTH XOAUTH2 /, how: 'close' };
@@ -194,12 +282,18 @@ describe('an upstream that hangs up in the middle of the login', () => {
       await client.expect(/^\+OK/);
       client.send(`PASS ${PASSWORD}`);
       const reply = await client.line(20_000);
-      expect(reply).toMatch(new RegExp(`^-ERR \\[SYS/TEMP\\] .*Cannot log in to localhost:${scripted.port}: the server closed the connection during login. Try again later$`));
+      expect(reply).toMatch(
+        new RegExp(
+          `^-ERR \\[SYS/TEMP\\] .*Cannot log in to localhost:${scripted.port}: the server closed the connection during login. Try again later$`,
+        ),
+      );
       await client.closedByPeer();
     } finally {
       client.close();
     }
-    await vi.waitFor(() => expect(eventsNamed(proxy, 'upstream_failed').at(-1)).toMatchObject({ kind: 'closed' }));
+    await vi.waitFor(() =>
+      expect(eventsNamed(proxy, 'upstream_failed').at(-1)).toMatchObject({ kind: 'closed' }),
+    );
     await stillServing();
   });
 
@@ -218,12 +312,16 @@ describe('an upstream that hangs up in the middle of the login', () => {
         // the extensions
       }
       client.send(`AUTH PLAIN ${Buffer.from(`\0${USER}\0${PASSWORD}`).toString('base64')}`);
-      expect(await client.line(20_000)).toBe(`421 4.4.2 Lost the connection to localhost:${scripted.port}: the server closed the connection. Try again later`);
+      expect(await client.line(20_000)).toBe(
+        `421 4.4.2 Lost the connection to localhost:${scripted.port}: the server closed the connection. Try again later`,
+      );
       await client.closedByPeer();
     } finally {
       client.close();
     }
-    await vi.waitFor(() => expect(eventsNamed(proxy, 'upstream_failed').at(-1)).toMatchObject({ kind: 'closed' }));
+    await vi.waitFor(() =>
+      expect(eventsNamed(proxy, 'upstream_failed').at(-1)).toMatchObject({ kind: 'closed' }),
+    );
     await stillServing();
   });
 });
@@ -252,7 +350,18 @@ describe('an upstream that goes away in the middle of a transfer', () => {
     }
     // How much reached the client before the cut depends on scheduling (unsent bytes are dropped
     // with the reset), only that it was part of the message.
-    await vi.waitFor(() => expect(eventsNamed(proxy, 'disconnect').some((event) => event.account === USER && Number(event.bytesToClient) > 0 && Number(event.bytesToClient) < bigMessage.length)).toBe(true), { timeout: 10_000 });
+    await vi.waitFor(
+      () =>
+        expect(
+          eventsNamed(proxy, 'disconnect').some(
+            (event) =>
+              event.account === USER &&
+              Number(event.bytesToClient) > 0 &&
+              Number(event.bytesToClient) < bigMessage.length,
+          ),
+        ).toBe(true),
+      { timeout: 10_000 },
+    );
     expect(world.idp.tokenRequests.total).toBe(0);
   });
 });
@@ -265,7 +374,9 @@ describe('a client that vanishes', () => {
     await client.expect(/^\+ /);
     client.sendRaw(USER.slice(0, 5));
     client.socket.resetAndDestroy();
-    await vi.waitFor(() => expect(disconnectOf(proxy, '127.0.0.11')).toMatchObject({ msg: 'closed before login' }));
+    await vi.waitFor(() =>
+      expect(disconnectOf(proxy, '127.0.0.11')).toMatchObject({ msg: 'closed before login' }),
+    );
     await stillServing();
   });
 
@@ -275,7 +386,9 @@ describe('a client that vanishes', () => {
     await client.expect(/^\+/);
     client.sendRaw(Buffer.from(`\0${USER}\0`).toString('base64').slice(0, 8));
     client.socket.end();
-    await vi.waitFor(() => expect(disconnectOf(proxy, '127.0.0.12')).toMatchObject({ msg: 'closed before login' }));
+    await vi.waitFor(() =>
+      expect(disconnectOf(proxy, '127.0.0.12')).toMatchObject({ msg: 'closed before login' }),
+    );
     await stillServing();
   });
 
@@ -289,7 +402,9 @@ describe('a client that vanishes', () => {
       await upstreamOpened;
       client.socket.resetAndDestroy();
       await vi.waitFor(() => expect(relay.open).toBe(0), { timeout: 10_000 });
-      await vi.waitFor(() => expect(disconnectOf(proxy, '127.0.0.13')).toMatchObject({ msg: 'closed before login' }));
+      await vi.waitFor(() =>
+        expect(disconnectOf(proxy, '127.0.0.13')).toMatchObject({ msg: 'closed before login' }),
+      );
     } finally {
       relay.upstreamDelayMs = 0;
     }
@@ -302,12 +417,19 @@ describe('a client that vanishes', () => {
     await client.bytes(512 * 1024);
     client.socket.resetAndDestroy();
     await vi.waitFor(() => expect(relay.open).toBe(0), { timeout: 10_000 });
-    await vi.waitFor(() => expect(disconnectOf(proxy, '127.0.0.14')).toMatchObject({ msg: 'session ended', account: USER }));
+    await vi.waitFor(() =>
+      expect(disconnectOf(proxy, '127.0.0.14')).toMatchObject({
+        msg: 'session ended',
+        account: USER,
+      }),
+    );
     await stillServing();
   });
 
   it('leaves no connection slot taken: as many clients as the limit allows are greeted at once', async () => {
-    const clients = await Promise.all(Array.from({ length: PRE_AUTH_SLOTS }, () => Conversation.connect(world.imapPort)));
+    const clients = await Promise.all(
+      Array.from({ length: PRE_AUTH_SLOTS }, () => Conversation.connect(world.imapPort)),
+    );
     try {
       for (const client of clients) await client.expect(/^\* OK /);
     } finally {

@@ -21,7 +21,12 @@ import { eventsNamed, unexpectedErrors } from '../support/faults/daemon-log.js';
 import { loginReply } from '../support/faults/imap-steps.js';
 import { refreshTokenWorks, seedStore } from '../support/faults/seeding.js';
 import { TestFilesystem } from '../support/faults/small-filesystems.js';
-import { storeBytes, storedFields, storedTokens, writeLeftovers } from '../support/faults/token-files.js';
+import {
+  storeBytes,
+  storedFields,
+  storedTokens,
+  writeLeftovers,
+} from '../support/faults/token-files.js';
 import { ProxyProcess } from '../support/proxy-process.js';
 import { PASSWORD, USER, World } from '../support/world.js';
 
@@ -59,7 +64,12 @@ async function daemonIn(dir: string): Promise<ProxyProcess> {
   const proxy = await ProxyProcess.start({
     dir,
     config: world.config(world.accountSection(OTHER)),
-    args: ['--authorisation-wait', '0', '--control-socket', join(world.dir, `${randomBytes(4).toString('hex')}.sock`)],
+    args: [
+      '--authorisation-wait',
+      '0',
+      '--control-socket',
+      join(world.dir, `${randomBytes(4).toString('hex')}.sock`),
+    ],
   });
   running.add(proxy);
   await proxy.ready();
@@ -83,7 +93,9 @@ describe('a token store the daemon cannot read', () => {
     const proxy = await daemonIn(dir);
 
     expect(await loginReply(world.imapPort, USER, PASSWORD)).toMatch(
-      new RegExp(`^a1 NO \\[UNAVAILABLE\\] The proxy cannot read its token store: Token store ${store}: cannot read it: it is not a regular file; move it away and the proxy starts a new store$`),
+      new RegExp(
+        `^a1 NO \\[UNAVAILABLE\\] The proxy cannot read its token store: Token store ${store}: cannot read it: it is not a regular file; move it away and the proxy starts a new store$`,
+      ),
     );
     await vi.waitFor(() => expect(eventsNamed(proxy, 'token_store_unreadable')).toHaveLength(1));
 
@@ -99,11 +111,17 @@ describe('a token store the daemon cannot read', () => {
     await run('mkfifo', ['-m', '600', store]);
     const proxy = await daemonIn(dir);
     try {
-      const replies = await Promise.all([USER, OTHER].map((user) => loginReply(world.imapPort, user, PASSWORD, 5_000).catch((error: Error) => error.message)));
+      const replies = await Promise.all(
+        [USER, OTHER].map((user) =>
+          loginReply(world.imapPort, user, PASSWORD, 5_000).catch((error: Error) => error.message),
+        ),
+      );
       expect(replies).toEqual([expect.stringMatching(TEMPORARY), expect.stringMatching(TEMPORARY)]);
     } finally {
       // Reads still blocked in the proxy end with an empty file before it is killed.
-      const writer = await open(store, constants.O_WRONLY | constants.O_NONBLOCK).catch(() => undefined);
+      const writer = await open(store, constants.O_WRONLY | constants.O_NONBLOCK).catch(
+        () => undefined,
+      );
       await writer?.close();
     }
     expect(proxy.child.exitCode).toBeNull();
@@ -114,17 +132,25 @@ describe('a corrupt token store', () => {
   it('garbage bytes: UNAVAILABLE saying so, the file is never rewritten, not even by a CLI authorize', async () => {
     const dir = await caseDir('garbage');
     const store = join(dir, 'tokens.ini');
-    const garbage = Buffer.concat([randomBytes(1500), Buffer.from('\n[half a section\naccess_token = \0\0\0\n')]);
+    const garbage = Buffer.concat([
+      randomBytes(1500),
+      Buffer.from('\n[half a section\naccess_token = \0\0\0\n'),
+    ]);
     await writeFile(store, garbage, { mode: 0o600 });
     const proxy = await daemonIn(dir);
 
     expect(await loginReply(world.imapPort, USER, PASSWORD)).toMatch(
-      new RegExp(`^a1 NO \\[UNAVAILABLE\\] The proxy cannot read its token store: Token store ${store}: cannot parse it \\(.+\\); it is left untouched and no tokens will be saved until it is repaired or moved away$`),
+      new RegExp(
+        `^a1 NO \\[UNAVAILABLE\\] The proxy cannot read its token store: Token store ${store}: cannot parse it \\(.+\\); it is left untouched and no tokens will be saved until it is repaired or moved away$`,
+      ),
     );
     await vi.waitFor(() => expect(eventsNamed(proxy, 'token_store_unreadable')).toHaveLength(1));
 
     // The CLI with no daemon to talk to writes the store itself: it must refuse, and say why.
-    const authorize = ProxyProcess.command(['authorize', OTHER, '--control-socket', join(dir, 'no-daemon.sock')], proxy);
+    const authorize = ProxyProcess.command(
+      ['authorize', OTHER, '--control-socket', join(dir, 'no-daemon.sock')],
+      proxy,
+    );
     const [, url] = await authorize.waitFor(/sign in:\n(\S+)\n/);
     authorize.type(`${await world.idp.browser(url!, OTHER)}\n`);
     await authorize.waitFor(/Password your mail client uses/);
@@ -147,8 +173,14 @@ describe('a corrupt token store', () => {
     await writeFile(store, text, { mode: 0o600 });
     const proxy = await daemonIn(dir);
 
-    expect(await loginReply(world.imapPort, USER, PASSWORD)).toMatch(new RegExp(`^a1 NO \\[UNAVAILABLE\\] ${USER} needs authorising: run: oauth2-mail-proxy authorize ${USER} `));
-    await vi.waitFor(() => expect(eventsNamed(proxy, 'tokens_unreadable')).toMatchObject([{ account: USER }]));
+    expect(await loginReply(world.imapPort, USER, PASSWORD)).toMatch(
+      new RegExp(
+        `^a1 NO \\[UNAVAILABLE\\] ${USER} needs authorising: run: oauth2-mail-proxy authorize ${USER} `,
+      ),
+    );
+    await vi.waitFor(() =>
+      expect(eventsNamed(proxy, 'tokens_unreadable')).toMatchObject([{ account: USER }]),
+    );
     expect(await readFile(store, 'utf8')).toBe(text);
     await stopsCleanly(proxy);
   });
@@ -171,7 +203,9 @@ describe('a token store on a filesystem that refuses writes', () => {
 
       expect(await loginReply(world.imapPort, USER, PASSWORD)).toMatch(/^a1 OK /);
       expect(refreshes()).toBe(1);
-      await vi.waitFor(() => expect(eventsNamed(proxy, 'token_store_write_failed')).toMatchObject([{ account: USER }]));
+      await vi.waitFor(() =>
+        expect(eventsNamed(proxy, 'token_store_write_failed')).toMatchObject([{ account: USER }]),
+      );
       expect(await storeBytes(store)).toEqual(before);
       // A retry of the write (the tokens kept in memory) may hold the lock for a moment; nothing stays.
       await vi.waitFor(async () => expect(await writeLeftovers(store)).toEqual([]));
@@ -220,7 +254,9 @@ describe('the daemon killed with SIGKILL while it writes refreshed tokens', () =
         expect(tokens.expiry).toBeGreaterThan(Date.now() / 1000 + 600);
       }
       // A temporary file of a write cut short is never read, and as private as the store.
-      for (const leftover of (await writeLeftovers(store)).filter((name) => name.endsWith('.tmp'))) {
+      for (const leftover of (await writeLeftovers(store)).filter((name) =>
+        name.endsWith('.tmp'),
+      )) {
         expect((await stat(join(dir, leftover))).mode & 0o777).toBe(0o600);
       }
       // The next write (a CLI's, say, taking over the lock the kill may have left) tidies them away.
@@ -255,41 +291,47 @@ describe('a CLI authorize writing while the daemon refreshes', () => {
   it.each([
     ['another account', OTHER],
     ['the same account', USER],
-  ])('for %s: both writes land, one after the other, and every stored token works', async (_which, authorised) => {
-    const dir = await caseDir('race');
-    const store = join(dir, 'tokens.ini');
-    const seeded = await seedStore(world, store, USER, { expired: true });
-    const proxy = await daemonIn(dir);
+  ])(
+    'for %s: both writes land, one after the other, and every stored token works',
+    async (_which, authorised) => {
+      const dir = await caseDir('race');
+      const store = join(dir, 'tokens.ini');
+      const seeded = await seedStore(world, store, USER, { expired: true });
+      const proxy = await daemonIn(dir);
 
-    // The CLI finds no daemon on this control socket, so it runs the flow and writes the store itself.
-    const authorize = ProxyProcess.command(['authorize', authorised, '--control-socket', join(dir, 'no-daemon.sock')], proxy);
-    const [, url] = await authorize.waitFor(/sign in:\n(\S+)\n/);
-    authorize.type(`${await world.idp.browser(url!, authorised)}\n`);
-    await authorize.waitFor(/Password your mail client uses/);
+      // The CLI finds no daemon on this control socket, so it runs the flow and writes the store itself.
+      const authorize = ProxyProcess.command(
+        ['authorize', authorised, '--control-socket', join(dir, 'no-daemon.sock')],
+        proxy,
+      );
+      const [, url] = await authorize.waitFor(/sign in:\n(\S+)\n/);
+      authorize.type(`${await world.idp.browser(url!, authorised)}\n`);
+      await authorize.waitFor(/Password your mail client uses/);
 
-    // Both writers queue behind a lock held here, then go the moment it is released.
-    const lock = `${store}.lock`;
-    await writeFile(lock, `${process.pid}@test\n`, { flag: 'wx', mode: 0o600 });
-    authorize.type(`${PASSWORD}\n`);
-    const login = loginReply(world.imapPort, USER, PASSWORD);
-    await proxy.waitFor(/"event":"token_refreshed"/);
-    await sleep(2_000); // the CLI derives its key (1.2 million PBKDF2 rounds) and waits for the lock
-    expect(authorize.output).not.toMatch(/Authorised/);
-    await rm(lock);
+      // Both writers queue behind a lock held here, then go the moment it is released.
+      const lock = `${store}.lock`;
+      await writeFile(lock, `${process.pid}@test\n`, { flag: 'wx', mode: 0o600 });
+      authorize.type(`${PASSWORD}\n`);
+      const login = loginReply(world.imapPort, USER, PASSWORD);
+      await proxy.waitFor(/"event":"token_refreshed"/);
+      await sleep(2_000); // the CLI derives its key (1.2 million PBKDF2 rounds) and waits for the lock
+      expect(authorize.output).not.toMatch(/Authorised/);
+      await rm(lock);
 
-    expect(await login).toMatch(/^a1 OK /);
-    expect(await authorize.exit()).toBe(0);
-    expect(authorize.output).toContain(`Authorised ${authorised}; tokens stored in ${store}.`);
+      expect(await login).toMatch(/^a1 OK /);
+      expect(await authorize.exit()).toBe(0);
+      expect(authorize.output).toContain(`Authorised ${authorised}; tokens stored in ${store}.`);
 
-    const daemonTokens = await storedTokens(store, USER, PASSWORD);
-    expect(daemonTokens.refreshToken).not.toBe(seeded.refreshToken);
-    if (authorised !== USER) {
-      const cliTokens = await storedTokens(store, OTHER, PASSWORD);
-      expect(await refreshTokenWorks(world, cliTokens.refreshToken ?? '')).toBe(true);
-    }
-    // Whichever write came last, USER's stored tokens are one consistent, live set.
-    expect(await refreshTokenWorks(world, daemonTokens.refreshToken ?? '')).toBe(true);
-    expect(await writeLeftovers(store)).toEqual([]);
-    await stopsCleanly(proxy);
-  });
+      const daemonTokens = await storedTokens(store, USER, PASSWORD);
+      expect(daemonTokens.refreshToken).not.toBe(seeded.refreshToken);
+      if (authorised !== USER) {
+        const cliTokens = await storedTokens(store, OTHER, PASSWORD);
+        expect(await refreshTokenWorks(world, cliTokens.refreshToken ?? '')).toBe(true);
+      }
+      // Whichever write came last, USER's stored tokens are one consistent, live set.
+      expect(await refreshTokenWorks(world, daemonTokens.refreshToken ?? '')).toBe(true);
+      expect(await writeLeftovers(store)).toEqual([]);
+      await stopsCleanly(proxy);
+    },
+  );
 });

@@ -26,11 +26,18 @@ afterAll(async () => {
   await world?.stop();
 });
 beforeEach(async () => {
-  const device = world.accountSection(DEVICE_USER).replace('client_secret =', 'client_secret =\noauth2_flow = device');
+  const device = world
+    .accountSection(DEVICE_USER)
+    .replace('client_secret =', 'client_secret =\noauth2_flow = device');
   hookLog = join(world.dir, `hook-${Date.now()}.log`);
   proxy = await world.startProxy({
     config: world.config(device),
-    args: ['--authorisation-wait', '20', '--notify-command', `env | grep ^OAUTH2_MAIL_PROXY_ | sort >> ${hookLog}; echo >> ${hookLog}`],
+    args: [
+      '--authorisation-wait',
+      '20',
+      '--notify-command',
+      `env | grep ^OAUTH2_MAIL_PROXY_ | sort >> ${hookLog}; echo >> ${hookLog}`,
+    ],
   });
   await proxy.ready();
   world.idp.resetTokenRequests();
@@ -42,7 +49,14 @@ afterEach(async () => {
 });
 
 const fetchFirstMessage = (user = USER, password = PASSWORD) =>
-  runClient('curl', ['-sS', '--max-time', '40', '--user', `${user}:${password}`, `imap://127.0.0.1:${world.imapPort}/INBOX;UID=1`]);
+  runClient('curl', [
+    '-sS',
+    '--max-time',
+    '40',
+    '--user',
+    `${user}:${password}`,
+    `imap://127.0.0.1:${world.imapPort}/INBOX;UID=1`,
+  ]);
 
 async function statusJson(): Promise<Array<Record<string, unknown>>> {
   const status = proxy.cli(['status', '--json']);
@@ -54,13 +68,17 @@ describe('authorising a running service from another shell', () => {
   it('completes a login that is waiting, without a restart', async () => {
     const waitingLogin = fetchFirstMessage();
     await proxy.waitFor(/"event":"authorisation_needed"/);
-    expect(proxy.output).toContain(`run: oauth2-mail-proxy authorize ${USER} --config-file ${proxy.configFile} --cache-store ${proxy.tokenStore}`);
+    expect(proxy.output).toContain(
+      `run: oauth2-mail-proxy authorize ${USER} --config-file ${proxy.configFile} --cache-store ${proxy.tokenStore}`,
+    );
 
     const authorize = proxy.cli(['authorize', USER]);
     const [, url] = await authorize.waitFor(/Open this URL in a browser and sign in:\n(\S+)\n/);
     await authorize.waitFor(/Paste the full URL the browser ends on:\n> $/);
     authorize.type(`${await world.idp.browser(url!)}\n`);
-    await authorize.waitFor(new RegExp(`Authorised ${USER}; the running proxy is using the new token\\.`));
+    await authorize.waitFor(
+      new RegExp(`Authorised ${USER}; the running proxy is using the new token\\.`),
+    );
     expect(await authorize.exit()).toBe(0);
 
     const fetched = await waitingLogin;
@@ -68,13 +86,17 @@ describe('authorising a running service from another shell', () => {
     expect(await readFile(world.tokenStore, 'utf8')).toMatch(/^refresh_token = gAAAAA/m);
 
     // The notification hook heard both events, with what a user needs to act.
-    await vi.waitFor(async () => expect(await readFile(hookLog, 'utf8')).toContain('token_obtained'));
+    await vi.waitFor(async () =>
+      expect(await readFile(hookLog, 'utf8')).toContain('token_obtained'),
+    );
     const [needed, obtained] = (await readFile(hookLog, 'utf8')).trim().split('\n\n');
     expect(needed).toContain('OAUTH2_MAIL_PROXY_EVENT=authorisation_needed');
     expect(needed).toContain(`OAUTH2_MAIL_PROXY_ACCOUNT=${USER}`);
     expect(needed).toContain(`OAUTH2_MAIL_PROXY_URL=${url}`);
     expect(needed).toContain(`OAUTH2_MAIL_PROXY_REASON=run: oauth2-mail-proxy authorize ${USER}`);
-    expect(obtained).toBe(`OAUTH2_MAIL_PROXY_ACCOUNT=${USER}\nOAUTH2_MAIL_PROXY_EVENT=token_obtained`);
+    expect(obtained).toBe(
+      `OAUTH2_MAIL_PROXY_ACCOUNT=${USER}\nOAUTH2_MAIL_PROXY_EVENT=token_obtained`,
+    );
   });
 
   it('works with no login waiting; the next login stores the tokens with its password', async () => {
@@ -96,9 +118,13 @@ describe('authorising a running service from another shell', () => {
   it('in a terminal with no login waiting, stores the tokens at once with the mail password typed there', async () => {
     // Without it, the first login to arrive, from whoever can reach the port, would set the password.
     const authorize = proxy.cli(['authorize', USER], { tty: true });
-    const [, url] = await authorize.waitFor(/Open this URL in a browser and sign in:\r?\n(\S+)\r?\n/);
+    const [, url] = await authorize.waitFor(
+      /Open this URL in a browser and sign in:\r?\n(\S+)\r?\n/,
+    );
     authorize.type(`${await world.idp.browser(url!)}\r`);
-    await authorize.waitFor(/Password your mail client uses for john\.smith@example\.com \(it encrypts the new tokens; Enter leaves that to the next login\): $/);
+    await authorize.waitFor(
+      /Password your mail client uses for john\.smith@example\.com \(it encrypts the new tokens; Enter leaves that to the next login\): $/,
+    );
     authorize.type(`${PASSWORD}\r`);
     await authorize.waitFor(/the new tokens are stored, encrypted with that password/);
     expect(await authorize.exit()).toBe(0);
@@ -120,7 +146,10 @@ describe('authorising a running service from another shell', () => {
     expect(url2).toBe(url1);
 
     const pending = (await statusJson()).find((a) => a.account === USER);
-    expect(pending).toMatchObject({ state: 'pending', pending: { flow: 'authorization_code', url: url1 } });
+    expect(pending).toMatchObject({
+      state: 'pending',
+      pending: { flow: 'authorization_code', url: url1 },
+    });
 
     second.type(`${await world.idp.browser(url1!)}\n`);
     expect(await second.exit()).toBe(0);
@@ -143,7 +172,9 @@ describe('authorising a running service from another shell', () => {
 
   it('runs the device flow: the daemon polls while the user enters the code', async () => {
     const authorize = proxy.cli(['authorize', DEVICE_USER]);
-    const [, , code] = await authorize.waitFor(/Open (\S+) in a browser and enter the code (\S+)\n/);
+    const [, , code] = await authorize.waitFor(
+      /Open (\S+) in a browser and enter the code (\S+)\n/,
+    );
     await world.idp.approveDevice(code!, DEVICE_USER);
     await authorize.waitFor(new RegExp(`Authorised ${DEVICE_USER.replace(/\./g, '\\.')}`), 30_000);
     expect(await authorize.exit()).toBe(0);

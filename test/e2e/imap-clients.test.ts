@@ -101,7 +101,10 @@ describe('real IMAP clients through the proxy', () => {
   let proxy: ProxyProcess;
   let seededTokens: { accessToken: string; refreshToken: string };
 
-  function imapflow(loginMethod: 'AUTH=PLAIN' | 'LOGIN', wire: WireLog = { sent: [], received: [] }): ImapFlow {
+  function imapflow(
+    loginMethod: 'AUTH=PLAIN' | 'LOGIN',
+    wire: WireLog = { sent: [], received: [] },
+  ): ImapFlow {
     return new ImapFlow({
       host: '127.0.0.1',
       port: world.imapPort,
@@ -129,7 +132,9 @@ describe('real IMAP clients through the proxy', () => {
     const delivered = join(home, 'delivered');
     await mkdir(delivered, { recursive: true });
     const mda = join(home, 'deliver.sh');
-    await writeFile(mda, '#!/bin/sh\nfile=$(mktemp "$1/msg.XXXXXX") && cat > "$file"\n', { mode: 0o755 });
+    await writeFile(mda, '#!/bin/sh\nfile=$(mktemp "$1/msg.XXXXXX") && cat > "$file"\n', {
+      mode: 0o755,
+    });
 
     // `keep` without `fetchall`: fetchmail asks for UNSEEN mail, so a second run finds nothing new.
     // (With `fetchall` every run fetches every kept message again and always exits 0.)
@@ -144,7 +149,10 @@ describe('real IMAP clients through the proxy', () => {
       return file;
     };
     const fetchmail = (file: string, ...flags: string[]) =>
-      runClient('fetchmail', [...flags, '-f', file, '--nodetach'], { env: { FETCHMAILHOME: home, LC_ALL: 'C' }, timeoutMs: 30_000 });
+      runClient('fetchmail', [...flags, '-f', file, '--nodetach'], {
+        env: { FETCHMAILHOME: home, LC_ALL: 'C' },
+        timeoutMs: 30_000,
+      });
 
     const fetchmailrc = await rc('fetchmailrc', PASSWORD);
     const first = await fetchmail(fetchmailrc);
@@ -169,7 +177,9 @@ describe('real IMAP clients through the proxy', () => {
     const wrong = await fetchmail(await rc('fetchmailrc-wrong', WRONG_PASSWORD), '-v');
     expect(wrong.code, wrong.stdout + wrong.stderr).toBe(3);
     expect(wrong.stderr).toContain('Authorization failure on john.smith@example.com@127.0.0.1');
-    expect(wrong.stdout).toMatch(/^fetchmail: IMAP< A\d+ NO \[AUTHENTICATIONFAILED\] Wrong password for john\.smith@example\.com\b/m);
+    expect(wrong.stdout).toMatch(
+      /^fetchmail: IMAP< A\d+ NO \[AUTHENTICATIONFAILED\] Wrong password for john\.smith@example\.com\b/m,
+    );
     expect(await readdir(delivered)).toHaveLength(SEEDED.length);
   });
 
@@ -208,18 +218,24 @@ describe('real IMAP clients through the proxy', () => {
       { mode: 0o600 },
     );
 
-    const sync = await runClient('mbsync', ['-c', mbsyncrc, '-a'], { env: { HOME: home }, timeoutMs: 30_000 });
+    const sync = await runClient('mbsync', ['-c', mbsyncrc, '-a'], {
+      env: { HOME: home },
+      timeoutMs: 30_000,
+    });
     expect(sync.code, sync.stdout + sync.stderr).toBe(0);
 
     const inbox = join(maildir, 'INBOX');
     const files: string[] = [];
-    for (const sub of ['cur', 'new']) for (const name of await readdir(join(inbox, sub))) files.push(join(inbox, sub, name));
+    for (const sub of ['cur', 'new'])
+      for (const name of await readdir(join(inbox, sub))) files.push(join(inbox, sub, name));
     const local = await Promise.all(files.map((file) => readFile(file)));
     expect(local).toHaveLength(SEEDED.length);
     // mbsync stores LF line endings and tags each message with its own X-TUID header.
     const withoutTuid = local.map((bytes) => bytes.toString('utf8').replace(/^X-TUID: \S+\n/m, ''));
     for (const raw of SEEDED) {
-      expect(withoutTuid.filter((text) => text === raw.toString('utf8').replace(/\r\n/g, '\n'))).toHaveLength(1);
+      expect(
+        withoutTuid.filter((text) => text === raw.toString('utf8').replace(/\r\n/g, '\n')),
+      ).toHaveLength(1);
     }
   });
 
@@ -271,7 +287,9 @@ print(json.dumps(result))
     const second = SEEDED[1]!;
     expect(Buffer.from(result.login_message as string, 'base64').equals(second)).toBe(true);
     expect(Buffer.from(result.authenticate_message as string, 'base64').equals(second)).toBe(true);
-    expect(result.wrong).toMatch(/\[AUTHENTICATIONFAILED\] Wrong password for john\.smith@example\.com/);
+    expect(result.wrong).toMatch(
+      /\[AUTHENTICATIONFAILED\] Wrong password for john\.smith@example\.com/,
+    );
   });
 
   it('a LOGIN typed by hand with a synchronizing literal user and a non-synchronizing literal password', async () => {
@@ -315,16 +333,24 @@ print(json.dumps(result))
       expect(mailbox.exists).toBe(SEEDED.length);
       const [uid] = (await client.search({ subject: 'third' }, { uid: true })) || [];
       expect(uid).toBeDefined();
-      const third = await client.fetchOne(String(uid), { source: true, envelope: true }, { uid: true });
+      const third = await client.fetchOne(
+        String(uid),
+        { source: true, envelope: true },
+        { uid: true },
+      );
       expect(third && third.envelope?.subject).toBe('third');
       expect(third && third.source?.equals(SEEDED[2]!)).toBe(true);
 
       // IDLE, then mail arrives: Dovecot's EXISTS must come through the proxy while nobody sends anything.
-      const announced = new Promise<number>((resolve) => client.once('exists', (update: { count: number }) => resolve(update.count)));
+      const announced = new Promise<number>((resolve) =>
+        client.once('exists', (update: { count: number }) => resolve(update.count)),
+      );
       const idling = client.idle();
       await waitUntil(() => plainWire.received.some((line) => /^\+ idling/i.test(line)), 5_000);
       await world.dovecot.deliver(USER, message('fourth', 'Arrived while the client was idling.'));
-      expect(await withTimeout(announced, 10_000, 'no EXISTS while idling')).toBe(SEEDED.length + 1);
+      expect(await withTimeout(announced, 10_000, 'no EXISTS while idling')).toBe(
+        SEEDED.length + 1,
+      );
       const fourth = await client.fetchOne('*', { envelope: true });
       expect(fourth && fourth.envelope?.subject).toBe('fourth');
       await idling;
@@ -391,14 +417,23 @@ print(json.dumps(result))
     expect(fields?.refresh_token).toMatch(/^gAAAAA/);
     const current = await new TokenCipher(new KeyCache()).decryptTokens(fields!, PASSWORD);
 
-    const secrets = [PASSWORD, WRONG_PASSWORD, seededTokens.accessToken, seededTokens.refreshToken, current.accessToken, current.refreshToken];
+    const secrets = [
+      PASSWORD,
+      WRONG_PASSWORD,
+      seededTokens.accessToken,
+      seededTokens.refreshToken,
+      current.accessToken,
+      current.refreshToken,
+    ];
     for (const secret of secrets) {
       expect(secret).toBeTruthy();
       expect(proxy.output).not.toContain(secret);
       expect(store).not.toContain(secret);
     }
     // The log was written and said something about each login: the check above was not vacuous.
-    expect(proxy.events().filter((event) => event.event === 'login').length).toBeGreaterThanOrEqual(8);
+    expect(proxy.events().filter((event) => event.event === 'login').length).toBeGreaterThanOrEqual(
+      8,
+    );
   });
 });
 

@@ -19,7 +19,12 @@ const OTHER = 'mallory@example.com';
 beforeAll(async () => {
   world = await World.start();
   deadPort = (await freePorts(1))[0]!;
-  const unreachable = [`[IMAP-${world.ports[3]}]`, 'server_address = 127.0.0.1', `server_port = ${deadPort}`, ''].join('\n');
+  const unreachable = [
+    `[IMAP-${world.ports[3]}]`,
+    'server_address = 127.0.0.1',
+    `server_port = ${deadPort}`,
+    '',
+  ].join('\n');
   proxy = await world.startProxy({
     config: world.config(`${unreachable}\n${world.accountSection(OTHER)}`),
     args: ['--provider-timeout', '2', '--authorisation-wait', '0'],
@@ -68,8 +73,13 @@ describe('IMAP login failures a user can act on', () => {
       return { reply, ms: Date.now() - started };
     };
     const guesses = [await timed('guess 1'), await timed('guess 2'), await timed('guess 3')];
-    for (const guess of guesses) expect(guess.reply).toMatch(/^a1 NO \[AUTHENTICATIONFAILED\] Wrong password/);
-    expect(guesses.map((guess) => guess.ms >= [500, 1000, 2000][guesses.indexOf(guess)]!)).toEqual([true, true, true]);
+    for (const guess of guesses)
+      expect(guess.reply).toMatch(/^a1 NO \[AUTHENTICATIONFAILED\] Wrong password/);
+    expect(guesses.map((guess) => guess.ms >= [500, 1000, 2000][guesses.indexOf(guess)]!)).toEqual([
+      true,
+      true,
+      true,
+    ]);
     const correct = await timed(PASSWORD);
     expect(correct.reply).toMatch(/^a1 OK /);
     expect(correct.ms).toBeLessThan(1500);
@@ -96,7 +106,11 @@ describe('IMAP login failures a user can act on', () => {
     const reuse = await fetch(world.idp.urls.token, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: seeded.refreshToken, client_id: world.idp.clientId }),
+      body: new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: seeded.refreshToken,
+        client_id: world.idp.clientId,
+      }),
     });
     expect(reuse.status).toBe(400);
   });
@@ -107,7 +121,9 @@ describe('IMAP login failures a user can act on', () => {
     await world.idp.refuse();
     try {
       expect(await loginReply(USER, PASSWORD)).toMatch(
-        new RegExp(`^a1 NO \\[UNAVAILABLE\\] Cannot refresh the OAuth2 token for ${USER}: .+ The stored tokens are kept; try again later$`),
+        new RegExp(
+          `^a1 NO \\[UNAVAILABLE\\] Cannot refresh the OAuth2 token for ${USER}: .+ The stored tokens are kept; try again later$`,
+        ),
       );
     } finally {
       await world.idp.resume();
@@ -116,26 +132,35 @@ describe('IMAP login failures a user can act on', () => {
     expect(await loginReply(USER, PASSWORD)).toMatch(/^a1 OK /);
   });
 
-  it.each(['503', 'html500', 'garbage', 'timeout'] as const)('a token endpoint answering %s is temporary too', async (fault) => {
-    await world.seedTokens({ expired: true });
-    const before = await storeBytes();
-    world.idp.failNextToken(fault);
-    expect(await loginReply(USER, PASSWORD)).toMatch(/^a1 NO \[UNAVAILABLE\] Cannot refresh the OAuth2 token for .* try again later$/);
-    expect(await storeBytes()).toBe(before);
-  });
+  it.each(['503', 'html500', 'garbage', 'timeout'] as const)(
+    'a token endpoint answering %s is temporary too',
+    async (fault) => {
+      await world.seedTokens({ expired: true });
+      const before = await storeBytes();
+      world.idp.failNextToken(fault);
+      expect(await loginReply(USER, PASSWORD)).toMatch(
+        /^a1 NO \[UNAVAILABLE\] Cannot refresh the OAuth2 token for .* try again later$/,
+      );
+      expect(await storeBytes()).toBe(before);
+    },
+  );
 
   it('a refresh token the provider rejects asks for authorisation, saying how', async () => {
     await world.seedTokens({ expired: true });
     world.idp.failNextToken('invalid_grant');
     expect(await loginReply(USER, PASSWORD)).toMatch(
-      new RegExp(`^a1 NO \\[UNAVAILABLE\\] ${USER} needs authorising: run: oauth2-mail-proxy authorize ${USER} --config-file \\S+ --cache-store \\S+$`),
+      new RegExp(
+        `^a1 NO \\[UNAVAILABLE\\] ${USER} needs authorising: run: oauth2-mail-proxy authorize ${USER} --config-file \\S+ --cache-store \\S+$`,
+      ),
     );
     expect(proxy.output).toMatch(/"event":"refresh_failed".*"kind":"reauthorise"/);
   });
 
   it('an account with no token is refused at once, not left hanging, when nobody can authorise it', async () => {
     const started = Date.now();
-    expect(await loginReply(OTHER, 'pw')).toMatch(new RegExp(`^a1 NO \\[UNAVAILABLE\\] ${OTHER} needs authorising: `));
+    expect(await loginReply(OTHER, 'pw')).toMatch(
+      new RegExp(`^a1 NO \\[UNAVAILABLE\\] ${OTHER} needs authorising: `),
+    );
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 

@@ -13,7 +13,10 @@ describe('first authorisation through the terminal paste flow', () => {
 
   beforeAll(async () => {
     world = await World.start();
-    await world.dovecot.deliver(USER, Buffer.from('Subject: welcome\r\n\r\nHello through the proxy\r\n'));
+    await world.dovecot.deliver(
+      USER,
+      Buffer.from('Subject: welcome\r\n\r\nHello through the proxy\r\n'),
+    );
   });
   afterAll(async () => {
     await world.stop();
@@ -24,15 +27,26 @@ describe('first authorisation through the terminal paste flow', () => {
     await proxy.ready();
 
     // The mail client logs in and waits while the user authorises.
-    const firstFetch = runClient('curl', ['-sS', '--user', `${USER}:${PASSWORD}`, `imap://127.0.0.1:${world.imapPort}/INBOX;UID=1`]);
+    const firstFetch = runClient('curl', [
+      '-sS',
+      '--user',
+      `${USER}:${PASSWORD}`,
+      `imap://127.0.0.1:${world.imapPort}/INBOX;UID=1`,
+    ]);
 
-    const [, url] = await proxy.waitFor(new RegExp(`Please visit the following URL to authenticate account ${USER.replace(/\./g, '\\.')}: (\\S+)`));
+    const [, url] = await proxy.waitFor(
+      new RegExp(
+        `Please visit the following URL to authenticate account ${USER.replace(/\./g, '\\.')}: (\\S+)`,
+      ),
+    );
     const redirect = await world.idp.browser(url!);
     expect(redirect).toMatch(/^https:\/\/localhost\/?\?code=.*session_state=/);
 
     // First a mangled paste (cut short before the code), then the real one with copy junk around it.
     proxy.type('https://localhost/?state=nothing-here\r');
-    await proxy.waitFor(/That did not work: [^\n]*no authorization code[\s\S]*Paste the address again/);
+    await proxy.waitFor(
+      /That did not work: [^\n]*no authorization code[\s\S]*Paste the address again/,
+    );
     proxy.type(`  "${redirect}" \r`);
     await proxy.waitFor(new RegExp(`Authorised ${USER.replace(/\./g, '\\.')}`));
 
@@ -49,7 +63,12 @@ describe('first authorisation through the terminal paste flow', () => {
 
     // A second login uses the stored token: no request to the identity provider.
     const before = world.idp.tokenRequests.total;
-    const second = await runClient('curl', ['-sS', '--user', `${USER}:${PASSWORD}`, `imap://127.0.0.1:${world.imapPort}/INBOX;UID=1`]);
+    const second = await runClient('curl', [
+      '-sS',
+      '--user',
+      `${USER}:${PASSWORD}`,
+      `imap://127.0.0.1:${world.imapPort}/INBOX;UID=1`,
+    ]);
     expect(second.stdout).toContain('Hello through the proxy');
     expect(world.idp.tokenRequests.total).toBe(before);
 
@@ -58,7 +77,12 @@ describe('first authorisation through the terminal paste flow', () => {
     // After a restart, without a terminal, the stored tokens still open the mailbox.
     const restarted = await world.startProxy();
     await restarted.ready();
-    const third = await runClient('curl', ['-sS', '--user', `${USER}:${PASSWORD}`, `imap://127.0.0.1:${world.imapPort}/INBOX;UID=1`]);
+    const third = await runClient('curl', [
+      '-sS',
+      '--user',
+      `${USER}:${PASSWORD}`,
+      `imap://127.0.0.1:${world.imapPort}/INBOX;UID=1`,
+    ]);
     expect(third.stdout).toContain('Hello through the proxy');
     expect(world.idp.tokenRequests.total).toBe(before);
     expect(restarted.output).not.toContain('Please visit');

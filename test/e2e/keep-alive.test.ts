@@ -24,11 +24,21 @@ afterAll(async () => {
   await world?.stop();
 });
 
-const storedExpiry = async (): Promise<number> => Number(parseIni(await readFile(world.tokenStore, 'utf8'), 'store').get(USER)?.get('access_token_expiry'));
+const storedExpiry = async (): Promise<number> =>
+  Number(
+    parseIni(await readFile(world.tokenStore, 'utf8'), 'store')
+      .get(USER)
+      ?.get('access_token_expiry'),
+  );
 
 it('refreshes a known account in the background, without any login', async () => {
   await world.seedTokens();
-  const login = await runClient('curl', ['-sS', '--user', `${USER}:${PASSWORD}`, `imap://127.0.0.1:${world.imapPort}/`]);
+  const login = await runClient('curl', [
+    '-sS',
+    '--user',
+    `${USER}:${PASSWORD}`,
+    `imap://127.0.0.1:${world.imapPort}/`,
+  ]);
   expect(login.stderr).toBe('');
   const afterLogin = await storedExpiry();
   world.idp.resetTokenRequests();

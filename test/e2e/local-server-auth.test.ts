@@ -16,8 +16,13 @@ beforeAll(async () => {
   world = await World.start();
   redirectPort = (await freePorts(1))[0]!;
   await world.dovecot.deliver(USER, Buffer.from('Subject: hi\r\n\r\nredirected hello\r\n'));
-  const account = world.accountSection().replace(/redirect_uri = .*/, `redirect_uri = http://127.0.0.1:${redirectPort}/`);
-  proxy = await world.startProxy({ config: world.config().replace(world.accountSection(), account), args: ['--local-server-auth', '--authorisation-wait', '20'] });
+  const account = world
+    .accountSection()
+    .replace(/redirect_uri = .*/, `redirect_uri = http://127.0.0.1:${redirectPort}/`);
+  proxy = await world.startProxy({
+    config: world.config().replace(world.accountSection(), account),
+    args: ['--local-server-auth', '--authorisation-wait', '20'],
+  });
   await proxy.ready();
 });
 afterAll(async () => {
@@ -26,8 +31,17 @@ afterAll(async () => {
 });
 
 it('receives the sign-in redirect itself and completes the waiting login', async () => {
-  const waitingLogin = runClient('curl', ['-sS', '--max-time', '40', '--user', `${USER}:${PASSWORD}`, `imap://127.0.0.1:${world.imapPort}/INBOX;UID=1`]);
-  const [, url] = await proxy.waitFor(/"event":"authorisation_needed","account":"[^"]+","url":"([^"]+)"/);
+  const waitingLogin = runClient('curl', [
+    '-sS',
+    '--max-time',
+    '40',
+    '--user',
+    `${USER}:${PASSWORD}`,
+    `imap://127.0.0.1:${world.imapPort}/INBOX;UID=1`,
+  ]);
+  const [, url] = await proxy.waitFor(
+    /"event":"authorisation_needed","account":"[^"]+","url":"([^"]+)"/,
+  );
   await proxy.waitFor(/"event":"redirect_server_listening"/);
 
   // The browser signs in and follows the redirect to the proxy's port.

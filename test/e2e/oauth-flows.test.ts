@@ -54,7 +54,9 @@ function failure(promise: Promise<unknown>): Promise<OAuthError> {
 }
 
 /** Signs in through the code flow, pasting the redirect the way `paste` mangles it. */
-async function signIn(paste: (redirect: string) => string = (redirect) => redirect): Promise<TokenSet> {
+async function signIn(
+  paste: (redirect: string) => string = (redirect) => redirect,
+): Promise<TokenSet> {
   const pending = await startAuthorization(account());
   const redirect = await idp.browser(pending.url);
   return completeAuthorization(account(), pending, paste(redirect));
@@ -107,7 +109,9 @@ describe('authorization code flow with a pasted redirect', () => {
   });
 
   it('uses the login name as the hint for catch-all accounts', async () => {
-    const pending = await startAuthorization(account({ name: '@example.com' }), { loginHint: 'bob@example.com' });
+    const pending = await startAuthorization(account({ name: '@example.com' }), {
+      loginHint: 'bob@example.com',
+    });
     expect(new URL(pending.url).searchParams.get('login_hint')).toBe('bob@example.com');
     const catchAll = await startAuthorization(account({ name: '@example.com' }));
     expect(new URL(catchAll.url).searchParams.has('login_hint')).toBe(false);
@@ -173,7 +177,11 @@ describe('device flow', () => {
     // permission_url still names the authorize endpoint: the device endpoint is derived from token_url.
     const device = account({ flow: 'device' });
     const started = await startDeviceAuthorization(device);
-    expect(started).toMatchObject({ userCode: expect.any(String), interval: 5, verificationUri: expect.any(String) });
+    expect(started).toMatchObject({
+      userCode: expect.any(String),
+      interval: 5,
+      verificationUri: expect.any(String),
+    });
     expect(started.expiresAt).toBeGreaterThan(Date.now() / 1000);
     expect(started.message).toContain(started.userCode);
 
@@ -182,12 +190,14 @@ describe('device flow', () => {
     const tokens = await polling;
     expect(tokens.refreshToken).toEqual(expect.any(String));
     expect(await introspect(idp, tokens.accessToken)).toMatchObject({ active: true, sub: USER });
-    expect(idp.tokenRequests.byGrantType['urn:ietf:params:oauth:grant-type:device_code']).toBeGreaterThanOrEqual(1);
+    expect(
+      idp.tokenRequests.byGrantType['urn:ietf:params:oauth:grant-type:device_code'],
+    ).toBeGreaterThanOrEqual(1);
   }, 30_000);
 });
 
 describe('client credentials', () => {
-  it('gets an app-only token with the service client\'s secret', async () => {
+  it("gets an app-only token with the service client's secret", async () => {
     const service = account({
       flow: 'client_credentials',
       clientId: idp.clients.service.clientId,
@@ -207,7 +217,11 @@ describe('client credentials', () => {
       scope: 'https://outlook.office365.com/.default',
     });
     const error = await failure(clientCredentials(service));
-    expect(error).toMatchObject({ kind: 'config', code: 'invalid_client', configKey: 'client_secret' });
+    expect(error).toMatchObject({
+      kind: 'config',
+      code: 'invalid_client',
+      configKey: 'client_secret',
+    });
     expect(error.message).not.toContain('not-the-secret');
   });
 });

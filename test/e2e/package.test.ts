@@ -19,7 +19,11 @@ let packedFiles: string[];
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'omp-package-'));
-  const packed = await runClient('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: ROOT, timeoutMs: 120_000 });
+  const packed = await runClient(
+    'npm',
+    ['pack', '--ignore-scripts', '--json', '--pack-destination', dir],
+    { cwd: ROOT, timeoutMs: 120_000 },
+  );
   expect(packed.code).toBe(0);
   const [manifest] = JSON.parse(packed.stdout) as [{ filename: string; files: { path: string }[] }];
   tarball = join(dir, manifest.filename);
@@ -31,21 +35,43 @@ afterAll(async () => {
 
 describe('the npm package', () => {
   it('holds the built command, the example config, the units and the docs, and no sources or tests', () => {
-    expect(packedFiles).toEqual(expect.arrayContaining(['dist/cli/main.js', 'config.example.ini', 'README.md', 'package.json', 'docs/security.md']));
+    expect(packedFiles).toEqual(
+      expect.arrayContaining([
+        'dist/cli/main.js',
+        'config.example.ini',
+        'README.md',
+        'package.json',
+        'docs/security.md',
+      ]),
+    );
     expect(packedFiles.some((path) => path.startsWith('systemd/'))).toBe(true);
-    expect(packedFiles.filter((path) => /^(src|test|bench)\//.test(path) || path.endsWith('.test.js'))).toEqual([]);
+    expect(
+      packedFiles.filter((path) => /^(src|test|bench)\//.test(path) || path.endsWith('.test.js')),
+    ).toEqual([]);
   });
 
   it('installs with npm into an empty folder, and its command runs there and through npx', async () => {
-    const installed = await runClient('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball], { cwd: dir, timeoutMs: 300_000 });
+    const installed = await runClient(
+      'npm',
+      ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball],
+      { cwd: dir, timeoutMs: 300_000 },
+    );
     expect(installed.stderr).not.toMatch(/npm (ERR|error)/);
     expect(installed.code).toBe(0);
 
-    const { version } = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string };
-    const direct = await runClient(join(dir, 'node_modules', '.bin', 'oauth2-mail-proxy'), ['--version']);
+    const { version } = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as {
+      version: string;
+    };
+    const direct = await runClient(join(dir, 'node_modules', '.bin', 'oauth2-mail-proxy'), [
+      '--version',
+    ]);
     expect(direct).toMatchObject({ code: 0, stdout: `${version}\n` });
 
-    const help = await runClient('npx', ['--no-install', 'oauth2-mail-proxy', 'authorize', '--help'], { cwd: dir });
+    const help = await runClient(
+      'npx',
+      ['--no-install', 'oauth2-mail-proxy', 'authorize', '--help'],
+      { cwd: dir },
+    );
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/^Usage: oauth2-mail-proxy authorize \[options\] <account>/m);
   }, 360_000);

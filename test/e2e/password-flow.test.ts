@@ -55,7 +55,10 @@ beforeAll(async () => {
   const config = world
     .config(`${passwordSection(MFA_USER)}\n${serviceAccount}`)
     .replace(world.accountSection(), passwordSection(USER));
-  proxy = await world.startProxy({ config, args: ['--provider-timeout', '2', '--authorisation-wait', '0'] });
+  proxy = await world.startProxy({
+    config,
+    args: ['--provider-timeout', '2', '--authorisation-wait', '0'],
+  });
   await proxy.ready();
 });
 afterAll(async () => {
@@ -69,7 +72,9 @@ beforeEach(async () => {
 });
 
 /** Python's imaplib logs in and opens the inbox, the password handed over in the environment. */
-async function imaplibReadsInbox(password: string): Promise<{ code: number; stdout: string; stderr: string }> {
+async function imaplibReadsInbox(
+  password: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const script = `
 import imaplib, os
 imap = imaplib.IMAP4('127.0.0.1', int(os.environ['IMAP_PORT']))
@@ -77,7 +82,11 @@ print(imap.login(os.environ['IMAP_USER'], os.environ['IMAP_PASSWORD'])[0])
 print(imap.select('INBOX', readonly=True)[0])
 imap.logout()
 `;
-  return python(script, { IMAP_PORT: String(world.imapPort), IMAP_USER: USER, IMAP_PASSWORD: password });
+  return python(script, {
+    IMAP_PORT: String(world.imapPort),
+    IMAP_USER: USER,
+    IMAP_PASSWORD: password,
+  });
 }
 
 const storeBytes = (): Promise<string> => readFile(world.tokenStore, 'utf8');
@@ -87,7 +96,11 @@ async function storedFields(): Promise<StoredTokenFields | undefined> {
 }
 
 /** Opens the stored tokens with `password`; undefined when it does not decrypt them. */
-async function openStored(password: string): Promise<{ accessToken?: string; refreshToken?: string; accessTokenExpiry?: number } | undefined> {
+async function openStored(
+  password: string,
+): Promise<
+  { accessToken?: string; refreshToken?: string; accessTokenExpiry?: number } | undefined
+> {
   const fields = await storedFields();
   if (!fields) return undefined;
   return cipher.decryptTokens(fields, password).catch(() => undefined);
@@ -97,7 +110,17 @@ async function openStored(password: string): Promise<{ accessToken?: string; ref
 async function expireStoredTokens(password: string): Promise<void> {
   const tokens = await openStored(password);
   if (!tokens?.accessToken) throw new Error('no stored tokens to expire');
-  await store().write(USER, await cipher.encryptTokens({ ...tokens, accessToken: tokens.accessToken, accessTokenExpiry: Math.floor(Date.now() / 1000) - 60 }, password));
+  await store().write(
+    USER,
+    await cipher.encryptTokens(
+      {
+        ...tokens,
+        accessToken: tokens.accessToken,
+        accessTokenExpiry: Math.floor(Date.now() / 1000) - 60,
+      },
+      password,
+    ),
+  );
 }
 
 describe('a mail client logging in to a password-flow account', () => {
@@ -109,9 +132,16 @@ describe('a mail client logging in to a password-flow account', () => {
 
     expect((await stat(world.tokenStore)).mode & 0o777).toBe(0o600);
     const fields = await storedFields();
-    expect(fields).toMatchObject({ access_token: expect.stringMatching(/^gAAAAA/), refresh_token: expect.stringMatching(/^gAAAAA/), token_salt: expect.any(String) });
+    expect(fields).toMatchObject({
+      access_token: expect.stringMatching(/^gAAAAA/),
+      refresh_token: expect.stringMatching(/^gAAAAA/),
+      token_salt: expect.any(String),
+    });
     const tokens = await openStored(TEST_USER_PASSWORD);
-    expect(tokens).toMatchObject({ accessToken: expect.any(String), refreshToken: expect.any(String) });
+    expect(tokens).toMatchObject({
+      accessToken: expect.any(String),
+      refreshToken: expect.any(String),
+    });
     expect(tokens!.accessTokenExpiry! - Date.now() / 1000).toBeGreaterThan(3000);
     expect(await storeBytes()).not.toContain(tokens!.accessToken);
     expect(proxy.output).toMatch(/"event":"token_obtained".*"flow":"password"/);
@@ -125,7 +155,9 @@ describe('a mail client logging in to a password-flow account', () => {
   });
 
   it('makes one password grant for many simultaneous first logins', async () => {
-    const replies = await Promise.all(Array.from({ length: 6 }, () => loginReply(world.imapPort, USER, TEST_USER_PASSWORD)));
+    const replies = await Promise.all(
+      Array.from({ length: 6 }, () => loginReply(world.imapPort, USER, TEST_USER_PASSWORD)),
+    );
     for (const reply of replies) expect(reply).toMatch(/^a1 OK /);
     expect(world.idp.tokenRequests.byGrantType).toEqual({ password: 1 });
   });
@@ -148,7 +180,9 @@ describe('a mail client logging in to a password-flow account', () => {
     expect(world.idp.tokenRequests.byGrantType).toEqual({ refresh_token: 1, password: 1 });
     expect((await openStored(TEST_USER_PASSWORD))?.refreshToken).not.toBe(before?.refreshToken);
     expect(proxy.output).toMatch(/"event":"refresh_token_dropped"/);
-    expect(proxy.output).not.toMatch(new RegExp(`"event":"authorisation_needed"[^\\n]*"account":"${USER}"`));
+    expect(proxy.output).not.toMatch(
+      new RegExp(`"event":"authorisation_needed"[^\\n]*"account":"${USER}"`),
+    );
   });
 });
 
@@ -158,7 +192,7 @@ describe('passwords the identity provider judges', () => {
     'AADSTS50126: Error validating credentials due to invalid username or password. ' +
     "With oauth2_flow = password the mail client's password is the account's own password, and the identity provider checks it.";
 
-  it('refuses a wrong password with the provider\'s reason and leaves the stored tokens exactly as they were', async () => {
+  it("refuses a wrong password with the provider's reason and leaves the stored tokens exactly as they were", async () => {
     expect(await loginReply(world.imapPort, USER, TEST_USER_PASSWORD)).toMatch(/^a1 OK /);
     const before = await storeBytes();
     world.idp.resetTokenRequests();
@@ -199,7 +233,9 @@ describe('passwords the identity provider judges', () => {
         'Your organisation requires multi-factor authentication for this sign-in, and the password flow cannot do that: ' +
         'set oauth2_flow = authorization_code (or device) and authorise the account once; the proxy then refreshes by itself.',
     );
-    expect(proxy.output).not.toMatch(new RegExp(`"event":"authorisation_needed"[^\\n]*"account":"${MFA_USER}"`));
+    expect(proxy.output).not.toMatch(
+      new RegExp(`"event":"authorisation_needed"[^\\n]*"account":"${MFA_USER}"`),
+    );
   });
 });
 
@@ -217,14 +253,21 @@ describe('an identity provider that cannot answer', () => {
     expect(await loginReply(world.imapPort, USER, TEST_USER_PASSWORD)).toMatch(/^a1 OK /);
   });
 
-  it.each(['503', 'timeout'] as const)('answering %s while it judges a password that does not decrypt the tokens is temporary, and the tokens are kept', async (fault) => {
-    expect(await loginReply(world.imapPort, USER, TEST_USER_PASSWORD)).toMatch(/^a1 OK /);
-    const before = await storeBytes();
-    world.idp.failNextToken(fault);
-    expect(await loginReply(world.imapPort, USER, NEW_PASSWORD)).toMatch(new RegExp(`^a1 NO \\[UNAVAILABLE\\] Cannot get an OAuth2 token for ${USER}: The password grant failed: .+ Try again later$`));
-    expect(await storeBytes()).toBe(before);
-    expect(await loginReply(world.imapPort, USER, TEST_USER_PASSWORD)).toMatch(/^a1 OK /);
-  });
+  it.each(['503', 'timeout'] as const)(
+    'answering %s while it judges a password that does not decrypt the tokens is temporary, and the tokens are kept',
+    async (fault) => {
+      expect(await loginReply(world.imapPort, USER, TEST_USER_PASSWORD)).toMatch(/^a1 OK /);
+      const before = await storeBytes();
+      world.idp.failNextToken(fault);
+      expect(await loginReply(world.imapPort, USER, NEW_PASSWORD)).toMatch(
+        new RegExp(
+          `^a1 NO \\[UNAVAILABLE\\] Cannot get an OAuth2 token for ${USER}: The password grant failed: .+ Try again later$`,
+        ),
+      );
+      expect(await storeBytes()).toBe(before);
+      expect(await loginReply(world.imapPort, USER, TEST_USER_PASSWORD)).toMatch(/^a1 OK /);
+    },
+  );
 });
 
 describe('what there is to authorise', () => {
@@ -240,7 +283,8 @@ describe('what there is to authorise', () => {
 
   it('a service_account account whose client_id is neither file nor key is refused naming client_id, and was warned about at start', async () => {
     const problem = 'with oauth2_flow = service_account, client_id must be set to `file` or `key`';
-    const fix = "Set client_id = file and client_secret to the path of the service account's JSON key file, or client_id = key and client_secret to the JSON key itself.";
+    const fix =
+      "Set client_id = file and client_secret to the path of the service account's JSON key file, or client_id = key and client_secret to the JSON key itself.";
     expect(await loginReply(world.imapPort, SERVICE_USER, 'any password')).toBe(
       `a1 NO [AUTHENTICATIONFAILED] Cannot get a token for ${SERVICE_USER} with the service account of [${SERVICE_USER}]: ${problem}. ${fix}`,
     );
@@ -252,7 +296,9 @@ describe('what there is to authorise', () => {
     );
     const authorize = proxy.cli(['authorize', SERVICE_USER]);
     expect(await authorize.exit()).toBe(2);
-    expect(authorize.output).toContain(`Could not authorise: ${SERVICE_USER} uses oauth2_flow = service_account: the proxy gets its tokens by itself`);
+    expect(authorize.output).toContain(
+      `Could not authorise: ${SERVICE_USER} uses oauth2_flow = service_account: the proxy gets its tokens by itself`,
+    );
     expect(world.idp.tokenRequests.total).toBe(0);
   });
 });
@@ -270,10 +316,17 @@ describe('check ACCOUNT', () => {
 
   it('with nothing stored, signs in with the password as a login would, saves the tokens and checks the servers with them', async () => {
     const { code, output } = await check(TEST_USER_PASSWORD);
-    expect(output).toMatch(new RegExp(`^\\[ OK \\] password grant \\(none were stored\\): signed in as ${USER}, access token valid until \\S+; tokens saved$`, 'm'));
+    expect(output).toMatch(
+      new RegExp(
+        `^\\[ OK \\] password grant \\(none were stored\\): signed in as ${USER}, access token valid until \\S+; tokens saved$`,
+        'm',
+      ),
+    );
     expect(output).toMatch(/^\[ OK \] IMAP localhost:\d+: /m);
     expect(code, output).toBe(0);
-    expect(await openStored(TEST_USER_PASSWORD)).toMatchObject({ refreshToken: expect.any(String) });
+    expect(await openStored(TEST_USER_PASSWORD)).toMatchObject({
+      refreshToken: expect.any(String),
+    });
   });
 
   it('with a password the provider refuses, says so and changes nothing', async () => {
@@ -302,33 +355,63 @@ describe('the password grant itself, against the identity provider', () => {
   });
 
   async function failure(promise: Promise<unknown>): Promise<OAuthError> {
-    const err = await promise.then(() => expect.fail('expected an OAuthError'), (error: unknown) => error);
+    const err = await promise.then(
+      () => expect.fail('expected an OAuthError'),
+      (error: unknown) => error,
+    );
     expect(err).toBeInstanceOf(OAuthError);
     return err as OAuthError;
   }
 
-  it('issues the user\'s tokens, whose refresh token rotates like any other', async () => {
+  it("issues the user's tokens, whose refresh token rotates like any other", async () => {
     const tokens = await passwordGrant(account(), USER, TEST_USER_PASSWORD);
-    expect(await introspect(world.idp, tokens.accessToken)).toMatchObject({ active: true, sub: USER });
-    const refreshed = await refresh(account(), tokens.refreshToken ?? expect.fail('no refresh token'));
+    expect(await introspect(world.idp, tokens.accessToken)).toMatchObject({
+      active: true,
+      sub: USER,
+    });
+    const refreshed = await refresh(
+      account(),
+      tokens.refreshToken ?? expect.fail('no refresh token'),
+    );
     expect(refreshed.refreshTokenKept).toBe(false);
-    expect(await introspect(world.idp, refreshed.accessToken)).toMatchObject({ active: true, sub: USER });
+    expect(await introspect(world.idp, refreshed.accessToken)).toMatchObject({
+      active: true,
+      sub: USER,
+    });
     expect(world.idp.tokenRequests.byGrantType).toEqual({ password: 1, refresh_token: 1 });
   });
 
   it('classifies the refusals: a wrong password, an unknown user, a user who needs MFA, a client without the grant', async () => {
-    expect(await failure(passwordGrant(account(), USER, WRONG_PASSWORD))).toMatchObject({ kind: 'credentials', code: 'invalid_grant', aadsts: 50126 });
-    expect(await failure(passwordGrant(account(), 'nobody@example.com', WRONG_PASSWORD))).toMatchObject({ kind: 'credentials', aadsts: 50034 });
-    expect(await failure(passwordGrant(account(), MFA_USER, TEST_USER_PASSWORD))).toMatchObject({ kind: 'config', aadsts: 50076, configKey: 'oauth2_flow' });
+    expect(await failure(passwordGrant(account(), USER, WRONG_PASSWORD))).toMatchObject({
+      kind: 'credentials',
+      code: 'invalid_grant',
+      aadsts: 50126,
+    });
+    expect(
+      await failure(passwordGrant(account(), 'nobody@example.com', WRONG_PASSWORD)),
+    ).toMatchObject({ kind: 'credentials', aadsts: 50034 });
+    expect(await failure(passwordGrant(account(), MFA_USER, TEST_USER_PASSWORD))).toMatchObject({
+      kind: 'config',
+      aadsts: 50076,
+      configKey: 'oauth2_flow',
+    });
     const publicClient = { ...account(), clientId: world.idp.clientId };
-    expect(await failure(passwordGrant(publicClient, USER, TEST_USER_PASSWORD))).toMatchObject({ kind: 'config' });
+    expect(await failure(passwordGrant(publicClient, USER, TEST_USER_PASSWORD))).toMatchObject({
+      kind: 'config',
+    });
   });
 });
 
 it('never logs a password or a token', async () => {
   expect(await loginReply(world.imapPort, USER, TEST_USER_PASSWORD)).toMatch(/^a1 OK /);
   const tokens = await openStored(TEST_USER_PASSWORD);
-  for (const secret of [TEST_USER_PASSWORD, NEW_PASSWORD, WRONG_PASSWORD, tokens?.accessToken, tokens?.refreshToken]) {
+  for (const secret of [
+    TEST_USER_PASSWORD,
+    NEW_PASSWORD,
+    WRONG_PASSWORD,
+    tokens?.accessToken,
+    tokens?.refreshToken,
+  ]) {
     expect(secret).toEqual(expect.any(String));
     expect(proxy.output.includes(secret!), 'a secret is in the proxy output').toBe(false);
   }

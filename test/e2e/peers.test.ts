@@ -9,7 +9,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { startDovecot } from '../peers/dovecot.js';
 import type { Dovecot } from '../peers/dovecot.js';
-import { DEVICE_CODE_GRANT, OFFICE365_TEST_SCOPE, TEST_REDIRECT_URI, startIdp } from '../peers/idp.js';
+import {
+  DEVICE_CODE_GRANT,
+  OFFICE365_TEST_SCOPE,
+  TEST_REDIRECT_URI,
+  startIdp,
+} from '../peers/idp.js';
 import type { Idp } from '../peers/idp.js';
 import { introspect } from '../peers/introspect.js';
 import { openLineSession } from '../peers/line-session.js';
@@ -28,14 +33,22 @@ interface TokenReply {
   readonly text: string;
 }
 
-async function postForm(url: string, fields: Record<string, string>, signal?: AbortSignal): Promise<TokenReply> {
+async function postForm(
+  url: string,
+  fields: Record<string, string>,
+  signal?: AbortSignal,
+): Promise<TokenReply> {
   const response = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams(fields),
     signal,
   });
-  return { status: response.status, contentType: response.headers.get('content-type') ?? '', text: await response.text() };
+  return {
+    status: response.status,
+    contentType: response.headers.get('content-type') ?? '',
+    text: await response.text(),
+  };
 }
 
 function json(reply: TokenReply): Record<string, unknown> {
@@ -43,7 +56,11 @@ function json(reply: TokenReply): Record<string, unknown> {
 }
 
 function refreshWith(idp: Idp, refreshToken: string, signal?: AbortSignal): Promise<TokenReply> {
-  return postForm(idp.urls.token, { grant_type: 'refresh_token', client_id: idp.clientId, refresh_token: refreshToken }, signal);
+  return postForm(
+    idp.urls.token,
+    { grant_type: 'refresh_token', client_id: idp.clientId, refresh_token: refreshToken },
+    signal,
+  );
 }
 
 async function imapsSession(dovecot: Dovecot): Promise<LineSession> {
@@ -114,11 +131,20 @@ describe('test peers without the proxy', () => {
 
       expect(reply.status).toBe(200);
       const tokens = json(reply);
-      expect(tokens).toMatchObject({ token_type: 'Bearer', expires_in: 3600, ext_expires_in: 3600 });
+      expect(tokens).toMatchObject({
+        token_type: 'Bearer',
+        expires_in: 3600,
+        ext_expires_in: 3600,
+      });
       expect(tokens.access_token).toEqual(expect.any(String));
       expect(tokens.refresh_token).toEqual(expect.any(String));
-      expect(String(tokens.scope).split(' ')).toContain('https://outlook.office.com/IMAP.AccessAsUser.All');
-      expect(await introspect(idp, String(tokens.access_token))).toMatchObject({ active: true, sub: ALICE });
+      expect(String(tokens.scope).split(' ')).toContain(
+        'https://outlook.office.com/IMAP.AccessAsUser.All',
+      );
+      expect(await introspect(idp, String(tokens.access_token))).toMatchObject({
+        active: true,
+        sub: ALICE,
+      });
       expect(idp.tokenRequests.byGrantType.authorization_code).toBe(before + 1);
     });
 
@@ -130,7 +156,12 @@ describe('test peers without the proxy', () => {
         scope: OFFICE365_TEST_SCOPE,
       })}`;
       const code = new URL(await idp.browser(authorizeUrl)).searchParams.get('code') ?? '';
-      const redeem = { grant_type: 'authorization_code', client_id: idp.clientId, code, redirect_uri: TEST_REDIRECT_URI };
+      const redeem = {
+        grant_type: 'authorization_code',
+        client_id: idp.clientId,
+        code,
+        redirect_uri: TEST_REDIRECT_URI,
+      };
 
       expect((await postForm(idp.urls.token, redeem)).status).toBe(200);
       const again = await postForm(idp.urls.token, redeem);
@@ -165,7 +196,8 @@ describe('test peers without the proxy', () => {
         scope: OFFICE365_TEST_SCOPE,
         login_hint: ALICE,
       })}`;
-      const code = new URL(await idp.browser(authorizeUrl, 'bob@example.com')).searchParams.get('code') ?? '';
+      const code =
+        new URL(await idp.browser(authorizeUrl, 'bob@example.com')).searchParams.get('code') ?? '';
 
       const reply = await postForm(idp.urls.token, {
         grant_type: 'authorization_code',
@@ -174,7 +206,9 @@ describe('test peers without the proxy', () => {
         redirect_uri: 'https://login.microsoftonline.com/common/oauth2/nativeclient',
       });
 
-      expect(await introspect(idp, String(json(reply).access_token))).toMatchObject({ sub: 'bob@example.com' });
+      expect(await introspect(idp, String(json(reply).access_token))).toMatchObject({
+        sub: 'bob@example.com',
+      });
     });
 
     it('accepts a loopback redirect URI on any port and refuses unregistered ones', async () => {
@@ -190,7 +224,9 @@ describe('test peers without the proxy', () => {
 
       expect(loopback.host).toBe('127.0.0.1:54321');
       expect(loopback.searchParams.get('code')).toEqual(expect.any(String));
-      await expect(idp.browser(authorize('https://attacker.example/'))).rejects.toThrow(/redirect_uri/);
+      await expect(idp.browser(authorize('https://attacker.example/'))).rejects.toThrow(
+        /redirect_uri/,
+      );
     });
 
     it('rotates the refresh token on every use, and reuse of an old one revokes the whole grant', async () => {
@@ -218,7 +254,10 @@ describe('test peers without the proxy', () => {
       await refreshWith(idp, tokens.refreshToken);
       await postForm(idp.urls.token, { grant_type: 'password', client_id: idp.clientId });
 
-      expect(idp.tokenRequests).toEqual({ total: 2, byGrantType: { refresh_token: 1, password: 1 } });
+      expect(idp.tokenRequests).toEqual({
+        total: 2,
+        byGrantType: { refresh_token: 1, password: 1 },
+      });
     });
 
     describe('injected token-endpoint faults', () => {
@@ -269,7 +308,9 @@ describe('test peers without the proxy', () => {
         idp.failNextToken('timeout');
         const before = idp.tokenRequests.byGrantType.refresh_token ?? 0;
 
-        await expect(refreshWith(idp, tokens.refreshToken, AbortSignal.timeout(300))).rejects.toThrow(/aborted/i);
+        await expect(
+          refreshWith(idp, tokens.refreshToken, AbortSignal.timeout(300)),
+        ).rejects.toThrow(/aborted/i);
 
         expect((await refreshWith(idp, tokens.refreshToken)).status).toBe(200);
         expect(idp.tokenRequests.byGrantType.refresh_token).toBe(before + 2);
@@ -281,21 +322,32 @@ describe('test peers without the proxy', () => {
         idp.failNextToken('html500');
 
         const statuses = [];
-        for (let i = 0; i < 4; i += 1) statuses.push((await refreshWith(idp, tokens.refreshToken)).status);
+        for (let i = 0; i < 4; i += 1)
+          statuses.push((await refreshWith(idp, tokens.refreshToken)).status);
 
         expect(statuses).toEqual([503, 503, 500, 200]);
       });
     });
 
     it('runs the device flow: Microsoft-shaped code response, pending until the user approves', async () => {
-      const started = await postForm(idp.urls.devicecode, { client_id: idp.clientId, scope: OFFICE365_TEST_SCOPE });
+      const started = await postForm(idp.urls.devicecode, {
+        client_id: idp.clientId,
+        scope: OFFICE365_TEST_SCOPE,
+      });
       expect(started.status).toBe(200);
       const device = json(started);
-      expect(device).toMatchObject({ verification_uri: idp.urls.deviceLogin, expires_in: expect.any(Number) });
+      expect(device).toMatchObject({
+        verification_uri: idp.urls.deviceLogin,
+        expires_in: expect.any(Number),
+      });
       expect(device.message).toContain(String(device.user_code));
       expect(device).not.toHaveProperty('interval');
       const poll = (): Promise<TokenReply> =>
-        postForm(idp.urls.token, { grant_type: DEVICE_CODE_GRANT, client_id: idp.clientId, device_code: String(device.device_code) });
+        postForm(idp.urls.token, {
+          grant_type: DEVICE_CODE_GRANT,
+          client_id: idp.clientId,
+          device_code: String(device.device_code),
+        });
 
       expectAzureError(json(await poll()), 'authorization_pending', 70016);
       await idp.approveDevice(String(device.user_code), 'carol@example.com');
@@ -304,7 +356,10 @@ describe('test peers without the proxy', () => {
       expect(approved.status).toBe(200);
       const tokens = json(approved);
       expect(tokens.refresh_token).toEqual(expect.any(String));
-      expect(await introspect(idp, String(tokens.access_token))).toMatchObject({ active: true, sub: 'carol@example.com' });
+      expect(await introspect(idp, String(tokens.access_token))).toMatchObject({
+        active: true,
+        sub: 'carol@example.com',
+      });
     });
 
     it('issues client-credentials tokens to the service client, for the configured mailbox', async () => {
@@ -317,20 +372,34 @@ describe('test peers without the proxy', () => {
       });
 
       expect(reply.status).toBe(200);
-      expect(await introspect(idp, String(json(reply).access_token))).toMatchObject({ active: true, sub: idp.defaultUser });
+      expect(await introspect(idp, String(json(reply).access_token))).toMatchObject({
+        active: true,
+        sub: idp.defaultUser,
+      });
     });
 
     it('answers client errors like Azure AD', async () => {
-      const unknown = await postForm(idp.urls.token, { grant_type: 'refresh_token', client_id: 'no-such-client', refresh_token: 'x' });
+      const unknown = await postForm(idp.urls.token, {
+        grant_type: 'refresh_token',
+        client_id: 'no-such-client',
+        refresh_token: 'x',
+      });
       expect(unknown.status).toBe(400);
       expectAzureError(json(unknown), 'unauthorized_client', 700016);
 
       const { clientId } = idp.clients.service;
-      const wrongSecret = await postForm(idp.urls.token, { grant_type: 'client_credentials', client_id: clientId, client_secret: 'wrong' });
+      const wrongSecret = await postForm(idp.urls.token, {
+        grant_type: 'client_credentials',
+        client_id: clientId,
+        client_secret: 'wrong',
+      });
       expect(wrongSecret.status).toBe(401);
       expectAzureError(json(wrongSecret), 'invalid_client', 7000215);
 
-      const noSecret = await postForm(idp.urls.token, { grant_type: 'client_credentials', client_id: clientId });
+      const noSecret = await postForm(idp.urls.token, {
+        grant_type: 'client_credentials',
+        client_id: clientId,
+      });
       expectAzureError(json(noSecret), 'invalid_client', 7000218);
     });
 
@@ -400,7 +469,9 @@ describe('test peers without the proxy', () => {
       await refreshWith(idp, tokens.refreshToken);
       const imap = await imapsSession(dovecot);
 
-      imap.writeLine(`a AUTHENTICATE XOAUTH2 ${xoauth2(ALICE, String(json(rotated).access_token))}`);
+      imap.writeLine(
+        `a AUTHENTICATE XOAUTH2 ${xoauth2(ALICE, String(json(rotated).access_token))}`,
+      );
       expect(await imap.readLine()).toMatch(/^\+ /);
       imap.writeLine('');
 
@@ -411,8 +482,14 @@ describe('test peers without the proxy', () => {
     it('serves a delivered message byte for byte', async () => {
       const user = `fetch-${randomUUID()}@example.com`;
       const body = Buffer.concat([
-        Buffer.from(`From: sender@example.com\r\nTo: ${user}\r\nSubject: bytes\r\nContent-Type: application/octet-stream\r\n\r\n`),
-        Buffer.from(randomBytes(3000).toString('base64').replace(/(.{76})/g, '$1\r\n')),
+        Buffer.from(
+          `From: sender@example.com\r\nTo: ${user}\r\nSubject: bytes\r\nContent-Type: application/octet-stream\r\n\r\n`,
+        ),
+        Buffer.from(
+          randomBytes(3000)
+            .toString('base64')
+            .replace(/(.{76})/g, '$1\r\n'),
+        ),
         Buffer.from('\r\n.leading dot\r\n\u00e9t\u00e9 8-bit\r\n'),
       ]);
       await dovecot.deliver(user, body);
@@ -452,7 +529,9 @@ describe('test peers without the proxy', () => {
       const bad = await pop3sSession(dovecot);
       bad.writeLine(`AUTH XOAUTH2 ${xoauth2(user, other.accessToken)}`);
       const challenge = await bad.readLine();
-      expect(JSON.parse(Buffer.from(challenge.slice(2), 'base64').toString('utf8'))).toMatchObject({ status: '401' });
+      expect(JSON.parse(Buffer.from(challenge.slice(2), 'base64').toString('utf8'))).toMatchObject({
+        status: '401',
+      });
       bad.writeLine('');
       expect(await bad.readLine()).toBe('-ERR [AUTH] Authentication failed.');
       bad.close();
@@ -474,11 +553,20 @@ describe('test peers without the proxy', () => {
     });
 
     it('presents a certificate valid for localhost, signed by the test CA', async () => {
-      const session = await openLineSession({ port: dovecot.imapsPort, caFile: dovecot.caFile, servername: 'localhost' });
+      const session = await openLineSession({
+        port: dovecot.imapsPort,
+        caFile: dovecot.caFile,
+        servername: 'localhost',
+      });
       expect(await session.readLine()).toMatch(/^\* OK /);
       session.close();
-      await expect(openLineSession({ port: dovecot.imapsPort, caFile: dovecot.caFile, servername: 'example.com' }))
-        .rejects.toThrow(/altnames/);
+      await expect(
+        openLineSession({
+          port: dovecot.imapsPort,
+          caFile: dovecot.caFile,
+          servername: 'example.com',
+        }),
+      ).rejects.toThrow(/altnames/);
     });
 
     it('advertises OAUTHBEARER as well when asked to', async () => {

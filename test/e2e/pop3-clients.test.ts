@@ -17,7 +17,9 @@ import { PASSWORD, USER, World } from '../support/world.js';
 /** An account whose stored token belongs to USER: Dovecot refuses it (the token's user differs). */
 const OTHER = 'mallory@example.com';
 
-const FIRST = Buffer.from(`From: alice@example.net\r\nTo: ${USER}\r\nSubject: first over POP3\r\n\r\nHello through the proxy.\r\n`);
+const FIRST = Buffer.from(
+  `From: alice@example.net\r\nTo: ${USER}\r\nSubject: first over POP3\r\n\r\nHello through the proxy.\r\n`,
+);
 const SECOND = Buffer.from(
   `From: bob@example.net\r\nTo: ${USER}\r\nSubject: second over POP3\r\n\r\n.a line that POP3 dot-stuffs\r\n.\r\nend\r\n`,
 );
@@ -40,7 +42,12 @@ beforeAll(async () => {
   deadPort = (await freePorts(1))[0]!;
   await world.dovecot.deliver(USER, FIRST);
   await world.dovecot.deliver(USER, SECOND);
-  const unreachable = [`[POP-${unreachablePort()}]`, 'server_address = 127.0.0.1', `server_port = ${deadPort}`, ''].join('\n');
+  const unreachable = [
+    `[POP-${unreachablePort()}]`,
+    'server_address = 127.0.0.1',
+    `server_port = ${deadPort}`,
+    '',
+  ].join('\n');
   proxy = await world.startProxy({
     config: world.config(`${unreachable}\n${world.accountSection(OTHER)}`),
     args: ['--provider-timeout', '2'],
@@ -60,7 +67,10 @@ function sha256(bytes: Buffer): string {
 }
 
 /** A fetchmail 6.4 rc polling the proxy as the issue's users do, delivering each message to a file. */
-async function fetchmailSetup(name: string, password: string): Promise<{ rc: string; home: string; inbox: string }> {
+async function fetchmailSetup(
+  name: string,
+  password: string,
+): Promise<{ rc: string; home: string; inbox: string }> {
   const home = join(world.dir, `fetchmail-${name}`);
   const inbox = join(home, 'inbox');
   await mkdir(inbox, { recursive: true });
@@ -115,10 +125,23 @@ p.quit()
 print(json.dumps({'answer': answer.decode(), 'count': count, 'second': b'\r\n'.join(lines).decode() + '\r\n'}))
 `;
 
-async function poplib(mode: string, password = PASSWORD): Promise<{ answer?: string; error?: string; count?: number; second?: string }> {
-  const result = await python(POPLIB, { PORT: String(world.pop3Port), POP_USER: USER, POP_PASS: password, MODE: mode });
+async function poplib(
+  mode: string,
+  password = PASSWORD,
+): Promise<{ answer?: string; error?: string; count?: number; second?: string }> {
+  const result = await python(POPLIB, {
+    PORT: String(world.pop3Port),
+    POP_USER: USER,
+    POP_PASS: password,
+    MODE: mode,
+  });
   expect(result.code, result.stderr).toBe(0);
-  return JSON.parse(result.stdout) as { answer?: string; error?: string; count?: number; second?: string };
+  return JSON.parse(result.stdout) as {
+    answer?: string;
+    error?: string;
+    count?: number;
+    second?: string;
+  };
 }
 
 /** Logs in by hand with USER/PASS and returns the reply to PASS. */
@@ -139,7 +162,9 @@ describe('real POP3 clients through the proxy', () => {
   it('fetchmail 6.4 polls with the issue-style rc: both messages reach the mda, exit 0', async () => {
     const { rc, home, inbox } = await fetchmailSetup('ok', PASSWORD);
     const started = Date.now();
-    const result = await runClient('fetchmail', ['-f', rc, '--nodetach', '--nosyslog'], { env: { FETCHMAILHOME: home, HOME: home } });
+    const result = await runClient('fetchmail', ['-f', rc, '--nodetach', '--nosyslog'], {
+      env: { FETCHMAILHOME: home, HOME: home },
+    });
     const elapsed = Date.now() - started;
     expect(result.code, result.stderr + result.stdout).toBe(0);
     const messages = await delivered(inbox);
@@ -153,24 +178,35 @@ describe('real POP3 clients through the proxy', () => {
 
   it('fetchmail with a wrong password exits 3 (authentication failed) and delivers nothing', async () => {
     const { rc, home, inbox } = await fetchmailSetup('wrong', 'not the password');
-    const result = await runClient('fetchmail', ['-f', rc, '--nodetach', '--nosyslog'], { env: { FETCHMAILHOME: home, HOME: home } });
+    const result = await runClient('fetchmail', ['-f', rc, '--nodetach', '--nosyslog'], {
+      env: { FETCHMAILHOME: home, HOME: home },
+    });
     // fetchmail 6.4 reads any "lock" in a -ERR text (even in "unlock") as "lock busy" and exits 9.
     expect(result.stderr).not.toContain('lock busy');
     expect(result.code, result.stderr + result.stdout).toBe(3);
     expect(await delivered(inbox)).toEqual([]);
   });
 
-  it.each(['user-pass', 'auth-inline', 'auth-prompted'])('Python poplib logs in with %s and reads the mailbox', async (mode) => {
-    const outcome = await poplib(mode);
-    expect(outcome.error).toBeUndefined();
-    expect(outcome.answer).toMatch(/^\+OK/);
-    expect(outcome.count).toBe(2);
-    // poplib undoes the dot-stuffing; the message is the mailbox's, byte for byte.
-    expect(outcome.second).toBe(SECOND.toString());
-  });
+  it.each(['user-pass', 'auth-inline', 'auth-prompted'])(
+    'Python poplib logs in with %s and reads the mailbox',
+    async (mode) => {
+      const outcome = await poplib(mode);
+      expect(outcome.error).toBeUndefined();
+      expect(outcome.answer).toMatch(/^\+OK/);
+      expect(outcome.count).toBe(2);
+      // poplib undoes the dot-stuffing; the message is the mailbox's, byte for byte.
+      expect(outcome.second).toBe(SECOND.toString());
+    },
+  );
 
   it('curl pop3:// lists and retrieves through the proxy', async () => {
-    const list = await runClient('curl', ['-sS', '-v', '--user', `${USER}:${PASSWORD}`, `pop3://127.0.0.1:${world.pop3Port}/`]);
+    const list = await runClient('curl', [
+      '-sS',
+      '-v',
+      '--user',
+      `${USER}:${PASSWORD}`,
+      `pop3://127.0.0.1:${world.pop3Port}/`,
+    ]);
     expect(list.code, list.stderr).toBe(0);
     expect(list.stdout).toBe(`1 ${FIRST.length}\r\n2 ${SECOND.length}\r\n`);
     // curl reads CAPA and picks SASL PLAIN, the mechanism the proxy announces.
@@ -178,7 +214,12 @@ describe('real POP3 clients through the proxy', () => {
     expect(list.stderr).toMatch(/^> AUTH PLAIN/m);
     expect(list.stderr).not.toMatch(/^< STLS/m);
 
-    const retr = await runClient('curl', ['-sS', '--user', `${USER}:${PASSWORD}`, `pop3://127.0.0.1:${world.pop3Port}/2`]);
+    const retr = await runClient('curl', [
+      '-sS',
+      '--user',
+      `${USER}:${PASSWORD}`,
+      `pop3://127.0.0.1:${world.pop3Port}/2`,
+    ]);
     expect(retr.code, retr.stderr).toBe(0);
     expect(retr.stdout).toBe(SECOND.toString());
   });
@@ -189,7 +230,14 @@ describe('real POP3 clients through the proxy', () => {
     const number = 3;
     const out = join(world.dir, 'retr-big.eml');
     const started = Date.now();
-    const result = await runClient('curl', ['-sS', '--user', `${USER}:${PASSWORD}`, '-o', out, `pop3://127.0.0.1:${world.pop3Port}/${number}`]);
+    const result = await runClient('curl', [
+      '-sS',
+      '--user',
+      `${USER}:${PASSWORD}`,
+      '-o',
+      out,
+      `pop3://127.0.0.1:${world.pop3Port}/${number}`,
+    ]);
     const curlMs = Date.now() - started;
     expect(result.code, result.stderr).toBe(0);
     const received = await readFile(out);
@@ -207,7 +255,12 @@ body = b'\r\n'.join(lines) + b'\r\n'
 print(len(body), hashlib.sha256(body).hexdigest())
 `;
     const pyStarted = Date.now();
-    const py = await python(script, { PORT: String(world.pop3Port), POP_USER: USER, POP_PASS: PASSWORD, NUMBER: String(number) });
+    const py = await python(script, {
+      PORT: String(world.pop3Port),
+      POP_USER: USER,
+      POP_PASS: PASSWORD,
+      NUMBER: String(number),
+    });
     const poplibMs = Date.now() - pyStarted;
     expect(py.code, py.stderr).toBe(0);
     expect(py.stdout.trim()).toBe(`${big.length} ${sha256(big)}`);
@@ -224,7 +277,8 @@ describe('what POP3 clients hear when something is wrong', () => {
       client.send('CAPA');
       await client.expect(/^\+OK/);
       const capabilities: string[] = [];
-      for (let line = await client.line(); line !== '.'; line = await client.line()) capabilities.push(line);
+      for (let line = await client.line(); line !== '.'; line = await client.line())
+        capabilities.push(line);
       expect(capabilities).toEqual(['USER', 'SASL PLAIN', 'RESP-CODES', 'AUTH-RESP-CODE']);
       client.send('AUTH');
       await client.expect(/^\+OK/);
@@ -249,12 +303,18 @@ describe('what POP3 clients hear when something is wrong', () => {
     await world.idp.refuse();
     try {
       expect(await passReply(USER, PASSWORD)).toMatch(
-        new RegExp(`^-ERR \\[SYS/TEMP\\] Service temporarily unavailable: Cannot refresh the OAuth2 token for ${USER}: .+try again later$`),
+        new RegExp(
+          `^-ERR \\[SYS/TEMP\\] Service temporarily unavailable: Cannot refresh the OAuth2 token for ${USER}: .+try again later$`,
+        ),
       );
       const { rc, home, inbox } = await fetchmailSetup('idp-down', PASSWORD);
-      const result = await runClient('fetchmail', ['-v', '-f', rc, '--nodetach', '--nosyslog'], { env: { FETCHMAILHOME: home, HOME: home } });
+      const result = await runClient('fetchmail', ['-v', '-f', rc, '--nodetach', '--nosyslog'], {
+        env: { FETCHMAILHOME: home, HOME: home },
+      });
       const said = result.stderr + result.stdout;
-      expect(said).toContain('-ERR [SYS/TEMP] Service temporarily unavailable: Cannot refresh the OAuth2 token');
+      expect(said).toContain(
+        '-ERR [SYS/TEMP] Service temporarily unavailable: Cannot refresh the OAuth2 token',
+      );
       // fetchmail 6.4 ignores RFC 3206 codes and reads the text: "lock"/"wait" means lock busy (9),
       // "service" with "unavailable" means server busy (14), anything else an authentication failure (3),
       // which wedges a fetchmail daemon until it is woken. An outage at the identity provider is server busy.

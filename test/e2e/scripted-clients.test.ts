@@ -45,10 +45,14 @@ afterAll(async () => {
 
 /** `printf LINES | nc -N 127.0.0.1 PORT`: sends everything, shuts its side, prints what comes back. */
 function pipeThroughNetcat(port: number, lines: readonly string[]): Promise<CommandResult> {
-  return runClient('nc', ['-N', '127.0.0.1', String(port)], { input: lines.map((line) => `${line}\r\n`).join(''), timeoutMs: 20_000 });
+  return runClient('nc', ['-N', '127.0.0.1', String(port)], {
+    input: lines.map((line) => `${line}\r\n`).join(''),
+    timeoutMs: 20_000,
+  });
 }
 
-const plain = (user: string, password: string): string => Buffer.from(`\0${user}\0${password}`).toString('base64');
+const plain = (user: string, password: string): string =>
+  Buffer.from(`\0${user}\0${password}`).toString('base64');
 
 /** Complete reply lines, without the greeting. */
 function replies(session: CommandResult): string[] {
@@ -57,7 +61,11 @@ function replies(session: CommandResult): string[] {
 
 describe('a script that sends its whole conversation and shuts its side', () => {
   it('IMAP: the capabilities and the refusal of a wrong password come back, then the proxy closes', async () => {
-    const session = await pipeThroughNetcat(world.imapPort, ['a CAPABILITY', `b LOGIN "${USER}" "not the password"`, 'c LOGOUT']);
+    const session = await pipeThroughNetcat(world.imapPort, [
+      'a CAPABILITY',
+      `b LOGIN "${USER}" "not the password"`,
+      'c LOGOUT',
+    ]);
     expect(session.code).toBe(0);
     expect(replies(session)).toEqual([
       expect.stringMatching(/^\* CAPABILITY IMAP4rev1 .*AUTH=PLAIN/),
@@ -69,13 +77,22 @@ describe('a script that sends its whole conversation and shuts its side', () => 
   });
 
   it('IMAP: the login is answered once the server has taken it, and the server gets the end', async () => {
-    const session = await pipeThroughNetcat(world.imapPort, [`a LOGIN "${USER}" "${PASSWORD}"`, 'b LOGOUT']);
+    const session = await pipeThroughNetcat(world.imapPort, [
+      `a LOGIN "${USER}" "${PASSWORD}"`,
+      'b LOGOUT',
+    ]);
     expect(session.code).toBe(0);
     expect(replies(session)[0]).toMatch(/^a OK \[CAPABILITY .*\] Logged in$/);
   });
 
   it('POP3: a refused and then an accepted login are both answered', async () => {
-    const session = await pipeThroughNetcat(world.pop3Port, [`USER ${USER}`, 'PASS not the password', `USER ${USER}`, `PASS ${PASSWORD}`, 'QUIT']);
+    const session = await pipeThroughNetcat(world.pop3Port, [
+      `USER ${USER}`,
+      'PASS not the password',
+      `USER ${USER}`,
+      `PASS ${PASSWORD}`,
+      'QUIT',
+    ]);
     expect(session.code).toBe(0);
     expect(replies(session).slice(0, 4)).toEqual([
       expect.stringMatching(/^\+OK/),
@@ -86,14 +103,26 @@ describe('a script that sends its whole conversation and shuts its side', () => 
   });
 
   it('SMTP: the EHLO, a refused AUTH and the QUIT are answered by the proxy', async () => {
-    const session = await pipeThroughNetcat(world.ports[2]!, ['EHLO cron.example', `AUTH PLAIN ${plain(USER, 'not the password')}`, 'QUIT']);
+    const session = await pipeThroughNetcat(world.ports[2]!, [
+      'EHLO cron.example',
+      `AUTH PLAIN ${plain(USER, 'not the password')}`,
+      'QUIT',
+    ]);
     expect(session.code).toBe(0);
     const codes = replies(session).filter((line) => /^\d{3} /.test(line));
-    expect(codes).toEqual([expect.stringMatching(/^250 /), expect.stringMatching(/^535 5\.7\.8 .*password/i), expect.stringMatching(/^221 /)]);
+    expect(codes).toEqual([
+      expect.stringMatching(/^250 /),
+      expect.stringMatching(/^535 5\.7\.8 .*password/i),
+      expect.stringMatching(/^221 /),
+    ]);
   });
 
   it('SMTP: a pipelined EHLO and AUTH PLAIN are answered, the login by the server', async () => {
-    const session = await pipeThroughNetcat(world.ports[2]!, ['EHLO cron.example', `AUTH PLAIN ${plain(USER, PASSWORD)}`, 'QUIT']);
+    const session = await pipeThroughNetcat(world.ports[2]!, [
+      'EHLO cron.example',
+      `AUTH PLAIN ${plain(USER, PASSWORD)}`,
+      'QUIT',
+    ]);
     expect(session.code).toBe(0);
     const codes = replies(session).filter((line) => /^\d{3} /.test(line));
     expect(codes[0]).toMatch(/^250 /);

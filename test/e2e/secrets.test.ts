@@ -31,7 +31,13 @@ beforeAll(async () => {
   const hook = join(world.dir, 'hook.log');
   proxy = await world.startProxy({
     config: world.config(desktop),
-    args: ['--debug', '--authorisation-wait', '15', '--notify-command', `env | grep ^OAUTH2_MAIL_PROXY_ >> ${hook}`],
+    args: [
+      '--debug',
+      '--authorisation-wait',
+      '15',
+      '--notify-command',
+      `env | grep ^OAUTH2_MAIL_PROXY_ >> ${hook}`,
+    ],
   });
   await proxy.ready();
 });
@@ -73,7 +79,9 @@ it('keeps every password, token and client secret out of logs, hooks, CLI output
 
   // Wrong passwords, refreshes, a provider failure and a refused refresh token.
   expect(await imapLogin(USER, WRONG_PASSWORD)).toMatch(/^a1 NO /);
-  const { refreshToken: seededRefresh, accessToken: seededAccess } = await world.seedTokens({ expired: true });
+  const { refreshToken: seededRefresh, accessToken: seededAccess } = await world.seedTokens({
+    expired: true,
+  });
   secrets.add(seededRefresh).add(seededAccess);
   expect(await imapLogin(USER, PASSWORD)).toMatch(/^a1 OK /);
   world.idp.failNextToken('invalid_grant');
@@ -99,9 +107,16 @@ it('keeps every password, token and client secret out of logs, hooks, CLI output
     secrets.add(tokens.accessToken!).add(tokens.refreshToken!);
   }
 
-  const everything = [proxy.output, await readFile(join(world.dir, 'hook.log'), 'utf8'), ...printed].join('\n');
+  const everything = [
+    proxy.output,
+    await readFile(join(world.dir, 'hook.log'), 'utf8'),
+    ...printed,
+  ].join('\n');
   expect(everything).toContain('"level":20'); // debug lines were written, so the scan covers them
   expect(everything).toContain('OAUTH2_MAIL_PROXY_EVENT=token_refreshed');
-  for (const secret of secrets) expect(everything.includes(secret), `a secret of ${secret.length} characters leaked`).toBe(false);
+  for (const secret of secrets)
+    expect(everything.includes(secret), `a secret of ${secret.length} characters leaked`).toBe(
+      false,
+    );
   expect(secrets.size).toBeGreaterThanOrEqual(9);
 }, 90_000);

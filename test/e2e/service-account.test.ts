@@ -27,7 +27,10 @@ const UNDELEGATED = 'not.delegated@example.com';
 
 beforeAll(async () => {
   world = await World.start();
-  await world.dovecot.deliver(USER, Buffer.from('Subject: quarterly report\r\n\r\nDelegated reading works\r\n'));
+  await world.dovecot.deliver(
+    USER,
+    Buffer.from('Subject: quarterly report\r\n\r\nDelegated reading works\r\n'),
+  );
 });
 afterAll(async () => {
   await world?.stop();
@@ -45,8 +48,17 @@ function privateKeyLine(keyJson: string): string {
 }
 
 /** A proxy of its own, listening on `port`, with the given account sections. */
-function serviceAccountProxy(name: string, port: number, accounts: string[], catchAll = false): Promise<ProxyProcess> {
-  const config = [world.imapSection(port), ...(catchAll ? ['[emailproxy]', 'allow_catch_all_accounts = True', ''] : []), ...accounts].join('\n');
+function serviceAccountProxy(
+  name: string,
+  port: number,
+  accounts: string[],
+  catchAll = false,
+): Promise<ProxyProcess> {
+  const config = [
+    world.imapSection(port),
+    ...(catchAll ? ['[emailproxy]', 'allow_catch_all_accounts = True', ''] : []),
+    ...accounts,
+  ].join('\n');
   return world.startProxyIn(name, config);
 }
 
@@ -56,12 +68,19 @@ async function proxyDir(name: string): Promise<string> {
   return dir;
 }
 
-describe("the test identity provider checks assertions as Google does", () => {
-  const key = (): ReturnType<typeof parseServiceAccountKey> => parseServiceAccountKey(world.idp.serviceAccount.keyJson, 'the test key');
+describe('the test identity provider checks assertions as Google does', () => {
+  const key = (): ReturnType<typeof parseServiceAccountKey> =>
+    parseServiceAccountKey(world.idp.serviceAccount.keyJson, 'the test key');
   const assertion = (subject = USER, issuedAt?: number): string =>
-    serviceAccountAssertion(key(), { scope: 'https://mail.google.com/', subject, ...(issuedAt !== undefined && { issuedAt }) });
+    serviceAccountAssertion(key(), {
+      scope: 'https://mail.google.com/',
+      subject,
+      ...(issuedAt !== undefined && { issuedAt }),
+    });
 
-  async function tokenRequest(jwt: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  async function tokenRequest(
+    jwt: string,
+  ): Promise<{ status: number; body: Record<string, unknown> }> {
     const response = await fetch(world.idp.urls.token, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
@@ -73,26 +92,56 @@ describe("the test identity provider checks assertions as Google does", () => {
   it('issues a token to the mailbox of the user the assertion names, counted under the grant type', async () => {
     const { status, body } = await tokenRequest(assertion());
     expect(status).toBe(200);
-    expect(body).toEqual({ access_token: expect.any(String), expires_in: expect.any(Number), token_type: 'Bearer' });
-    expect(await introspect(world.idp, String(body.access_token))).toMatchObject({ active: true, sub: USER });
+    expect(body).toEqual({
+      access_token: expect.any(String),
+      expires_in: expect.any(Number),
+      token_type: 'Bearer',
+    });
+    expect(await introspect(world.idp, String(body.access_token))).toMatchObject({
+      active: true,
+      sub: USER,
+    });
     expect(assertionRequests()).toBe(1);
   });
 
-  it('refuses tampered claims, another audience and a stale assertion with invalid_grant, in Google\'s words', async () => {
+  it("refuses tampered claims, another audience and a stale assertion with invalid_grant, in Google's words", async () => {
     const [header, claims, signature] = assertion().split('.') as [string, string, string];
-    const otherUser = Buffer.from(JSON.stringify({ ...(JSON.parse(Buffer.from(claims, 'base64url').toString('utf8')) as object), sub: 'ceo@example.com' })).toString('base64url');
-    expect(await tokenRequest(`${header}.${otherUser}.${signature}`)).toEqual({ status: 400, body: { error: 'invalid_grant', error_description: 'Invalid JWT Signature.' } });
+    const otherUser = Buffer.from(
+      JSON.stringify({
+        ...(JSON.parse(Buffer.from(claims, 'base64url').toString('utf8')) as object),
+        sub: 'ceo@example.com',
+      }),
+    ).toString('base64url');
+    expect(await tokenRequest(`${header}.${otherUser}.${signature}`)).toEqual({
+      status: 400,
+      body: { error: 'invalid_grant', error_description: 'Invalid JWT Signature.' },
+    });
 
-    const elsewhere = serviceAccountAssertion({ ...key(), tokenUri: new URL('https://oauth2.googleapis.com/token') }, { scope: 'https://mail.google.com/', subject: USER });
-    expect(await tokenRequest(elsewhere)).toEqual({ status: 400, body: { error: 'invalid_grant', error_description: 'Invalid JWT: Failed audience check.' } });
+    const elsewhere = serviceAccountAssertion(
+      { ...key(), tokenUri: new URL('https://oauth2.googleapis.com/token') },
+      { scope: 'https://mail.google.com/', subject: USER },
+    );
+    expect(await tokenRequest(elsewhere)).toEqual({
+      status: 400,
+      body: { error: 'invalid_grant', error_description: 'Invalid JWT: Failed audience check.' },
+    });
 
-    expect((await tokenRequest(assertion(USER, Math.floor(Date.now() / 1000) - 7200))).body).toMatchObject({ error: 'invalid_grant', error_description: expect.stringMatching(/^Invalid JWT: Token must be a short-lived token/) });
+    expect(
+      (await tokenRequest(assertion(USER, Math.floor(Date.now() / 1000) - 7200))).body,
+    ).toMatchObject({
+      error: 'invalid_grant',
+      error_description: expect.stringMatching(/^Invalid JWT: Token must be a short-lived token/),
+    });
   });
 
   it('refuses a user without domain-wide delegation with 401 unauthorized_client', async () => {
     expect(await tokenRequest(assertion(UNDELEGATED))).toEqual({
       status: 401,
-      body: { error: 'unauthorized_client', error_description: 'Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested.' },
+      body: {
+        error: 'unauthorized_client',
+        error_description:
+          'Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested.',
+      },
     });
   });
 });
@@ -110,13 +159,25 @@ describe('client_id = file: a catch-all section for the whole domain, the key in
     proxy = await serviceAccountProxy(
       'key-file',
       port,
-      ['[@example.com]', 'oauth2_flow = service_account', 'oauth2_scope = https://mail.google.com/', 'client_id = file', `client_secret = ${keyFile}`, ''],
+      [
+        '[@example.com]',
+        'oauth2_flow = service_account',
+        'oauth2_scope = https://mail.google.com/',
+        'client_id = file',
+        `client_secret = ${keyFile}`,
+        '',
+      ],
       true,
     );
   });
 
-  it('curl reads the delegated user\'s mailbox with no sign-in; the token is stored encrypted and used again', async () => {
-    const fetched = await runClient('curl', ['-sS', '--user', `${USER}:${LOCAL_PASSWORD}`, `imap://127.0.0.1:${port}/INBOX;UID=1`]);
+  it("curl reads the delegated user's mailbox with no sign-in; the token is stored encrypted and used again", async () => {
+    const fetched = await runClient('curl', [
+      '-sS',
+      '--user',
+      `${USER}:${LOCAL_PASSWORD}`,
+      `imap://127.0.0.1:${port}/INBOX;UID=1`,
+    ]);
     expect(fetched.stderr).toBe('');
     expect(fetched.stdout).toContain('Delegated reading works');
     expect(assertionRequests()).toBe(1);
@@ -134,23 +195,32 @@ describe('client_id = file: a catch-all section for the whole domain, the key in
   });
 
   it('a stored token opens only with the password that encrypted it; the provider is not asked', async () => {
-    expect(await loginReply(port, USER, 'another password')).toMatch(/^a1 NO \[AUTHENTICATIONFAILED\] Wrong password for john\.smith@example\.com/);
+    expect(await loginReply(port, USER, 'another password')).toMatch(
+      /^a1 NO \[AUTHENTICATIONFAILED\] Wrong password for john\.smith@example\.com/,
+    );
     expect(assertionRequests()).toBe(0);
   });
 
   it('an expired token is replaced by a new assertion at the next login', async () => {
     const store = new TokenStore(proxy.tokenStore);
     const fields = await store.read(USER);
-    await store.write(USER, { ...fields, access_token_expiry: String(Math.floor(Date.now() / 1000) - 60) });
+    await store.write(USER, {
+      ...fields,
+      access_token_expiry: String(Math.floor(Date.now() / 1000) - 60),
+    });
     expect(await loginReply(port, USER, LOCAL_PASSWORD)).toMatch(/^a1 OK /);
     expect(assertionRequests()).toBe(1);
-    expect(Number((await store.read(USER))?.access_token_expiry)).toBeGreaterThan(Date.now() / 1000 + 3000);
+    expect(Number((await store.read(USER))?.access_token_expiry)).toBeGreaterThan(
+      Date.now() / 1000 + 3000,
+    );
   });
 
   it('logins arriving together for a new mailbox share one token request', async () => {
     const colleague = 'colleague@example.com';
     world.idp.serviceAccount.grantDelegation(colleague);
-    const replies = await Promise.all([1, 2, 3].map(() => loginReply(port, colleague, LOCAL_PASSWORD)));
+    const replies = await Promise.all(
+      [1, 2, 3].map(() => loginReply(port, colleague, LOCAL_PASSWORD)),
+    );
     for (const reply of replies) expect(reply).toMatch(/^a1 OK /);
     expect(assertionRequests()).toBe(1);
   });
@@ -163,7 +233,9 @@ describe('client_id = file: a catch-all section for the whole domain, the key in
           'The service account token request failed: unauthorized_client \\(Client is unauthorized to retrieve access tokens using this method',
       ),
     );
-    expect(reply).toContain('Domain-wide delegation is missing for this service account or these scopes: in the Google Admin console (Security > Access and data control > API controls > Domain-wide delegation)');
+    expect(reply).toContain(
+      'Domain-wide delegation is missing for this service account or these scopes: in the Google Admin console (Security > Access and data control > API controls > Domain-wide delegation)',
+    );
     expect(assertionRequests()).toBe(1);
     expect(await readFile(proxy.tokenStore, 'utf8')).not.toContain(`[${UNDELEGATED}]`);
   });
@@ -182,8 +254,14 @@ describe('client_id = file: a catch-all section for the whole domain, the key in
     const run = proxy.cli(['check', USER, '--timeout', '5']);
     run.child.stdin?.end();
     const code = await run.exit();
-    expect(run.output).toContain(`service account key: ${world.idp.serviceAccount.clientEmail} (client ID ${world.idp.serviceAccount.clientId}) from the key file ${keyFile}`);
-    expect(run.output).toMatch(new RegExp(`service account token: obtained for ${USER.replace(/\./g, '\\.')} \\(domain-wide delegation\\), valid until `));
+    expect(run.output).toContain(
+      `service account key: ${world.idp.serviceAccount.clientEmail} (client ID ${world.idp.serviceAccount.clientId}) from the key file ${keyFile}`,
+    );
+    expect(run.output).toMatch(
+      new RegExp(
+        `service account token: obtained for ${USER.replace(/\./g, '\\.')} \\(domain-wide delegation\\), valid until `,
+      ),
+    );
     expect(run.output).not.toContain(privateKeyLine(world.idp.serviceAccount.keyJson));
     expect(code, run.output).toBe(0);
     expect(assertionRequests()).toBe(1);
@@ -214,7 +292,12 @@ describe('client_id = key: the JSON key pasted into the account section', () => 
       '',
     ]);
 
-    const fetched = await runClient('curl', ['-sS', '--user', `${USER}:${LOCAL_PASSWORD}`, `imap://127.0.0.1:${port}/INBOX;UID=1`]);
+    const fetched = await runClient('curl', [
+      '-sS',
+      '--user',
+      `${USER}:${LOCAL_PASSWORD}`,
+      `imap://127.0.0.1:${port}/INBOX;UID=1`,
+    ]);
     expect(fetched.stderr).toBe('');
     expect(fetched.stdout).toContain('Delegated reading works');
     expect(await loginReply(port, USER, LOCAL_PASSWORD)).toMatch(/^a1 OK /);
@@ -222,7 +305,12 @@ describe('client_id = key: the JSON key pasted into the account section', () => 
 
     // The key in it makes a readable config worth a warning.
     expect(proxy.events()).toContainEqual(
-      expect.objectContaining({ event: 'startup_warning', msg: expect.stringMatching(/config\.ini is readable by other users \(mode 644\) and it holds service account keys; run: chmod 600 /) }),
+      expect.objectContaining({
+        event: 'startup_warning',
+        msg: expect.stringMatching(
+          /config\.ini is readable by other users \(mode 644\) and it holds service account keys; run: chmod 600 /,
+        ),
+      }),
     );
     expect(proxy.output).not.toContain(privateKeyLine(world.idp.serviceAccount.keyJson));
   });
@@ -240,7 +328,9 @@ describe('unusable keys', () => {
     missing = join(dir, 'no-such-key.json');
     // The same service account and key id, but another private key: Google cannot verify its signature.
     const key = JSON.parse(world.idp.serviceAccount.keyJson) as Record<string, string>;
-    key.private_key = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    key.private_key = generateKeyPairSync('rsa', { modulusLength: 2048 })
+      .privateKey.export({ type: 'pkcs8', format: 'pem' })
+      .toString();
     forgedKey = join(dir, 'forged.json');
     await writeFile(forgedKey, JSON.stringify(key, null, 2));
     await chmod(forgedKey, 0o600);
@@ -267,15 +357,24 @@ describe('unusable keys', () => {
         "Put the service account's JSON key there, readable only by the user the proxy runs as (chmod 600), or set client_secret to where it is (an absolute path).",
     );
     expect(proxy.events()).toContainEqual(
-      expect.objectContaining({ event: 'startup_warning', msg: expect.stringContaining(`[missing@example.com] ${problem}: its logins are refused until that is fixed.`) }),
+      expect.objectContaining({
+        event: 'startup_warning',
+        msg: expect.stringContaining(
+          `[missing@example.com] ${problem}: its logins are refused until that is fixed.`,
+        ),
+      }),
     );
     expect(assertionRequests()).toBe(0);
   });
 
   it('a key whose signature Google cannot verify gets "Invalid JWT Signature." and what to do about the key', async () => {
     const reply = await loginReply(port, USER, LOCAL_PASSWORD);
-    expect(reply).toContain(`a1 NO [AUTHENTICATIONFAILED] Cannot get a token for ${USER} with the service account of [${USER}]: The service account token request failed: invalid_grant (Invalid JWT Signature.). `);
-    expect(reply).toContain("Google did not accept the key's signature: the key was probably deleted or disabled; create a new JSON key");
+    expect(reply).toContain(
+      `a1 NO [AUTHENTICATIONFAILED] Cannot get a token for ${USER} with the service account of [${USER}]: The service account token request failed: invalid_grant (Invalid JWT Signature.). `,
+    );
+    expect(reply).toContain(
+      "Google did not accept the key's signature: the key was probably deleted or disabled; create a new JSON key",
+    );
     expect(assertionRequests()).toBe(1);
     expect(proxy.output).not.toContain(privateKeyLine(await readFile(forgedKey, 'utf8')));
   });

@@ -57,7 +57,9 @@ afterEach(async () => {
 // Ports: [0] IMAP, [1] POP3, [2] SMTP, [3] spare (another program's), [4] implicit-TLS IMAP.
 const port = (index: number): number => world.ports[index]!;
 
-function imapSection(options: { port?: number; serverAddress?: string; extra?: string[] } = {}): string {
+function imapSection(
+  options: { port?: number; serverAddress?: string; extra?: string[] } = {},
+): string {
   return [
     `[IMAP-${options.port ?? port(0)}]`,
     `server_address = ${options.serverAddress ?? 'localhost'}`,
@@ -69,18 +71,35 @@ function imapSection(options: { port?: number; serverAddress?: string; extra?: s
 }
 
 function popSection(localPort = port(1)): string {
-  return [`[POP-${localPort}]`, 'server_address = localhost', `server_port = ${world.dovecot.pop3sPort}`, `server_ca_file = ${world.dovecot.caFile}`, ''].join('\n');
+  return [
+    `[POP-${localPort}]`,
+    'server_address = localhost',
+    `server_port = ${world.dovecot.pop3sPort}`,
+    `server_ca_file = ${world.dovecot.caFile}`,
+    '',
+  ].join('\n');
 }
 
 function smtpSection(): string {
   // Never dialled here: connections are refused before a session would connect upstream.
-  return [`[SMTP-${port(2)}]`, 'server_address = localhost', `server_port = ${port(3)}`, 'server_starttls = True', ''].join('\n');
+  return [
+    `[SMTP-${port(2)}]`,
+    'server_address = localhost',
+    `server_port = ${port(3)}`,
+    'server_starttls = True',
+    '',
+  ].join('\n');
 }
 
 async function startProxy(config: string, args: string[] = []): Promise<ProxyProcess> {
   const notifyPath = join(world.dir, `notify-${randomBytes(4).toString('hex')}.sock`);
   notify = await NotifySocket.bind(notifyPath);
-  proxy = await ProxyProcess.start({ dir: world.dir, config, args: ['--authorisation-wait', '0', ...args], env: { NOTIFY_SOCKET: notifyPath } });
+  proxy = await ProxyProcess.start({
+    dir: world.dir,
+    config,
+    args: ['--authorisation-wait', '0', ...args],
+    env: { NOTIFY_SOCKET: notifyPath },
+  });
   await notify.next(isReady);
   return proxy;
 }
@@ -95,7 +114,10 @@ async function reload(running: ProxyProcess): Promise<Record<string, unknown>> {
   running.child.kill('SIGHUP');
   for (;;) {
     await running.waitFor(/"event":"(reloaded|reload_failed)"/);
-    const outcome = running.events().slice(before).find((event) => event.event === 'reloaded' || event.event === 'reload_failed');
+    const outcome = running
+      .events()
+      .slice(before)
+      .find((event) => event.event === 'reloaded' || event.event === 'reload_failed');
     if (outcome) return outcome;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
@@ -121,17 +143,32 @@ async function untilTagged(conversation: Conversation, tag: string): Promise<str
 }
 
 const fetchSmall = (localPort = port(0)) =>
-  runClient('curl', ['-sS', '--max-time', '30', '--user', `${USER}:${PASSWORD}`, `imap://127.0.0.1:${localPort}/INBOX;UID=${smallUid}`]);
+  runClient('curl', [
+    '-sS',
+    '--max-time',
+    '30',
+    '--user',
+    `${USER}:${PASSWORD}`,
+    `imap://127.0.0.1:${localPort}/INBOX;UID=${smallUid}`,
+  ]);
 
 describe('readiness', () => {
   it('says READY=1 with what is listening only once every port and the control socket accept connections', async () => {
     const notifyPath = join(world.dir, 'notify-ready.sock');
     notify = await NotifySocket.bind(notifyPath);
-    proxy = await ProxyProcess.start({ dir: world.dir, config: imapSection() + popSection() + world.accountSection(), env: { NOTIFY_SOCKET: notifyPath } });
+    proxy = await ProxyProcess.start({
+      dir: world.dir,
+      config: imapSection() + popSection() + world.accountSection(),
+      env: { NOTIFY_SOCKET: notifyPath },
+    });
 
     const ready = await notify.next(isReady);
     // Checked the moment the notification arrives: nothing may still be starting.
-    await Promise.all([connects({ port: port(0) }), connects({ port: port(1) }), connects({ path: join(world.dir, 'control.sock') })]);
+    await Promise.all([
+      connects({ port: port(0) }),
+      connects({ port: port(1) }),
+      connects({ path: join(world.dir, 'control.sock') }),
+    ]);
     expect(ready.fields.MAINPID).toBe(String(proxy.child.pid));
     expect(ready.fields.STATUS).toBe(
       `listening: IMAP 127.0.0.1:${port(0)} → localhost:${world.dovecot.imapsPort}, POP 127.0.0.1:${port(1)} → localhost:${world.dovecot.pop3sPort}; ` +
@@ -155,7 +192,9 @@ describe('SIGHUP', () => {
 
     // The IMAP section now reaches Dovecot by address, a POP3 port is new, USER's account is gone
     // and another one is there.
-    await writeConfig(imapSection({ serverAddress: '127.0.0.1' }) + popSection() + world.accountSection(OTHER));
+    await writeConfig(
+      imapSection({ serverAddress: '127.0.0.1' }) + popSection() + world.accountSection(OTHER),
+    );
     const readyCount = notify!.received.length;
     const outcome = await reload(running);
     expect(outcome).toMatchObject({
@@ -167,10 +206,15 @@ describe('SIGHUP', () => {
       accountsRemoved: [USER],
       accountsChanged: [],
     });
-    const reloading = await notify!.next((notification) => notification.RELOADING === '1', readyCount);
+    const reloading = await notify!.next(
+      (notification) => notification.RELOADING === '1',
+      readyCount,
+    );
     expect(Number(reloading.fields.MONOTONIC_USEC)).toBeGreaterThan(0);
     const readyAgain = await notify!.next(isReady, reloading.index);
-    expect(readyAgain.fields.STATUS).toContain(`IMAP 127.0.0.1:${port(0)} → 127.0.0.1:${world.dovecot.imapsPort}, POP 127.0.0.1:${port(1)}`);
+    expect(readyAgain.fields.STATUS).toContain(
+      `IMAP 127.0.0.1:${port(0)} → 127.0.0.1:${world.dovecot.imapsPort}, POP 127.0.0.1:${port(1)}`,
+    );
 
     // The established session goes on as if nothing happened.
     held.send(`c UID FETCH ${smallUid} BODY[TEXT]`);
@@ -208,7 +252,9 @@ describe('SIGHUP', () => {
     expect(await mistyped()).toMatch(/^a NO \[AUTHENTICATIONFAILED\] Wrong password/);
     expect(await readFile(world.tokenStore, 'utf8')).toMatch(/^refresh_token = /m);
 
-    await writeConfig(`${imapSection()}${world.accountSection()}[emailproxy]\ndelete_account_token_on_password_error = True\n`);
+    await writeConfig(
+      `${imapSection()}${world.accountSection()}[emailproxy]\ndelete_account_token_on_password_error = True\n`,
+    );
     expect(await reload(running)).toMatchObject({ event: 'reloaded' });
     await mistyped();
     expect(await readFile(world.tokenStore, 'utf8')).not.toMatch(/^refresh_token = /m);
@@ -223,9 +269,15 @@ describe('SIGHUP', () => {
     await writeConfig(`${config}\nthis line is not an option\n`);
     const broken = await reload(running);
     expect(broken.event).toBe('reload_failed');
-    expect(broken.error).toMatch(new RegExp(`^${join(world.dir, 'config.ini')}:\\d+: section \\[${USER.replace(/\./g, '\\.')}\\]: line is not "key = value"`));
+    expect(broken.error).toMatch(
+      new RegExp(
+        `^${join(world.dir, 'config.ini')}:\\d+: section \\[${USER.replace(/\./g, '\\.')}\\]: line is not "key = value"`,
+      ),
+    );
     expect(String(broken.error)).not.toContain('\n');
-    const status = await notify!.next((notification) => notification.STATUS?.startsWith('reload failed') === true);
+    const status = await notify!.next(
+      (notification) => notification.STATUS?.startsWith('reload failed') === true,
+    );
     expect(status.fields.READY).toBe('1');
     expect((await fetchSmall()).stdout).toContain('service hello');
 
@@ -237,7 +289,9 @@ describe('SIGHUP', () => {
       await writeConfig(popSection(port(3)) + world.accountSection());
       const taken = await reload(running);
       expect(taken.event).toBe('reload_failed');
-      expect(taken.error).toBe(`[POP-${port(3)}]: cannot listen on 127.0.0.1:${port(3)}: the port is already in use (is another proxy running?)`);
+      expect(taken.error).toBe(
+        `[POP-${port(3)}]: cannot listen on 127.0.0.1:${port(3)}: the port is already in use (is another proxy running?)`,
+      );
       expect((await fetchSmall()).stdout).toContain('service hello');
     } finally {
       squatter.close();
@@ -247,16 +301,30 @@ describe('SIGHUP', () => {
 
   it('serves a renewed certificate on an implicit-TLS port without closing it', async () => {
     const caDir = (name: string) => join(world.dir, name);
-    await Promise.all([mkdir(caDir('ca-old'), { recursive: true }), mkdir(caDir('ca-new'), { recursive: true })]);
-    const [oldCa, newCa] = await Promise.all([makeTestCa(caDir('ca-old')), makeTestCa(caDir('ca-new'))]);
+    await Promise.all([
+      mkdir(caDir('ca-old'), { recursive: true }),
+      mkdir(caDir('ca-new'), { recursive: true }),
+    ]);
+    const [oldCa, newCa] = await Promise.all([
+      makeTestCa(caDir('ca-old')),
+      makeTestCa(caDir('ca-new')),
+    ]);
     const tlsSection = (ca: TestCa) =>
-      imapSection({ port: port(4), extra: [`local_certificate_path = ${ca.certFile}`, `local_key_path = ${ca.keyFile}`] });
+      imapSection({
+        port: port(4),
+        extra: [`local_certificate_path = ${ca.certFile}`, `local_key_path = ${ca.keyFile}`],
+      });
 
     const running = await startProxy(tlsSection(oldCa) + world.accountSection());
     expect(await tlsGreeting(oldCa)).toMatch(/^\* OK /);
 
     await writeConfig(tlsSection(newCa) + world.accountSection());
-    expect(await reload(running)).toMatchObject({ event: 'reloaded', bound: [], unbound: [], updated: [`IMAP-${port(4)}`] });
+    expect(await reload(running)).toMatchObject({
+      event: 'reloaded',
+      bound: [],
+      unbound: [],
+      updated: [`IMAP-${port(4)}`],
+    });
     expect(await tlsGreeting(newCa)).toMatch(/^\* OK /);
     await expect(tlsGreeting(oldCa)).rejects.toThrow(/certificate/);
     expect(await running.stop()).toBe(0);
@@ -265,7 +333,10 @@ describe('SIGHUP', () => {
 
 describe('SIGTERM', () => {
   it('lets a large transfer finish, tells a client that has not logged in goodbye, and exits 0', async () => {
-    const running = await startProxy(imapSection() + world.accountSection(), ['--shutdown-grace', '30']);
+    const running = await startProxy(imapSection() + world.accountSection(), [
+      '--shutdown-grace',
+      '30',
+    ]);
     const waiting = await Conversation.connect(port(0));
     await waiting.expect(/^\* OK /);
 
@@ -276,7 +347,10 @@ describe('SIGTERM', () => {
     const stoppedAt = Date.now();
     running.child.kill('SIGTERM');
 
-    await waiting.expect('* BYE [UNAVAILABLE] oauth2-mail-proxy is shutting down, try again shortly', 2_000);
+    await waiting.expect(
+      '* BYE [UNAVAILABLE] oauth2-mail-proxy is shutting down, try again shortly',
+      2_000,
+    );
     await waiting.closedByPeer();
     await running.waitFor(/"event":"stopping"/);
     await expect(connects({ port: port(0) }, 2_000)).rejects.toThrow(/ECONNREFUSED/);
@@ -291,7 +365,10 @@ describe('SIGTERM', () => {
   });
 
   it('closes a session still running when the grace time is over, and still exits 0', async () => {
-    const running = await startProxy(imapSection() + world.accountSection(), ['--shutdown-grace', '1']);
+    const running = await startProxy(imapSection() + world.accountSection(), [
+      '--shutdown-grace',
+      '1',
+    ]);
     // ~12 s at 1 MB/s, far longer than the grace time.
     const transfer = fetchBigSlowly(1);
     await running.waitFor(/"event":"login"/);
@@ -301,7 +378,10 @@ describe('SIGTERM', () => {
 
     expect(await running.exit()).toBe(0);
     expect(Date.now() - stoppedAt).toBeLessThan(4_000);
-    expect(running.events().find((event) => event.event === 'sessions_cut')).toMatchObject({ sessions: 1, graceMs: 1000 });
+    expect(running.events().find((event) => event.event === 'sessions_cut')).toMatchObject({
+      sessions: 1,
+      graceMs: 1000,
+    });
     const cut = await transfer;
     expect(cut.code).not.toBe(0);
     expect(cut.stderr).toMatch(/closed after \d+ of \d+ bytes/);
@@ -310,7 +390,10 @@ describe('SIGTERM', () => {
 
 describe("the system unit's command lines", () => {
   it('start, reload and stop the daemon as systemd would run them, while a client is logged in', async () => {
-    const unit = await readFile(fileURLToPath(new URL('../../systemd/oauth2-mail-proxy.service', import.meta.url)), 'utf8');
+    const unit = await readFile(
+      fileURLToPath(new URL('../../systemd/oauth2-mail-proxy.service', import.meta.url)),
+      'utf8',
+    );
     const setting = (key: string): string => new RegExp(`^${key}=(.*)$`, 'm').exec(unit)![1]!;
     // What systemd makes of %E, %S and the *Directory= settings, in a private root.
     const etc = join(world.dir, 'root/etc');
@@ -319,14 +402,26 @@ describe("the system unit's command lines", () => {
     const configurationDirectory = join(etc, setting('ConfigurationDirectory'));
     await mkdir(stateDirectory, { recursive: true, mode: 0o700 });
     await mkdir(configurationDirectory, { recursive: true });
-    await writeFile(join(configurationDirectory, 'config.ini'), imapSection() + world.accountSection() + world.accountSection(OTHER), { mode: 0o600 });
+    await writeFile(
+      join(configurationDirectory, 'config.ini'),
+      imapSection() + world.accountSection() + world.accountSection(OTHER),
+      { mode: 0o600 },
+    );
     await copyFile(world.tokenStore, join(stateDirectory, 'tokens.ini'));
 
-    const [command, ...args] = setting('ExecStart').replaceAll('%E', etc).replaceAll('%S', varLib).split(' ');
+    const [command, ...args] = setting('ExecStart')
+      .replaceAll('%E', etc)
+      .replaceAll('%S', varLib)
+      .split(' ');
     expect(command).toBe('/usr/local/bin/oauth2-mail-proxy');
     notify = await NotifySocket.bind(join(world.dir, 'notify-unit.sock'));
     const daemon = spawn(process.execPath, [PROXY_BIN, ...args], {
-      env: { ...process.env, NOTIFY_SOCKET: notify.path, STATE_DIRECTORY: stateDirectory, CONFIGURATION_DIRECTORY: configurationDirectory },
+      env: {
+        ...process.env,
+        NOTIFY_SOCKET: notify.path,
+        STATE_DIRECTORY: stateDirectory,
+        CONFIGURATION_DIRECTORY: configurationDirectory,
+      },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let log = '';
@@ -334,7 +429,9 @@ describe("the system unit's command lines", () => {
     const exited = new Promise<number | null>((resolve) => daemon.once('exit', resolve));
     try {
       const ready = await notify.next(isReady);
-      expect(ready.fields.STATUS).toBe(`listening: IMAP 127.0.0.1:${port(0)} → localhost:${world.dovecot.imapsPort}; control socket ${join(stateDirectory, 'control.sock')}`);
+      expect(ready.fields.STATUS).toBe(
+        `listening: IMAP 127.0.0.1:${port(0)} → localhost:${world.dovecot.imapsPort}; control socket ${join(stateDirectory, 'control.sock')}`,
+      );
 
       const held = await imapLogin();
       await held.expect(/^a OK /);
@@ -345,7 +442,9 @@ describe("the system unit's command lines", () => {
       await vi.waitFor(() => expect(log).toContain(howTo), { timeout: 10_000 });
       other.close();
 
-      await run('/bin/sh', ['-c', setting('ExecReload')], { env: { ...process.env, MAINPID: String(daemon.pid) } });
+      await run('/bin/sh', ['-c', setting('ExecReload')], {
+        env: { ...process.env, MAINPID: String(daemon.pid) },
+      });
       const reloading = await notify.next((notification) => notification.RELOADING === '1');
       await notify.next(isReady, reloading.index);
       held.send('b NOOP');
@@ -369,8 +468,11 @@ describe("the system unit's command lines", () => {
 });
 
 describe('connections before login', () => {
-  it('refuses one over the limit with each protocol\'s own words; logged-in sessions do not count', async () => {
-    const running = await startProxy(imapSection() + popSection() + smtpSection() + world.accountSection(), ['--max-preauth-connections', '2']);
+  it("refuses one over the limit with each protocol's own words; logged-in sessions do not count", async () => {
+    const running = await startProxy(
+      imapSection() + popSection() + smtpSection() + world.accountSection(),
+      ['--max-preauth-connections', '2'],
+    );
     const first = await Conversation.connect(port(0));
     await first.expect(/^\* OK /);
     const second = await Conversation.connect(port(1));
@@ -385,7 +487,10 @@ describe('connections before login', () => {
     const refusedSmtp = await Conversation.connect(port(2));
     await refusedSmtp.expect(/^421 4\.7\.0 \S+ Too many connections, try again later$/);
     await refusedSmtp.closedByPeer();
-    expect(running.events().find((event) => event.event === 'connection_refused')).toMatchObject({ reason: 'too-many-connections', limit: 2 });
+    expect(running.events().find((event) => event.event === 'connection_refused')).toMatchObject({
+      reason: 'too-many-connections',
+      limit: 2,
+    });
 
     // Once the first client has logged in it is a spliced session and frees its place.
     first.send(`a LOGIN "${USER}" "${PASSWORD}"`);
@@ -401,7 +506,10 @@ describe('connections before login', () => {
 /** Resolves when a TCP port or Unix socket accepts a connection. */
 function connects(target: { port: number } | { path: string }, timeoutMs = 5_000): Promise<void> {
   return new Promise((resolve, reject) => {
-    const socket = 'port' in target ? net.connect({ port: target.port, host: '127.0.0.1' }) : net.connect(target.path);
+    const socket =
+      'port' in target
+        ? net.connect({ port: target.port, host: '127.0.0.1' })
+        : net.connect(target.path);
     socket.setTimeout(timeoutMs, () => socket.destroy(new Error('timed out')));
     socket.once('connect', () => {
       socket.destroy();
@@ -414,7 +522,12 @@ function connects(target: { port: number } | { path: string }, timeoutMs = 5_000
 /** The greeting on the implicit-TLS port, trusting only `ca`. */
 function tlsGreeting(ca: TestCa): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ port: port(4), host: '127.0.0.1', ca: readFileSync(ca.caFile), servername: 'localhost' });
+    const socket = tls.connect({
+      port: port(4),
+      host: '127.0.0.1',
+      ca: readFileSync(ca.caFile),
+      servername: 'localhost',
+    });
     socket.once('error', reject);
     socket.once('data', (chunk: Buffer) => {
       socket.destroy();
@@ -468,12 +581,21 @@ until("c")
 s.sendall(b"d LOGOUT\\r\\n")
 print(json.dumps({"sha256": digest.hexdigest(), "logout": line().split()[1]}))
 `;
-  return python(script, { PORT: String(port(0)), USER_NAME: USER, PASSWORD, UID: bigUid, RATE: String(megabytesPerSecond) });
+  return python(script, {
+    PORT: String(port(0)),
+    USER_NAME: USER,
+    PASSWORD,
+    UID: bigUid,
+    RATE: String(megabytesPerSecond),
+  });
 }
 
 /** The UIDs of the messages with these subjects, asked of Dovecot through a short-lived proxy. */
 async function uidsOf(subjects: readonly string[]): Promise<string[]> {
-  const lookup = await ProxyProcess.start({ dir: world.dir, config: imapSection() + world.accountSection() });
+  const lookup = await ProxyProcess.start({
+    dir: world.dir,
+    config: imapSection() + world.accountSection(),
+  });
   try {
     await lookup.ready();
     const imap = await imapLogin();
@@ -496,7 +618,8 @@ async function uidsOf(subjects: readonly string[]): Promise<string[]> {
 }
 
 function bigMessage(size: number): Buffer {
-  const header = 'Subject: big transfer\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n';
+  const header =
+    'Subject: big transfer\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n';
   const encoded = randomBytes(Math.floor((size * 3) / 4)).toString('base64');
   const lines: string[] = [];
   for (let at = 0; at < encoded.length; at += 76) lines.push(encoded.slice(at, at + 76));

@@ -4,7 +4,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { makeTestCa } from '../peers/certs.js';
 import { freePorts } from '../peers/free-ports.js';
-import { startSmtpUpstream, type SmtpUpstream, type StoredMessage } from '../peers/smtp-upstream.js';
+import {
+  startSmtpUpstream,
+  type SmtpUpstream,
+  type StoredMessage,
+} from '../peers/smtp-upstream.js';
 import { python, runClient } from '../support/clients.js';
 import { Conversation } from '../support/conversation.js';
 import type { ProxyProcess } from '../support/proxy-process.js';
@@ -46,7 +50,12 @@ const ports = {
   },
 };
 
-function smtpSection(localPort: number, upstreamPort: number, caFile: string, serverStarttls: boolean): string {
+function smtpSection(
+  localPort: number,
+  upstreamPort: number,
+  caFile: string,
+  serverStarttls: boolean,
+): string {
   return [
     `[SMTP-${localPort}]`,
     'server_address = localhost',
@@ -82,7 +91,10 @@ beforeAll(async () => {
     smtpSection(ports.unreachable, deadPort, certs.caFile, true),
     world.accountSection(OTHER),
   ].join('\n');
-  proxy = await world.startProxy({ config: world.config(sections), args: ['--provider-timeout', '2'] });
+  proxy = await world.startProxy({
+    config: world.config(sections),
+    args: ['--provider-timeout', '2'],
+  });
   await proxy.ready();
 });
 afterAll(async () => {
@@ -97,7 +109,10 @@ beforeEach(async () => {
 /** The server's message number `index` (0-based), failing clearly when it has not arrived. */
 function stored(upstream: SmtpUpstream, index: number): StoredMessage {
   const message = upstream.messages[index];
-  if (!message) throw new Error(`the server stored ${upstream.messages.length} messages, expected #${index + 1}`);
+  if (!message)
+    throw new Error(
+      `the server stored ${upstream.messages.length} messages, expected #${index + 1}`,
+    );
   return message;
 }
 
@@ -113,7 +128,11 @@ function plainResponse(user: string, password: string): string {
 }
 
 /** Connects, greets with EHLO and answers the AUTH PLAIN exchange; returns the client and the AUTH reply. */
-async function authenticate(port: number, user: string, password: string): Promise<{ client: Conversation; answer: string }> {
+async function authenticate(
+  port: number,
+  user: string,
+  password: string,
+): Promise<{ client: Conversation; answer: string }> {
   const client = await Conversation.connect(port);
   await client.expect(/^220 /);
   client.send('EHLO hand.test');
@@ -151,111 +170,176 @@ s.quit()
 print('sent')
 `;
 
-async function smtplib(port: number, mode: string, message: Buffer, password = PASSWORD): Promise<{ code: number; wire: string; stdout: string }> {
+async function smtplib(
+  port: number,
+  mode: string,
+  message: Buffer,
+  password = PASSWORD,
+): Promise<{ code: number; wire: string; stdout: string }> {
   const file = join(world.dir, `smtplib-${randomBytes(4).toString('hex')}.eml`);
   await writeFile(file, message);
-  const result = await python(SMTPLIB, { PORT: String(port), SMTP_USER: USER, SMTP_PASS: password, MODE: mode, MESSAGE: file, RCPT });
+  const result = await python(SMTPLIB, {
+    PORT: String(port),
+    SMTP_USER: USER,
+    SMTP_PASS: password,
+    MODE: mode,
+    MESSAGE: file,
+    RCPT,
+  });
   return { code: result.code, wire: result.stderr, stdout: result.stdout };
 }
 
 function shortMessage(subject: string): Buffer {
-  return Buffer.from(`From: ${USER}\r\nTo: ${RCPT}\r\nSubject: ${subject}\r\n\r\nHello from ${subject}.\r\n.leading dot\r\n`);
+  return Buffer.from(
+    `From: ${USER}\r\nTo: ${RCPT}\r\nSubject: ${subject}\r\n\r\nHello from ${subject}.\r\n.leading dot\r\n`,
+  );
 }
 
 describe('real SMTP clients through the proxy', () => {
   it.each([
-    { form: 'TESTBED', url: () => `smtp://${USER.replace('@', '%40')}@127.0.0.1:${ports.starttls}/` },
+    {
+      form: 'TESTBED',
+      url: () => `smtp://${USER.replace('@', '%40')}@127.0.0.1:${ports.starttls}/`,
+    },
     // The issue's line verbatim apart from the port: an unescaped @ in the user and `localhost`.
     { form: 'issue', url: () => `smtp://${USER}@localhost:${ports.starttls}/` },
-  ])('mutt sends non-interactively with the $form muttrc (STARTTLS upstream)', async ({ form, url }) => {
-    const before = starttls.messages.length;
-    const muttrc = join(home, `muttrc-${form}`);
-    await writeFile(
-      muttrc,
-      [
-        `set smtp_url = "${url()}"`,
-        `set smtp_pass = "${PASSWORD}"`,
-        'set smtp_authenticators = "plain:login"',
-        'set ssl_starttls = no',
-        'set ssl_force_tls = no',
-        `set from = "${USER}"`,
-        'set use_from = yes',
-        'set copy = no',
-        `set folder = "${home}/Mail"`,
-        `set spoolfile = "${home}/Mail/inbox"`,
-        '',
-      ].join('\n'),
-    );
-    const started = Date.now();
-    const result = await runClient('mutt', ['-n', '-d', '2', '-F', muttrc, '-s', `mutt ${form}`, '--', RCPT], {
-      input: `Sent by mutt 2.2 through oauth2-mail-proxy (${form}).\n`,
-      env: { HOME: home, MAIL: join(home, 'Mail', 'inbox') },
-    });
-    const elapsed = Date.now() - started;
-    expect(result, `mutt said: ${result.stderr}${result.stdout}`).toMatchObject({ code: 0 });
-    const message = stored(starttls, before);
-    expect(message).toMatchObject({ mailFrom: USER, rcptTo: [RCPT], user: USER, secure: true });
-    expect(message.raw.toString()).toMatch(new RegExp(`^Subject: mutt ${form}\\r$`, 'm'));
-    expect(message.raw.toString()).toContain(`Sent by mutt 2.2 through oauth2-mail-proxy (${form}).`);
-    expect(elapsed).toBeLessThan(10_000);
-    // mutt (GNU SASL) sends PLAIN inline with the authorisation identity set to the user as well.
-    const debug = await readFile(join(home, '.muttdebug0'), 'utf8');
-    const [, response] = /> AUTH PLAIN (\S+)/.exec(debug) ?? [];
-    expect(Buffer.from(response ?? '', 'base64').toString()).toBe(`${USER}\0${USER}\0${PASSWORD}`);
-    expect(debug).toMatch(/< 235 2\.7\.0 Authentication successful/);
-  });
+  ])(
+    'mutt sends non-interactively with the $form muttrc (STARTTLS upstream)',
+    async ({ form, url }) => {
+      const before = starttls.messages.length;
+      const muttrc = join(home, `muttrc-${form}`);
+      await writeFile(
+        muttrc,
+        [
+          `set smtp_url = "${url()}"`,
+          `set smtp_pass = "${PASSWORD}"`,
+          'set smtp_authenticators = "plain:login"',
+          'set ssl_starttls = no',
+          'set ssl_force_tls = no',
+          `set from = "${USER}"`,
+          'set use_from = yes',
+          'set copy = no',
+          `set folder = "${home}/Mail"`,
+          `set spoolfile = "${home}/Mail/inbox"`,
+          '',
+        ].join('\n'),
+      );
+      const started = Date.now();
+      const result = await runClient(
+        'mutt',
+        ['-n', '-d', '2', '-F', muttrc, '-s', `mutt ${form}`, '--', RCPT],
+        {
+          input: `Sent by mutt 2.2 through oauth2-mail-proxy (${form}).\n`,
+          env: { HOME: home, MAIL: join(home, 'Mail', 'inbox') },
+        },
+      );
+      const elapsed = Date.now() - started;
+      expect(result, `mutt said: ${result.stderr}${result.stdout}`).toMatchObject({ code: 0 });
+      const message = stored(starttls, before);
+      expect(message).toMatchObject({ mailFrom: USER, rcptTo: [RCPT], user: USER, secure: true });
+      expect(message.raw.toString()).toMatch(new RegExp(`^Subject: mutt ${form}\\r$`, 'm'));
+      expect(message.raw.toString()).toContain(
+        `Sent by mutt 2.2 through oauth2-mail-proxy (${form}).`,
+      );
+      expect(elapsed).toBeLessThan(10_000);
+      // mutt (GNU SASL) sends PLAIN inline with the authorisation identity set to the user as well.
+      const debug = await readFile(join(home, '.muttdebug0'), 'utf8');
+      const [, response] = /> AUTH PLAIN (\S+)/.exec(debug) ?? [];
+      expect(Buffer.from(response ?? '', 'base64').toString()).toBe(
+        `${USER}\0${USER}\0${PASSWORD}`,
+      );
+      expect(debug).toMatch(/< 235 2\.7\.0 Authentication successful/);
+    },
+  );
 
-  it.each(['plain', 'login'])('msmtp (auth %s, tls off) sends and the message arrives', async (mechanism) => {
-    const before = implicit.messages.length;
-    const rc = join(home, `msmtprc-${mechanism}`);
-    await writeFile(
-      rc,
-      [
-        'account proxy',
-        'host 127.0.0.1',
-        `port ${ports.implicit}`,
-        'domain msmtp.test',
-        `auth ${mechanism}`,
-        `user ${USER}`,
-        `password ${PASSWORD}`,
-        'tls off',
-        `from ${USER}`,
-        'account default : proxy',
-        '',
-      ].join('\n'),
-    );
-    await chmod(rc, 0o600);
-    const result = await runClient('msmtp', ['-C', rc, '-v', RCPT], { input: shortMessage(`msmtp ${mechanism}`) });
-    expect(result.code, result.stderr).toBe(0);
-    // msmtp -v prints the dialogue on stdout; the mechanism it chose is the one asked for.
-    expect(result.stdout).toContain(`--> AUTH ${mechanism.toUpperCase()}`);
-    const message = stored(implicit, before);
-    expect(message).toMatchObject({ mailFrom: USER, rcptTo: [RCPT], user: USER, heloName: 'msmtp.test', secure: true });
-    // msmtp adds a Date header (set_date_header auto); the rest arrives as given, leading dot included.
-    expect(message.raw.toString()).toMatch(new RegExp(`^Subject: msmtp ${mechanism}\r$`, 'm'));
-    expect(message.raw.toString()).toMatch(/^Date: /m);
-    expect(message.raw.toString().endsWith(`\r\n\r\nHello from msmtp ${mechanism}.\r\n.leading dot\r\n`)).toBe(true);
-  });
+  it.each(['plain', 'login'])(
+    'msmtp (auth %s, tls off) sends and the message arrives',
+    async (mechanism) => {
+      const before = implicit.messages.length;
+      const rc = join(home, `msmtprc-${mechanism}`);
+      await writeFile(
+        rc,
+        [
+          'account proxy',
+          'host 127.0.0.1',
+          `port ${ports.implicit}`,
+          'domain msmtp.test',
+          `auth ${mechanism}`,
+          `user ${USER}`,
+          `password ${PASSWORD}`,
+          'tls off',
+          `from ${USER}`,
+          'account default : proxy',
+          '',
+        ].join('\n'),
+      );
+      await chmod(rc, 0o600);
+      const result = await runClient('msmtp', ['-C', rc, '-v', RCPT], {
+        input: shortMessage(`msmtp ${mechanism}`),
+      });
+      expect(result.code, result.stderr).toBe(0);
+      // msmtp -v prints the dialogue on stdout; the mechanism it chose is the one asked for.
+      expect(result.stdout).toContain(`--> AUTH ${mechanism.toUpperCase()}`);
+      const message = stored(implicit, before);
+      expect(message).toMatchObject({
+        mailFrom: USER,
+        rcptTo: [RCPT],
+        user: USER,
+        heloName: 'msmtp.test',
+        secure: true,
+      });
+      // msmtp adds a Date header (set_date_header auto); the rest arrives as given, leading dot included.
+      expect(message.raw.toString()).toMatch(new RegExp(`^Subject: msmtp ${mechanism}\r$`, 'm'));
+      expect(message.raw.toString()).toMatch(/^Date: /m);
+      expect(
+        message.raw
+          .toString()
+          .endsWith(`\r\n\r\nHello from msmtp ${mechanism}.\r\n.leading dot\r\n`),
+      ).toBe(true);
+    },
+  );
 
   it('curl sends with AUTH PLAIN answered after the 334, and its EHLO name reaches the server', async () => {
     const before = starttls.messages.length;
     const file = join(world.dir, 'curl.eml');
     await writeFile(file, shortMessage('curl'));
     const result = await runClient('curl', [
-      '-sS', '-v', `smtp://127.0.0.1:${ports.starttls}/client.test`,
-      '--mail-from', USER, '--mail-rcpt', RCPT, '--upload-file', file, '--user', `${USER}:${PASSWORD}`,
+      '-sS',
+      '-v',
+      `smtp://127.0.0.1:${ports.starttls}/client.test`,
+      '--mail-from',
+      USER,
+      '--mail-rcpt',
+      RCPT,
+      '--upload-file',
+      file,
+      '--user',
+      `${USER}:${PASSWORD}`,
     ]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).toMatch(/^> AUTH PLAIN\r?$/m);
     expect(result.stderr).toMatch(/^< 334 ?\r?$/m);
     expect(result.stderr).toMatch(/^< 235 /m);
     // The EHLO curl saw: the server's extensions, our AUTH, no STARTTLS (no local TLS configured).
-    for (const extension of ['PIPELINING', '8BITMIME', 'SMTPUTF8', 'ENHANCEDSTATUSCODES', 'DSN', 'SIZE 157286400', 'AUTH PLAIN LOGIN']) {
+    for (const extension of [
+      'PIPELINING',
+      '8BITMIME',
+      'SMTPUTF8',
+      'ENHANCEDSTATUSCODES',
+      'DSN',
+      'SIZE 157286400',
+      'AUTH PLAIN LOGIN',
+    ]) {
       expect(result.stderr).toMatch(new RegExp(`^< 250[ -]${extension}\\r?$`, 'm'));
     }
     expect(result.stderr).not.toMatch(/STARTTLS|XOAUTH2/);
     const message = stored(starttls, before);
-    expect(message).toMatchObject({ mailFrom: USER, rcptTo: [RCPT], user: USER, heloName: 'client.test' });
+    expect(message).toMatchObject({
+      mailFrom: USER,
+      rcptTo: [RCPT],
+      user: USER,
+      heloName: 'client.test',
+    });
     expect(message.raw.equals(shortMessage('curl'))).toBe(true);
   });
 
@@ -264,18 +348,35 @@ describe('real SMTP clients through the proxy', () => {
     { mode: 'login', wire: /send: 'AUTH PLAIN [A-Za-z0-9+/=]+\\r\\n'/ },
     { mode: 'PLAIN-inline', wire: /send: 'AUTH PLAIN [A-Za-z0-9+/=]+\\r\\n'/ },
     { mode: 'PLAIN-prompted', wire: /send: 'AUTH PLAIN\\r\\n'[\s\S]*reply: b'334 ?\\r\\n'/ },
-    { mode: 'LOGIN-inline', wire: /send: 'AUTH LOGIN [A-Za-z0-9+/=]+\\r\\n'[\s\S]*reply: b'334 UGFzc3dvcmQ6\\r\\n'/ },
-    { mode: 'LOGIN-prompted', wire: /send: 'AUTH LOGIN\\r\\n'[\s\S]*reply: b'334 VXNlcm5hbWU6\\r\\n'[\s\S]*reply: b'334 UGFzc3dvcmQ6\\r\\n'/ },
-  ])('Python smtplib authenticates with $mode and sends over both upstream kinds', async ({ mode, wire }) => {
-    for (const [port, upstream] of [[ports.starttls, starttls], [ports.implicit, implicit]] as const) {
-      const before = upstream.messages.length;
-      const result = await smtplib(port, mode, shortMessage(`smtplib ${mode}`));
-      expect(result.code, result.wire).toBe(0);
-      expect(result.wire).toMatch(wire);
-      expect(result.wire).toMatch(/reply: retcode \(235\)/);
-      expect(stored(upstream, before)).toMatchObject({ mailFrom: USER, rcptTo: [RCPT], user: USER, heloName: 'python.test' });
-    }
-  });
+    {
+      mode: 'LOGIN-inline',
+      wire: /send: 'AUTH LOGIN [A-Za-z0-9+/=]+\\r\\n'[\s\S]*reply: b'334 UGFzc3dvcmQ6\\r\\n'/,
+    },
+    {
+      mode: 'LOGIN-prompted',
+      wire: /send: 'AUTH LOGIN\\r\\n'[\s\S]*reply: b'334 VXNlcm5hbWU6\\r\\n'[\s\S]*reply: b'334 UGFzc3dvcmQ6\\r\\n'/,
+    },
+  ])(
+    'Python smtplib authenticates with $mode and sends over both upstream kinds',
+    async ({ mode, wire }) => {
+      for (const [port, upstream] of [
+        [ports.starttls, starttls],
+        [ports.implicit, implicit],
+      ] as const) {
+        const before = upstream.messages.length;
+        const result = await smtplib(port, mode, shortMessage(`smtplib ${mode}`));
+        expect(result.code, result.wire).toBe(0);
+        expect(result.wire).toMatch(wire);
+        expect(result.wire).toMatch(/reply: retcode \(235\)/);
+        expect(stored(upstream, before)).toMatchObject({
+          mailFrom: USER,
+          rcptTo: [RCPT],
+          user: USER,
+          heloName: 'python.test',
+        });
+      }
+    },
+  );
 
   it('passes MAIL, RCPT and DATA pipelined in one write right after 235 (RFC 2920)', async () => {
     const before = starttls.messages.length;
@@ -288,7 +389,9 @@ describe('real SMTP clients through the proxy', () => {
       expect(ehlo.some((line) => /^250[ -]AUTH PLAIN LOGIN$/.test(line))).toBe(true);
       client.send(`AUTH PLAIN ${plainResponse(USER, PASSWORD)}`);
       await client.expect(/^235 2\.7\.0 /, 20_000);
-      client.sendRaw(`MAIL FROM:<${USER}>\r\nRCPT TO:<${RCPT}>\r\nRCPT TO:<second@example.net>\r\nDATA\r\n`);
+      client.sendRaw(
+        `MAIL FROM:<${USER}>\r\nRCPT TO:<${RCPT}>\r\nRCPT TO:<second@example.net>\r\nDATA\r\n`,
+      );
       await client.expect(/^250 /);
       await client.expect(/^250 /);
       await client.expect(/^250 /);
@@ -301,7 +404,12 @@ describe('real SMTP clients through the proxy', () => {
       client.close();
     }
     const message = stored(starttls, before);
-    expect(message).toMatchObject({ mailFrom: USER, rcptTo: [RCPT, 'second@example.net'], user: USER, heloName: 'pipeliner.test' });
+    expect(message).toMatchObject({
+      mailFrom: USER,
+      rcptTo: [RCPT, 'second@example.net'],
+      user: USER,
+      heloName: 'pipeliner.test',
+    });
     expect(message.raw.toString()).toBe('Subject: pipelined\r\n\r\n.stuffed line\r\nbody\r\n');
   });
 
@@ -312,7 +420,9 @@ describe('real SMTP clients through the proxy', () => {
       await client.expect(/^220 /);
       client.send('EHLO eager.test');
       await reply(client);
-      client.sendRaw(`AUTH PLAIN ${plainResponse(USER, PASSWORD)}\r\nMAIL FROM:<${USER}>\r\nRCPT TO:<${RCPT}>\r\nDATA\r\n`);
+      client.sendRaw(
+        `AUTH PLAIN ${plainResponse(USER, PASSWORD)}\r\nMAIL FROM:<${USER}>\r\nRCPT TO:<${RCPT}>\r\nDATA\r\n`,
+      );
       await client.expect(/^235 2\.7\.0 /, 20_000);
       await client.expect(/^250 /);
       await client.expect(/^250 /);
@@ -323,7 +433,12 @@ describe('real SMTP clients through the proxy', () => {
     } finally {
       client.close();
     }
-    expect(stored(implicit, before)).toMatchObject({ mailFrom: USER, rcptTo: [RCPT], user: USER, raw: Buffer.from('Subject: eager\r\n\r\nbody\r\n') });
+    expect(stored(implicit, before)).toMatchObject({
+      mailFrom: USER,
+      rcptTo: [RCPT],
+      user: USER,
+      raw: Buffer.from('Subject: eager\r\n\r\nbody\r\n'),
+    });
   });
 
   it('a 20 MB message arrives byte-exact (what smtp-server decoded equals what smtplib was given)', async () => {
@@ -351,7 +466,10 @@ describe('what SMTP clients hear when something is wrong', () => {
 
     // msmtp prints the reply and exits EX_NOPERM.
     const rc = join(home, 'msmtprc-wrong');
-    await writeFile(rc, `host 127.0.0.1\nport ${ports.starttls}\nauth plain\nuser ${USER}\npassword wrong\ntls off\nfrom ${USER}\n`);
+    await writeFile(
+      rc,
+      `host 127.0.0.1\nport ${ports.starttls}\nauth plain\nuser ${USER}\npassword wrong\ntls off\nfrom ${USER}\n`,
+    );
     await chmod(rc, 0o600);
     const result = await runClient('msmtp', ['-C', rc, RCPT], { input: shortMessage('wrong') });
     expect(result.code).toBe(77);
@@ -378,10 +496,15 @@ describe('what SMTP clients hear when something is wrong', () => {
     await world.idp.refuse();
     try {
       expect(await authReply(ports.starttls, USER, PASSWORD)).toMatch(
-        new RegExp(`^454 4\\.7\\.0 Cannot refresh the OAuth2 token for ${USER}: .+try again later$`),
+        new RegExp(
+          `^454 4\\.7\\.0 Cannot refresh the OAuth2 token for ${USER}: .+try again later$`,
+        ),
       );
       const rc = join(home, 'msmtprc-idp-down');
-      await writeFile(rc, `host 127.0.0.1\nport ${ports.starttls}\nauth plain\nuser ${USER}\npassword ${PASSWORD}\ntls off\nfrom ${USER}\n`);
+      await writeFile(
+        rc,
+        `host 127.0.0.1\nport ${ports.starttls}\nauth plain\nuser ${USER}\npassword ${PASSWORD}\ntls off\nfrom ${USER}\n`,
+      );
       await chmod(rc, 0o600);
       const result = await runClient('msmtp', ['-C', rc, RCPT], { input: shortMessage('later') });
       // msmtp 1.8 exits EX_NOPERM (77) for any failed AUTH, 4xx or 5xx alike; the reply it prints is the 454.
@@ -395,7 +518,9 @@ describe('what SMTP clients hear when something is wrong', () => {
   it('a temporary failure at the server (454) reaches the client as 454 4.7.0, and the next try works', async () => {
     starttls.failNextAuth('temporary');
     expect(await authReply(ports.starttls, USER, PASSWORD)).toMatch(
-      new RegExp(`^454 4\\.7\\.0 localhost:${starttls.port} could not check the OAuth2 login for ${USER}: .*454.*Try again later$`),
+      new RegExp(
+        `^454 4\\.7\\.0 localhost:${starttls.port} could not check the OAuth2 login for ${USER}: .*454.*Try again later$`,
+      ),
     );
     expect(await authReply(ports.starttls, USER, PASSWORD)).toMatch(/^235 2\.7\.0 /);
   });
@@ -403,7 +528,11 @@ describe('what SMTP clients hear when something is wrong', () => {
   it("Office 365's 535 5.7.139 (SMTP AUTH disabled) is explained: the tenant admin must act, not the user", async () => {
     implicit.failNextAuth('smtp-auth-disabled');
     const answer = await authReply(ports.implicit, USER, PASSWORD);
-    expect(answer).toMatch(new RegExp(`^535 5\\.7\\.139 localhost:${implicit.port} refused the OAuth2 login for ${USER} because SMTP AUTH is disabled`));
+    expect(answer).toMatch(
+      new RegExp(
+        `^535 5\\.7\\.139 localhost:${implicit.port} refused the OAuth2 login for ${USER} because SMTP AUTH is disabled`,
+      ),
+    );
     expect(answer).toContain('SmtpClientAuthentication is disabled for the Tenant');
     expect(answer).toMatch(/tenant administrator must enable SMTP AUTH/);
     // The token was fine: the next login needs no new authorisation.
@@ -414,7 +543,9 @@ describe('what SMTP clients hear when something is wrong', () => {
     const client = await Conversation.connect(ports.refusingStartTls);
     try {
       expect(await client.line(15_000)).toMatch(
-        new RegExp(`^421 4\\.4\\.2 Cannot connect to localhost:${refusingStartTls.port}: the server refused STARTTLS: .*Try again later$`),
+        new RegExp(
+          `^421 4\\.4\\.2 Cannot connect to localhost:${refusingStartTls.port}: the server refused STARTTLS: .*Try again later$`,
+        ),
       );
       await client.closedByPeer();
     } finally {
@@ -422,8 +553,18 @@ describe('what SMTP clients hear when something is wrong', () => {
     }
     expect(refusingStartTls.attempts).toEqual([]);
 
-    const result = await runClient('curl', ['-sS', `smtp://127.0.0.1:${ports.refusingStartTls}/client.test`, '--mail-from', USER,
-      '--mail-rcpt', RCPT, '--upload-file', '/dev/null', '--user', `${USER}:${PASSWORD}`]);
+    const result = await runClient('curl', [
+      '-sS',
+      `smtp://127.0.0.1:${ports.refusingStartTls}/client.test`,
+      '--mail-from',
+      USER,
+      '--mail-rcpt',
+      RCPT,
+      '--upload-file',
+      '/dev/null',
+      '--user',
+      `${USER}:${PASSWORD}`,
+    ]);
     expect(result.code).not.toBe(0);
     expect(refusingStartTls.messages).toEqual([]);
   });
@@ -431,7 +572,9 @@ describe('what SMTP clients hear when something is wrong', () => {
   it('an unreachable upstream gets 421 4.4.1 at the greeting, naming the server', async () => {
     const client = await Conversation.connect(ports.unreachable);
     try {
-      expect(await client.line(15_000)).toBe(`421 4.4.1 Cannot connect to localhost:${deadPort}: connection refused. Try again later`);
+      expect(await client.line(15_000)).toBe(
+        `421 4.4.1 Cannot connect to localhost:${deadPort}: connection refused. Try again later`,
+      );
       await client.closedByPeer();
     } finally {
       client.close();
@@ -450,8 +593,16 @@ describe('what SMTP clients hear when something is wrong', () => {
       client.close();
     }
     // curl without --user does the same thing.
-    const result = await runClient('curl', ['-sS', `smtp://127.0.0.1:${ports.starttls}/client.test`, '--mail-from', USER,
-      '--mail-rcpt', RCPT, '--upload-file', '/dev/null']);
+    const result = await runClient('curl', [
+      '-sS',
+      `smtp://127.0.0.1:${ports.starttls}/client.test`,
+      '--mail-from',
+      USER,
+      '--mail-rcpt',
+      RCPT,
+      '--upload-file',
+      '/dev/null',
+    ]);
     expect(result.code).toBe(55);
     expect(result.stderr).toMatch(/530/);
   });

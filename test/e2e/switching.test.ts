@@ -27,7 +27,10 @@ const running: ProxyProcess[] = [];
 
 beforeAll(async () => {
   world = await World.start();
-  await world.dovecot.deliver(USER, Buffer.from('Subject: still here\r\n\r\nMail from before the switch\r\n'));
+  await world.dovecot.deliver(
+    USER,
+    Buffer.from('Subject: still here\r\n\r\nMail from before the switch\r\n'),
+  );
   dir = join(world.dir, 'switching');
   await mkdir(dir);
   const issued = await world.idp.issueTokensFor(USER, OFFICE365_TEST_SCOPE);
@@ -85,7 +88,12 @@ async function start(): Promise<ProxyProcess> {
 }
 
 const fetchFirstMessage = (): ReturnType<typeof runClient> =>
-  runClient('curl', ['-sS', '--user', `${USER}:${PASSWORD}`, `imap://127.0.0.1:${world.imapPort}/INBOX;UID=1`]);
+  runClient('curl', [
+    '-sS',
+    '--user',
+    `${USER}:${PASSWORD}`,
+    `imap://127.0.0.1:${world.imapPort}/INBOX;UID=1`,
+  ]);
 
 describe('switching from email-oauth2-proxy', () => {
   it('its config and tokens work as they are: one refresh, the mail arrives, the config is not touched', async () => {

@@ -1,6 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ImapSyntaxError, LiteralTooLargeError, readImapCommand, type ImapCommand, type ImapToken } from '../../src/proxy/imap/command-reader.js';
+import {
+  ImapSyntaxError,
+  LiteralTooLargeError,
+  readImapCommand,
+  type ImapCommand,
+  type ImapToken,
+} from '../../src/proxy/imap/command-reader.js';
 import { LineReader, LineTooLongError } from '../../src/proxy/line-reader.js';
 import { anyByte, mutate, mutation } from './support/bytes.js';
 import { check, runsFor, timeoutFor } from './support/runs.js';
@@ -22,8 +28,10 @@ const MAX_LITERAL = 100;
 /** What one command may take in: its first line, two credentials' worth of literals and the pieces between. */
 const COMMAND_BOUND = MAX_LINE + 2 + 2 * MAX_LITERAL + MAX_LINE + 2;
 
-const TAG_CHARS = "!#$&',-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]^_`abcdefghijklmnopqrstuvwxyz|}~";
-const ATOM_CHARS = "!#$&'+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[^_`abcdefghijklmnopqrstuvwxyz|}~";
+const TAG_CHARS =
+  "!#$&',-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]^_`abcdefghijklmnopqrstuvwxyz|}~";
+const ATOM_CHARS =
+  "!#$&'+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[^_`abcdefghijklmnopqrstuvwxyz|}~";
 /** RFC 9051 tag: ASTRING-CHARs except "+". */
 const VALID_TAG = /^[\x21\x23\x24\x26\x27\x2c-\x5b\x5d-\x7a\x7c-\x7e]+$/;
 
@@ -33,14 +41,30 @@ type Arg =
   | { readonly kind: 'literal'; readonly bytes: Uint8Array; readonly sync: boolean }
   | { readonly kind: 'list'; readonly items: readonly Arg[] };
 
-const quotedChar = fc.oneof(fc.constantFrom(...'abcXYZ019 "\\{}()*%]+\t\x01é日'), fc.constantFrom('\x7f', '😀'));
+const quotedChar = fc.oneof(
+  fc.constantFrom(...'abcXYZ019 "\\{}()*%]+\t\x01é日'),
+  fc.constantFrom('\x7f', '😀'),
+);
 const arg: fc.Arbitrary<Arg> = fc.letrec<{ arg: Arg }>((tie) => ({
   arg: fc.oneof(
     { depthSize: 'small', withCrossShrink: true },
-    fc.record({ kind: fc.constant('atom' as const), value: fc.string({ unit: fc.constantFrom(...ATOM_CHARS), minLength: 1, maxLength: 12 }) }),
-    fc.record({ kind: fc.constant('quoted' as const), value: fc.string({ unit: quotedChar, maxLength: 12 }) }),
-    fc.record({ kind: fc.constant('literal' as const), bytes: fc.array(anyByte, { maxLength: 40 }).map((b) => Uint8Array.from(b)), sync: fc.boolean() }),
-    fc.record({ kind: fc.constant('list' as const), items: fc.array(tie('arg'), { maxLength: 3 }) }),
+    fc.record({
+      kind: fc.constant('atom' as const),
+      value: fc.string({ unit: fc.constantFrom(...ATOM_CHARS), minLength: 1, maxLength: 12 }),
+    }),
+    fc.record({
+      kind: fc.constant('quoted' as const),
+      value: fc.string({ unit: quotedChar, maxLength: 12 }),
+    }),
+    fc.record({
+      kind: fc.constant('literal' as const),
+      bytes: fc.array(anyByte, { maxLength: 40 }).map((b) => Uint8Array.from(b)),
+      sync: fc.boolean(),
+    }),
+    fc.record({
+      kind: fc.constant('list' as const),
+      items: fc.array(tie('arg'), { maxLength: 3 }),
+    }),
   ),
 })).arg;
 
@@ -66,7 +90,10 @@ function write(tag: string, verb: string, args: readonly Arg[]): Written {
         tokens.push({ type: 'string', value: a.value });
         return;
       case 'literal':
-        pieces.push(Buffer.from(`{${a.bytes.length}${a.sync ? '' : '+'}}\r\n`), Buffer.from(a.bytes));
+        pieces.push(
+          Buffer.from(`{${a.bytes.length}${a.sync ? '' : '+'}}\r\n`),
+          Buffer.from(a.bytes),
+        );
         tokens.push({ type: 'string', value: Buffer.from(a.bytes).toString('utf8') });
         if (a.sync) syncLiterals += 1;
         return;
@@ -86,7 +113,11 @@ function write(tag: string, verb: string, args: readonly Arg[]): Written {
     put(a);
   }
   pieces.push(Buffer.from('\r\n'));
-  return { bytes: Buffer.concat(pieces), command: { tag, verb: verb.toUpperCase(), args: tokens }, syncLiterals };
+  return {
+    bytes: Buffer.concat(pieces),
+    command: { tag, verb: verb.toUpperCase(), args: tokens },
+    syncLiterals,
+  };
 }
 
 const written = fc
@@ -101,13 +132,23 @@ const chunkSizes = fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1, max
 
 /** IMAP-looking input of every kind: commands, literal announcements of every size, chains of literals. */
 const imapish: fc.Arbitrary<Uint8Array> = fc.oneof(
-  fc.tuple(fc.array(written, { minLength: 1, maxLength: 3 }), fc.array(mutation, { maxLength: 4 })).map(([commands, mutations]) =>
-    mutate(Buffer.concat(commands.map((c) => c.bytes)), mutations),
-  ),
-  fc.tuple(fc.constantFrom('a LOGIN ', 'a ', '', 'a X "', 'a X ('), fc.stringMatching(/^\{[0-9]{0,21}\+?\}$/), fc.constantFrom('\r\n', '\n', '')).map(([a, b, c]) => Buffer.from(`${a}${b}${c}`)),
+  fc
+    .tuple(fc.array(written, { minLength: 1, maxLength: 3 }), fc.array(mutation, { maxLength: 4 }))
+    .map(([commands, mutations]) => mutate(Buffer.concat(commands.map((c) => c.bytes)), mutations)),
+  fc
+    .tuple(
+      fc.constantFrom('a LOGIN ', 'a ', '', 'a X "', 'a X ('),
+      fc.stringMatching(/^\{[0-9]{0,21}\+?\}$/),
+      fc.constantFrom('\r\n', '\n', ''),
+    )
+    .map(([a, b, c]) => Buffer.from(`${a}${b}${c}`)),
   fc
     .tuple(fc.integer({ min: 1, max: 60 }), fc.integer({ min: 0, max: MAX_LITERAL }), fc.boolean())
-    .map(([count, size, sync]) => Buffer.from(`a LOGIN ${`{${size}${sync ? '' : '+'}}\r\n${'y'.repeat(size)} `.repeat(count)}\r\n`)),
+    .map(([count, size, sync]) =>
+      Buffer.from(
+        `a LOGIN ${`{${size}${sync ? '' : '+'}}\r\n${'y'.repeat(size)} `.repeat(count)}\r\n`,
+      ),
+    ),
   fc.array(anyByte, { maxLength: 300 }).map((b) => Uint8Array.from(b)),
 );
 
@@ -117,17 +158,31 @@ describe('IMAP command reader, fuzzed', () => {
     async () => {
       await check(
         'IMAP command round trip',
-        fc.asyncProperty(fc.array(written, { minLength: 1, maxLength: 4 }), chunkSizes, async (commands, sizes) => {
-          const fed = feed(Buffer.concat(commands.map((c) => c.bytes)), sizes);
-          const reader = new LineReader(fed.stream, 8 * 1024);
-          for (const c of commands) {
-            let continuations = 0;
-            const read = await readImapCommand(reader, { maxLiteralBytes: 16 * 1024, maxCommandBytes: 40 * 1024, continueLiteral: () => (continuations += 1) });
-            expect(read).toEqual(c.command);
-            expect(continuations).toBe(c.syncLiterals);
-          }
-          expect(await readImapCommand(reader, { maxLiteralBytes: 16 * 1024, maxCommandBytes: 40 * 1024, continueLiteral: () => undefined })).toBeNull();
-        }),
+        fc.asyncProperty(
+          fc.array(written, { minLength: 1, maxLength: 4 }),
+          chunkSizes,
+          async (commands, sizes) => {
+            const fed = feed(Buffer.concat(commands.map((c) => c.bytes)), sizes);
+            const reader = new LineReader(fed.stream, 8 * 1024);
+            for (const c of commands) {
+              let continuations = 0;
+              const read = await readImapCommand(reader, {
+                maxLiteralBytes: 16 * 1024,
+                maxCommandBytes: 40 * 1024,
+                continueLiteral: () => (continuations += 1),
+              });
+              expect(read).toEqual(c.command);
+              expect(continuations).toBe(c.syncLiterals);
+            }
+            expect(
+              await readImapCommand(reader, {
+                maxLiteralBytes: 16 * 1024,
+                maxCommandBytes: 40 * 1024,
+                continueLiteral: () => undefined,
+              }),
+            ).toBeNull();
+          },
+        ),
         runs,
       );
     },
@@ -149,7 +204,11 @@ describe('IMAP command reader, fuzzed', () => {
             let outcome: ImapCommand | null | Error;
             try {
               outcome = await within(1_000, 'readImapCommand', () =>
-                readImapCommand(reader, { maxLiteralBytes: MAX_LITERAL, maxCommandBytes: MAX_LINE + 2 * MAX_LITERAL, continueLiteral: () => undefined }),
+                readImapCommand(reader, {
+                  maxLiteralBytes: MAX_LITERAL,
+                  maxCommandBytes: MAX_LINE + 2 * MAX_LITERAL,
+                  continueLiteral: () => undefined,
+                }),
               );
             } catch (err) {
               outcome = err as Error;
@@ -183,7 +242,11 @@ describe('IMAP command reader, fuzzed', () => {
         fc.asyncProperty(repetitiveLine('a LOGIN '), async (line) => {
           const parse = async (): Promise<void> => {
             const fed = feed(Buffer.from(`${line}\r\n`, 'latin1'), [64 * 1024]);
-            await readImapCommand(new LineReader(fed.stream, 8 * 1024), { maxLiteralBytes: 16 * 1024, maxCommandBytes: 40 * 1024, continueLiteral: () => undefined }).catch(() => undefined);
+            await readImapCommand(new LineReader(fed.stream, 8 * 1024), {
+              maxLiteralBytes: 16 * 1024,
+              maxCommandBytes: 40 * 1024,
+              continueLiteral: () => undefined,
+            }).catch(() => undefined);
           };
           expect(await quickestRun(parse)).toBeLessThan(25);
         }),

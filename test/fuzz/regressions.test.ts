@@ -13,7 +13,13 @@ import type { ProtocolSession } from '../../src/proxy/session.js';
 import { parseSmtpCommand } from '../../src/proxy/smtp/command.js';
 import { smtpSession } from '../../src/proxy/smtp/session.js';
 import type { Conversation } from '../support/conversation.js';
-import { FixedAuthenticator, ScriptedUpstream, startSessionUnderTest, testCa, type SessionUnderTest } from '../support/session-harness.js';
+import {
+  FixedAuthenticator,
+  ScriptedUpstream,
+  startSessionUnderTest,
+  testCa,
+  type SessionUnderTest,
+} from '../support/session-harness.js';
 import { FuzzUpstream } from './support/fuzz-upstream.js';
 import { ClientConnection } from './support/client-connection.js';
 import { feed } from './support/streams.js';
@@ -36,7 +42,8 @@ let proxy: SessionUnderTest | undefined;
 
 beforeAll(async () => {
   ca = await testCa();
-  for (const protocol of ['IMAP', 'POP', 'SMTP'] as const) upstreams.set(protocol, await FuzzUpstream.start(ca, protocol));
+  for (const protocol of ['IMAP', 'POP', 'SMTP'] as const)
+    upstreams.set(protocol, await FuzzUpstream.start(ca, protocol));
 });
 afterAll(async () => {
   for (const upstream of upstreams.values()) await upstream.stop();
@@ -59,24 +66,35 @@ class SlowAuthenticator extends FixedAuthenticator {
   }
 }
 
-const SESSIONS: Record<Protocol, ProtocolSession> = { IMAP: imapSession, POP: pop3Session, SMTP: smtpSession };
+const SESSIONS: Record<Protocol, ProtocolSession> = {
+  IMAP: imapSession,
+  POP: pop3Session,
+  SMTP: smtpSession,
+};
 
 /**
  * A listener of `protocol` in front of the auto-answering fuzz upstream, with one account (or the
  * given authenticator), offering local STARTTLS when asked.
  */
-async function listen(protocol: Protocol, options: { auth?: Authenticator; localStartTls?: boolean } = {}): Promise<SessionUnderTest> {
+async function listen(
+  protocol: Protocol,
+  options: { auth?: Authenticator; localStartTls?: boolean } = {},
+): Promise<SessionUnderTest> {
   const upstream = upstreams.get(protocol);
   if (!upstream) throw new Error(`no upstream for ${protocol}`);
   const [key, cert] = await Promise.all([readFile(ca.keyFile), readFile(ca.certFile)]);
   proxy = await startSessionUnderTest({
     protocol,
     session: SESSIONS[protocol],
-    auth: options.auth ?? new FixedAuthenticator({ [ACCEPTED_USER]: { password: PASSWORD, result: ACCEPTED_TOKEN } }),
+    auth:
+      options.auth ??
+      new FixedAuthenticator({ [ACCEPTED_USER]: { password: PASSWORD, result: ACCEPTED_TOKEN } }),
     upstream: upstream.scripted,
     upstreamSecurity: 'implicit',
     caPem: ca.caPem,
-    ...(options.localStartTls ? { localTls: { context: tls.createSecureContext({ key, cert }), implicit: false } } : {}),
+    ...(options.localStartTls
+      ? { localTls: { context: tls.createSecureContext({ key, cert }), implicit: false } }
+      : {}),
   });
   return proxy;
 }
@@ -138,11 +156,17 @@ describe('found by fuzzing', () => {
 
   it('F5: an IMAP command cannot chain literals past its own limit, whatever each one announces', async () => {
     // Twenty literals of 100 bytes each, all under the literal limit, in one command.
-    const input = Buffer.from(`a LOGIN ${'{100+}\r\n'.concat('y'.repeat(100), ' ').repeat(20)}\r\n`);
+    const input = Buffer.from(
+      `a LOGIN ${'{100+}\r\n'.concat('y'.repeat(100), ' ').repeat(20)}\r\n`,
+    );
     const fed = feed(input, [64]);
     const reader = new LineReader(fed.stream, 200);
     fed.watch();
-    const read = readImapCommand(reader, { maxLiteralBytes: 100, maxCommandBytes: 200 + 2 * 100, continueLiteral: () => undefined });
+    const read = readImapCommand(reader, {
+      maxLiteralBytes: 100,
+      maxCommandBytes: 200 + 2 * 100,
+      continueLiteral: () => undefined,
+    });
     await expect(read).rejects.toBeInstanceOf(LiteralTooLargeError);
     expect(fed.delivered()).toBeLessThan(600);
 
@@ -185,7 +209,9 @@ describe('found by fuzzing', () => {
       client.end();
       await client.waitForClose(2_000);
       // Both sides have closed: the session must end, and its upstream socket with it.
-      await vi.waitFor(() => expect(proxy?.logs.text).toMatch(/"event":"disconnect"/), { timeout: 3_000 });
+      await vi.waitFor(() => expect(proxy?.logs.text).toMatch(/"event":"disconnect"/), {
+        timeout: 3_000,
+      });
     } finally {
       server.close();
     }
@@ -222,7 +248,9 @@ describe('found by fuzzing', () => {
     await client.write(Buffer.from('a LOGIN mallory wrong\r\nb STARTTLS\r\n'), 1_000);
     client.end();
     await client.waitForClose(2_000);
-    await vi.waitFor(() => expect(proxy?.logs.text).toMatch(/"event":"disconnect"/), { timeout: 3_000 });
+    await vi.waitFor(() => expect(proxy?.logs.text).toMatch(/"event":"disconnect"/), {
+      timeout: 3_000,
+    });
   });
 
   it('F10 (pre-auth-client.ts): in SMTP, the same leaves the upstream connection open for good', async () => {

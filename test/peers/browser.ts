@@ -35,7 +35,8 @@ class CookieJar {
       const expires = attributes
         .map((attribute) => attribute.trim())
         .find((attribute) => attribute.toLowerCase().startsWith('expires='));
-      const expired = expires !== undefined && Date.parse(expires.slice('expires='.length)) <= Date.now();
+      const expired =
+        expires !== undefined && Date.parse(expires.slice('expires='.length)) <= Date.now();
       if (value === '' || expired) this.#cookies.delete(name);
       else this.#cookies.set(name, value);
     }
@@ -116,7 +117,9 @@ export async function browse(startUrl: string, options: BrowseOptions): Promise<
 
     const html = await response.text();
     if (response.status >= 400) {
-      throw new Error(`identity provider answered ${response.status} at ${url.pathname}: ${html.slice(0, 500)}`);
+      throw new Error(
+        `identity provider answered ${response.status} at ${url.pathname}: ${html.slice(0, 500)}`,
+      );
     }
     const next = findPostForm(html);
     if (next === undefined) return { kind: 'page', url: url.href, status: response.status, html };

@@ -44,19 +44,52 @@ export async function makeTestCa(dir: string): Promise<TestCa> {
   const extFile = join(dir, 'server.ext');
 
   const makeCa = run('openssl', [
-    'req', '-x509', ...EC_KEY, '-keyout', caKeyFile, '-out', caFile, '-days', '30',
-    '-subj', '/CN=oauth2-mail-proxy test CA',
-    '-addext', 'basicConstraints=critical,CA:TRUE',
-    '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+    'req',
+    '-x509',
+    ...EC_KEY,
+    '-keyout',
+    caKeyFile,
+    '-out',
+    caFile,
+    '-days',
+    '30',
+    '-subj',
+    '/CN=oauth2-mail-proxy test CA',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
   ]);
   const makeRequest = run('openssl', [
-    'req', '-new', ...EC_KEY, '-keyout', keyFile, '-out', csrFile, '-subj', '/CN=localhost',
+    'req',
+    '-new',
+    ...EC_KEY,
+    '-keyout',
+    keyFile,
+    '-out',
+    csrFile,
+    '-subj',
+    '/CN=localhost',
   ]);
   await Promise.all([makeCa, makeRequest, writeFile(extFile, `${SERVER_EXTENSIONS}\n`)]);
 
   await run('openssl', [
-    'x509', '-req', '-in', csrFile, '-CA', caFile, '-CAkey', caKeyFile, '-set_serial',
-    `0x${Date.now().toString(16)}`, '-days', '30', '-extfile', extFile, '-out', certFile,
+    'x509',
+    '-req',
+    '-in',
+    csrFile,
+    '-CA',
+    caFile,
+    '-CAkey',
+    caKeyFile,
+    '-set_serial',
+    `0x${Date.now().toString(16)}`,
+    '-days',
+    '30',
+    '-extfile',
+    extFile,
+    '-out',
+    certFile,
   ]);
   return { caFile, certFile, keyFile };
 }

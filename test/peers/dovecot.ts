@@ -105,15 +105,24 @@ function exited(child: ChildProcess): Promise<void> {
 }
 
 /** Starts Dovecot in the foreground; resolves once every listener accepts connections. */
-async function launch(configFile: string, logFile: string, ports: DovecotPorts): Promise<ChildProcess> {
-  const child = spawn('dovecot', ['-F', '-c', configFile], { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+async function launch(
+  configFile: string,
+  logFile: string,
+  ports: DovecotPorts,
+): Promise<ChildProcess> {
+  const child = spawn('dovecot', ['-F', '-c', configFile], {
+    detached: true,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
     stderr += chunk;
   });
   // 'close' comes after stderr is drained, so the error names the cause (e.g. a port in use).
   const failed = new Promise<never>((_resolve, reject) => {
-    child.once('close', () => reject(new Error(`dovecot exited at start (code ${child.exitCode}): ${stderr.trim()}`)));
+    child.once('close', () =>
+      reject(new Error(`dovecot exited at start (code ${child.exitCode}): ${stderr.trim()}`)),
+    );
   });
   failed.catch(() => undefined);
 
@@ -138,7 +147,9 @@ async function launch(configFile: string, logFile: string, ports: DovecotPorts):
   const started = await Promise.race([ready, failed]);
   if (!started) {
     if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
-    throw new Error(`dovecot did not open its ports within ${READY_TIMEOUT_MS} ms: ${stderr.trim()}`);
+    throw new Error(
+      `dovecot did not open its ports within ${READY_TIMEOUT_MS} ms: ${stderr.trim()}`,
+    );
   }
   if (child.pid !== undefined) runningGroups.add(child.pid);
   child.unref();
@@ -212,7 +223,13 @@ export async function startDovecot(opts: DovecotOptions): Promise<Dovecot> {
       const home = join(paths.homes, user);
       const maildir = join(home, 'Maildir');
       for (const sub of ['cur', 'new', 'tmp']) await mkdir(join(maildir, sub), { recursive: true });
-      for (const owned of [home, maildir, join(maildir, 'cur'), join(maildir, 'new'), join(maildir, 'tmp')]) {
+      for (const owned of [
+        home,
+        maildir,
+        join(maildir, 'cur'),
+        join(maildir, 'new'),
+        join(maildir, 'tmp'),
+      ]) {
         await chown(owned, NOBODY.uid, NOBODY.gid);
       }
       deliveries += 1;

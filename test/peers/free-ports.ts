@@ -36,7 +36,8 @@ function isFree(port: number): Promise<boolean> {
 export async function freePorts(count: number): Promise<number[]> {
   const ports: number[] = [];
   for (let tried = 0; ports.length < count; tried += 1) {
-    if (tried >= PORTS_PER_WORKER) throw new Error(`no free port left in ${blockStart}-${blockStart + PORTS_PER_WORKER - 1}`);
+    if (tried >= PORTS_PER_WORKER)
+      throw new Error(`no free port left in ${blockStart}-${blockStart + PORTS_PER_WORKER - 1}`);
     const port = blockStart + (nextOffset % PORTS_PER_WORKER);
     nextOffset += 1;
     if (await isFree(port)) ports.push(port);

@@ -53,7 +53,8 @@ export function aadstsCode(error: string, detail = ''): number {
  * oidc-provider says `401 invalid_client`; everything else keeps its OAuth error and status.
  */
 export function azureErrorFor(error: string, detail = ''): { error: string; status?: number } {
-  if (error === 'invalid_client' && /client not found/i.test(detail)) return { error: 'unauthorized_client', status: 400 };
+  if (error === 'invalid_client' && /client not found/i.test(detail))
+    return { error: 'unauthorized_client', status: 400 };
   return { error };
 }
 
@@ -61,14 +62,20 @@ export function azureErrorFor(error: string, detail = ''): { error: string; stat
  * Builds an Azure AD error body. `description` is the human part after the `AADSTSnnn:` prefix;
  * the trace, correlation and timestamp lines follow it as Microsoft appends them.
  */
-export function azureErrorBody(error: string, description: string, code = aadstsCode(error, description)): AzureErrorBody {
-  const timestamp = new Date().toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+export function azureErrorBody(
+  error: string,
+  description: string,
+  code = aadstsCode(error, description),
+): AzureErrorBody {
+  const timestamp = new Date()
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, 'Z');
   const traceId = randomUUID();
   const correlationId = randomUUID();
   return {
     error,
-    error_description:
-      `AADSTS${code}: ${description}\r\nTrace ID: ${traceId}\r\nCorrelation ID: ${correlationId}\r\nTimestamp: ${timestamp}`,
+    error_description: `AADSTS${code}: ${description}\r\nTrace ID: ${traceId}\r\nCorrelation ID: ${correlationId}\r\nTimestamp: ${timestamp}`,
     error_codes: [code],
     timestamp,
     trace_id: traceId,
@@ -78,6 +85,12 @@ export function azureErrorBody(error: string, description: string, code = aadsts
 }
 
 /** Whether a response body is an OAuth error object (as opposed to a token or introspection result). */
-export function isOAuthErrorBody(body: unknown): body is { error: string; error_description?: string } {
-  return typeof body === 'object' && body !== null && typeof (body as { error?: unknown }).error === 'string';
+export function isOAuthErrorBody(
+  body: unknown,
+): body is { error: string; error_description?: string } {
+  return (
+    typeof body === 'object' &&
+    body !== null &&
+    typeof (body as { error?: unknown }).error === 'string'
+  );
 }

@@ -38,8 +38,19 @@ export async function createCertificateClient(): Promise<CertificateClientSetup>
   const certFile = join(dir, 'app-certificate.pem');
   const keyFile = join(dir, 'app-key.pem');
   await run('openssl', [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '2',
-    '-subj', '/CN=oauth2-mail-proxy test app certificate',
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    keyFile,
+    '-out',
+    certFile,
+    '-days',
+    '2',
+    '-subj',
+    '/CN=oauth2-mail-proxy test app certificate',
   ]);
   const publicKey = createPublicKey(await readFile(certFile));
   return {

@@ -27,7 +27,13 @@ export const MAIL_SCOPES: readonly string[] = [
 ];
 
 /** Every scope the provider grants; it silently drops the others from requests. */
-export const SUPPORTED_SCOPES: readonly string[] = ['openid', 'offline_access', 'profile', 'email', ...MAIL_SCOPES];
+export const SUPPORTED_SCOPES: readonly string[] = [
+  'openid',
+  'offline_access',
+  'profile',
+  'email',
+  ...MAIL_SCOPES,
+];
 
 /** Redirect URIs users paste back from Microsoft and Google flows. */
 export const PUBLIC_REDIRECT_URIS: readonly string[] = [
@@ -213,10 +219,16 @@ export function idpConfiguration(settings: IdpSettings): Configuration {
       Interaction: 3600,
       Session: DAY,
     },
-    interactions: { url: async (_ctx: unknown, interaction: { uid: string }) => `${settings.interactionPathPrefix}${interaction.uid}` },
+    interactions: {
+      url: async (_ctx: unknown, interaction: { uid: string }) =>
+        `${settings.interactionPathPrefix}${interaction.uid}`,
+    },
     renderError: async (ctx: KoaContext, out: { error: string; error_description?: string }) => {
       ctx.type = 'html';
-      ctx.body = page('Sign-in error', `<p id="error">${escapeHtml(out.error)}</p><p>${escapeHtml(out.error_description ?? '')}</p>`);
+      ctx.body = page(
+        'Sign-in error',
+        `<p id="error">${escapeHtml(out.error)}</p><p>${escapeHtml(out.error_description ?? '')}</p>`,
+      );
     },
     features: {
       devInteractions: { enabled: false },
@@ -225,20 +237,25 @@ export function idpConfiguration(settings: IdpSettings): Configuration {
       clientCredentials: { enabled: true },
       introspection: {
         enabled: true,
-        allowedPolicy: async (_ctx: unknown, client: { clientAuthMethod: string }) => client.clientAuthMethod !== 'none',
+        allowedPolicy: async (_ctx: unknown, client: { clientAuthMethod: string }) =>
+          client.clientAuthMethod !== 'none',
       },
       deviceFlow: {
         enabled: true,
         userCodeInputSource: async (ctx: KoaContext, form: string, _out: unknown, err?: Error) => {
-          ctx.body = err === undefined
-            ? page('Enter code', form)
-            : page('Enter code', `<p id="error">${escapeHtml(err.message)}</p>`);
+          ctx.body =
+            err === undefined
+              ? page('Enter code', form)
+              : page('Enter code', `<p id="error">${escapeHtml(err.message)}</p>`);
         },
         userCodeConfirmSource: async (ctx: KoaContext, form: string) => {
           ctx.body = page('Confirm device', form);
         },
         successSource: async (ctx: KoaContext) => {
-          ctx.body = page('Sign-in Success', '<p id="device-approved">You may now close this window.</p>');
+          ctx.body = page(
+            'Sign-in Success',
+            '<p id="device-approved">You may now close this window.</p>',
+          );
         },
       },
     },

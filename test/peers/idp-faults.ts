@@ -65,7 +65,8 @@ export function answerWithFault(ctx: KoaContext, fault: TokenFault): void {
       // A body cut off mid-way, as a broken proxy in front of the real endpoint produces.
       ctx.status = 200;
       ctx.type = 'application/json; charset=utf-8';
-      ctx.body = '{"token_type":"Bearer","scope":"https://outlook.office.com/IMAP.AccessAsUser.All","expires_in":36';
+      ctx.body =
+        '{"token_type":"Bearer","scope":"https://outlook.office.com/IMAP.AccessAsUser.All","expires_in":36';
       return;
     case 'html500':
       ctx.status = 500;

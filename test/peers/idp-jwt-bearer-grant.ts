@@ -8,7 +8,13 @@
  * users an administrator has granted delegation to; others get Google's `unauthorized_client`.
  * Answers keep Google's shape (no AADSTS numbers).
  */
-import { createPublicKey, generateKeyPairSync, randomBytes, verify, type KeyObject } from 'node:crypto';
+import {
+  createPublicKey,
+  generateKeyPairSync,
+  randomBytes,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 
 import type { KoaContext, Middleware, default as Provider } from 'oidc-provider';
@@ -26,10 +32,12 @@ const GMAIL_SCOPE = 'https://mail.google.com/';
 
 // Google's wording (its token endpoint's `error_description`s).
 const BAD_SIGNATURE = 'Invalid JWT Signature.';
-const BAD_TIME = 'Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.';
+const BAD_TIME =
+  'Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.';
 const BAD_AUDIENCE = 'Invalid JWT: Failed audience check.';
 const BAD_USER = 'Invalid email or User ID';
-const NOT_DELEGATED = 'Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested.';
+const NOT_DELEGATED =
+  'Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested.';
 /** Google allows a few minutes of clock skew. */
 const CLOCK_SKEW_SECONDS = 300;
 
@@ -51,7 +59,10 @@ export interface TestServiceAccount {
 }
 
 /** Creates the service account with a fresh RSA key; `tokenUrl` goes into its key as `token_uri`. */
-export function createServiceAccount(tokenUrl: string, delegatedUsers: readonly string[]): TestServiceAccount & { delegated(user: string): boolean } {
+export function createServiceAccount(
+  tokenUrl: string,
+  delegatedUsers: readonly string[],
+): TestServiceAccount & { delegated(user: string): boolean } {
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const clientEmail = SERVICE_ACCOUNT_EMAIL;
   const clientId = `1${randomBytes(10).readBigUInt64BE().toString().padStart(20, '0')}`;
@@ -97,34 +108,64 @@ interface AssertionClaims {
  * Checks an assertion as Google does: signature, issuer, audience, lifetime. Returns the claims
  * the token depends on, or Google's refusal.
  */
-function checkAssertion(assertion: string, account: TestServiceAccount, audience: string): AssertionClaims | Refusal {
-  const refuse = (description: string): Refusal => ({ status: 400, error: 'invalid_grant', description });
+function checkAssertion(
+  assertion: string,
+  account: TestServiceAccount,
+  audience: string,
+): AssertionClaims | Refusal {
+  const refuse = (description: string): Refusal => ({
+    status: 400,
+    error: 'invalid_grant',
+    description,
+  });
   const parts = assertion.split('.');
   if (parts.length !== 3) return refuse(BAD_SIGNATURE);
   const [encodedHeader = '', encodedClaims = '', signature = ''] = parts;
   const header = decodeJson(encodedHeader);
   const claims = decodeJson(encodedClaims);
-  if (header === undefined || claims === undefined || header.alg !== 'RS256') return refuse(BAD_SIGNATURE);
+  if (header === undefined || claims === undefined || header.alg !== 'RS256')
+    return refuse(BAD_SIGNATURE);
   if (header.kid !== undefined && header.kid !== account.privateKeyId) return refuse(BAD_SIGNATURE);
-  const signed = verify('sha256', Buffer.from(`${encodedHeader}.${encodedClaims}`), account.publicKey, Buffer.from(signature, 'base64url'));
+  const signed = verify(
+    'sha256',
+    Buffer.from(`${encodedHeader}.${encodedClaims}`),
+    account.publicKey,
+    Buffer.from(signature, 'base64url'),
+  );
   if (!signed || claims.iss !== account.clientEmail) return refuse(BAD_SIGNATURE);
   if (claims.aud !== audience) return refuse(BAD_AUDIENCE);
   const now = Math.floor(Date.now() / 1000);
   const { iat, exp } = claims;
-  if (typeof iat !== 'number' || typeof exp !== 'number' || iat > now + CLOCK_SKEW_SECONDS || exp <= now || exp - iat > 3600) {
+  if (
+    typeof iat !== 'number' ||
+    typeof exp !== 'number' ||
+    iat > now + CLOCK_SKEW_SECONDS ||
+    exp <= now ||
+    exp - iat > 3600
+  ) {
     return refuse(BAD_TIME);
   }
   if (typeof claims.scope !== 'string' || claims.scope.trim() === '') {
-    return { status: 400, error: 'invalid_scope', description: 'Empty or missing scope not allowed.' };
+    return {
+      status: 400,
+      error: 'invalid_scope',
+      description: 'Empty or missing scope not allowed.',
+    };
   }
-  if (claims.sub !== undefined && (typeof claims.sub !== 'string' || !/^[^@\s]+@[^@\s]+$/.test(claims.sub))) return refuse(BAD_USER);
+  if (
+    claims.sub !== undefined &&
+    (typeof claims.sub !== 'string' || !/^[^@\s]+@[^@\s]+$/.test(claims.sub))
+  )
+    return refuse(BAD_USER);
   return { scope: claims.scope, ...(claims.sub !== undefined && { sub: claims.sub }) };
 }
 
 function decodeJson(part: string): Record<string, unknown> | undefined {
   try {
     const value: unknown = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
-    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : undefined;
   } catch {
     return undefined;
   }
@@ -152,7 +193,11 @@ export function registerJwtBearerGrant(
       if (client === undefined) throw new Error('JWT bearer grant without a client');
       const assertion = ctx.oidc?.params?.assertion;
       if (typeof assertion !== 'string' || assertion === '') {
-        answer(ctx, { status: 400, error: 'invalid_request', description: 'Missing required parameter: assertion' });
+        answer(ctx, {
+          status: 400,
+          error: 'invalid_request',
+          description: 'Missing required parameter: assertion',
+        });
         return;
       }
       const outcome = checkAssertion(assertion, account, tokenUrl);
@@ -163,7 +208,10 @@ export function registerJwtBearerGrant(
       // Without `sub` the token is the service account's own, which opens no mailbox.
       const user = outcome.sub ?? account.clientEmail;
       const scopes = outcome.scope.split(' ').filter(Boolean);
-      if (outcome.sub !== undefined && (!account.delegated(user) || scopes.some((scope) => scope !== GMAIL_SCOPE))) {
+      if (
+        outcome.sub !== undefined &&
+        (!account.delegated(user) || scopes.some((scope) => scope !== GMAIL_SCOPE))
+      ) {
         answer(ctx, { status: 401, error: 'unauthorized_client', description: NOT_DELEGATED });
         return;
       }
@@ -171,8 +219,19 @@ export function registerJwtBearerGrant(
       const grant = new provider.Grant({ accountId: user, clientId: client.clientId });
       grant.addOIDCScope(scope);
       const grantId = await grant.save();
-      const accessToken = new provider.AccessToken({ accountId: user, client, grantId, gty: JWT_BEARER_GRANT, scope, expiresWithSession: false });
-      ctx.body = { access_token: await accessToken.save(), expires_in: accessToken.expiration, token_type: 'Bearer' };
+      const accessToken = new provider.AccessToken({
+        accountId: user,
+        client,
+        grantId,
+        gty: JWT_BEARER_GRANT,
+        scope,
+        expiresWithSession: false,
+      });
+      ctx.body = {
+        access_token: await accessToken.save(),
+        expires_in: accessToken.expiration,
+        token_type: 'Bearer',
+      };
     },
     ['assertion'],
   );
@@ -191,7 +250,11 @@ function answer(ctx: KoaContext, refusal: Refusal): void {
  */
 export function identifyAssertionClient(tokenPath: string): Middleware {
   return async (ctx, next) => {
-    if (ctx.path !== tokenPath || ctx.method !== 'POST' || !/^application\/x-www-form-urlencoded/i.test(ctx.get('content-type'))) {
+    if (
+      ctx.path !== tokenPath ||
+      ctx.method !== 'POST' ||
+      !/^application\/x-www-form-urlencoded/i.test(ctx.get('content-type'))
+    ) {
       await next();
       return;
     }
@@ -204,7 +267,8 @@ export function identifyAssertionClient(tokenPath: string): Middleware {
     }
     ctx.state[KEEP_RESPONSE_SHAPE] = true;
     const issuer = decodeJson(form.get('assertion')?.split('.')[1] ?? '')?.iss;
-    if (!form.has('client_id') && ctx.get('authorization') === '' && typeof issuer === 'string') form.set('client_id', issuer);
+    if (!form.has('client_id') && ctx.get('authorization') === '' && typeof issuer === 'string')
+      form.set('client_id', issuer);
     replayBody(ctx.req, Buffer.from(form.toString(), 'utf8'));
     await next();
   };

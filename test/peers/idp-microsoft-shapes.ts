@@ -29,14 +29,26 @@ export function rememberErrorDetails(provider: Provider): void {
 }
 
 /** Rewrites JSON answers of the token, device-code and introspection endpoints into Microsoft's shape. */
-export function azureResponseShapes(options: { readonly deviceCodeIntervalSeconds?: number | undefined }): Middleware {
+export function azureResponseShapes(options: {
+  readonly deviceCodeIntervalSeconds?: number | undefined;
+}): Middleware {
   return async (ctx, next) => {
     await next();
-    const onApi = ctx.path === ROUTES.token || ctx.path === ROUTES.device_authorization || ctx.path === ROUTES.introspection;
-    if (!onApi || typeof ctx.body !== 'object' || ctx.body === null || ctx.state[KEEP_RESPONSE_SHAPE] === true) return;
+    const onApi =
+      ctx.path === ROUTES.token ||
+      ctx.path === ROUTES.device_authorization ||
+      ctx.path === ROUTES.introspection;
+    if (
+      !onApi ||
+      typeof ctx.body !== 'object' ||
+      ctx.body === null ||
+      ctx.state[KEEP_RESPONSE_SHAPE] === true
+    )
+      return;
 
     if (isOAuthErrorBody(ctx.body)) {
-      const detail = (ctx.state[ERROR_KEY] as { error_detail?: string } | undefined)?.error_detail ?? '';
+      const detail =
+        (ctx.state[ERROR_KEY] as { error_detail?: string } | undefined)?.error_detail ?? '';
       const { error, error_description: description = error } = ctx.body;
       const azure = azureErrorFor(error, detail);
       if (azure.status !== undefined) ctx.status = azure.status;
@@ -59,7 +71,8 @@ export function azureResponseShapes(options: { readonly deviceCodeIntervalSecond
       // Microsoft sends `message` and no `verification_uri_complete`.
       delete body.verification_uri_complete;
       body.message = `To sign in, use a web browser to open the page ${String(body.verification_uri)} and enter the code ${body.user_code} to authenticate.`;
-      if (options.deviceCodeIntervalSeconds !== undefined) body.interval = options.deviceCodeIntervalSeconds;
+      if (options.deviceCodeIntervalSeconds !== undefined)
+        body.interval = options.deviceCodeIntervalSeconds;
     } else if (ctx.path === ROUTES.token && typeof body.expires_in === 'number') {
       body.ext_expires_in = body.expires_in;
     }
@@ -80,11 +93,15 @@ export function microsoftRedirects(issuer: string): Middleware {
     const { searchParams } = target;
     if (!searchParams.has('code') && !searchParams.has('error')) return;
     searchParams.delete('iss');
-    if (searchParams.has('code') && !searchParams.has('session_state')) searchParams.set('session_state', randomUUID());
+    if (searchParams.has('code') && !searchParams.has('session_state'))
+      searchParams.set('session_state', randomUUID());
     const error = searchParams.get('error');
     if (error !== null) {
       const description = searchParams.get('error_description') ?? error;
-      searchParams.set('error_description', `AADSTS${aadstsCode(error, description)}: ${description}`);
+      searchParams.set(
+        'error_description',
+        `AADSTS${aadstsCode(error, description)}: ${description}`,
+      );
     }
     ctx.set('Location', target.href);
   };

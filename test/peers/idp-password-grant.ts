@@ -18,8 +18,10 @@ export const PASSWORD_GRANT = 'password';
 export const TEST_USER_PASSWORD = 'test-only Passw0rd for the default user';
 
 // Microsoft's wording, after the AADSTS prefix that azureResponseShapes turns into the body's number.
-const WRONG_PASSWORD = 'AADSTS50126: Error validating credentials due to invalid username or password.';
-const UNKNOWN_USER = 'AADSTS50034: The user account {EUII Hidden} does not exist in the example.com directory. To sign into this application, the account must be added to the directory.';
+const WRONG_PASSWORD =
+  'AADSTS50126: Error validating credentials due to invalid username or password.';
+const UNKNOWN_USER =
+  'AADSTS50034: The user account {EUII Hidden} does not exist in the example.com directory. To sign into this application, the account must be added to the directory.';
 const NEEDS_MFA =
   'AADSTS50076: Due to a configuration change made by your administrator, or because you moved to a new location, ' +
   "you must use multi-factor authentication to access '00000002-0000-0ff1-ce00-000000000000'.";
@@ -59,7 +61,11 @@ export class TestUsers {
  * `grant_types` to use it. Token requests for it are counted like the others
  * (faultableTokenEndpoint sees every grant type).
  */
-export function registerPasswordGrant(provider: Provider, errors: typeof ProviderErrors, users: TestUsers): void {
+export function registerPasswordGrant(
+  provider: Provider,
+  errors: typeof ProviderErrors,
+  users: TestUsers,
+): void {
   const supported = new Set(SUPPORTED_SCOPES);
   provider.registerGrantType(
     PASSWORD_GRANT,
@@ -70,17 +76,28 @@ export function registerPasswordGrant(provider: Provider, errors: typeof Provide
       const password = typeof params.password === 'string' ? params.password : '';
       if (client === undefined) throw new Error('password grant without an authenticated client');
       if (username === '' || password === '') {
-        throw new errors.InvalidRequest("The request body must contain the following parameter: 'username' and 'password'.");
+        throw new errors.InvalidRequest(
+          "The request body must contain the following parameter: 'username' and 'password'.",
+        );
       }
       const refusal = users.refusal(username, password);
       if (refusal !== undefined) throw new errors.InvalidGrant(refusal);
 
-      const scopes = (typeof params.scope === 'string' ? params.scope : '').split(' ').filter((scope) => supported.has(scope));
+      const scopes = (typeof params.scope === 'string' ? params.scope : '')
+        .split(' ')
+        .filter((scope) => supported.has(scope));
       const scope = scopes.join(' ');
       const grant = new provider.Grant({ accountId: username, clientId: client.clientId });
       grant.addOIDCScope(scope);
       const grantId = await grant.save();
-      const issued = { accountId: username, client, grantId, gty: PASSWORD_GRANT, scope, expiresWithSession: false };
+      const issued = {
+        accountId: username,
+        client,
+        grantId,
+        gty: PASSWORD_GRANT,
+        scope,
+        expiresWithSession: false,
+      };
       const accessToken = new provider.AccessToken(issued);
       const body: Record<string, unknown> = {
         access_token: await accessToken.save(),

@@ -4,7 +4,12 @@
  * it with a confusing `invalid_grant`; this one keeps everything until it expires.
  */
 
-type Payload = Record<string, unknown> & { grantId?: string; userCode?: string; uid?: string; consumed?: number };
+type Payload = Record<string, unknown> & {
+  grantId?: string;
+  userCode?: string;
+  uid?: string;
+  consumed?: number;
+};
 
 interface Entry {
   readonly payload: Payload;
@@ -29,7 +34,13 @@ class Store {
   }
 }
 
-const GRANT_BOUND = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest']);
+const GRANT_BOUND = new Set([
+  'AccessToken',
+  'AuthorizationCode',
+  'RefreshToken',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+]);
 
 class StoreAdapter {
   readonly #model: string;
@@ -54,7 +65,8 @@ class StoreAdapter {
       this.#store.grantMembers.set(payload.grantId, members);
     }
     if (typeof payload.userCode === 'string') this.#store.byUserCode.set(payload.userCode, id);
-    if (this.#model === 'Session' && typeof payload.uid === 'string') this.#store.bySessionUid.set(payload.uid, id);
+    if (this.#model === 'Session' && typeof payload.uid === 'string')
+      this.#store.bySessionUid.set(payload.uid, id);
   }
 
   async find(id: string): Promise<Payload | undefined> {

@@ -15,11 +15,20 @@ import { ROUTES, idpConfiguration } from './idp-config.js';
 import type { IdpClients } from './idp-config.js';
 import { TokenFaults, TokenRequestCounter, faultableTokenEndpoint } from './idp-faults.js';
 import type { TokenFault, TokenRequestCounts } from './idp-faults.js';
-import { azureResponseShapes, microsoftRedirects, rememberErrorDetails } from './idp-microsoft-shapes.js';
+import {
+  azureResponseShapes,
+  microsoftRedirects,
+  rememberErrorDetails,
+} from './idp-microsoft-shapes.js';
 import { LOGIN_AS_HEADER, autoCompleteInteractions } from './idp-interactions.js';
 import { createStoreAdapter } from './idp-store.js';
 import { TestUsers, registerPasswordGrant } from './idp-password-grant.js';
-import { SERVICE_ACCOUNT_EMAIL, createServiceAccount, identifyAssertionClient, registerJwtBearerGrant } from './idp-jwt-bearer-grant.js';
+import {
+  SERVICE_ACCOUNT_EMAIL,
+  createServiceAccount,
+  identifyAssertionClient,
+  registerJwtBearerGrant,
+} from './idp-jwt-bearer-grant.js';
 import type { TestServiceAccount } from './idp-jwt-bearer-grant.js';
 import { createCertificateClient } from './idp-certificate-client.js';
 
@@ -48,7 +57,10 @@ export const TEST_REDIRECT_URI = 'https://localhost';
  * The lines of an account section for `name` against `idp`'s public client, as an Office 365
  * user writes one (no section end: callers add token lines or a blank line).
  */
-export function publicClientAccountLines(idp: Pick<Idp, 'urls' | 'clientId'>, name: string): string[] {
+export function publicClientAccountLines(
+  idp: Pick<Idp, 'urls' | 'clientId'>,
+  name: string,
+): string[] {
   return [
     `[${name}]`,
     `permission_url = ${idp.urls.authorize}`,
@@ -148,10 +160,12 @@ let providerModule: Promise<typeof import('oidc-provider')> | undefined;
  */
 async function withoutProviderNotices<T>(work: () => Promise<T> | T): Promise<T> {
   const { warn, info } = console;
-  const filter = (print: (...args: unknown[]) => void) => (...args: unknown[]) => {
-    if (typeof args[0] === 'string' && args[0].includes('oidc-provider ')) return;
-    print(...args);
-  };
+  const filter =
+    (print: (...args: unknown[]) => void) =>
+    (...args: unknown[]) => {
+      if (typeof args[0] === 'string' && args[0].includes('oidc-provider ')) return;
+      print(...args);
+    };
   console.warn = filter(warn);
   console.info = filter(info);
   try {
@@ -169,7 +183,11 @@ function loadProvider(): Promise<typeof import('oidc-provider')> {
 
 function signingKeys(): { keys: object[] } {
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  return { keys: [{ ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), alg: 'ES256', use: 'sig' }] };
+  return {
+    keys: [
+      { ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), alg: 'ES256', use: 'sig' },
+    ],
+  };
 }
 
 function isLoopbackHttp(url: URL): boolean {
@@ -184,14 +202,23 @@ function isLoopbackHttp(url: URL): boolean {
 function allowLoopbackOnAnyPort(provider: Provider): void {
   const prototype = provider.Client.prototype as ClientInstance;
   const registeredCheck = prototype.redirectUriAllowed;
-  prototype.redirectUriAllowed = function redirectUriAllowed(this: ClientInstance, uri: string): boolean {
+  prototype.redirectUriAllowed = function redirectUriAllowed(
+    this: ClientInstance,
+    uri: string,
+  ): boolean {
     if (registeredCheck.call(this, uri)) return true;
     const candidate = URL.parse(uri);
     if (candidate === null || !isLoopbackHttp(candidate)) return false;
     return this.redirectUris.some((registered) => {
       const allowed = URL.parse(registered);
-      return allowed !== null && isLoopbackHttp(allowed) && allowed.port === '' && allowed.hostname === candidate.hostname
-        && allowed.pathname === candidate.pathname && allowed.search === candidate.search;
+      return (
+        allowed !== null &&
+        isLoopbackHttp(allowed) &&
+        allowed.port === '' &&
+        allowed.hostname === candidate.hostname &&
+        allowed.pathname === candidate.pathname &&
+        allowed.search === candidate.search
+      );
     });
   };
 }
@@ -208,9 +235,18 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
   const certificateClient = await createCertificateClient();
   const clients: IdpClients = {
     publicClientId: 'a1b2c3d4-0000-4000-8000-00000000c11e',
-    desktop: { clientId: 'test-desktop-client.apps.example.test', clientSecret: `desktop-${randomBytes(9).toString('base64url')}` },
-    introspection: { clientId: 'dovecot-introspection', clientSecret: randomBytes(18).toString('base64url') },
-    service: { clientId: 'b1b2c3d4-0000-4000-8000-0000000005e7', clientSecret: randomBytes(18).toString('base64url') },
+    desktop: {
+      clientId: 'test-desktop-client.apps.example.test',
+      clientSecret: `desktop-${randomBytes(9).toString('base64url')}`,
+    },
+    introspection: {
+      clientId: 'dovecot-introspection',
+      clientSecret: randomBytes(18).toString('base64url'),
+    },
+    service: {
+      clientId: 'b1b2c3d4-0000-4000-8000-0000000005e7',
+      clientSecret: randomBytes(18).toString('base64url'),
+    },
     passwordClientId: 'c1b2c3d4-0000-4000-8000-00000000a55d',
     serviceAccountEmail: SERVICE_ACCOUNT_EMAIL,
     certificate: certificateClient.client,
@@ -227,20 +263,23 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
   const { port } = server.address() as AddressInfo;
   const issuer = `http://127.0.0.1:${port}`;
 
-  const provider = await withoutProviderNotices(() => new ProviderClass(issuer, {
-    ...idpConfiguration({
-      clients,
-      extraRedirectUris: options.extraRedirectUris ?? [],
-      accessTokenTtlSeconds: options.accessTokenTtlSeconds ?? 3600,
-      requirePkce: options.requirePkce ?? false,
-      clientCredentialsUser: options.clientCredentialsUser ?? defaultUser,
-      interactionPathPrefix: INTERACTION_PREFIX,
-      cookieKeys: [randomBytes(24).toString('base64url')],
-      jwks: signingKeys(),
-      certificateClientJwk: certificateClient.publicJwk,
-    }),
-    adapter: createStoreAdapter(),
-  }));
+  const provider = await withoutProviderNotices(
+    () =>
+      new ProviderClass(issuer, {
+        ...idpConfiguration({
+          clients,
+          extraRedirectUris: options.extraRedirectUris ?? [],
+          accessTokenTtlSeconds: options.accessTokenTtlSeconds ?? 3600,
+          requirePkce: options.requirePkce ?? false,
+          clientCredentialsUser: options.clientCredentialsUser ?? defaultUser,
+          interactionPathPrefix: INTERACTION_PREFIX,
+          cookieKeys: [randomBytes(24).toString('base64url')],
+          jwks: signingKeys(),
+          certificateClientJwk: certificateClient.publicJwk,
+        }),
+        adapter: createStoreAdapter(),
+      }),
+  );
   allowLoopbackOnAnyPort(provider);
   const users = new TestUsers(defaultUser);
   registerPasswordGrant(provider, errors, users);
@@ -251,8 +290,12 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
   const faults = new TokenFaults();
   const counter = new TokenRequestCounter();
   rememberErrorDetails(provider);
-  provider.use(faultableTokenEndpoint({ tokenPath: ROUTES.token, faults, counter, skipHeader: HELPER_HEADER }));
-  provider.use(azureResponseShapes({ deviceCodeIntervalSeconds: options.deviceCodeIntervalSeconds }));
+  provider.use(
+    faultableTokenEndpoint({ tokenPath: ROUTES.token, faults, counter, skipHeader: HELPER_HEADER }),
+  );
+  provider.use(
+    azureResponseShapes({ deviceCodeIntervalSeconds: options.deviceCodeIntervalSeconds }),
+  );
   provider.use(microsoftRedirects(issuer));
   provider.use(autoCompleteInteractions(provider, INTERACTION_PREFIX, defaultUser));
   provider.use(identifyAssertionClient(ROUTES.token));
@@ -271,20 +314,26 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
     ...(loginHint === undefined ? {} : { [LOGIN_AS_HEADER]: loginHint }),
   });
 
-  const closeAll = (): Promise<void> => new Promise<void>((resolve) => {
-    if (!server.listening) {
+  const closeAll = (): Promise<void> =>
+    new Promise<void>((resolve) => {
+      if (!server.listening) {
+        server.closeAllConnections();
+        resolve();
+        return;
+      }
+      server.close(() => resolve());
       server.closeAllConnections();
-      resolve();
-      return;
-    }
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
+    });
 
   const browser = async (authorizeUrl: string, loginHint?: string): Promise<string> => {
-    const outcome = await browse(authorizeUrl, { origin: issuer, headers: helperHeaders(loginHint) });
+    const outcome = await browse(authorizeUrl, {
+      origin: issuer,
+      headers: helperHeaders(loginHint),
+    });
     if (outcome.kind === 'left') return outcome.url;
-    throw new Error(`the authorization flow ended on a page instead of a redirect: ${outcome.html.slice(0, 300)}`);
+    throw new Error(
+      `the authorization flow ended on a page instead of a redirect: ${outcome.html.slice(0, 300)}`,
+    );
   };
 
   return {
@@ -313,7 +362,9 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
       const start = `${urls.deviceLogin}?${new URLSearchParams({ user_code: userCode })}`;
       const outcome = await browse(start, { origin: issuer, headers: helperHeaders(loginHint) });
       if (outcome.kind !== 'page' || !outcome.html.includes('id="device-approved"')) {
-        throw new Error(`device code ${userCode} was not approved: ${outcome.kind === 'page' ? outcome.html.slice(0, 300) : outcome.url}`);
+        throw new Error(
+          `device code ${userCode} was not approved: ${outcome.kind === 'page' ? outcome.html.slice(0, 300) : outcome.url}`,
+        );
       }
     },
     async issueTokensFor(user: string, scope = OFFICE365_TEST_SCOPE): Promise<IssuedTokens> {
@@ -346,8 +397,14 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
         }),
       });
       const body = (await response.json()) as Record<string, unknown>;
-      if (!response.ok || typeof body.access_token !== 'string' || typeof body.refresh_token !== 'string') {
-        throw new Error(`token request failed with ${response.status}: ${String(body.error)} ${String(body.error_description)}`);
+      if (
+        !response.ok ||
+        typeof body.access_token !== 'string' ||
+        typeof body.refresh_token !== 'string'
+      ) {
+        throw new Error(
+          `token request failed with ${response.status}: ${String(body.error)} ${String(body.error_description)}`,
+        );
       }
       return {
         accessToken: body.access_token,

@@ -40,10 +40,18 @@ export async function openLineSession(options: LineSessionOptions): Promise<Line
   const host = options.host ?? '127.0.0.1';
   const timeoutMs = options.timeoutMs ?? 10_000;
   const socket: Socket = await new Promise((resolve, reject) => {
-    const connected = options.caFile === undefined
-      ? connectTcp({ host, port: options.port }, () => resolve(connected))
-      : connectTls({ host, port: options.port, servername: options.servername, ca: readFileSync(options.caFile) }, () =>
-        resolve(connected));
+    const connected =
+      options.caFile === undefined
+        ? connectTcp({ host, port: options.port }, () => resolve(connected))
+        : connectTls(
+            {
+              host,
+              port: options.port,
+              servername: options.servername,
+              ca: readFileSync(options.caFile),
+            },
+            () => resolve(connected),
+          );
     connected.once('error', reject);
   });
 
@@ -74,9 +82,15 @@ export async function openLineSession(options: LineSessionOptions): Promise<Line
       const taken = take();
       if (taken !== undefined) return taken;
       if (failure !== undefined) throw failure;
-      if (ended) throw new Error(`connection closed while waiting for ${what}; unread: ${JSON.stringify(buffer.toString())}`);
+      if (ended)
+        throw new Error(
+          `connection closed while waiting for ${what}; unread: ${JSON.stringify(buffer.toString())}`,
+        );
       const remaining = deadline - Date.now();
-      if (remaining <= 0) throw new Error(`timed out waiting for ${what}; unread: ${JSON.stringify(buffer.toString())}`);
+      if (remaining <= 0)
+        throw new Error(
+          `timed out waiting for ${what}; unread: ${JSON.stringify(buffer.toString())}`,
+        );
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, remaining);
         wake = () => {
@@ -119,7 +133,8 @@ export async function openLineSession(options: LineSessionOptions): Promise<Line
         if (line.startsWith(prefix)) return lines;
       }
     },
-    closed: () => waitFor(() => (ended ? true : undefined), 'the server to close').then(() => undefined),
+    closed: () =>
+      waitFor(() => (ended ? true : undefined), 'the server to close').then(() => undefined),
     close(): void {
       socket.destroy();
     },

@@ -18,7 +18,11 @@ declare module 'oidc-provider' {
     /** False hands the raw response to the middleware (Koa sends nothing). */
     respond: boolean;
     readonly state: Record<string, unknown>;
-    readonly oidc?: { readonly params?: Record<string, unknown>; readonly route?: string; readonly client?: ClientInstance };
+    readonly oidc?: {
+      readonly params?: Record<string, unknown>;
+      readonly route?: string;
+      readonly client?: ClientInstance;
+    };
     get(header: string): string;
     set(header: string, value: string): void;
     remove(header: string): void;
@@ -112,7 +116,11 @@ declare module 'oidc-provider' {
     readonly Client: { readonly prototype: ClientInstance };
     use(middleware: Middleware): this;
     /** Adds a token endpoint grant; `parameters` are the form fields it reads besides grant_type. */
-    registerGrantType(name: string, handler: (ctx: KoaContext) => Promise<void>, parameters?: readonly string[]): void;
+    registerGrantType(
+      name: string,
+      handler: (ctx: KoaContext) => Promise<void>,
+      parameters?: readonly string[],
+    ): void;
     callback(): (req: IncomingMessage, res: ServerResponse) => void;
     on(event: string, listener: (ctx: KoaContext, error: Error) => void): this;
     interactionDetails(req: IncomingMessage, res: ServerResponse): Promise<Interaction>;

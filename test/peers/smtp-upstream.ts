@@ -7,7 +7,11 @@
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
-import type { SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerSession } from 'smtp-server';
+import type {
+  SMTPServerAuthentication,
+  SMTPServerAuthenticationResponse,
+  SMTPServerSession,
+} from 'smtp-server';
 import type { TestCa } from './certs.js';
 import type { Idp } from './idp.js';
 
@@ -15,7 +19,8 @@ import type { Idp } from './idp.js';
 export const SMTP_SEND_SCOPE = 'https://outlook.office.com/SMTP.Send';
 
 /** Office 365's reply when SMTP AUTH is turned off for the mailbox or tenant, verbatim. */
-export const SMTP_AUTH_DISABLED_REPLY = '5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant.';
+export const SMTP_AUTH_DISABLED_REPLY =
+  '5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant.';
 
 /** The SIZE Office 365 advertises. */
 export const OFFICE365_MAX_MESSAGE_BYTES = 157_286_400;
@@ -80,7 +85,10 @@ interface Introspection {
 
 /** Starts the server on 127.0.0.1 and a free port. */
 export async function startSmtpUpstream(options: SmtpUpstreamOptions): Promise<SmtpUpstream> {
-  const [key, cert] = await Promise.all([readFile(options.certs.keyFile), readFile(options.certs.certFile)]);
+  const [key, cert] = await Promise.all([
+    readFile(options.certs.keyFile),
+    readFile(options.certs.certFile),
+  ]);
   const messages: StoredMessage[] = [];
   const attempts: XoauthAttempt[] = [];
   let forcedFailure: ForcedAuthFailure | undefined;
@@ -120,7 +128,11 @@ export async function startSmtpUpstream(options: SmtpUpstreamOptions): Promise<S
       forcedFailure = undefined;
       if (forced === 'temporary') {
         attempts.push({ user, outcome: 'temporary' });
-        callback(Object.assign(new Error('Temporary authentication failure, try again later'), { responseCode: 454 }));
+        callback(
+          Object.assign(new Error('Temporary authentication failure, try again later'), {
+            responseCode: 454,
+          }),
+        );
         return;
       }
       if (forced === 'smtp-auth-disabled') {
@@ -137,7 +149,10 @@ export async function startSmtpUpstream(options: SmtpUpstreamOptions): Promise<S
       introspect(auth.accessToken ?? '').then(
         (facts) => {
           // The token must be live, carry SMTP.Send, and belong to the user logging in.
-          const valid = facts.active === true && facts.sub === user && (facts.scope ?? '').split(' ').includes(SMTP_SEND_SCOPE);
+          const valid =
+            facts.active === true &&
+            facts.sub === user &&
+            (facts.scope ?? '').split(' ').includes(SMTP_SEND_SCOPE);
           attempts.push({ user, outcome: valid ? 'accepted' : 'rejected' });
           const response: SMTPServerAuthenticationResponse = valid
             ? { user }
@@ -146,7 +161,11 @@ export async function startSmtpUpstream(options: SmtpUpstreamOptions): Promise<S
         },
         (err: unknown) => {
           attempts.push({ user, outcome: 'temporary' });
-          callback(Object.assign(new Error(`Cannot check the token: ${(err as Error).message}`), { responseCode: 454 }));
+          callback(
+            Object.assign(new Error(`Cannot check the token: ${(err as Error).message}`), {
+              responseCode: 454,
+            }),
+          );
         },
       );
     },

@@ -11,7 +11,10 @@ export function dotStuffedMessage(size: number, from: string, to: string): Buffe
   const random = randomBytes(57 * 4096);
   for (let i = 0; length < size; i += 1) {
     const offset = (i * 57) % (random.length - 57);
-    const line = i % 1000 === 7 ? ['.', '..', '.dot', '. .'][(i / 1000) % 4 | 0]! : random.subarray(offset, offset + 57).toString('base64');
+    const line =
+      i % 1000 === 7
+        ? ['.', '..', '.dot', '. .'][((i / 1000) % 4) | 0]!
+        : random.subarray(offset, offset + 57).toString('base64');
     const bytes = Buffer.from(`${line}\r\n`);
     lines.push(bytes);
     length += bytes.length;

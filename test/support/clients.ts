@@ -13,7 +13,12 @@ export interface CommandResult {
 export async function runClient(
   file: string,
   args: readonly string[],
-  options: { input?: string | Buffer; env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {},
+  options: {
+    input?: string | Buffer;
+    env?: NodeJS.ProcessEnv;
+    timeoutMs?: number;
+    cwd?: string;
+  } = {},
 ): Promise<CommandResult> {
   if (options.input !== undefined) return runWithInput(file, args, options);
   try {
@@ -38,7 +43,10 @@ function runWithInput(
   options: { input?: string | Buffer; env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string },
 ): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, [...args], { env: { ...process.env, ...options.env }, ...(options.cwd && { cwd: options.cwd }) });
+    const child = spawn(file, [...args], {
+      env: { ...process.env, ...options.env },
+      ...(options.cwd && { cwd: options.cwd }),
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

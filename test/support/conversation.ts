@@ -48,7 +48,8 @@ export class Conversation {
         this.buffer = this.buffer.subarray(lf + 1);
         return line;
       }
-      if (this.closed) throw new Error(`connection closed; unread: ${JSON.stringify(this.buffer.toString())}`);
+      if (this.closed)
+        throw new Error(`connection closed; unread: ${JSON.stringify(this.buffer.toString())}`);
       await this.wait(deadline);
     }
   }
@@ -65,7 +66,8 @@ export class Conversation {
   async bytes(count: number, timeoutMs = 30_000): Promise<Buffer> {
     const deadline = Date.now() + timeoutMs;
     while (this.buffer.length < count) {
-      if (this.closed) throw new Error(`connection closed after ${this.buffer.length} of ${count} bytes`);
+      if (this.closed)
+        throw new Error(`connection closed after ${this.buffer.length} of ${count} bytes`);
       await this.wait(deadline);
     }
     const out = this.buffer.subarray(0, count);
@@ -77,7 +79,8 @@ export class Conversation {
   async closedByPeer(timeoutMs = 10_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!this.closed) await this.wait(deadline);
-    if (this.buffer.length > 0) throw new Error(`unread data before close: ${JSON.stringify(this.buffer.toString())}`);
+    if (this.buffer.length > 0)
+      throw new Error(`unread data before close: ${JSON.stringify(this.buffer.toString())}`);
   }
 
   /** Upgrades to TLS after a STARTTLS exchange (client side). */
@@ -97,11 +100,18 @@ export class Conversation {
 
   private wait(deadline: number): Promise<void> {
     const remaining = deadline - Date.now();
-    if (remaining <= 0) return Promise.reject(new Error(`timed out; unread: ${JSON.stringify(this.buffer.toString())}`));
+    if (remaining <= 0)
+      return Promise.reject(
+        new Error(`timed out; unread: ${JSON.stringify(this.buffer.toString())}`),
+      );
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiting = undefined;
-        reject(new Error(`timed out waiting for data; unread: ${JSON.stringify(this.buffer.toString())}`));
+        reject(
+          new Error(
+            `timed out waiting for data; unread: ${JSON.stringify(this.buffer.toString())}`,
+          ),
+        );
       }, remaining);
       this.waiting = () => {
         clearTimeout(timer);

@@ -47,23 +47,33 @@ export class NotifySocket {
 
   /** Binds a socket at `path` (which must not exist). */
   static async bind(path: string): Promise<NotifySocket> {
-    const child = spawn('python3', ['-c', RECEIVER, path], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn('python3', ['-c', RECEIVER, path], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     const receiver = new NotifySocket(path, child);
     const deadline = Date.now() + 10_000;
     while (!receiver.bound) {
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the notify socket receiver did not bind ${path}`);
+      if (child.exitCode !== null || Date.now() > deadline)
+        throw new Error(`the notify socket receiver did not bind ${path}`);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     return receiver;
   }
 
   /** The first notification from index `from` on that satisfies `matches`. */
-  async next(matches: (notification: Notification) => boolean, from = 0, timeoutMs = 15_000): Promise<{ fields: Notification; index: number }> {
+  async next(
+    matches: (notification: Notification) => boolean,
+    from = 0,
+    timeoutMs = 15_000,
+  ): Promise<{ fields: Notification; index: number }> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const index = this.received.findIndex((notification, i) => i >= from && matches(notification));
+      const index = this.received.findIndex(
+        (notification, i) => i >= from && matches(notification),
+      );
       if (index >= 0) return { fields: this.received[index]!, index };
-      if (Date.now() > deadline) throw new Error(`no matching notification; received: ${JSON.stringify(this.received)}`);
+      if (Date.now() > deadline)
+        throw new Error(`no matching notification; received: ${JSON.stringify(this.received)}`);
       await new Promise<void>((resolve) => {
         const wake = (): void => {
           this.waiters.delete(wake);

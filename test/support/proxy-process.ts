@@ -36,17 +36,26 @@ export class ProxyProcess {
     };
     child.stdout?.on('data', collect);
     child.stderr?.on('data', collect);
-    this.exited = new Promise((resolve) => child.once('exit', (code) => {
-      for (const wake of this.waiters) wake();
-      resolve(code);
-    }));
+    this.exited = new Promise((resolve) =>
+      child.once('exit', (code) => {
+        for (const wake of this.waiters) wake();
+        resolve(code);
+      }),
+    );
   }
 
   static async start(options: ProxyProcessOptions): Promise<ProxyProcess> {
     const configFile = join(options.dir, 'config.ini');
     const tokenStore = join(options.dir, 'tokens.ini');
     await writeFile(configFile, options.config);
-    const argv = [PROXY_BIN, '--config-file', configFile, '--cache-store', tokenStore, ...(options.args ?? [])];
+    const argv = [
+      PROXY_BIN,
+      '--config-file',
+      configFile,
+      '--cache-store',
+      tokenStore,
+      ...(options.args ?? []),
+    ];
     const env = { ...process.env, ...options.env };
     const child = options.tty
       ? spawnInTerminal([process.execPath, ...argv], env)
@@ -58,9 +67,22 @@ export class ProxyProcess {
    * Runs another CLI command (`authorize`, `status`) against the same files, with piped stdin, or
    * under a pseudo-terminal with `tty`.
    */
-  static command(args: readonly string[], files: { configFile: string; tokenStore: string }, options: { tty?: boolean } = {}): ProxyProcess {
-    const argv = [PROXY_BIN, ...args, '--config-file', files.configFile, '--cache-store', files.tokenStore];
-    const child = options.tty ? spawnInTerminal([process.execPath, ...argv]) : spawn(process.execPath, argv, { stdio: 'pipe' });
+  static command(
+    args: readonly string[],
+    files: { configFile: string; tokenStore: string },
+    options: { tty?: boolean } = {},
+  ): ProxyProcess {
+    const argv = [
+      PROXY_BIN,
+      ...args,
+      '--config-file',
+      files.configFile,
+      '--cache-store',
+      files.tokenStore,
+    ];
+    const child = options.tty
+      ? spawnInTerminal([process.execPath, ...argv])
+      : spawn(process.execPath, argv, { stdio: 'pipe' });
     return new ProxyProcess(child, files.configFile, files.tokenStore, options.tty === true);
   }
 
@@ -75,8 +97,12 @@ export class ProxyProcess {
     for (;;) {
       const match = pattern.exec(this.output);
       if (match) return match;
-      if (this.child.exitCode !== null) throw new Error(`proxy exited (${this.child.exitCode}) before ${pattern}; output:\n${this.output}`);
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}; output:\n${this.output}`);
+      if (this.child.exitCode !== null)
+        throw new Error(
+          `proxy exited (${this.child.exitCode}) before ${pattern}; output:\n${this.output}`,
+        );
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for ${pattern}; output:\n${this.output}`);
       await new Promise<void>((resolve) => {
         const wake = (): void => {
           this.waiters.delete(wake);

@@ -14,7 +14,11 @@ export interface ScriptedProvider {
   close(): Promise<void>;
 }
 
-export type Answer = (request: IncomingMessage, form: URLSearchParams, response: ServerResponse) => void;
+export type Answer = (
+  request: IncomingMessage,
+  form: URLSearchParams,
+  response: ServerResponse,
+) => void;
 
 const running: ScriptedProvider[] = [];
 

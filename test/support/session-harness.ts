@@ -5,18 +5,34 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { LoginFailure, type Authenticator, type LoginFailureReason, type UpstreamCredentials } from '../../src/auth/types.js';
+import {
+  LoginFailure,
+  type Authenticator,
+  type LoginFailureReason,
+  type UpstreamCredentials,
+} from '../../src/auth/types.js';
 import type { Protocol, ServerConfig } from '../../src/config/types.js';
 import { startListener, type Listener } from '../../src/proxy/listener.js';
-import { DEFAULT_LIMITS, type PreAuthLimits, type ProtocolSession } from '../../src/proxy/session.js';
+import {
+  DEFAULT_LIMITS,
+  type PreAuthLimits,
+  type ProtocolSession,
+} from '../../src/proxy/session.js';
 import { makeTestCa, type TestCa } from '../peers/certs.js';
 import { Conversation } from './conversation.js';
 
 /** A throwaway CA shared by a test file. */
-export async function testCa(): Promise<TestCa & { dir: string; caPem: string; dispose(): Promise<void> }> {
+export async function testCa(): Promise<
+  TestCa & { dir: string; caPem: string; dispose(): Promise<void> }
+> {
   const dir = await mkdtemp(join(tmpdir(), 'omp-ca-'));
   const ca = await makeTestCa(dir);
-  return { ...ca, dir, caPem: await readFile(ca.caFile, 'utf8'), dispose: () => rm(dir, { recursive: true, force: true }) };
+  return {
+    ...ca,
+    dir,
+    caPem: await readFile(ca.caFile, 'utf8'),
+    dispose: () => rm(dir, { recursive: true, force: true }),
+  };
 }
 
 /**
@@ -34,10 +50,13 @@ export class ScriptedUpstream {
 
   static async start(ca: TestCa, security: 'implicit' | 'starttls'): Promise<ScriptedUpstream> {
     const [key, cert] = await Promise.all([readFile(ca.keyFile), readFile(ca.certFile)]);
-    let upstream: ScriptedUpstream | undefined;
-    const onSocket = (socket: net.Socket): void => upstream?.accept(new Conversation(socket));
-    const server = security === 'implicit' ? tls.createServer({ key, cert }, onSocket) : net.createServer(onSocket);
-    upstream = new ScriptedUpstream(server);
+    // Connections arrive only after listen(), by which time `upstream` exists.
+    const onSocket = (socket: net.Socket): void => upstream.accept(new Conversation(socket));
+    const server =
+      security === 'implicit'
+        ? tls.createServer({ key, cert }, onSocket)
+        : net.createServer(onSocket);
+    const upstream = new ScriptedUpstream(server);
     const raw = upstream.rawSockets;
     server.on('connection', (socket: net.Socket) => {
       raw.add(socket);
@@ -60,7 +79,10 @@ export class ScriptedUpstream {
     const ready = this.queue.shift();
     if (ready) return Promise.resolve(ready);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('the proxy did not connect upstream')), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error('the proxy did not connect upstream')),
+        timeoutMs,
+      );
       this.waiter = (c) => {
         clearTimeout(timer);
         resolve(c);
@@ -71,7 +93,11 @@ export class ScriptedUpstream {
   /** Upgrades a scripted plain connection after a STARTTLS exchange (server side). */
   async startTls(conversation: Conversation): Promise<Conversation> {
     conversation.socket.removeAllListeners('data');
-    const secure = new tls.TLSSocket(conversation.socket, { isServer: true, key: this.tls.key, cert: this.tls.cert });
+    const secure = new tls.TLSSocket(conversation.socket, {
+      isServer: true,
+      key: this.tls.key,
+      cert: this.tls.cert,
+    });
     await new Promise<void>((resolve, reject) => {
       secure.once('secure', resolve);
       secure.once('error', reject);
@@ -116,8 +142,10 @@ export class FixedAuthenticator implements Authenticator {
     this.logins.push(request.username);
     const account = this.accounts[request.username];
     if (!account) throw new LoginFailure('unknown-account', `Unknown account ${request.username}`);
-    if (account.password !== request.password) throw new LoginFailure('bad-password', `Wrong password for ${request.username}`);
-    if (typeof account.result !== 'string') throw new LoginFailure(account.result.reason, account.result.message);
+    if (account.password !== request.password)
+      throw new LoginFailure('bad-password', `Wrong password for ${request.username}`);
+    if (typeof account.result !== 'string')
+      throw new LoginFailure(account.result.reason, account.result.message);
     return { account: request.username, user: request.username, accessToken: account.result };
   }
 
@@ -184,7 +212,11 @@ export async function startSessionUnderTest(options: {
     auth: options.auth,
     log: logs.logger,
     limits: { ...DEFAULT_LIMITS, ...options.limits },
-    upstream: { host: 'localhost', port: options.upstream.port, security: options.upstreamSecurity },
+    upstream: {
+      host: 'localhost',
+      port: options.upstream.port,
+      security: options.upstreamSecurity,
+    },
     upstreamTls: { extraCa: [options.caPem], connectTimeoutMs: 5_000 },
     localTls: options.localTls,
     hostname: 'proxy.test',

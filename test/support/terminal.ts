@@ -8,9 +8,15 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
  * also reaches a shell that, depending on which shell it is, dies of it and turns the command's
  * own clean exit into `script`'s 130.
  */
-export function spawnInTerminal(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ChildProcessWithoutNullStreams {
+export function spawnInTerminal(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): ChildProcessWithoutNullStreams {
   const command = `exec ${argv.map(shellQuote).join(' ')}`;
-  return spawn('script', ['-qfec', command, '/dev/null'], { env: { ...env, SHELL: '/bin/sh' }, stdio: 'pipe' });
+  return spawn('script', ['-qfec', command, '/dev/null'], {
+    env: { ...env, SHELL: '/bin/sh' },
+    stdio: 'pipe',
+  });
 }
 
 function shellQuote(text: string): string {

@@ -2,7 +2,13 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePorts } from '../peers/free-ports.js';
-import { OFFICE365_TEST_SCOPE, publicClientAccountLines, startIdp, type Idp, type IdpOptions } from '../peers/idp.js';
+import {
+  OFFICE365_TEST_SCOPE,
+  publicClientAccountLines,
+  startIdp,
+  type Idp,
+  type IdpOptions,
+} from '../peers/idp.js';
 import { startDovecot, type Dovecot } from '../peers/dovecot.js';
 import { TokenStore } from '../../src/tokens/store.js';
 import { TokenCipher } from '../../src/tokens/token-cipher.js';
@@ -71,11 +77,19 @@ export class World {
    * Stores tokens for USER as if an earlier authorisation had happened: a real code flow at the
    * identity provider, encrypted with PASSWORD into the proxy's token store.
    */
-  async seedTokens(options: { expired?: boolean } = {}): Promise<{ accessToken: string; refreshToken: string }> {
+  async seedTokens(
+    options: { expired?: boolean } = {},
+  ): Promise<{ accessToken: string; refreshToken: string }> {
     const issued = await this.idp.issueTokensFor(USER, OFFICE365_TEST_SCOPE);
-    const expiry = options.expired ? Math.floor(Date.now() / 1000) - 60 : Math.floor(Date.now() / 1000) + issued.expiresIn;
+    const expiry = options.expired
+      ? Math.floor(Date.now() / 1000) - 60
+      : Math.floor(Date.now() / 1000) + issued.expiresIn;
     const fields = await new TokenCipher(new KeyCache()).encryptTokens(
-      { accessToken: issued.accessToken, accessTokenExpiry: expiry, refreshToken: issued.refreshToken },
+      {
+        accessToken: issued.accessToken,
+        accessTokenExpiry: expiry,
+        refreshToken: issued.refreshToken,
+      },
       PASSWORD,
     );
     await new TokenStore(this.tokenStore).write(USER, fields);
@@ -86,7 +100,9 @@ export class World {
     return join(this.dir, 'tokens.ini');
   }
 
-  startProxy(options: { config?: string; args?: string[]; tty?: boolean } = {}): Promise<ProxyProcess> {
+  startProxy(
+    options: { config?: string; args?: string[]; tty?: boolean } = {},
+  ): Promise<ProxyProcess> {
     return ProxyProcess.start({
       dir: this.dir,
       config: options.config ?? this.config(),
@@ -97,7 +113,13 @@ export class World {
 
   /** An `[IMAP-port]` section in front of this world's Dovecot. */
   imapSection(port: number): string {
-    return [`[IMAP-${port}]`, 'server_address = localhost', `server_port = ${this.dovecot.imapsPort}`, `server_ca_file = ${this.dovecot.caFile}`, ''].join('\n');
+    return [
+      `[IMAP-${port}]`,
+      'server_address = localhost',
+      `server_port = ${this.dovecot.imapsPort}`,
+      `server_ca_file = ${this.dovecot.caFile}`,
+      '',
+    ].join('\n');
   }
 
   /**

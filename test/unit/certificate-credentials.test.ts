@@ -31,7 +31,21 @@ let keyPem: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'omp-cert-creds-'));
   files = { certificatePath: join(dir, 'cert.pem'), keyPath: join(dir, 'key.pem') };
-  await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', files.keyPath, '-out', files.certificatePath, '-days', '2', '-subj', '/CN=unit test app']);
+  await run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    files.keyPath,
+    '-out',
+    files.certificatePath,
+    '-days',
+    '2',
+    '-subj',
+    '/CN=unit test app',
+  ]);
   certificatePem = await readFile(files.certificatePath, 'utf8');
   keyPem = await readFile(files.keyPath, 'utf8');
 });
@@ -54,21 +68,38 @@ function account(tokenUrl: string, overrides: Partial<AccountConfig> = {}): Acco
   };
 }
 
-const tokenAnswer = json(200, { access_token: 'app-only-access-token', token_type: 'Bearer', expires_in: 3599 });
+const tokenAnswer = json(200, {
+  access_token: 'app-only-access-token',
+  token_type: 'Bearer',
+  expires_in: 3599,
+});
 
 function decodePart(part: string | undefined): Record<string, unknown> {
-  return JSON.parse(Buffer.from(part ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
+  return JSON.parse(Buffer.from(part ?? '', 'base64url').toString('utf8')) as Record<
+    string,
+    unknown
+  >;
 }
 
 async function rejection(promise: Promise<unknown>): Promise<OAuthError> {
-  const error: unknown = await promise.then(() => undefined, (err: unknown) => err);
+  const error: unknown = await promise.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
   expect(error).toBeInstanceOf(OAuthError);
   return error as OAuthError;
 }
 
 describe('the certificate thumbprint', () => {
   it('is the base64url SHA-256 fingerprint openssl reports for the same certificate', async () => {
-    const { stdout } = await run('openssl', ['x509', '-noout', '-fingerprint', '-sha256', '-in', files.certificatePath]);
+    const { stdout } = await run('openssl', [
+      'x509',
+      '-noout',
+      '-fingerprint',
+      '-sha256',
+      '-in',
+      files.certificatePath,
+    ]);
     const hex = /=([0-9A-F:]+)/.exec(stdout)?.[1]?.replaceAll(':', '');
     expect(hex).toHaveLength(64);
     const expected = Buffer.from(hex ?? '', 'hex').toString('base64url');
@@ -80,26 +111,80 @@ describe('the certificate thumbprint', () => {
 
 describe('loading the files', () => {
   it('gives a config error naming the key and the file, never their content', async () => {
-    const cases: Array<{ files: CertificateCredentialFiles; configKey: string; message: RegExp }> = [];
+    const cases: Array<{ files: CertificateCredentialFiles; configKey: string; message: RegExp }> =
+      [];
     const missing = join(dir, 'no-such-key.pem');
-    cases.push({ files: { ...files, keyPath: missing }, configKey: 'jwt_key_path', message: /cannot read jwt_key_path .*no-such-key\.pem: it does not exist/ });
-    cases.push({ files: { ...files, certificatePath: join(dir, 'gone.pem') }, configKey: 'jwt_certificate_path', message: /cannot read jwt_certificate_path .*gone\.pem/ });
+    cases.push({
+      files: { ...files, keyPath: missing },
+      configKey: 'jwt_key_path',
+      message: /cannot read jwt_key_path .*no-such-key\.pem: it does not exist/,
+    });
+    cases.push({
+      files: { ...files, certificatePath: join(dir, 'gone.pem') },
+      configKey: 'jwt_certificate_path',
+      message: /cannot read jwt_certificate_path .*gone\.pem/,
+    });
 
     // The two files swapped: a key is no certificate, a certificate no key.
-    cases.push({ files: { certificatePath: files.keyPath, keyPath: files.keyPath }, configKey: 'jwt_certificate_path', message: /is not a PEM X\.509 certificate/ });
-    cases.push({ files: { ...files, keyPath: files.certificatePath }, configKey: 'jwt_key_path', message: /is not a PEM private key/ });
+    cases.push({
+      files: { certificatePath: files.keyPath, keyPath: files.keyPath },
+      configKey: 'jwt_certificate_path',
+      message: /is not a PEM X\.509 certificate/,
+    });
+    cases.push({
+      files: { ...files, keyPath: files.certificatePath },
+      configKey: 'jwt_key_path',
+      message: /is not a PEM private key/,
+    });
 
     const encrypted = join(dir, 'encrypted.pem');
-    await run('openssl', ['pkey', '-in', files.keyPath, '-aes256', '-passout', 'pass:pw', '-out', encrypted]);
-    cases.push({ files: { ...files, keyPath: encrypted }, configKey: 'jwt_key_path', message: /encrypted\.pem is encrypted/ });
+    await run('openssl', [
+      'pkey',
+      '-in',
+      files.keyPath,
+      '-aes256',
+      '-passout',
+      'pass:pw',
+      '-out',
+      encrypted,
+    ]);
+    cases.push({
+      files: { ...files, keyPath: encrypted },
+      configKey: 'jwt_key_path',
+      message: /encrypted\.pem is encrypted/,
+    });
 
     const otherKey = join(dir, 'other.pem');
-    await run('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', otherKey]);
-    cases.push({ files: { ...files, keyPath: otherKey }, configKey: 'jwt_key_path', message: /other\.pem is not the private key of the certificate/ });
+    await run('openssl', [
+      'genpkey',
+      '-algorithm',
+      'RSA',
+      '-pkeyopt',
+      'rsa_keygen_bits:2048',
+      '-out',
+      otherKey,
+    ]);
+    cases.push({
+      files: { ...files, keyPath: otherKey },
+      configKey: 'jwt_key_path',
+      message: /other\.pem is not the private key of the certificate/,
+    });
 
     const ecKey = join(dir, 'ec.pem');
-    await run('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', ecKey]);
-    cases.push({ files: { ...files, keyPath: ecKey }, configKey: 'jwt_key_path', message: /holds an EC key, not an RSA key/ });
+    await run('openssl', [
+      'genpkey',
+      '-algorithm',
+      'EC',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-out',
+      ecKey,
+    ]);
+    cases.push({
+      files: { ...files, keyPath: ecKey },
+      configKey: 'jwt_key_path',
+      message: /holds an EC key, not an RSA key/,
+    });
 
     for (const { files: given, configKey, message } of cases) {
       const error = await rejection(loadCertificateCredentials(given));
@@ -125,7 +210,9 @@ describe('token requests with certificate credentials', () => {
     expect(form.get('grant_type')).toBe('client_credentials');
     expect(form.get('client_id')).toBe(account(tokenUrl).clientId);
     expect(form.has('client_secret')).toBe(false);
-    expect(form.get('client_assertion_type')).toBe('urn:ietf:params:oauth:client-assertion-type:jwt-bearer');
+    expect(form.get('client_assertion_type')).toBe(
+      'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+    );
 
     const assertion = form.get('client_assertion') ?? '';
     const [headerPart, claimsPart, signaturePart] = assertion.split('.');
@@ -140,7 +227,9 @@ describe('token requests with certificate credentials', () => {
     expect(claims['aud']).toBe(tokenUrl);
     expect(claims['iss']).toBe(account(tokenUrl).clientId);
     expect(claims['sub']).toBe(account(tokenUrl).clientId);
-    expect(claims['jti']).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(claims['jti']).toMatch(
+      /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+    );
     const nbf = claims['nbf'] as number;
     expect(nbf).toBeGreaterThanOrEqual(before - 1);
     expect(nbf).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + 1);
@@ -152,14 +241,33 @@ describe('token requests with certificate credentials', () => {
   });
 
   it('are sent by every grant, each with a new jti', async () => {
-    const provider = await scriptedProvider(json(200, { access_token: 'at', token_type: 'Bearer', expires_in: 3600, refresh_token: 'rt2' }));
+    const provider = await scriptedProvider(
+      json(200, {
+        access_token: 'at',
+        token_type: 'Bearer',
+        expires_in: 3600,
+        refresh_token: 'rt2',
+      }),
+    );
     const tokenUrl = `${provider.base}/tenant/oauth2/v2.0/token`;
-    await refresh(account(tokenUrl, { flow: 'authorization_code', permissionUrl: `${provider.base}/tenant/oauth2/v2.0/authorize` }), 'rt1');
+    await refresh(
+      account(tokenUrl, {
+        flow: 'authorization_code',
+        permissionUrl: `${provider.base}/tenant/oauth2/v2.0/authorize`,
+      }),
+      'rt1',
+    );
     await passwordGrant(account(tokenUrl, { flow: 'password' }), 'user@example.com', 'pw');
     await clientCredentials(account(tokenUrl));
 
-    expect(provider.forms.map((form) => form.get('grant_type'))).toEqual(['refresh_token', 'password', 'client_credentials']);
-    const jtis = provider.forms.map((form) => decodePart(form.get('client_assertion')?.split('.')[1])['jti']);
+    expect(provider.forms.map((form) => form.get('grant_type'))).toEqual([
+      'refresh_token',
+      'password',
+      'client_credentials',
+    ]);
+    const jtis = provider.forms.map(
+      (form) => decodePart(form.get('client_assertion')?.split('.')[1])['jti'],
+    );
     expect(new Set(jtis).size).toBe(3);
     for (const form of provider.forms) expect(form.has('client_secret')).toBe(false);
   });
@@ -170,14 +278,21 @@ describe('token requests with certificate credentials', () => {
     await clientCredentials(account(tokenUrl, { clientSecret: 'section secret' }));
     await clientCredentials(account(tokenUrl), { clientSecret: 'decrypted secret' });
 
-    expect(provider.forms.map((form) => form.get('client_secret'))).toEqual(['section secret', 'decrypted secret']);
+    expect(provider.forms.map((form) => form.get('client_secret'))).toEqual([
+      'section secret',
+      'decrypted secret',
+    ]);
     for (const form of provider.forms) expect(form.has('client_assertion')).toBe(false);
   });
 
   it('fail as a config problem naming the file, before anything is sent, when a file is missing', async () => {
     const provider = await scriptedProvider(tokenAnswer);
     const keyPath = join(dir, 'deleted-key.pem');
-    const error = await rejection(clientCredentials(account(`${provider.base}/t/token`, { certificateCredentials: { ...files, keyPath } })));
+    const error = await rejection(
+      clientCredentials(
+        account(`${provider.base}/t/token`, { certificateCredentials: { ...files, keyPath } }),
+      ),
+    );
     expect(error.kind).toBe('config');
     expect(error.configKey).toBe('jwt_key_path');
     expect(error.message).toContain(keyPath);
@@ -186,18 +301,39 @@ describe('token requests with certificate credentials', () => {
 
   it('read the files at each request, so a replaced certificate applies without a restart', async () => {
     const provider = await scriptedProvider(tokenAnswer);
-    const renewed = { certificatePath: join(dir, 'renewed-cert.pem'), keyPath: join(dir, 'renewed-key.pem') };
+    const renewed = {
+      certificatePath: join(dir, 'renewed-cert.pem'),
+      keyPath: join(dir, 'renewed-key.pem'),
+    };
     await writeFile(renewed.certificatePath, certificatePem);
     await writeFile(renewed.keyPath, keyPem, { mode: 0o600 });
     const tokenUrl = `${provider.base}/t/token`;
     await clientCredentials(account(tokenUrl, { certificateCredentials: renewed }));
 
-    await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', renewed.keyPath, '-out', renewed.certificatePath, '-days', '2', '-subj', '/CN=renewed']);
+    await run('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      renewed.keyPath,
+      '-out',
+      renewed.certificatePath,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=renewed',
+    ]);
     await clientCredentials(account(tokenUrl, { certificateCredentials: renewed }));
 
-    const thumbprints = provider.forms.map((form) => decodePart(form.get('client_assertion')?.split('.')[0])['x5t#S256']);
+    const thumbprints = provider.forms.map(
+      (form) => decodePart(form.get('client_assertion')?.split('.')[0])['x5t#S256'],
+    );
     expect(thumbprints[0]).toBe(certificateThumbprintSha256(new X509Certificate(certificatePem)));
-    expect(thumbprints[1]).toBe(certificateThumbprintSha256(new X509Certificate(await readFile(renewed.certificatePath))));
+    expect(thumbprints[1]).toBe(
+      certificateThumbprintSha256(new X509Certificate(await readFile(renewed.certificatePath))),
+    );
     expect(thumbprints[1]).not.toBe(thumbprints[0]);
   });
 });

@@ -42,7 +42,9 @@ it('says once at start that encrypt_client_secret_on_first_use is not applied', 
   const text = `${SERVER}${ACCOUNT}client_secret = plain\n[emailproxy]\nencrypt_client_secret_on_first_use = True\n`;
   const file = join(dir, 'config.ini');
   await writeFile(file, text, { mode: 0o600 });
-  expect(await startupWarnings(parseConfig(text, file), join(dir, 'missing.ini'))).toEqual([NOT_APPLIED]);
+  expect(await startupWarnings(parseConfig(text, file), join(dir, 'missing.ini'))).toEqual([
+    NOT_APPLIED,
+  ]);
   const off = `${SERVER}${ACCOUNT}[emailproxy]\nencrypt_client_secret_on_first_use = False\n`;
   expect(await startupWarnings(parseConfig(off, file), join(dir, 'missing.ini'))).toEqual([]);
 });
@@ -51,7 +53,9 @@ it('counts a config holding only the encrypted secret and its salt as holding se
   const file = join(dir, 'config.ini');
   await writeFile(file, SERVER + ENCRYPTED);
   await chmod(file, 0o644);
-  expect(await startupWarnings(parseConfig(SERVER + ENCRYPTED, file), join(dir, 'missing.ini'))).toEqual([
+  expect(
+    await startupWarnings(parseConfig(SERVER + ENCRYPTED, file), join(dir, 'missing.ini')),
+  ).toEqual([
     `${file} is readable by other users (mode 644) and it holds client secrets; run: chmod 600 ${file}`,
   ]);
 });

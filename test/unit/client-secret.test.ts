@@ -43,14 +43,31 @@ function subjectWith(extra: Partial<AccountConfig> = {}): TokenSubject {
 }
 
 /** A section as email-oauth2-proxy leaves it: tokens and the secret under one key. */
-async function section(password = PASSWORD, options: { tokens?: boolean; secretKey?: AccountKey } = {}): Promise<{ fields: StoredTokenFields; key: AccountKey }> {
+async function section(
+  password = PASSWORD,
+  options: { tokens?: boolean; secretKey?: AccountKey } = {},
+): Promise<{ fields: StoredTokenFields; key: AccountKey }> {
   const key = await keys.create(password);
-  const fields = keys.seal(key, options.tokens === false ? {} : { accessToken: 'access', accessTokenExpiry: 1, refreshToken: 'refresh' });
-  return { fields: { ...fields, client_secret_encrypted: fernetEncrypt((options.secretKey ?? key).key, SECRET) }, key };
+  const fields = keys.seal(
+    key,
+    options.tokens === false
+      ? {}
+      : { accessToken: 'access', accessTokenExpiry: 1, refreshToken: 'refresh' },
+  );
+  return {
+    fields: {
+      ...fields,
+      client_secret_encrypted: fernetEncrypt((options.secretKey ?? key).key, SECRET),
+    },
+    key,
+  };
 }
 
 async function failure(promise: Promise<unknown>): Promise<EncryptedClientSecretError> {
-  const error = await promise.then(() => expect.fail('expected a failure'), (err: unknown) => err);
+  const error = await promise.then(
+    () => expect.fail('expected a failure'),
+    (err: unknown) => err,
+  );
   expect(error).toBeInstanceOf(EncryptedClientSecretError);
   return error as EncryptedClientSecretError;
 }
@@ -70,19 +87,26 @@ describe('decrypting client_secret_encrypted', () => {
 
   it('a plain client_secret wins: nothing is decrypted, nothing is asked', async () => {
     const { fields } = await section();
-    const plain = subjectWith({ clientSecret: 'plain', clientSecretEncrypted: fields.client_secret_encrypted! });
+    const plain = subjectWith({
+      clientSecret: 'plain',
+      clientSecretEncrypted: fields.client_secret_encrypted!,
+    });
     expect(encryptedClientSecret(plain.account, fields)).toBeUndefined();
     expect(await decryptClientSecret(keys, plain, fields, 'any password')).toBeUndefined();
   });
 
   it('without tokens, a password that does not open it is a wrong password', async () => {
     const { fields } = await section(PASSWORD, { tokens: false });
-    const error = await failure(decryptClientSecret(keys, subjectWith(), fields, 'not the password'));
+    const error = await failure(
+      decryptClientSecret(keys, subjectWith(), fields, 'not the password'),
+    );
     expect(error.problem).toBe('wrong-password');
-    expect(error.message).toBe(`Wrong password for ${USER}: it does not decrypt the account's stored client secret (client_secret_encrypted)`);
+    expect(error.message).toBe(
+      `Wrong password for ${USER}: it does not decrypt the account's stored client secret (client_secret_encrypted)`,
+    );
   });
 
-  it('a secret the tokens\' password cannot open is a config problem that says to use client_secret', async () => {
+  it("a secret the tokens' password cannot open is a config problem that says to use client_secret", async () => {
     const other = await keys.create('another password');
     const { fields } = await section(PASSWORD, { secretKey: other });
     const { key } = await keys.unlock(fields, PASSWORD);
@@ -102,30 +126,52 @@ describe('decrypting client_secret_encrypted', () => {
     expect(error.message).toContain('its section has no token_salt');
   });
 
-  it('falls back to the config section\'s own salt when the token store\'s section has no secret', async () => {
+  it("falls back to the config section's own salt when the token store's section has no secret", async () => {
     // email-oauth2-proxy wrote tokens and the secret into the config; the user then pointed us at a
     // new token store, where our tokens got another salt.
     const inConfig = await section();
-    const subject = subjectWith({ clientSecretEncrypted: inConfig.fields.client_secret_encrypted!, tokensInConfig: inConfig.fields });
+    const subject = subjectWith({
+      clientSecretEncrypted: inConfig.fields.client_secret_encrypted!,
+      tokensInConfig: inConfig.fields,
+    });
     const store = await keys.create(PASSWORD);
     const storeFields = keys.seal(store, { refreshToken: 'newer' });
-    expect(encryptedClientSecret(subject.account, storeFields)).toBe(inConfig.fields.client_secret_encrypted);
+    expect(encryptedClientSecret(subject.account, storeFields)).toBe(
+      inConfig.fields.client_secret_encrypted,
+    );
     expect(await decryptClientSecret(keys, subject, storeFields, PASSWORD, store)).toBe(SECRET);
 
     const elsewhere = await keys.create('the store password');
-    const error = await failure(decryptClientSecret(keys, subject, keys.seal(elsewhere, { refreshToken: 'r' }), 'the store password', elsewhere));
+    const error = await failure(
+      decryptClientSecret(
+        keys,
+        subject,
+        keys.seal(elsewhere, { refreshToken: 'r' }),
+        'the store password',
+        elsewhere,
+      ),
+    );
     expect(error.problem).toBe('undecryptable');
   });
 
   it('tries the other iteration counts, as email-oauth2-proxy does (a legacy section without token_iterations)', async () => {
     const salt = Buffer.alloc(16, 7).toString('base64');
-    const legacy = await new KeyCache().get(PASSWORD, Buffer.from(salt, 'base64'), LEGACY_ITERATIONS);
-    const fields: StoredTokenFields = { token_salt: salt, client_secret_encrypted: fernetEncrypt(legacy, SECRET) };
+    const legacy = await new KeyCache().get(
+      PASSWORD,
+      Buffer.from(salt, 'base64'),
+      LEGACY_ITERATIONS,
+    );
+    const fields: StoredTokenFields = {
+      token_salt: salt,
+      client_secret_encrypted: fernetEncrypt(legacy, SECRET),
+    };
     expect(await decryptClientSecret(keys, subjectWith(), fields, PASSWORD)).toBe(SECRET);
   });
 
-  it('opens values Python encrypted (the fixture\'s access token stands in for a secret)', async () => {
-    const expected = JSON.parse(readFileSync(new URL('../fixtures/emailproxy-compat.expected.json', import.meta.url), 'utf8')) as {
+  it("opens values Python encrypted (the fixture's access token stands in for a secret)", async () => {
+    const expected = JSON.parse(
+      readFileSync(new URL('../fixtures/emailproxy-compat.expected.json', import.meta.url), 'utf8'),
+    ) as {
       sections: Record<string, StoredTokenFields>;
       passwords: Record<string, string>;
       plaintext: Record<string, { access_token: string }>;
@@ -143,7 +189,12 @@ describe('ClientSecrets: remembered per account, sent with every request, re-enc
   it('refuses a request before any login decrypted a stored secret, with what to do', async () => {
     const { fields } = await section();
     const secrets = new ClientSecrets(keys);
-    const error = await secrets.options(subjectWith(), base, async () => fields).then(() => expect.fail('expected a refusal'), (err: unknown) => err);
+    const error = await secrets
+      .options(subjectWith(), base, async () => fields)
+      .then(
+        () => expect.fail('expected a refusal'),
+        (err: unknown) => err,
+      );
     expect(error).toBeInstanceOf(OAuthError);
     expect(error).toMatchObject({
       kind: 'config',
@@ -157,8 +208,17 @@ describe('ClientSecrets: remembered per account, sent with every request, re-enc
     const { fields, key } = await section();
     const secrets = new ClientSecrets(keys);
     await secrets.learn(subjectWith(), fields, PASSWORD, key);
-    expect(await secrets.options(subjectWith(), base, async () => fields)).toEqual({ ...base, clientSecret: SECRET });
-    expect(await secrets.options({ ...subjectWith(), key: 'public@example.com' }, base, async () => ({}))).toEqual(base);
+    expect(await secrets.options(subjectWith(), base, async () => fields)).toEqual({
+      ...base,
+      clientSecret: SECRET,
+    });
+    expect(
+      await secrets.options(
+        { ...subjectWith(), key: 'public@example.com' },
+        base,
+        async () => ({}),
+      ),
+    ).toEqual(base);
   });
 
   it('re-encrypts the secret under whatever key new tokens are sealed with', async () => {
@@ -170,7 +230,15 @@ describe('ClientSecrets: remembered per account, sent with every request, re-enc
     expect(sealed.token_salt).toBe(fresh.salt);
     expect(sealed.token_salt).not.toBe(fields.token_salt);
     expect(fernetDecrypt(fresh.key, sealed.client_secret_encrypted!)).toBe(SECRET);
-    expect(await decryptClientSecret(keys, subjectWith(), sealed, PASSWORD, (await keys.unlock(sealed, PASSWORD)).key)).toBe(SECRET);
+    expect(
+      await decryptClientSecret(
+        keys,
+        subjectWith(),
+        sealed,
+        PASSWORD,
+        (await keys.unlock(sealed, PASSWORD)).key,
+      ),
+    ).toBe(SECRET);
   });
 
   it('never writes client_secret_encrypted for an account with a plain client_secret', async () => {
@@ -178,7 +246,9 @@ describe('ClientSecrets: remembered per account, sent with every request, re-enc
     const secrets = new ClientSecrets(keys);
     await secrets.learn(subjectWith(), fields, PASSWORD, key);
     const plain = subjectWith({ clientSecret: 'plain' });
-    expect(secrets.seal(plain, key, keys.seal(key, { refreshToken: 'r' }))).not.toHaveProperty('client_secret_encrypted');
+    expect(secrets.seal(plain, key, keys.seal(key, { refreshToken: 'r' }))).not.toHaveProperty(
+      'client_secret_encrypted',
+    );
     expect(await secrets.options(plain, base, async () => fields)).toEqual(base);
   });
 
@@ -186,6 +256,8 @@ describe('ClientSecrets: remembered per account, sent with every request, re-enc
     const key = await keys.create(PASSWORD);
     const sealed = keys.seal(key, { accessToken: 'a' });
     const withSecret = withEncryptedClientSecret(sealed, key, SECRET);
-    expect(Object.keys(withSecret).sort()).toEqual([...Object.keys(sealed), 'client_secret_encrypted'].sort());
+    expect(Object.keys(withSecret).sort()).toEqual(
+      [...Object.keys(sealed), 'client_secret_encrypted'].sort(),
+    );
   });
 });

@@ -115,7 +115,9 @@ describe('the issue example', () => {
 });
 
 describe('an email-oauth2-proxy configuration file', () => {
-  const fixturePath = fileURLToPath(new URL('../fixtures/emailproxy-compat.config', import.meta.url));
+  const fixturePath = fileURLToPath(
+    new URL('../fixtures/emailproxy-compat.config', import.meta.url),
+  );
 
   it('loads with its servers, accounts, tokens and [emailproxy] options', async () => {
     const config = await loadConfig(fixturePath);
@@ -198,7 +200,10 @@ describe('defaults', () => {
   });
 
   it('reads the legacy "starttls" spelling of server_starttls', () => {
-    const config = parseConfig('[SMTP-1587]\nserver_address = smtp.office365.com\nstarttls = True\n', 'my.config');
+    const config = parseConfig(
+      '[SMTP-1587]\nserver_address = smtp.office365.com\nstarttls = True\n',
+      'my.config',
+    );
 
     expect(config.servers[0]?.serverStarttls).toBe(true);
   });
@@ -221,11 +226,18 @@ describe('defaults', () => {
     const serviceAccount = (name: string, clientId: string, secret: string): string =>
       `[${name}]\noauth2_flow = service_account\noauth2_scope = https://mail.google.com/\nclient_id = ${clientId}\nclient_secret = ${secret}\n`;
     const config = parseConfig(
-      IMAP_SERVER + serviceAccount('a@example.com', 'file', 'keys/sa.json') + serviceAccount('b@example.com', 'File', '/srv/sa.json') + serviceAccount('c@example.com', 'key', 'keys/sa.json'),
+      IMAP_SERVER +
+        serviceAccount('a@example.com', 'file', 'keys/sa.json') +
+        serviceAccount('b@example.com', 'File', '/srv/sa.json') +
+        serviceAccount('c@example.com', 'key', 'keys/sa.json'),
       '/etc/proxy/my.config',
     );
 
-    expect(config.accounts.map((account) => account.clientSecret)).toEqual(['/etc/proxy/keys/sa.json', '/srv/sa.json', 'keys/sa.json']);
+    expect(config.accounts.map((account) => account.clientSecret)).toEqual([
+      '/etc/proxy/keys/sa.json',
+      '/srv/sa.json',
+      'keys/sa.json',
+    ]);
   });
 
   it('uses the authorization_code flow, and PKCE only for clients without a secret unless use_pkce says so', () => {
@@ -239,19 +251,27 @@ describe('defaults', () => {
       'my.config',
     );
 
-    expect(config.accounts.map((account) => [account.name, account.flow, account.usePkce])).toEqual([
-      ['public@example.com', 'authorization_code', true],
-      ['confidential@example.com', 'authorization_code', false],
-      ['encrypted@example.com', 'authorization_code', false],
-      ['forced@example.com', 'authorization_code', true],
-      ['refused@example.com', 'authorization_code', false],
-    ]);
+    expect(config.accounts.map((account) => [account.name, account.flow, account.usePkce])).toEqual(
+      [
+        ['public@example.com', 'authorization_code', true],
+        ['confidential@example.com', 'authorization_code', false],
+        ['encrypted@example.com', 'authorization_code', false],
+        ['forced@example.com', 'authorization_code', true],
+        ['refused@example.com', 'authorization_code', false],
+      ],
+    );
   });
 
   it('collapses a scope continued over several lines into one space-separated list', () => {
-    const text = IMAP_SERVER + accountSection('a@example.com', { oauth2_scope: 'https://mail.google.com/\n    offline_access' });
+    const text =
+      IMAP_SERVER +
+      accountSection('a@example.com', {
+        oauth2_scope: 'https://mail.google.com/\n    offline_access',
+      });
 
-    expect(onlyAccount(parseConfig(text, 'my.config')).scope).toBe('https://mail.google.com/ offline_access');
+    expect(onlyAccount(parseConfig(text, 'my.config')).scope).toBe(
+      'https://mail.google.com/ offline_access',
+    );
   });
 
   it('ignores sections it does not know and keys it does not know in sections it does', () => {
@@ -276,7 +296,9 @@ describe('defaults', () => {
       'my.config',
     );
 
-    expect(config.accounts.map((account) => [account.name, account.flow, account.redirectUri])).toEqual([
+    expect(
+      config.accounts.map((account) => [account.name, account.flow, account.redirectUri]),
+    ).toEqual([
       ['device@example.com', 'device', ''],
       ['app@example.com', 'client_credentials', ''],
       ['ropc@example.com', 'password', ''],
@@ -293,14 +315,16 @@ describe('defaults', () => {
     expect(onlyAccount(parseConfig(text, 'my.config')).clientSecret).toBeUndefined();
   });
 
-  it.each(['http://127.0.0.1:8080/token', 'http://127.9.9.9/token', 'http://localhost:9000/token', 'http://[::1]/token'])(
-    'allows plain http for a loopback token endpoint (%s), as test providers use',
-    (tokenUrl) => {
-      const text = IMAP_SERVER + accountSection('a@example.com', { token_url: tokenUrl });
+  it.each([
+    'http://127.0.0.1:8080/token',
+    'http://127.9.9.9/token',
+    'http://localhost:9000/token',
+    'http://[::1]/token',
+  ])('allows plain http for a loopback token endpoint (%s), as test providers use', (tokenUrl) => {
+    const text = IMAP_SERVER + accountSection('a@example.com', { token_url: tokenUrl });
 
-      expect(onlyAccount(parseConfig(text, 'my.config')).tokenUrl).toBe(tokenUrl);
-    },
-  );
+    expect(onlyAccount(parseConfig(text, 'my.config')).tokenUrl).toBe(tokenUrl);
+  });
 });
 
 describe('configuration errors', () => {
@@ -309,12 +333,14 @@ describe('configuration errors', () => {
     {
       what: 'a server port that is not a number',
       text: '[IMAP-1993]\nserver_address = outlook.office365.com\nserver_port = 99x\n',
-      message: 'my.config: section [IMAP-1993], key server_port: "99x" is not a port number (1-65535)',
+      message:
+        'my.config: section [IMAP-1993], key server_port: "99x" is not a port number (1-65535)',
     },
     {
       what: 'a server port out of range',
       text: '[IMAP-1993]\nserver_address = outlook.office365.com\nserver_port = 65536\n',
-      message: 'my.config: section [IMAP-1993], key server_port: "65536" is not a port number (1-65535)',
+      message:
+        'my.config: section [IMAP-1993], key server_port: "65536" is not a port number (1-65535)',
     },
     {
       what: 'a local port out of range in the section name',
@@ -440,7 +466,9 @@ describe('configuration errors', () => {
     },
     {
       what: 'a device-flow account without its device endpoint',
-      text: IMAP_SERVER + accountSection('a@example.com', { oauth2_flow: 'device', permission_url: null }),
+      text:
+        IMAP_SERVER +
+        accountSection('a@example.com', { oauth2_flow: 'device', permission_url: null }),
       message:
         'my.config: section [a@example.com], key permission_url: missing, and the device flow needs it; set it to ' +
         "the provider's device authorization endpoint, e.g. https://login.microsoftonline.com/common/oauth2/v2.0/devicecode",
@@ -454,28 +482,36 @@ describe('configuration errors', () => {
     },
     {
       what: 'a token_url over plain http to a remote host',
-      text: IMAP_SERVER + accountSection('a@example.com', { token_url: 'http://login.example.com/token' }),
+      text:
+        IMAP_SERVER +
+        accountSection('a@example.com', { token_url: 'http://login.example.com/token' }),
       message:
         'my.config: section [a@example.com], key token_url: "http://login.example.com/token" must use https:// ' +
         '(plain http is only allowed for loopback hosts: 127.0.0.0/8, ::1, localhost); tokens and secrets travel over this connection',
     },
     {
       what: 'a permission_url over plain http to a remote host',
-      text: IMAP_SERVER + accountSection('a@example.com', { permission_url: 'http://10.0.0.1/authorize' }),
+      text:
+        IMAP_SERVER +
+        accountSection('a@example.com', { permission_url: 'http://10.0.0.1/authorize' }),
       message:
         'my.config: section [a@example.com], key permission_url: "http://10.0.0.1/authorize" must use https:// ' +
         '(plain http is only allowed for loopback hosts: 127.0.0.0/8, ::1, localhost); tokens and secrets travel over this connection',
     },
     {
       what: 'a URL that does not parse',
-      text: IMAP_SERVER + accountSection('a@example.com', { token_url: 'login.microsoftonline.com/common' }),
+      text:
+        IMAP_SERVER +
+        accountSection('a@example.com', { token_url: 'login.microsoftonline.com/common' }),
       message:
         'my.config: section [a@example.com], key token_url: "login.microsoftonline.com/common" is not a URL; ' +
         'write it in full, starting with https://',
     },
     {
       what: 'a redirect_uri that is not http(s)',
-      text: IMAP_SERVER + accountSection('a@example.com', { redirect_uri: 'urn:ietf:wg:oauth:2.0:oob' }),
+      text:
+        IMAP_SERVER +
+        accountSection('a@example.com', { redirect_uri: 'urn:ietf:wg:oauth:2.0:oob' }),
       message:
         'my.config: section [a@example.com], key redirect_uri: "urn:ietf:wg:oauth:2.0:oob" is not an http(s) URL; ' +
         'write it in full, starting with https://',
@@ -496,7 +532,11 @@ describe('configuration errors', () => {
     },
     {
       what: 'two account sections differing only in case',
-      text: IMAP_SERVER + CATCH_ALLS_ON + accountSection('John@Example.com') + accountSection('john@example.com'),
+      text:
+        IMAP_SERVER +
+        CATCH_ALLS_ON +
+        accountSection('John@Example.com') +
+        accountSection('john@example.com'),
       message:
         'my.config: section [john@example.com]: same account as [John@Example.com] (login names are matched ' +
         'ignoring case); merge the two sections',
@@ -515,7 +555,9 @@ describe('configuration errors', () => {
   });
 
   it('fills in the structured fields as well as the message', () => {
-    const error = configErrorOf('[IMAP-1993]\nserver_address = outlook.office365.com\nserver_port = 99x\n');
+    const error = configErrorOf(
+      '[IMAP-1993]\nserver_address = outlook.office365.com\nserver_port = 99x\n',
+    );
 
     expect(error).toMatchObject({
       name: 'ConfigError',
@@ -530,7 +572,8 @@ describe('configuration errors', () => {
 
   it('never repeats a client secret in a message', () => {
     const error = configErrorOf(
-      IMAP_SERVER + accountSection('a@example.com', { client_secret: 'very-secret', token_url: 'nope' }),
+      IMAP_SERVER +
+        accountSection('a@example.com', { client_secret: 'very-secret', token_url: 'nope' }),
     );
 
     expect(error.message).not.toContain('very-secret');
@@ -554,7 +597,8 @@ describe('loadConfig', () => {
     await expect(loadConfig(path)).rejects.toThrow(
       new ConfigError({
         file: path,
-        problem: 'cannot read the configuration file: it does not exist; check the path or create the file',
+        problem:
+          'cannot read the configuration file: it does not exist; check the path or create the file',
       }),
     );
     await expect(loadConfig(path)).rejects.toBeInstanceOf(ConfigError);
@@ -570,7 +614,9 @@ describe('loadConfig', () => {
     const path = join(directory, 'latin1.config');
     await writeFile(path, Buffer.from('[IMAP-1993]\nserver_address = caf\xe9\n', 'latin1'));
 
-    await expect(loadConfig(path)).rejects.toThrow(`${path}: not UTF-8 text; save the file as UTF-8`);
+    await expect(loadConfig(path)).rejects.toThrow(
+      `${path}: not UTF-8 text; save the file as UTF-8`,
+    );
   });
 
   it('reads a file and records its absolute path', async () => {
@@ -623,7 +669,10 @@ describe('findAccount', () => {
   });
 
   it('finds nothing for an unknown login when there is no [@]', () => {
-    const domainOnly = parseConfig(IMAP_SERVER + CATCH_ALLS_ON + accountSection('@example.com'), 'my.config');
+    const domainOnly = parseConfig(
+      IMAP_SERVER + CATCH_ALLS_ON + accountSection('@example.com'),
+      'my.config',
+    );
 
     expect(findAccount(domainOnly, 'jane@example.org')).toBeUndefined();
   });
@@ -645,8 +694,16 @@ describe('listening beyond this machine', () => {
     for (const address of ['127.0.0.1', '127.0.0.53', 'localhost', '::1']) {
       expect(parseConfig(section(address), 'my.config').servers[0]?.localAddress).toBe(address);
     }
-    expect(parseConfig(section('0.0.0.0', 'local_certificate_path = c.pem\nlocal_key_path = k.pem'), 'my.config').servers).toHaveLength(1);
-    const optIn = parseConfig(`${section('192.168.1.5')}\n[emailproxy]\nallow_plaintext_network_logins = True\n`, 'my.config');
+    expect(
+      parseConfig(
+        section('0.0.0.0', 'local_certificate_path = c.pem\nlocal_key_path = k.pem'),
+        'my.config',
+      ).servers,
+    ).toHaveLength(1);
+    const optIn = parseConfig(
+      `${section('192.168.1.5')}\n[emailproxy]\nallow_plaintext_network_logins = True\n`,
+      'my.config',
+    );
     expect(optIn.options.allowPlaintextNetworkLogins).toBe(true);
   });
 });

@@ -42,7 +42,10 @@ function errorLoading(body: string): ConfigError {
 
 describe('provider = office365', () => {
   it('is a complete account on its own: common endpoints, mail scopes, Thunderbird client, https://localhost', () => {
-    const config = parseConfig(`${IMAP_SERVER}[me@example.com]\nprovider = office365\n`, 'my.config');
+    const config = parseConfig(
+      `${IMAP_SERVER}[me@example.com]\nprovider = office365\n`,
+      'my.config',
+    );
 
     expect(config.accounts).toEqual([
       {
@@ -86,10 +89,14 @@ describe('provider = office365', () => {
 
   it('starts the device flow at the devicecode endpoint of the same tenant', () => {
     const common = loadAccount('provider = office365\noauth2_flow = device');
-    const tenanted = loadAccount(`provider = office365\noauth2_flow = device\ntenant = ${TENANT_ID}`);
+    const tenanted = loadAccount(
+      `provider = office365\noauth2_flow = device\ntenant = ${TENANT_ID}`,
+    );
 
     expect(common.flow).toBe('device');
-    expect(deviceAuthorizationEndpoint(common)).toBe('https://login.microsoftonline.com/common/oauth2/v2.0/devicecode');
+    expect(deviceAuthorizationEndpoint(common)).toBe(
+      'https://login.microsoftonline.com/common/oauth2/v2.0/devicecode',
+    );
     expect(deviceAuthorizationEndpoint(tenanted)).toBe(
       `https://login.microsoftonline.com/${TENANT_ID}/oauth2/v2.0/devicecode`,
     );
@@ -115,7 +122,8 @@ describe('provider = office365', () => {
   });
 
   it('asks for a tenant, and for your own client ID, before client credentials can work', () => {
-    const noTenant = 'provider = office365\noauth2_flow = client_credentials\nclient_id = x\nclient_secret = s';
+    const noTenant =
+      'provider = office365\noauth2_flow = client_credentials\nclient_id = x\nclient_secret = s';
     const noClient = `provider = office365\noauth2_flow = client_credentials\ntenant = ${TENANT_ID}\nclient_secret = s`;
     const commonTenant = `${noTenant}\ntenant = common`;
 
@@ -130,7 +138,9 @@ describe('provider = office365', () => {
     );
     const missingClient = errorLoading(noClient);
     expect(missingClient.key).toBe('client_id');
-    expect(missingClient.problem).toMatch(/^missing; the client_credentials flow needs your own app registration/);
+    expect(missingClient.problem).toMatch(
+      /^missing; the client_credentials flow needs your own app registration/,
+    );
     expect(missingClient.problem).toContain('IMAP.AccessAsApp');
   });
 });
@@ -167,7 +177,9 @@ describe('provider = outlook', () => {
 
 describe('provider = gmail', () => {
   it("fills Google's endpoints, the mail scope and the loopback redirect around your own client", () => {
-    const account = loadAccount(`provider = gmail\nclient_id = ${GOOGLE_CLIENT_ID}\nclient_secret = GOCSPX-desktop`);
+    const account = loadAccount(
+      `provider = gmail\nclient_id = ${GOOGLE_CLIENT_ID}\nclient_secret = GOCSPX-desktop`,
+    );
 
     expect(account).toEqual({
       name: 'me@example.com',
@@ -194,7 +206,9 @@ describe('provider = gmail', () => {
 
     expect([noClientId.key, noClientId.problem]).toEqual(['client_id', expectedAdvice]);
     expect([noSecret.key, noSecret.problem]).toEqual(['client_secret', expectedAdvice]);
-    expect(noSecret.message).toBe(`my.config: section [me@example.com], key client_secret: ${expectedAdvice}`);
+    expect(noSecret.message).toBe(
+      `my.config: section [me@example.com], key client_secret: ${expectedAdvice}`,
+    );
   });
 
   it('accepts an encrypted client secret in place of client_secret', () => {
@@ -207,7 +221,9 @@ describe('provider = gmail', () => {
   });
 
   it("refuses the device flow, which Google's device endpoint rejects for the Gmail scope", () => {
-    const error = errorLoading(`provider = gmail\noauth2_flow = device\nclient_id = ${GOOGLE_CLIENT_ID}`);
+    const error = errorLoading(
+      `provider = gmail\noauth2_flow = device\nclient_id = ${GOOGLE_CLIENT_ID}`,
+    );
 
     expect(error.message).toBe(
       'my.config: section [me@example.com], key oauth2_flow: "device" does not work with provider = gmail ' +
@@ -216,7 +232,9 @@ describe('provider = gmail', () => {
   });
 
   it('refuses a tenant, which only Microsoft has', () => {
-    const error = errorLoading(`provider = gmail\ntenant = common\nclient_id = ${GOOGLE_CLIENT_ID}\nclient_secret = s`);
+    const error = errorLoading(
+      `provider = gmail\ntenant = common\nclient_id = ${GOOGLE_CLIENT_ID}\nclient_secret = s`,
+    );
 
     expect(error.message).toBe(
       'my.config: section [me@example.com], key tenant: is a Microsoft setting and means nothing with ' +
@@ -227,7 +245,11 @@ describe('provider = gmail', () => {
 
 describe('keys written in the section win over the preset', () => {
   const overrides = [
-    ['permission_url', 'https://login.microsoftonline.com/organizations/oauth2/v2.0/authorize', 'permissionUrl'],
+    [
+      'permission_url',
+      'https://login.microsoftonline.com/organizations/oauth2/v2.0/authorize',
+      'permissionUrl',
+    ],
     ['token_url', 'https://login.microsoftonline.com/organizations/oauth2/v2.0/token', 'tokenUrl'],
     ['oauth2_scope', 'https://outlook.office365.com/IMAP.AccessAsUser.All offline_access', 'scope'],
     ['redirect_uri', 'https://login.microsoftonline.com/common/oauth2/nativeclient', 'redirectUri'],
@@ -244,7 +266,11 @@ describe('keys written in the section win over the preset', () => {
   it('lets a client secret turn the preset into a confidential client (PKCE default follows)', () => {
     const account = loadAccount('provider = office365\nclient_id = my-app\nclient_secret = s3cret');
 
-    expect([account.clientId, account.clientSecret, account.usePkce]).toEqual(['my-app', 's3cret', false]);
+    expect([account.clientId, account.clientSecret, account.usePkce]).toEqual([
+      'my-app',
+      's3cret',
+      false,
+    ]);
   });
 
   it('treats an empty value as not written, so the preset still fills it', () => {
@@ -258,7 +284,9 @@ describe('keys written in the section win over the preset', () => {
       `provider = office365\ntenant = ${TENANT_ID}\ntoken_url = https://login.example.net/${TENANT_ID}/token`,
     );
 
-    expect(account.permissionUrl).toBe(`https://login.microsoftonline.com/${TENANT_ID}/oauth2/v2.0/authorize`);
+    expect(account.permissionUrl).toBe(
+      `https://login.microsoftonline.com/${TENANT_ID}/oauth2/v2.0/authorize`,
+    );
     expect(account.tokenUrl).toBe(`https://login.example.net/${TENANT_ID}/token`);
   });
 
@@ -268,8 +296,14 @@ describe('keys written in the section win over the preset', () => {
       'my.config',
     );
 
-    expect(config.accounts.map((account) => [account.name, account.clientId, account.tokenUrl])).toEqual([
-      ['a@example.com', THUNDERBIRD_CLIENT_ID, 'https://login.microsoftonline.com/common/oauth2/v2.0/token'],
+    expect(
+      config.accounts.map((account) => [account.name, account.clientId, account.tokenUrl]),
+    ).toEqual([
+      [
+        'a@example.com',
+        THUNDERBIRD_CLIENT_ID,
+        'https://login.microsoftonline.com/common/oauth2/v2.0/token',
+      ],
       ['b@example.com', 'other', 'https://login.microsoftonline.com/common/oauth2/v2.0/token'],
     ]);
   });
@@ -334,7 +368,9 @@ describe('provider and tenant mistakes', () => {
 
 describe('providerServers', () => {
   it("gives each provider's IMAP, POP and SMTP host, port and kind of TLS", () => {
-    const table = Object.fromEntries(PROVIDER_NAMES.map((provider) => [provider, providerServers(provider)]));
+    const table = Object.fromEntries(
+      PROVIDER_NAMES.map((provider) => [provider, providerServers(provider)]),
+    );
 
     expect(table).toEqual({
       office365: {

@@ -13,11 +13,14 @@ import { parseBoolean, parseIni, stringifyIni } from '../../src/config/configpar
 import type { IniDocument } from '../../src/config/configparser.js';
 import { ConfigError } from '../../src/config/errors.js';
 
-const fixture = (name: string): string => readFileSync(new URL(`../fixtures/${name}`, import.meta.url), 'utf8');
+const fixture = (name: string): string =>
+  readFileSync(new URL(`../fixtures/${name}`, import.meta.url), 'utf8');
 
 /** A document as plain objects, so expectations read like the JSON configparser gives. */
 function asObject(document: IniDocument): Record<string, Record<string, string>> {
-  return Object.fromEntries([...document].map(([section, values]) => [section, Object.fromEntries(values)]));
+  return Object.fromEntries(
+    [...document].map(([section, values]) => [section, Object.fromEntries(values)]),
+  );
 }
 
 function parseErrorOf(text: string): ConfigError {
@@ -48,11 +51,14 @@ describe('parseIni reads what configparser reads', () => {
   it('splits at the first "=" or ":", so URLs and times keep theirs, and strips spaces around key and value', () => {
     const text = '[s]\nurl = https://h:443/p?a=b\ntime: 12:30\nspaced   =   v  \n';
 
-    expect(asObject(parseIni(text, 'f'))).toEqual({ s: { url: 'https://h:443/p?a=b', time: '12:30', spaced: 'v' } });
+    expect(asObject(parseIni(text, 'f'))).toEqual({
+      s: { url: 'https://h:443/p?a=b', time: '12:30', spaced: 'v' },
+    });
   });
 
   it('has whole-line comments only: "#" and ";" inside a value are part of it', () => {
-    const text = '[s]\nsecret = s3cr#t;v\n# whole-line comment\n; another\n    # indented comment\n';
+    const text =
+      '[s]\nsecret = s3cr#t;v\n# whole-line comment\n; another\n    # indented comment\n';
 
     expect(asObject(parseIni(text, 'f'))).toEqual({ s: { secret: 's3cr#t;v' } });
   });
@@ -64,11 +70,15 @@ describe('parseIni reads what configparser reads', () => {
   });
 
   it('skips a comment line in the middle of a continued value', () => {
-    expect(asObject(parseIni('[s]\nscope = a\n# c\n    b\n', 'f'))).toEqual({ s: { scope: 'a\nb' } });
+    expect(asObject(parseIni('[s]\nscope = a\n# c\n    b\n', 'f'))).toEqual({
+      s: { scope: 'a\nb' },
+    });
   });
 
   it('treats lines indented as much as the key before them as new keys, not continuations', () => {
-    expect(asObject(parseIni('[s]\n  one = 1\n  two = 2\n', 'f'))).toEqual({ s: { one: '1', two: '2' } });
+    expect(asObject(parseIni('[s]\n  one = 1\n  two = 2\n', 'f'))).toEqual({
+      s: { one: '1', two: '2' },
+    });
   });
 
   it('lowercases keys but keeps section names exactly as written, dots and case included', () => {
@@ -81,7 +91,8 @@ describe('parseIni reads what configparser reads', () => {
   });
 
   it('gives every section the [DEFAULT] keys it does not set itself, after its own, and does not list DEFAULT', () => {
-    const text = '[DEFAULT]\nlocal_address = 0.0.0.0\nshared = d\n[a]\nown = 1\nshared = mine\n[b]\n';
+    const text =
+      '[DEFAULT]\nlocal_address = 0.0.0.0\nshared = d\n[a]\nown = 1\nshared = mine\n[b]\n';
     const document = parseIni(text, 'f');
 
     expect(asObject(document)).toEqual({
@@ -111,7 +122,8 @@ describe('parseIni rejects what strict configparser rejects, with the line numbe
     {
       what: 'a section defined twice',
       text: '[IMAP-1993]\nserver_port = 993\n\n[IMAP-1993]\n',
-      message: 'my.config:4: section [IMAP-1993]: section defined twice; merge the two sections into one',
+      message:
+        'my.config:4: section [IMAP-1993]: section defined twice; merge the two sections into one',
       at: { line: 4, section: 'IMAP-1993', key: undefined },
     },
     {
@@ -124,7 +136,8 @@ describe('parseIni rejects what strict configparser rejects, with the line numbe
     {
       what: 'a key set twice across two [DEFAULT] blocks',
       text: '[DEFAULT]\nk = 1\n[DEFAULT]\nk = 2\n',
-      message: 'my.config:4: section [DEFAULT], key k: key set twice in this section; keep only one of them',
+      message:
+        'my.config:4: section [DEFAULT], key k: key set twice in this section; keep only one of them',
       at: { line: 4, section: 'DEFAULT', key: 'k' },
     },
     {
@@ -164,7 +177,23 @@ describe('parseIni rejects what strict configparser rejects, with the line numbe
 
   it('either reads any text or throws a one-line ConfigError, never anything else', () => {
     const iniish = fc.string({
-      unit: fc.constantFrom('[', ']', 'a', 'K', '=', ':', ' ', '\t', '\n', '\r\n', '#', ';', '@', 'DEFAULT', '\u2028'),
+      unit: fc.constantFrom(
+        '[',
+        ']',
+        'a',
+        'K',
+        '=',
+        ':',
+        ' ',
+        '\t',
+        '\n',
+        '\r\n',
+        '#',
+        ';',
+        '@',
+        'DEFAULT',
+        '\u2028',
+      ),
       maxLength: 60,
     });
     fc.assert(
@@ -197,7 +226,13 @@ describe('parseBoolean', () => {
 describe('stringifyIni', () => {
   it('writes one "key = value" line per entry and a blank line after each section', () => {
     const document: IniDocument = new Map([
-      ['john.smith@example.com', new Map([['token_salt', 'EBESExQVFhcYGRobHB0eHw=='], ['note', 'a#b;c=d:e']])],
+      [
+        'john.smith@example.com',
+        new Map([
+          ['token_salt', 'EBESExQVFhcYGRobHB0eHw=='],
+          ['note', 'a#b;c=d:e'],
+        ]),
+      ],
       ['@', new Map([['empty', '']])],
     ]);
 
@@ -220,16 +255,21 @@ describe('stringifyIni', () => {
     { what: 'a section named DEFAULT', section: 'DEFAULT', key: 'k', value: 'v' },
     { what: 'an empty section name', section: '', key: 'k', value: 'v' },
     { what: 'a multi-line section name', section: 'a\nb', key: 'k', value: 'v' },
-  ])('refuses $what rather than write something read back differently', ({ section, key, value }) => {
-    const document: IniDocument = new Map([[section, new Map([[key, value]])]]);
+  ])(
+    'refuses $what rather than write something read back differently',
+    ({ section, key, value }) => {
+      const document: IniDocument = new Map([[section, new Map([[key, value]])]]);
 
-    expect(() => stringifyIni(document)).toThrow(/cannot write INI/);
-  });
+      expect(() => stringifyIni(document)).toThrow(/cannot write INI/);
+    },
+  );
 
   it('does not put a refused value in its error message', () => {
     const document: IniDocument = new Map([['s', new Map([['refresh_token', 'SECRET\nTOKEN']])]]);
 
-    expect(() => stringifyIni(document)).toThrow(expect.objectContaining({ message: expect.not.stringContaining('SECRET') }));
+    expect(() => stringifyIni(document)).toThrow(
+      expect.objectContaining({ message: expect.not.stringContaining('SECRET') }),
+    );
   });
 
   it('round-trips through parseIni for any document it accepts', () => {
@@ -238,10 +278,16 @@ describe('stringifyIni', () => {
     const section = text('abcXYZ019.-_@ []#;=:%é\t', 1).filter((name) => name !== 'DEFAULT');
     const key = text('abcxyz019._-@ %é', 1).filter((name) => name.trim() === name);
     const value = text('abcXYZ019 ._-@#;=:[]%"\'\\\té\u00a0/+', 0).filter((v) => v.trim() === v);
-    const entries = fc.uniqueArray(fc.tuple(key, value), { selector: ([name]) => name, maxLength: 5 });
+    const entries = fc.uniqueArray(fc.tuple(key, value), {
+      selector: ([name]) => name,
+      maxLength: 5,
+    });
     const documents = fc
       .uniqueArray(fc.tuple(section, entries), { selector: ([name]) => name, maxLength: 5 })
-      .map((sections) => new Map(sections.map(([name, values]) => [name, new Map(values)])) as IniDocument);
+      .map(
+        (sections) =>
+          new Map(sections.map(([name, values]) => [name, new Map(values)])) as IniDocument,
+      );
 
     fc.assert(
       fc.property(documents, (document) => {

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { CorruptTokenError, WrongKeyError, fernetDecrypt, fernetEncrypt, toUrlSafeBase64 } from '../../src/tokens/fernet.js';
+import {
+  CorruptTokenError,
+  WrongKeyError,
+  fernetDecrypt,
+  fernetEncrypt,
+  toUrlSafeBase64,
+} from '../../src/tokens/fernet.js';
 import { DEFAULT_ITERATIONS, deriveKey } from '../../src/tokens/key-derivation.js';
 
 // The vector from docs (made with Python's `cryptography`): password `pw`, 1,200,000 iterations.
@@ -26,9 +32,12 @@ describe('Python-made tokens', () => {
 });
 
 describe('round trip', () => {
-  it.each(['GOOD-ACCESS-TOKEN', '', 'é ☕ 日本語 🎉', 'x'.repeat(4096)])('keeps %#', (plaintext) => {
-    expect(fernetDecrypt(otherKey, fernetEncrypt(otherKey, plaintext))).toBe(plaintext);
-  });
+  it.each(['GOOD-ACCESS-TOKEN', '', 'é ☕ 日本語 🎉', 'x'.repeat(4096)])(
+    'keeps %#',
+    (plaintext) => {
+      expect(fernetDecrypt(otherKey, fernetEncrypt(otherKey, plaintext))).toBe(plaintext);
+    },
+  );
 
   it('writes the Fernet layout: version 0x80, the given timestamp, padded URL-safe base64', () => {
     const token = fernetEncrypt(otherKey, 'abc', 1_893_456_000);
@@ -61,8 +70,16 @@ describe('refusals', () => {
     ['not base64', 'gAAAAA!!not*base64'],
     ['empty', ''],
     ['truncated', VECTOR.token.slice(0, 60)],
-    ['partial block', toUrlSafeBase64(Buffer.concat([Buffer.from(VECTOR.token, 'base64url'), Buffer.from([0])]))],
-    ['wrong version', toUrlSafeBase64(Buffer.concat([Buffer.from([0x81]), Buffer.from(VECTOR.token, 'base64url').subarray(1)]))],
+    [
+      'partial block',
+      toUrlSafeBase64(Buffer.concat([Buffer.from(VECTOR.token, 'base64url'), Buffer.from([0])])),
+    ],
+    [
+      'wrong version',
+      toUrlSafeBase64(
+        Buffer.concat([Buffer.from([0x81]), Buffer.from(VECTOR.token, 'base64url').subarray(1)]),
+      ),
+    ],
   ])('reports %s as CorruptTokenError', (_what, token) => {
     expect(() => fernetDecrypt(vectorKey, token)).toThrow(CorruptTokenError);
   });

@@ -30,10 +30,11 @@ function account(flow: OAuthFlow, overrides: Partial<AccountConfig> = {}): Accou
 
 describe('what authorize can do for each flow', () => {
   it('has a sign-in to offer only for the authorization code and device flows', () => {
-    expect(['authorization_code', 'device', 'client_credentials', 'password', 'service_account'].filter((flow) => isSignInFlow(flow as OAuthFlow))).toEqual([
-      'authorization_code',
-      'device',
-    ]);
+    expect(
+      ['authorization_code', 'device', 'client_credentials', 'password', 'service_account'].filter(
+        (flow) => isSignInFlow(flow as OAuthFlow),
+      ),
+    ).toEqual(['authorization_code', 'device']);
     expect(noSignInFor(account('authorization_code'))).toBeUndefined();
     expect(noSignInFor(account('device'))).toBeUndefined();
   });
@@ -42,17 +43,20 @@ describe('what authorize can do for each flow', () => {
     expect(noSignInFor(account('password'), 'jane@example.com')).toMatchObject({
       kind: 'config',
       configKey: 'oauth2_flow',
-      message: "jane@example.com uses oauth2_flow = password, which needs no authorisation: the mail client's first login gets the tokens with the account's own password",
+      message:
+        "jane@example.com uses oauth2_flow = password, which needs no authorisation: the mail client's first login gets the tokens with the account's own password",
       hint: 'Log in with the mail client; if the identity provider wants more than a password, use oauth2_flow = authorization_code or device',
     });
     expect(noSignInFor(account('client_credentials'))).toMatchObject({
       kind: 'config',
-      message: 'me@example.com uses oauth2_flow = client_credentials: the proxy gets its tokens by itself, nobody signs in',
+      message:
+        'me@example.com uses oauth2_flow = client_credentials: the proxy gets its tokens by itself, nobody signs in',
     });
     expect(noSignInFor(account('service_account'))).toMatchObject({
       kind: 'config',
       configKey: 'oauth2_flow',
-      message: "me@example.com uses oauth2_flow = service_account: the proxy gets its tokens by itself with the service account's key, nobody signs in",
+      message:
+        "me@example.com uses oauth2_flow = service_account: the proxy gets its tokens by itself with the service account's key, nobody signs in",
       hint: 'Nothing to do: logins get tokens as they need them, once a Google Workspace administrator has granted the service account domain-wide delegation',
     });
   });
@@ -61,18 +65,29 @@ describe('what authorize can do for each flow', () => {
 describe('accounts of flows without a sign-in', () => {
   it('need no permission_url: the token endpoint is all they use', () => {
     for (const flow of ['password', 'client_credentials'] as const) {
-      const config = createProviderClient(account(flow, { permissionUrl: 'copied from elsewhere, never used' }));
+      const config = createProviderClient(
+        account(flow, { permissionUrl: 'copied from elsewhere, never used' }),
+      );
       expect(config.serverMetadata().token_endpoint).toBe(account(flow).tokenUrl);
       expect(config.serverMetadata().authorization_endpoint).toBeUndefined();
     }
-    expect(() => createProviderClient(account('authorization_code'))).toThrow(expect.objectContaining({ configKey: 'permission_url' }));
+    expect(() => createProviderClient(account('authorization_code'))).toThrow(
+      expect.objectContaining({ configKey: 'permission_url' }),
+    );
   });
 
-  it('with provider = office365, the password flow uses the organizations endpoint, which Microsoft requires for it, or the tenant\'s', () => {
+  it("with provider = office365, the password flow uses the organizations endpoint, which Microsoft requires for it, or the tenant's", () => {
     const load = (extra: string): AccountConfig =>
-      parseConfig(`${IMAP_SERVER}[me@example.com]\nprovider = office365\noauth2_flow = password\n${extra}`, 'my.config').accounts[0]!;
-    expect(load('').tokenUrl).toBe('https://login.microsoftonline.com/organizations/oauth2/v2.0/token');
-    expect(load('tenant = contoso.onmicrosoft.com\n').tokenUrl).toBe('https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token');
+      parseConfig(
+        `${IMAP_SERVER}[me@example.com]\nprovider = office365\noauth2_flow = password\n${extra}`,
+        'my.config',
+      ).accounts[0]!;
+    expect(load('').tokenUrl).toBe(
+      'https://login.microsoftonline.com/organizations/oauth2/v2.0/token',
+    );
+    expect(load('tenant = contoso.onmicrosoft.com\n').tokenUrl).toBe(
+      'https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token',
+    );
   });
 });
 

@@ -39,18 +39,41 @@ beforeEach(async () => {
     [USER]: { password: PASSWORD, result: TOKEN },
     'pending@example.com': {
       password: 'pw',
-      result: { reason: 'authorisation-needed', message: 'Authorisation needed: run oauth2-mail-proxy authorize pending@example.com' },
+      result: {
+        reason: 'authorisation-needed',
+        message: 'Authorisation needed: run oauth2-mail-proxy authorize pending@example.com',
+      },
     },
   });
-  proxy = await startSessionUnderTest({ protocol: 'IMAP', session: imapSession, auth, upstream, upstreamSecurity: 'implicit', caPem: ca.caPem });
+  proxy = await startSessionUnderTest({
+    protocol: 'IMAP',
+    session: imapSession,
+    auth,
+    upstream,
+    upstreamSecurity: 'implicit',
+    caPem: ca.caPem,
+  });
 });
 afterEach(async () => {
   await proxy.close();
 });
 
-async function restartProxy(options: { limits?: Partial<PreAuthLimits>; localTls?: { context: tls.SecureContext; implicit: boolean } } = {}): Promise<void> {
+async function restartProxy(
+  options: {
+    limits?: Partial<PreAuthLimits>;
+    localTls?: { context: tls.SecureContext; implicit: boolean };
+  } = {},
+): Promise<void> {
   await proxy.close();
-  proxy = await startSessionUnderTest({ protocol: 'IMAP', session: imapSession, auth, upstream, upstreamSecurity: 'implicit', caPem: ca.caPem, ...options });
+  proxy = await startSessionUnderTest({
+    protocol: 'IMAP',
+    session: imapSession,
+    auth,
+    upstream,
+    upstreamSecurity: 'implicit',
+    caPem: ca.caPem,
+    ...options,
+  });
 }
 
 async function localTlsContext(): Promise<{ context: tls.SecureContext; implicit: boolean }> {
@@ -64,7 +87,10 @@ class SlowAuthenticator extends FixedAuthenticator {
     super({ [USER]: { password: PASSWORD, result: TOKEN } });
   }
 
-  override async login(request: { username: string; password: string }): Promise<UpstreamCredentials> {
+  override async login(request: {
+    username: string;
+    password: string;
+  }): Promise<UpstreamCredentials> {
     await new Promise((resolve) => setTimeout(resolve, this.delayMs));
     return super.login(request);
   }
@@ -80,7 +106,9 @@ async function serverAcceptsToken(server: Conversation): Promise<void> {
 describe('IMAP before login', () => {
   it('greets with the capabilities a password client needs and answers CAPABILITY, NOOP, ID', async () => {
     const client = await proxy.connect();
-    await client.expect('* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN] oauth2-mail-proxy ready');
+    await client.expect(
+      '* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN] oauth2-mail-proxy ready',
+    );
     client.send('a CAPABILITY');
     await client.expect('* CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN');
     await client.expect('a OK CAPABILITY completed');
@@ -100,7 +128,9 @@ describe('IMAP before login', () => {
     const client = await proxy.connect();
     await client.line();
     client.send('a SELECT INBOX');
-    await client.expect('a BAD SELECT is not valid before logging in; log in with LOGIN or AUTHENTICATE PLAIN first');
+    await client.expect(
+      'a BAD SELECT is not valid before logging in; log in with LOGIN or AUTHENTICATE PLAIN first',
+    );
     client.send('justoneword');
     await client.expect('justoneword BAD Expected: tag SP command');
     client.send('');
@@ -143,7 +173,14 @@ describe('IMAP login', () => {
   it('accepts quoted strings with escapes', async () => {
     auth = new FixedAuthenticator({ [USER]: { password: 'a "quoted\\ pass', result: TOKEN } });
     await proxy.close();
-    proxy = await startSessionUnderTest({ protocol: 'IMAP', session: imapSession, auth, upstream, upstreamSecurity: 'implicit', caPem: ca.caPem });
+    proxy = await startSessionUnderTest({
+      protocol: 'IMAP',
+      session: imapSession,
+      auth,
+      upstream,
+      upstreamSecurity: 'implicit',
+      caPem: ca.caPem,
+    });
     const client = await proxy.connect();
     await client.line();
     client.send(`a1 LOGIN ${USER} "a \\"quoted\\\\ pass"`);
@@ -196,7 +233,9 @@ describe('IMAP login', () => {
     const client = await proxy.connect();
     await client.line();
     client.send('a1 LOGIN pending@example.com pw');
-    await client.expect('a1 NO [UNAVAILABLE] Authorisation needed: run oauth2-mail-proxy authorize pending@example.com');
+    await client.expect(
+      'a1 NO [UNAVAILABLE] Authorisation needed: run oauth2-mail-proxy authorize pending@example.com',
+    );
   });
 
   it('ends the XOAUTH2 error challenge itself and tells the client the server refused the token', async () => {
@@ -206,7 +245,9 @@ describe('IMAP login', () => {
     const server = await upstream.next();
     server.send('* OK Dovecot ready.');
     await server.expect(/^P1 AUTHENTICATE XOAUTH2 /);
-    server.send(`+ ${b64('{"status":"401","schemes":"bearer","scope":"https://outlook.office.com/IMAP.AccessAsUser.All"}')}`);
+    server.send(
+      `+ ${b64('{"status":"401","schemes":"bearer","scope":"https://outlook.office.com/IMAP.AccessAsUser.All"}')}`,
+    );
     await server.expect('');
     server.send('P1 NO [AUTHENTICATIONFAILED] Authentication failed.');
     await client.expect(
@@ -236,20 +277,23 @@ describe('IMAP login', () => {
     '[INUSE] Mailbox is locked by another session',
     '[SERVERBUG] Internal error occurred. Refer to server log for more information.',
     '[LIMIT] Too many connections for this user',
-  ])('passes on an upstream NO %s that is not about the token, and keeps the token', async (text) => {
-    const client = await proxy.connect();
-    await client.line();
-    client.send(`a1 LOGIN ${USER} "${PASSWORD}"`);
-    const server = await upstream.next();
-    server.send('* OK Dovecot ready.');
-    await server.expect(/^P1 AUTHENTICATE XOAUTH2 /);
-    server.send(`P1 NO ${text}`);
-    await client.expect(`a1 NO ${text}`);
-    expect(auth.rejected).toEqual([]);
-    // The client may try again on the same connection.
-    client.send('a2 NOOP');
-    await client.expect('a2 OK NOOP completed');
-  });
+  ])(
+    'passes on an upstream NO %s that is not about the token, and keeps the token',
+    async (text) => {
+      const client = await proxy.connect();
+      await client.line();
+      client.send(`a1 LOGIN ${USER} "${PASSWORD}"`);
+      const server = await upstream.next();
+      server.send('* OK Dovecot ready.');
+      await server.expect(/^P1 AUTHENTICATE XOAUTH2 /);
+      server.send(`P1 NO ${text}`);
+      await client.expect(`a1 NO ${text}`);
+      expect(auth.rejected).toEqual([]);
+      // The client may try again on the same connection.
+      client.send('a2 NOOP');
+      await client.expect('a2 OK NOOP completed');
+    },
+  );
 
   it('says BYE naming the server when the upstream is unreachable', async () => {
     const port = upstream.port;
@@ -258,7 +302,9 @@ describe('IMAP login', () => {
       const client = await proxy.connect();
       await client.line();
       client.send(`a1 LOGIN ${USER} "${PASSWORD}"`);
-      await client.expect(`* BYE [UNAVAILABLE] Cannot log in to localhost:${port}: connection refused. Try again later`);
+      await client.expect(
+        `* BYE [UNAVAILABLE] Cannot log in to localhost:${port}: connection refused. Try again later`,
+      );
       await client.closedByPeer();
     } finally {
       upstream = await ScriptedUpstream.start(ca, 'implicit');
@@ -273,9 +319,13 @@ describe('IMAP login', () => {
     server.send('* OK Dovecot ready.');
     await server.expect(/^P1 AUTHENTICATE XOAUTH2 /);
     // A TCP reset under the TLS session, as a crashing server or a middlebox sends it.
-    const raw = [...upstream.rawSockets].find((socket) => socket.remotePort === server.socket.remotePort);
+    const raw = [...upstream.rawSockets].find(
+      (socket) => socket.remotePort === server.socket.remotePort,
+    );
     raw?.resetAndDestroy();
-    await client.expect(`* BYE [UNAVAILABLE] Cannot log in to localhost:${upstream.port}: connection closed by the server. Try again later`);
+    await client.expect(
+      `* BYE [UNAVAILABLE] Cannot log in to localhost:${upstream.port}: connection closed by the server. Try again later`,
+    );
     await client.closedByPeer();
     expect(proxy.logs.text).not.toContain('session_error');
   });
@@ -350,7 +400,9 @@ describe('IMAP limits before login', () => {
     // The literal's bytes follow at once, more than the kernel's socket buffers hold: unless the
     // proxy reads them, the client can never finish its write, and so never closes.
     const size = 16 * 1024 * 1024;
-    client.sendRaw(Buffer.concat([Buffer.from(`a1 LOGIN {${size}+}\r\n`), Buffer.alloc(size, 'x')]));
+    client.sendRaw(
+      Buffer.concat([Buffer.from(`a1 LOGIN {${size}+}\r\n`), Buffer.alloc(size, 'x')]),
+    );
     await client.expect('* BYE Literal too large (limit 16384 bytes)');
     await client.closedByPeer();
   });
@@ -404,7 +456,9 @@ describe('IMAP local STARTTLS', () => {
   it('offers STARTTLS, upgrades, stops offering it, and the spliced session outlives the pre-login idle timer', async () => {
     await restartProxy({ localTls: await localTlsContext(), limits: { idleTimeoutMs: 300 } });
     const plain = await proxy.connect();
-    await plain.expect('* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN STARTTLS] oauth2-mail-proxy ready');
+    await plain.expect(
+      '* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN STARTTLS] oauth2-mail-proxy ready',
+    );
     plain.send('a1 STARTTLS');
     await plain.expect('a1 OK Begin TLS negotiation now');
     const client = await plain.startTls({ ca: ca.caPem, servername: 'localhost' });
@@ -478,7 +532,9 @@ describe('IMAP upstream silence', () => {
       server.send('* OK Dovecot ready.');
       await server.expect(/^P1 AUTHENTICATE XOAUTH2 /);
       // ...and no answer.
-      await client.expect(`* BYE [UNAVAILABLE] Cannot log in to localhost:${upstream.port}: no answer within 300 ms. Try again later`);
+      await client.expect(
+        `* BYE [UNAVAILABLE] Cannot log in to localhost:${upstream.port}: no answer within 300 ms. Try again later`,
+      );
       await client.closedByPeer();
       await server.closedByPeer();
     } finally {

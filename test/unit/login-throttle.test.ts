@@ -4,9 +4,12 @@ import { LoginThrottle } from '../../src/auth/login-throttle.js';
 /** A throttle whose sleeps are recorded instead of waited. */
 function recordingThrottle(): { throttle: LoginThrottle; slept: number[] } {
   const slept: number[] = [];
-  const throttle = new LoginThrottle({ baseDelayMs: 500, maxDelayMs: 30_000, windowMs: 60_000 }, async (ms) => {
-    slept.push(ms);
-  });
+  const throttle = new LoginThrottle(
+    { baseDelayMs: 500, maxDelayMs: 30_000, windowMs: 60_000 },
+    async (ms) => {
+      slept.push(ms);
+    },
+  );
   return { throttle, slept };
 }
 

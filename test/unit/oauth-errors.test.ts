@@ -19,7 +19,12 @@ import {
   startDeviceAuthorization,
   type OAuthErrorKind,
 } from '../../src/oauth/index.js';
-import { json, scriptedProvider, type Answer, type ScriptedProvider } from '../support/scripted-provider.js';
+import {
+  json,
+  scriptedProvider,
+  type Answer,
+  type ScriptedProvider,
+} from '../support/scripted-provider.js';
 
 const REFRESH_TOKEN = `rt-${randomBytes(48).toString('base64url')}`;
 const CLIENT_SECRET = `secret-${randomBytes(24).toString('base64url')}`;
@@ -60,7 +65,10 @@ function account(base: string, overrides: Partial<AccountConfig> = {}): AccountC
 }
 
 /** What openid-client itself throws for a refresh against `provider`. */
-async function rawRefreshFailure(provider: ScriptedProvider, overrides: Partial<AccountConfig> = {}): Promise<unknown> {
+async function rawRefreshFailure(
+  provider: ScriptedProvider,
+  overrides: Partial<AccountConfig> = {},
+): Promise<unknown> {
   const config = createProviderClient(account(provider.base, overrides), { requestTimeoutMs: 300 });
   return client.refreshTokenGrant(config, REFRESH_TOKEN).then(
     () => expect.fail('the refresh should have failed'),
@@ -68,7 +76,10 @@ async function rawRefreshFailure(provider: ScriptedProvider, overrides: Partial<
   );
 }
 
-async function refreshFailure(base: string, overrides: Partial<AccountConfig> = {}): Promise<OAuthError> {
+async function refreshFailure(
+  base: string,
+  overrides: Partial<AccountConfig> = {},
+): Promise<OAuthError> {
   return refresh(account(base, overrides), REFRESH_TOKEN, { requestTimeoutMs: 300 }).then(
     () => expect.fail('the refresh should have failed'),
     (err: unknown) => {
@@ -79,13 +90,21 @@ async function refreshFailure(base: string, overrides: Partial<AccountConfig> = 
 }
 
 function expectNoSecrets(error: OAuthError): void {
-  const shown = [error.message, error.hint, error.description ?? '', String(error), JSON.stringify(error)].join('\n');
+  const shown = [
+    error.message,
+    error.hint,
+    error.description ?? '',
+    String(error),
+    JSON.stringify(error),
+  ].join('\n');
   expect(shown).not.toContain(REFRESH_TOKEN);
   expect(shown).not.toContain(CLIENT_SECRET);
 }
 
 describe('token endpoint OAuth errors are classified on `error`, with AADSTS hints', () => {
-  const cases: ReadonlyArray<readonly [string, number, number, OAuthErrorKind, RegExp, string | undefined]> = [
+  const cases: ReadonlyArray<
+    readonly [string, number, number, OAuthErrorKind, RegExp, string | undefined]
+  > = [
     ['invalid_grant', 400, 70000, 'reauthorise', /no longer accepts/, undefined],
     ['invalid_grant', 400, 70008, 'reauthorise', /90 days/, undefined],
     ['invalid_grant', 400, 700082, 'reauthorise', /unused for 90 days/, undefined],
@@ -98,7 +117,14 @@ describe('token endpoint OAuth errors are classified on `error`, with AADSTS hin
     ['invalid_client', 401, 700025, 'config', /remove client_secret/, 'client_secret'],
     ['invalid_client', 401, 7000215, 'config', /Value \(not its Secret ID\)/, 'client_secret'],
     ['invalid_client', 401, 7000222, 'config', /create a new one/, 'client_secret'],
-    ['invalid_client', 401, 700027, 'config', /Upload the certificate in jwt_certificate_path/, 'jwt_certificate_path'],
+    [
+      'invalid_client',
+      401,
+      700027,
+      'config',
+      /Upload the certificate in jwt_certificate_path/,
+      'jwt_certificate_path',
+    ],
     ['invalid_client', 401, 700024, 'config', /clock is off/, undefined],
     ['unauthorized_client', 400, 7000112, 'config', /disabled/, 'client_id'],
     ['unauthorized_client', 400, 700016, 'config', /does not know this client_id/, 'client_id'],
@@ -109,48 +135,80 @@ describe('token endpoint OAuth errors are classified on `error`, with AADSTS hin
     ['server_error', 400, 50000, 'transient', /unavailable/, undefined],
   ];
 
-  it.each(cases)('%s (HTTP %i, AADSTS%i) is %s', async (error, status, aadsts, kind, hint, configKey) => {
-    const provider = await scriptedProvider(json(status, azure(error, aadsts, 'Something failed.')));
-    const thrown = await rawRefreshFailure(provider);
-    expect(thrown).toBeInstanceOf(client.ResponseBodyError);
+  it.each(cases)(
+    '%s (HTTP %i, AADSTS%i) is %s',
+    async (error, status, aadsts, kind, hint, configKey) => {
+      const provider = await scriptedProvider(
+        json(status, azure(error, aadsts, 'Something failed.')),
+      );
+      const thrown = await rawRefreshFailure(provider);
+      expect(thrown).toBeInstanceOf(client.ResponseBodyError);
 
-    const classified = classifyOAuthFailure(thrown, 'refresh');
-    expect(classified).toMatchObject({ kind, code: error, aadsts, status });
-    expect(classified.hint).toMatch(hint);
-    expect(classified.configKey).toBe(configKey);
-    expect(classified.description).toBe(`AADSTS${aadsts}: Something failed.`);
+      const classified = classifyOAuthFailure(thrown, 'refresh');
+      expect(classified).toMatchObject({ kind, code: error, aadsts, status });
+      expect(classified.hint).toMatch(hint);
+      expect(classified.configKey).toBe(configKey);
+      expect(classified.description).toBe(`AADSTS${aadsts}: Something failed.`);
 
-    const viaRefresh = await refreshFailure(provider.base);
-    expect(viaRefresh).toMatchObject({ kind, code: error, aadsts });
-  });
+      const viaRefresh = await refreshFailure(provider.base);
+      expect(viaRefresh).toMatchObject({ kind, code: error, aadsts });
+    },
+  );
 
   it('reads the AADSTS number from the description when error_codes is missing', async () => {
-    const provider = await scriptedProvider(json(400, {
-      error: 'invalid_grant',
-      error_description: 'AADSTS700082: The refresh token has expired due to inactivity.',
-    }));
+    const provider = await scriptedProvider(
+      json(400, {
+        error: 'invalid_grant',
+        error_description: 'AADSTS700082: The refresh token has expired due to inactivity.',
+      }),
+    );
     const classified = classifyOAuthFailure(await rawRefreshFailure(provider), 'refresh');
     expect(classified).toMatchObject({ kind: 'reauthorise', aadsts: 700082 });
   });
 
   it('lets the `error` code decide the kind even when the AADSTS number belongs elsewhere', async () => {
     // invalid_client with a "reauthorise" AADSTS number: still a config problem, generic hint.
-    const provider = await scriptedProvider(json(401, azure('invalid_client', 70008, 'Odd combination.')));
+    const provider = await scriptedProvider(
+      json(401, azure('invalid_client', 70008, 'Odd combination.')),
+    );
     const classified = classifyOAuthFailure(await rawRefreshFailure(provider), 'refresh');
-    expect(classified).toMatchObject({ kind: 'config', code: 'invalid_client', aadsts: 70008, configKey: 'client_secret' });
+    expect(classified).toMatchObject({
+      kind: 'config',
+      code: 'invalid_client',
+      aadsts: 70008,
+      configKey: 'client_secret',
+    });
     expect(classified.hint).toMatch(/client_id and client_secret/);
   });
 
   it('treats Google-style errors without AADSTS numbers by their code', async () => {
-    const provider = await scriptedProvider(json(400, { error: 'invalid_grant', error_description: 'Token has been expired or revoked.' }));
+    const provider = await scriptedProvider(
+      json(400, {
+        error: 'invalid_grant',
+        error_description: 'Token has been expired or revoked.',
+      }),
+    );
     const classified = await refreshFailure(provider.base);
-    expect(classified).toMatchObject({ kind: 'reauthorise', code: 'invalid_grant', description: 'Token has been expired or revoked.' });
+    expect(classified).toMatchObject({
+      kind: 'reauthorise',
+      code: 'invalid_grant',
+      description: 'Token has been expired or revoked.',
+    });
     expect(classified.aadsts).toBeUndefined();
   });
 
   it('treats HTTP 429 with an OAuth body as transient', async () => {
-    const provider = await scriptedProvider(json(429, { error: 'invalid_request', error_description: 'Too many requests' }, { 'retry-after': '30' }));
-    expect(classifyOAuthFailure(await rawRefreshFailure(provider), 'refresh')).toMatchObject({ kind: 'transient', status: 429 });
+    const provider = await scriptedProvider(
+      json(
+        429,
+        { error: 'invalid_request', error_description: 'Too many requests' },
+        { 'retry-after': '30' },
+      ),
+    );
+    expect(classifyOAuthFailure(await rawRefreshFailure(provider), 'refresh')).toMatchObject({
+      kind: 'transient',
+      status: 429,
+    });
   });
 
   it('classifies an unknown error code as config, which never loops', async () => {
@@ -170,67 +228,115 @@ describe('invalid_client behind a WWW-Authenticate challenge', () => {
     const provider = await scriptedProvider(challenge);
     const thrown = await rawRefreshFailure(provider);
     expect(thrown).toBeInstanceOf(client.WWWAuthenticateChallengeError);
-    expect(classifyOAuthFailure(thrown, 'refresh')).toMatchObject({ kind: 'config', code: 'http_401', configKey: 'client_secret' });
+    expect(classifyOAuthFailure(thrown, 'refresh')).toMatchObject({
+      kind: 'config',
+      code: 'http_401',
+      configKey: 'client_secret',
+    });
   });
 
   it('gets its OAuth error and AADSTS hint from the body when explained', async () => {
     const provider = await scriptedProvider(challenge);
     const explained = await explainOAuthFailure(await rawRefreshFailure(provider), 'refresh');
-    expect(explained).toMatchObject({ kind: 'config', code: 'invalid_client', aadsts: 7000215, configKey: 'client_secret' });
+    expect(explained).toMatchObject({
+      kind: 'config',
+      code: 'invalid_client',
+      aadsts: 7000215,
+      configKey: 'client_secret',
+    });
     expect((await refreshFailure(provider.base)).code).toBe('invalid_client');
   });
 
   it('uses an error parameter of the challenge itself', async () => {
     const provider = await scriptedProvider(raw(401, 'text/plain', 'no'));
     const withParameter = await scriptedProvider((_request, _form, response) => {
-      response.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_client", error_description="AADSTS700016: Application not found"' });
+      response.writeHead(401, {
+        'www-authenticate':
+          'Bearer error="invalid_client", error_description="AADSTS700016: Application not found"',
+      });
       response.end();
     });
-    expect(await refreshFailure(withParameter.base)).toMatchObject({ kind: 'config', code: 'invalid_client', aadsts: 700016, configKey: 'client_id' });
+    expect(await refreshFailure(withParameter.base)).toMatchObject({
+      kind: 'config',
+      code: 'invalid_client',
+      aadsts: 700016,
+      configKey: 'client_id',
+    });
     expect(await refreshFailure(provider.base)).toMatchObject({ kind: 'config', code: 'http_401' });
   });
 });
 
 describe('failures without an OAuth error body', () => {
   it('treats a 503 HTML page as transient http_503', async () => {
-    const provider = await scriptedProvider(raw(503, 'text/html', '<html><body><h1>Service Unavailable</h1></body></html>'));
+    const provider = await scriptedProvider(
+      raw(503, 'text/html', '<html><body><h1>Service Unavailable</h1></body></html>'),
+    );
     const thrown = await rawRefreshFailure(provider);
     expect(thrown).toBeInstanceOf(client.ClientError);
-    expect(classifyOAuthFailure(thrown, 'refresh')).toMatchObject({ kind: 'transient', code: 'http_503', status: 503 });
+    expect(classifyOAuthFailure(thrown, 'refresh')).toMatchObject({
+      kind: 'transient',
+      code: 'http_503',
+      status: 503,
+    });
   });
 
   it('treats a 500 with a JSON body that is not an OAuth error as transient http_500', async () => {
     const provider = await scriptedProvider(json(500, { message: 'Internal error' }));
-    expect(await refreshFailure(provider.base)).toMatchObject({ kind: 'transient', code: 'http_500' });
+    expect(await refreshFailure(provider.base)).toMatchObject({
+      kind: 'transient',
+      code: 'http_500',
+    });
   });
 
   it('treats a 400 HTML page (a proxy in the way) as a transient bad response', async () => {
     const provider = await scriptedProvider(raw(400, 'text/html', '<html>Bad Request</html>'));
-    expect(await refreshFailure(provider.base)).toMatchObject({ kind: 'transient', code: 'bad_response', status: 400 });
+    expect(await refreshFailure(provider.base)).toMatchObject({
+      kind: 'transient',
+      code: 'bad_response',
+      status: 400,
+    });
   });
 
   it('treats truncated JSON as a transient bad response', async () => {
-    const provider = await scriptedProvider(raw(200, 'application/json', '{"token_type":"Bearer","expires_in":36'));
+    const provider = await scriptedProvider(
+      raw(200, 'application/json', '{"token_type":"Bearer","expires_in":36'),
+    );
     const thrown = await rawRefreshFailure(provider);
     expect(thrown).toMatchObject({ code: 'OAUTH_PARSE_ERROR' });
-    expect(classifyOAuthFailure(thrown, 'refresh')).toMatchObject({ kind: 'transient', code: 'bad_response' });
+    expect(classifyOAuthFailure(thrown, 'refresh')).toMatchObject({
+      kind: 'transient',
+      code: 'bad_response',
+    });
   });
 
   it('treats a 200 login page (captive portal) as a transient bad response', async () => {
-    const provider = await scriptedProvider(raw(200, 'text/html', '<html><form>Hotel Wi-Fi login</form></html>'));
-    expect(await refreshFailure(provider.base)).toMatchObject({ kind: 'transient', code: 'bad_response', status: 200 });
+    const provider = await scriptedProvider(
+      raw(200, 'text/html', '<html><form>Hotel Wi-Fi login</form></html>'),
+    );
+    expect(await refreshFailure(provider.base)).toMatchObject({
+      kind: 'transient',
+      code: 'bad_response',
+      status: 200,
+    });
   });
 
   it('treats a 404 as a config error naming token_url', async () => {
     const provider = await scriptedProvider(raw(404, 'text/html', 'Not Found'));
-    expect(await refreshFailure(provider.base)).toMatchObject({ kind: 'config', code: 'http_404', configKey: 'token_url' });
+    expect(await refreshFailure(provider.base)).toMatchObject({
+      kind: 'config',
+      code: 'http_404',
+      configKey: 'token_url',
+    });
   });
 
   it('treats a server that never answers as a transient timeout', async () => {
     const provider = await scriptedProvider(() => undefined);
     const thrown = await rawRefreshFailure(provider);
     expect(thrown).toMatchObject({ code: 'OAUTH_TIMEOUT' });
-    expect(classifyOAuthFailure(thrown, 'refresh')).toMatchObject({ kind: 'transient', code: 'timeout' });
+    expect(classifyOAuthFailure(thrown, 'refresh')).toMatchObject({
+      kind: 'transient',
+      code: 'timeout',
+    });
   });
 
   it('treats a server that stops mid-body as a transient timeout', async () => {
@@ -238,7 +344,10 @@ describe('failures without an OAuth error body', () => {
       response.writeHead(200, { 'content-type': 'application/json' });
       response.write('{"access_token":"');
     });
-    expect(await refreshFailure(provider.base)).toMatchObject({ kind: 'transient', code: 'timeout' });
+    expect(await refreshFailure(provider.base)).toMatchObject({
+      kind: 'transient',
+      code: 'timeout',
+    });
   });
 
   it('treats a refused connection as a transient network error', async () => {
@@ -253,16 +362,23 @@ describe('failures without an OAuth error body', () => {
 
   it('treats a dropped connection as a transient network error', async () => {
     const provider = await scriptedProvider((request) => request.socket.destroy());
-    expect(await refreshFailure(provider.base)).toMatchObject({ kind: 'transient', code: 'network' });
+    expect(await refreshFailure(provider.base)).toMatchObject({
+      kind: 'transient',
+      code: 'network',
+    });
   });
 
   it('treats an unresolvable host as a transient DNS error', async () => {
-    const classified = await refreshFailure('https://login.invalid', { permissionUrl: 'https://login.invalid/authorize' });
+    const classified = await refreshFailure('https://login.invalid', {
+      permissionUrl: 'https://login.invalid/authorize',
+    });
     expect(classified).toMatchObject({ kind: 'transient', code: 'dns' });
   });
 
   it('treats a 200 answer without an access token as a transient bad response, hiding its tokens', async () => {
-    const provider = await scriptedProvider(json(200, { refresh_token: REFRESH_TOKEN, token_type: 'Bearer' }));
+    const provider = await scriptedProvider(
+      json(200, { refresh_token: REFRESH_TOKEN, token_type: 'Bearer' }),
+    );
     const thrown = await rawRefreshFailure(provider);
     expect(thrown).toMatchObject({ code: 'OAUTH_INVALID_RESPONSE' });
     const classified = classifyOAuthFailure(thrown, 'refresh');
@@ -274,7 +390,9 @@ describe('failures without an OAuth error body', () => {
 
 describe('messages never carry secrets', () => {
   it('blanks a refresh token the provider echoes in its description', async () => {
-    const provider = await scriptedProvider(json(400, azure('invalid_grant', 70000, `The refresh token ${REFRESH_TOKEN} is not valid.`)));
+    const provider = await scriptedProvider(
+      json(400, azure('invalid_grant', 70000, `The refresh token ${REFRESH_TOKEN} is not valid.`)),
+    );
     const classified = await refreshFailure(provider.base, { clientSecret: CLIENT_SECRET });
     expect(classified.kind).toBe('reauthorise');
     expect(classified.description).toContain('[redacted]');
@@ -282,7 +400,9 @@ describe('messages never carry secrets', () => {
   });
 
   it('keeps the client secret out of an invalid_client error', async () => {
-    const provider = await scriptedProvider(json(401, azure('invalid_client', 7000215, 'Invalid client secret provided.')));
+    const provider = await scriptedProvider(
+      json(401, azure('invalid_client', 7000215, 'Invalid client secret provided.')),
+    );
     const classified = await refreshFailure(provider.base, { clientSecret: CLIENT_SECRET });
     expect(provider.forms[0]?.get('client_secret')).toBe(CLIENT_SECRET);
     expectNoSecrets(classified);
@@ -299,14 +419,22 @@ describe('code redemption errors ask for a new paste', () => {
     ['invalid_request', 9002313, /cut short/],
   ] as const)('%s AADSTS%i is a paste problem', async (error, aadsts, hint) => {
     const provider = await scriptedProvider(json(400, azure(error, aadsts, 'Code problem.')));
-    const failure = await completeAuthorization(account(provider.base), pending, pasted).catch((err: unknown) => err);
+    const failure = await completeAuthorization(account(provider.base), pending, pasted).catch(
+      (err: unknown) => err,
+    );
     expect(failure).toMatchObject({ kind: 'paste', code: error, aadsts });
     expect((failure as OAuthError).hint).toMatch(hint);
   });
 
   it('sends the configured redirect_uri, not the pasted address', async () => {
-    const provider = await scriptedProvider(json(200, { access_token: 'at', token_type: 'Bearer', expires_in: 3600 }));
-    await completeAuthorization(account(provider.base), pending, `"https://login.microsoftonline.com/common/wrongplace?code=c0de&state=the-state".`);
+    const provider = await scriptedProvider(
+      json(200, { access_token: 'at', token_type: 'Bearer', expires_in: 3600 }),
+    );
+    await completeAuthorization(
+      account(provider.base),
+      pending,
+      `"https://login.microsoftonline.com/common/wrongplace?code=c0de&state=the-state".`,
+    );
     expect(Object.fromEntries(provider.forms[0] ?? [])).toEqual({
       grant_type: 'authorization_code',
       code: 'c0de',
@@ -318,25 +446,44 @@ describe('code redemption errors ask for a new paste', () => {
 
   it('reports an error in the pasted address by its own classification', async () => {
     const provider = await scriptedProvider(json(500, {}));
-    const cancelled = await completeAuthorization(account(provider.base), pending, 'https://localhost/?error=access_denied&error_description=AADSTS65004%3a+User+declined&state=the-state')
-      .catch((err: unknown) => err);
+    const cancelled = await completeAuthorization(
+      account(provider.base),
+      pending,
+      'https://localhost/?error=access_denied&error_description=AADSTS65004%3a+User+declined&state=the-state',
+    ).catch((err: unknown) => err);
     expect(cancelled).toMatchObject({ kind: 'reauthorise', code: 'access_denied' });
-    const mismatch = await completeAuthorization(account(provider.base), pending, 'https://localhost/?error=invalid_request&error_description=AADSTS50011%3a+The+redirect+URI+does+not+match&state=the-state')
-      .catch((err: unknown) => err);
+    const mismatch = await completeAuthorization(
+      account(provider.base),
+      pending,
+      'https://localhost/?error=invalid_request&error_description=AADSTS50011%3a+The+redirect+URI+does+not+match&state=the-state',
+    ).catch((err: unknown) => err);
     expect(mismatch).toMatchObject({ kind: 'config', aadsts: 50011, configKey: 'redirect_uri' });
-    const busy = await completeAuthorization(account(provider.base), pending, 'https://localhost/?error=temporarily_unavailable&state=the-state')
-      .catch((err: unknown) => err);
+    const busy = await completeAuthorization(
+      account(provider.base),
+      pending,
+      'https://localhost/?error=temporarily_unavailable&state=the-state',
+    ).catch((err: unknown) => err);
     expect(busy).toMatchObject({ kind: 'paste', code: 'temporarily_unavailable' });
     expect(provider.forms).toHaveLength(0);
   });
 
   it('reports an unusable paste without calling the provider', async () => {
     const provider = await scriptedProvider(json(500, {}));
-    const noCode = await completeAuthorization(account(provider.base), pending, 'https://localhost/').catch((err: unknown) => err);
+    const noCode = await completeAuthorization(
+      account(provider.base),
+      pending,
+      'https://localhost/',
+    ).catch((err: unknown) => err);
     expect(noCode).toMatchObject({ kind: 'paste', code: 'no_code' });
-    const older = await completeAuthorization(account(provider.base), pending, 'https://localhost/?code=x&state=older').catch((err: unknown) => err);
+    const older = await completeAuthorization(
+      account(provider.base),
+      pending,
+      'https://localhost/?code=x&state=older',
+    ).catch((err: unknown) => err);
     expect(older).toMatchObject({ kind: 'paste', code: 'state_mismatch' });
-    const notUrl = await completeAuthorization(account(provider.base), pending, 'hello').catch((err: unknown) => err);
+    const notUrl = await completeAuthorization(account(provider.base), pending, 'hello').catch(
+      (err: unknown) => err,
+    );
     expect(notUrl).toMatchObject({ kind: 'paste', code: 'not_a_url' });
     expect(provider.forms).toHaveLength(0);
   });
@@ -347,26 +494,33 @@ describe('the provider client', () => {
     expect(() => createProviderClient(account('http://login.example.com'))).toThrow(
       expect.objectContaining({ kind: 'config', configKey: 'permission_url' }),
     );
-    expect(() => createProviderClient(account('https://login.example.com', { tokenUrl: 'http://login.example.com/token' }))).toThrow(
-      expect.objectContaining({ kind: 'config', configKey: 'token_url' }),
-    );
-    expect(() => createProviderClient(account('https://login.example.com', { clientId: '' }))).toThrow(
-      expect.objectContaining({ kind: 'config', configKey: 'client_id' }),
-    );
+    expect(() =>
+      createProviderClient(
+        account('https://login.example.com', { tokenUrl: 'http://login.example.com/token' }),
+      ),
+    ).toThrow(expect.objectContaining({ kind: 'config', configKey: 'token_url' }));
+    expect(() =>
+      createProviderClient(account('https://login.example.com', { clientId: '' })),
+    ).toThrow(expect.objectContaining({ kind: 'config', configKey: 'client_id' }));
   });
 
-  it('derives Microsoft\'s device endpoint from token_url when permission_url is the authorize endpoint', () => {
+  it("derives Microsoft's device endpoint from token_url when permission_url is the authorize endpoint", () => {
     const microsoft = account('https://login.microsoftonline.com', { flow: 'device' });
-    expect(deviceAuthorizationEndpoint(microsoft)).toBe('https://login.microsoftonline.com/common/oauth2/v2.0/devicecode');
+    expect(deviceAuthorizationEndpoint(microsoft)).toBe(
+      'https://login.microsoftonline.com/common/oauth2/v2.0/devicecode',
+    );
     const explicit = account('https://login.microsoftonline.com', {
       flow: 'device',
-      permissionUrl: 'https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/devicecode',
+      permissionUrl:
+        'https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/devicecode',
     });
     expect(deviceAuthorizationEndpoint(explicit)).toBe(explicit.permissionUrl);
   });
 
   it('sends a client secret in the body and a public client only its client_id', async () => {
-    const provider = await scriptedProvider(json(200, { access_token: 'at', token_type: 'Bearer', expires_in: 60, refresh_token: 'rt2' }));
+    const provider = await scriptedProvider(
+      json(200, { access_token: 'at', token_type: 'Bearer', expires_in: 60, refresh_token: 'rt2' }),
+    );
     await refresh(account(provider.base, { clientSecret: CLIENT_SECRET }), REFRESH_TOKEN);
     await refresh(account(provider.base), REFRESH_TOKEN);
     expect(provider.forms[0]?.get('client_secret')).toBe(CLIENT_SECRET);
@@ -376,16 +530,25 @@ describe('the provider client', () => {
   });
 
   it('ignores an id_token instead of validating it, and defaults a missing token_type', async () => {
-    const provider = await scriptedProvider(json(200, { access_token: 'at', expires_in: 60, id_token: 'not.a.jwt' }));
+    const provider = await scriptedProvider(
+      json(200, { access_token: 'at', expires_in: 60, id_token: 'not.a.jwt' }),
+    );
     const before = Math.floor(Date.now() / 1000);
     const tokens = await refresh(account(provider.base), REFRESH_TOKEN);
-    expect(tokens).toEqual({ accessToken: 'at', expiresAt: expect.any(Number), refreshToken: REFRESH_TOKEN, refreshTokenKept: true });
+    expect(tokens).toEqual({
+      accessToken: 'at',
+      expiresAt: expect.any(Number),
+      refreshToken: REFRESH_TOKEN,
+      refreshTokenKept: true,
+    });
     expect(tokens.expiresAt - before).toBeGreaterThanOrEqual(59);
     expect(tokens.expiresAt - before).toBeLessThanOrEqual(61);
   });
 
   it('assumes an hour when expires_in is missing, and passes on a rotated refresh token', async () => {
-    const provider = await scriptedProvider(json(200, { access_token: 'at', token_type: 'Bearer', refresh_token: 'rotated' }));
+    const provider = await scriptedProvider(
+      json(200, { access_token: 'at', token_type: 'Bearer', refresh_token: 'rotated' }),
+    );
     const before = Math.floor(Date.now() / 1000);
     const tokens = await refresh(account(provider.base), REFRESH_TOKEN);
     expect(tokens).toMatchObject({ refreshToken: 'rotated', refreshTokenKept: false });
@@ -394,12 +557,16 @@ describe('the provider client', () => {
   });
 
   it('gets client credentials tokens with the configured scope', async () => {
-    const provider = await scriptedProvider(json(200, { access_token: 'app-token', token_type: 'Bearer', expires_in: 3599 }));
-    const tokens = await clientCredentials(account(provider.base, {
-      flow: 'client_credentials',
-      clientSecret: CLIENT_SECRET,
-      scope: 'https://outlook.office365.com/.default',
-    }));
+    const provider = await scriptedProvider(
+      json(200, { access_token: 'app-token', token_type: 'Bearer', expires_in: 3599 }),
+    );
+    const tokens = await clientCredentials(
+      account(provider.base, {
+        flow: 'client_credentials',
+        clientSecret: CLIENT_SECRET,
+        scope: 'https://outlook.office365.com/.default',
+      }),
+    );
     expect(tokens.accessToken).toBe('app-token');
     expect(tokens.refreshToken).toBeUndefined();
     expect(Object.fromEntries(provider.forms[0] ?? [])).toMatchObject({
@@ -412,18 +579,34 @@ describe('the provider client', () => {
 
 describe('device polling against a scripted provider', () => {
   /** A device endpoint plus a token endpoint that answers polls from `polls` in order. */
-  async function deviceProvider(device: Record<string, unknown>, polls: Array<[number, Record<string, unknown>]>) {
+  async function deviceProvider(
+    device: Record<string, unknown>,
+    polls: Array<[number, Record<string, unknown>]>,
+  ) {
     const pollTimes: number[] = [];
     const provider = await scriptedProvider((request, _form, response) => {
       if (request.url === DEVICE_PATH) {
-        json(200, { device_code: 'dc', user_code: 'ABCD-EFGH', verification_uri: 'https://microsoft.com/devicelogin', expires_in: 900, ...device })(request, _form, response);
+        json(200, {
+          device_code: 'dc',
+          user_code: 'ABCD-EFGH',
+          verification_uri: 'https://microsoft.com/devicelogin',
+          expires_in: 900,
+          ...device,
+        })(request, _form, response);
         return;
       }
       pollTimes.push(Date.now());
       const [status, body] = polls.shift() ?? [400, { error: 'authorization_pending' }];
       json(status, body)(request, _form, response);
     });
-    return { provider, pollTimes, device: account(provider.base, { flow: 'device', permissionUrl: `${provider.base}${DEVICE_PATH}` }) };
+    return {
+      provider,
+      pollTimes,
+      device: account(provider.base, {
+        flow: 'device',
+        permissionUrl: `${provider.base}${DEVICE_PATH}`,
+      }),
+    };
   }
 
   it('slows down by 5 seconds when asked', async () => {
@@ -433,23 +616,36 @@ describe('device polling against a scripted provider', () => {
       [200, { access_token: 'at', token_type: 'Bearer', expires_in: 3600, refresh_token: 'rt' }],
     ]);
     const started = await startDeviceAuthorization(device);
-    expect(started).toMatchObject({ userCode: 'ABCD-EFGH', verificationUri: 'https://microsoft.com/devicelogin', interval: 0.05 });
+    expect(started).toMatchObject({
+      userCode: 'ABCD-EFGH',
+      verificationUri: 'https://microsoft.com/devicelogin',
+      interval: 0.05,
+    });
     const tokens = await pollDeviceAuthorization(started.handle);
     expect(tokens).toMatchObject({ accessToken: 'at', refreshToken: 'rt' });
     expect(pollTimes).toHaveLength(3);
     expect((pollTimes[2] ?? 0) - (pollTimes[1] ?? 0)).toBeGreaterThanOrEqual(4900);
   }, 15_000);
 
-  it('defaults the interval to 5 seconds and reads Google\'s verification_url', async () => {
-    const { device } = await deviceProvider({ verification_url: 'https://www.google.com/device', verification_uri: undefined }, []);
+  it("defaults the interval to 5 seconds and reads Google's verification_url", async () => {
+    const { device } = await deviceProvider(
+      { verification_url: 'https://www.google.com/device', verification_uri: undefined },
+      [],
+    );
     const started = await startDeviceAuthorization(device);
-    expect(started).toMatchObject({ interval: 5, verificationUri: 'https://www.google.com/device' });
+    expect(started).toMatchObject({
+      interval: 5,
+      verificationUri: 'https://www.google.com/device',
+    });
   });
 
   it('gives up with reauthorise when the code expires', async () => {
     const { device } = await deviceProvider({ interval: 0.05, expires_in: 1 }, []);
     const started = await startDeviceAuthorization(device);
-    await expect(pollDeviceAuthorization(started.handle)).rejects.toMatchObject({ kind: 'reauthorise', code: 'expired_token' });
+    await expect(pollDeviceAuthorization(started.handle)).rejects.toMatchObject({
+      kind: 'reauthorise',
+      code: 'expired_token',
+    });
   });
 
   it('stops at once when the caller aborts', async () => {
@@ -465,12 +661,21 @@ describe('device polling against a scripted provider', () => {
   });
 
   it('reports a declined sign-in as reauthorise and a blocked client as config', async () => {
-    const declined = await deviceProvider({ interval: 0.05 }, [[400, azure('authorization_declined', 70019, 'The user declined.')]]);
+    const declined = await deviceProvider({ interval: 0.05 }, [
+      [400, azure('authorization_declined', 70019, 'The user declined.')],
+    ]);
     const started = await startDeviceAuthorization(declined.device);
-    await expect(pollDeviceAuthorization(started.handle)).rejects.toMatchObject({ kind: 'reauthorise', code: 'authorization_declined' });
+    await expect(pollDeviceAuthorization(started.handle)).rejects.toMatchObject({
+      kind: 'reauthorise',
+      code: 'authorization_declined',
+    });
 
-    const blocked = await scriptedProvider(json(400, azure('unauthorized_client', 700016, 'Application not found.')));
-    await expect(startDeviceAuthorization(account(blocked.base, { flow: 'device' }))).rejects.toMatchObject({ kind: 'config', configKey: 'client_id' });
+    const blocked = await scriptedProvider(
+      json(400, azure('unauthorized_client', 700016, 'Application not found.')),
+    );
+    await expect(
+      startDeviceAuthorization(account(blocked.base, { flow: 'device' })),
+    ).rejects.toMatchObject({ kind: 'config', configKey: 'client_id' });
   });
 
   it('keeps polling through a provider outage', async () => {
@@ -479,7 +684,9 @@ describe('device polling against a scripted provider', () => {
       [200, { access_token: 'at', token_type: 'Bearer', expires_in: 3600 }],
     ]);
     const started = await startDeviceAuthorization(device);
-    await expect(pollDeviceAuthorization(started.handle)).resolves.toMatchObject({ accessToken: 'at' });
+    await expect(pollDeviceAuthorization(started.handle)).resolves.toMatchObject({
+      accessToken: 'at',
+    });
     expect(pollTimes).toHaveLength(2);
   });
 });

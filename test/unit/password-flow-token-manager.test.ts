@@ -52,13 +52,30 @@ async function startEndpoint(): Promise<Endpoint> {
         response.setHeader('content-type', 'application/json');
         if (form.get('grant_type') === 'password' && form.get('password') === RIGHT) {
           issued += 1;
-          response.end(JSON.stringify({ access_token: `access-${issued}`, refresh_token: `refresh-${issued}`, token_type: 'Bearer', expires_in: 3600 }));
+          response.end(
+            JSON.stringify({
+              access_token: `access-${issued}`,
+              refresh_token: `refresh-${issued}`,
+              token_type: 'Bearer',
+              expires_in: 3600,
+            }),
+          );
           return;
         }
         response.statusCode = 400;
-        const refusal = form.get('grant_type') === 'password'
-          ? { error: 'invalid_grant', error_description: 'AADSTS50126: Error validating credentials due to invalid username or password.', error_codes: [50126] }
-          : { error: 'invalid_grant', error_description: 'AADSTS70000: The provided grant is invalid.', error_codes: [70000] };
+        const refusal =
+          form.get('grant_type') === 'password'
+            ? {
+                error: 'invalid_grant',
+                error_description:
+                  'AADSTS50126: Error validating credentials due to invalid username or password.',
+                error_codes: [50126],
+              }
+            : {
+                error: 'invalid_grant',
+                error_description: 'AADSTS70000: The provided grant is invalid.',
+                error_codes: [70000],
+              };
         response.end(JSON.stringify(refusal));
       }, 150);
     });
@@ -68,10 +85,11 @@ async function startEndpoint(): Promise<Endpoint> {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/token`,
     grants: [],
     maxConcurrent: 0,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
   return state;
 }
@@ -100,7 +118,10 @@ function subject(flow: OAuthFlow = 'password'): TokenSubject {
   return { key: USER, account, loginName: USER };
 }
 
-function manager(options: { deleteTokensOnWrongPassword?: boolean } = {}): { tokens: TokenManager; store: TokenStore } {
+function manager(options: { deleteTokensOnWrongPassword?: boolean } = {}): {
+  tokens: TokenManager;
+  store: TokenStore;
+} {
   const store = new TokenStore(join(dir, 'tokens.ini'));
   const tokens = new TokenManager({
     store,
@@ -116,7 +137,10 @@ function manager(options: { deleteTokensOnWrongPassword?: boolean } = {}): { tok
 }
 
 async function refusalOf(login: Promise<string>): Promise<LoginFailure> {
-  const err = await login.then(() => expect.fail('the login should have been refused'), (error: unknown) => error);
+  const err = await login.then(
+    () => expect.fail('the login should have been refused'),
+    (error: unknown) => error,
+  );
   expect(err).toBeInstanceOf(LoginFailure);
   return err as LoginFailure;
 }
@@ -124,14 +148,19 @@ async function refusalOf(login: Promise<string>): Promise<LoginFailure> {
 describe('password-flow logins that overlap', () => {
   it('share one grant when they send the same password', async () => {
     const { tokens } = manager();
-    const results = await Promise.all(Array.from({ length: 5 }, () => tokens.accessToken(subject(), RIGHT)));
+    const results = await Promise.all(
+      Array.from({ length: 5 }, () => tokens.accessToken(subject(), RIGHT)),
+    );
     expect(new Set(results)).toEqual(new Set(['access-1']));
     expect(endpoint.grants).toEqual(['password']);
   });
 
-  it('never hand one password\'s token to a login with another: the provider judges each, one at a time', async () => {
+  it("never hand one password's token to a login with another: the provider judges each, one at a time", async () => {
     const { tokens } = manager();
-    const [right, wrong] = await Promise.allSettled([tokens.accessToken(subject(), RIGHT), tokens.accessToken(subject(), WRONG)]);
+    const [right, wrong] = await Promise.allSettled([
+      tokens.accessToken(subject(), RIGHT),
+      tokens.accessToken(subject(), WRONG),
+    ]);
     expect(right).toEqual({ status: 'fulfilled', value: 'access-1' });
     expect(wrong.status).toBe('rejected');
     expect((wrong as PromiseRejectedResult).reason).toMatchObject({ reason: 'bad-password' });
@@ -145,7 +174,9 @@ describe('password-flow logins that overlap', () => {
     const before = await store.read(USER);
     const refused = await refusalOf(tokens.accessToken(subject(), WRONG));
     expect(refused.reason).toBe('bad-password');
-    expect(refused.message).toMatch(/^The identity provider refused the password for user@example\.com: AADSTS50126: /);
+    expect(refused.message).toMatch(
+      /^The identity provider refused the password for user@example\.com: AADSTS50126: /,
+    );
     expect(await store.read(USER)).toEqual(before);
   });
 });
@@ -155,7 +186,14 @@ describe('a password-flow account in the background', () => {
     const { tokens, store } = manager();
     const keys = new AccountKeys(new KeyCache());
     const key = await keys.create(RIGHT);
-    await store.write(USER, keys.seal(key, { accessToken: 'old-access', accessTokenExpiry: Math.floor(Date.now() / 1000) - 60, refreshToken: 'dead-refresh' }));
+    await store.write(
+      USER,
+      keys.seal(key, {
+        accessToken: 'old-access',
+        accessTokenExpiry: Math.floor(Date.now() / 1000) - 60,
+        refreshToken: 'dead-refresh',
+      }),
+    );
     const refused = await tokens.refreshIfDue({ subject: subject(), key }, true).then(
       () => expect.fail('the refresh should have failed'),
       (error: unknown) => error as LoginFailure,
@@ -172,9 +210,14 @@ describe('a service_account account', () => {
     const { tokens } = manager();
     const refused = await refusalOf(tokens.accessToken(subject('service_account'), RIGHT));
     expect(refused.reason).toBe('config');
-    expect(refused.message).toMatch(/client_id must be set to `file` or `key`\. Set client_id = file and client_secret to the path/);
+    expect(refused.message).toMatch(
+      /client_id must be set to `file` or `key`\. Set client_id = file and client_secret to the path/,
+    );
     expect(tokens.pending.get(USER)).toBeUndefined();
-    await expect(tokens.authorise(subject('service_account'))).rejects.toMatchObject({ kind: 'config', configKey: 'oauth2_flow' });
+    await expect(tokens.authorise(subject('service_account'))).rejects.toMatchObject({
+      kind: 'config',
+      configKey: 'oauth2_flow',
+    });
     expect(endpoint.grants).toEqual([]);
   });
 });

@@ -9,7 +9,16 @@ import { FixedAuthenticator, LogCapture } from '../support/session-harness.js';
 function contextFrom(remoteAddress: string, plaintextLoginsFromNetwork = false): SessionContext {
   return {
     id: 'test',
-    server: { section: 'IMAP-1993', protocol: 'IMAP', localPort: 1993, localAddress: '0.0.0.0', serverAddress: 'x', serverPort: 993, serverStarttls: false, localStarttls: true },
+    server: {
+      section: 'IMAP-1993',
+      protocol: 'IMAP',
+      localPort: 1993,
+      localAddress: '0.0.0.0',
+      serverAddress: 'x',
+      serverPort: 993,
+      serverStarttls: false,
+      localStarttls: true,
+    },
     client: { remoteAddress } as net.Socket,
     log: new LogCapture().logger,
     auth: new FixedAuthenticator({ 'u@example.com': { password: 'pw', result: 'TOKEN' } }),
@@ -33,10 +42,16 @@ describe('passwords in clear text from another machine', () => {
   });
 
   it('are fine after STARTTLS, from loopback in any spelling, or when the config allows them', async () => {
-    expect(await requestCredentials(contextFrom('203.0.113.7'), 'IMAP', login, true)).toMatchObject({ accessToken: 'TOKEN' });
+    expect(await requestCredentials(contextFrom('203.0.113.7'), 'IMAP', login, true)).toMatchObject(
+      { accessToken: 'TOKEN' },
+    );
     for (const address of ['127.0.0.1', '::1', '::ffff:127.0.0.1']) {
-      expect(await requestCredentials(contextFrom(address), 'IMAP', login, false)).toMatchObject({ accessToken: 'TOKEN' });
+      expect(await requestCredentials(contextFrom(address), 'IMAP', login, false)).toMatchObject({
+        accessToken: 'TOKEN',
+      });
     }
-    expect(await requestCredentials(contextFrom('203.0.113.7', true), 'IMAP', login, false)).toMatchObject({ accessToken: 'TOKEN' });
+    expect(
+      await requestCredentials(contextFrom('203.0.113.7', true), 'IMAP', login, false),
+    ).toMatchObject({ accessToken: 'TOKEN' });
   });
 });

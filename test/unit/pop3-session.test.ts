@@ -29,15 +29,34 @@ function accounts(): FixedAuthenticator {
     [USER]: { password: PASSWORD, result: TOKEN },
     'pending@example.com': {
       password: 'pw',
-      result: { reason: 'authorisation-needed', message: 'Authorisation needed: run oauth2-mail-proxy authorize pending@example.com' },
+      result: {
+        reason: 'authorisation-needed',
+        message: 'Authorisation needed: run oauth2-mail-proxy authorize pending@example.com',
+      },
     },
-    'broken@example.com': { password: 'pw', result: { reason: 'config', message: 'x'.repeat(2000) } },
+    'broken@example.com': {
+      password: 'pw',
+      result: { reason: 'config', message: 'x'.repeat(2000) },
+    },
   });
 }
 
-async function restartProxy(options: { limits?: Partial<PreAuthLimits>; localTls?: { context: tls.SecureContext; implicit: boolean } } = {}): Promise<void> {
+async function restartProxy(
+  options: {
+    limits?: Partial<PreAuthLimits>;
+    localTls?: { context: tls.SecureContext; implicit: boolean };
+  } = {},
+): Promise<void> {
   await proxy.close();
-  proxy = await startSessionUnderTest({ protocol: 'POP', session: pop3Session, auth, upstream, upstreamSecurity: 'implicit', caPem: ca.caPem, ...options });
+  proxy = await startSessionUnderTest({
+    protocol: 'POP',
+    session: pop3Session,
+    auth,
+    upstream,
+    upstreamSecurity: 'implicit',
+    caPem: ca.caPem,
+    ...options,
+  });
 }
 
 beforeAll(async () => {
@@ -50,7 +69,14 @@ afterAll(async () => {
 });
 beforeEach(async () => {
   auth = accounts();
-  proxy = await startSessionUnderTest({ protocol: 'POP', session: pop3Session, auth, upstream, upstreamSecurity: 'implicit', caPem: ca.caPem });
+  proxy = await startSessionUnderTest({
+    protocol: 'POP',
+    session: pop3Session,
+    auth,
+    upstream,
+    upstreamSecurity: 'implicit',
+    caPem: ca.caPem,
+  });
 });
 afterEach(async () => {
   await proxy.close();
@@ -92,9 +118,13 @@ describe('POP3 before login', () => {
   it('refuses commands that need a login, unknown commands and garbage, without closing', async () => {
     const client = await connected();
     client.send('STAT');
-    await client.expect('-ERR STAT is not valid before logging in; log in with USER and PASS, or AUTH PLAIN, first');
+    await client.expect(
+      '-ERR STAT is not valid before logging in; log in with USER and PASS, or AUTH PLAIN, first',
+    );
     client.send('NOOP');
-    await client.expect('-ERR NOOP is not valid before logging in; log in with USER and PASS, or AUTH PLAIN, first');
+    await client.expect(
+      '-ERR NOOP is not valid before logging in; log in with USER and PASS, or AUTH PLAIN, first',
+    );
     client.send('XYZZY plugh');
     await client.expect('-ERR Unknown command');
     client.send('');
@@ -102,12 +132,15 @@ describe('POP3 before login', () => {
     client.send('APOP john c4c9334bac560ecc979e58001b3e22fb');
     await client.expect('-ERR APOP is not supported here; use USER and PASS, or AUTH PLAIN');
     client.send('STLS');
-    await client.expect('-ERR STLS is not offered here (configure local_certificate_path and local_key_path)');
+    await client.expect(
+      '-ERR STLS is not offered here (configure local_certificate_path and local_key_path)',
+    );
     client.send('USER');
     await client.expect('-ERR Expected: USER name');
     client.send('CAPA');
     await client.expect('+OK Capability list follows');
-    for (let line = await client.line(); line !== '.'; line = await client.line()) expect(line).not.toBe('STLS');
+    for (let line = await client.line(); line !== '.'; line = await client.line())
+      expect(line).not.toBe('STLS');
   });
 
   it('wants PASS right after USER', async () => {
@@ -135,9 +168,13 @@ describe('POP3 before login', () => {
     client.send('AUTH CRAM-MD5');
     await client.expect('-ERR Only AUTH PLAIN is supported here (or use USER and PASS)');
     client.send('AUTH PLAIN not-base64!');
-    await client.expect('-ERR Malformed SASL PLAIN response (expected base64 of NUL user NUL password)');
+    await client.expect(
+      '-ERR Malformed SASL PLAIN response (expected base64 of NUL user NUL password)',
+    );
     client.send(`AUTH PLAIN ${b64(`someone-else\0${USER}\0${PASSWORD}`)}`);
-    await client.expect('-ERR Malformed SASL PLAIN response (expected base64 of NUL user NUL password)');
+    await client.expect(
+      '-ERR Malformed SASL PLAIN response (expected base64 of NUL user NUL password)',
+    );
     client.send('AUTH PLAIN a b');
     await client.expect('-ERR Expected: AUTH PLAIN [initial-response]');
     expect(auth.logins).toEqual([]);
@@ -222,7 +259,9 @@ describe('POP3 login', () => {
     client.send('USER pending@example.com');
     await client.line();
     client.send('PASS pw');
-    await client.expect('-ERR [SYS/TEMP] Service temporarily unavailable: Authorisation needed: run oauth2-mail-proxy authorize pending@example.com');
+    await client.expect(
+      '-ERR [SYS/TEMP] Service temporarily unavailable: Authorisation needed: run oauth2-mail-proxy authorize pending@example.com',
+    );
   });
 
   it('keeps a long failure message within the 512 octets RFC 2449 allows a status line', async () => {
@@ -242,7 +281,9 @@ describe('POP3 login', () => {
     const server = await upstream.next();
     server.send('+OK Dovecot ready.');
     await server.expect(/^AUTH XOAUTH2 /);
-    server.send(`+ ${b64('{"status":"401","schemes":"bearer","scope":"https://outlook.office.com/POP.AccessAsUser.All"}')}`);
+    server.send(
+      `+ ${b64('{"status":"401","schemes":"bearer","scope":"https://outlook.office.com/POP.AccessAsUser.All"}')}`,
+    );
     await server.expect('');
     server.send('-ERR [AUTH] Authentication failed.');
     await client.expect(
@@ -274,7 +315,9 @@ describe('POP3 login', () => {
       client.send(`USER ${USER}`);
       await client.line();
       client.send(`PASS ${PASSWORD}`);
-      await client.expect(`-ERR [SYS/TEMP] Service temporarily unavailable: Cannot log in to localhost:${port}: connection refused. Try again later`);
+      await client.expect(
+        `-ERR [SYS/TEMP] Service temporarily unavailable: Cannot log in to localhost:${port}: connection refused. Try again later`,
+      );
       await client.closedByPeer();
     } finally {
       upstream = await ScriptedUpstream.start(ca, 'implicit');
@@ -344,7 +387,10 @@ describe('POP3 login', () => {
 describe('POP3 local STLS', () => {
   async function startWithLocalTls(limits?: Partial<PreAuthLimits>): Promise<void> {
     const [key, cert] = await Promise.all([readFile(ca.keyFile), readFile(ca.certFile)]);
-    await restartProxy({ localTls: { context: tls.createSecureContext({ key, cert }), implicit: false }, limits });
+    await restartProxy({
+      localTls: { context: tls.createSecureContext({ key, cert }), implicit: false },
+      limits,
+    });
   }
 
   it('offers STLS, upgrades, stops offering it, and the spliced session outlives the pre-login idle timer', async () => {
@@ -353,7 +399,8 @@ describe('POP3 local STLS', () => {
     plain.send('CAPA');
     await plain.expect('+OK Capability list follows');
     const capabilities: string[] = [];
-    for (let line = await plain.line(); line !== '.'; line = await plain.line()) capabilities.push(line);
+    for (let line = await plain.line(); line !== '.'; line = await plain.line())
+      capabilities.push(line);
     expect(capabilities).toContain('STLS');
     plain.send('STLS');
     await plain.expect('+OK Begin TLS negotiation now');

@@ -2,7 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { cannotLogInText, oneLine, tokenRejectedText } from '../../src/proxy/reply-text.js';
 import { UpstreamError } from '../../src/proxy/upstream.js';
 
-const credentials = { account: 'john@example.com', user: 'john@example.com', accessToken: 'never shown' };
+const credentials = {
+  account: 'john@example.com',
+  user: 'john@example.com',
+  accessToken: 'never shown',
+};
 
 describe('reply texts shared by the protocols', () => {
   it('keeps any message on one line', () => {
@@ -17,15 +21,23 @@ describe('reply texts shared by the protocols', () => {
   });
 
   it('names the server and the command to run when a token is refused, with one full stop', () => {
-    expect(tokenRejectedText('imap.example.com:993', credentials, 'the server said: Authentication failed.')).toBe(
+    expect(
+      tokenRejectedText(
+        'imap.example.com:993',
+        credentials,
+        'the server said: Authentication failed.',
+      ),
+    ).toBe(
       'imap.example.com:993 refused the OAuth2 login for john@example.com: the server said: Authentication failed. ' +
         'If this persists, re-authorise the account: oauth2-mail-proxy authorize john@example.com',
     );
   });
 
   it('says which server could not be reached and that retrying later is the answer', () => {
-    expect(cannotLogInText(new UpstreamError('unreachable', 'imap.example.com:993', 'connection refused'))).toBe(
-      'Cannot log in to imap.example.com:993: connection refused. Try again later',
-    );
+    expect(
+      cannotLogInText(
+        new UpstreamError('unreachable', 'imap.example.com:993', 'connection refused'),
+      ),
+    ).toBe('Cannot log in to imap.example.com:993: connection refused. Try again later');
   });
 });

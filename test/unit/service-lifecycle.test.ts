@@ -20,7 +20,11 @@ describe('the gate for connections before login', () => {
     const first = gate.admit('127.0.0.1');
     const second = gate.admit('::1');
     expect(first.admitted && second.admitted).toBe(true);
-    expect(gate.admit('192.0.2.7')).toEqual({ admitted: false, reason: 'too-many-connections', limit: 2 });
+    expect(gate.admit('192.0.2.7')).toEqual({
+      admitted: false,
+      reason: 'too-many-connections',
+      limit: 2,
+    });
 
     if (!first.admitted) throw new Error('unreachable');
     first.release();
@@ -31,22 +35,36 @@ describe('the gate for connections before login', () => {
   });
 
   it('limits each non-loopback address, counting IPv4-mapped IPv6 as the IPv4 address', () => {
-    const gate = new PreAuthGate({ maxPreAuthConnections: 100, maxPreAuthConnectionsPerAddress: 2 });
+    const gate = new PreAuthGate({
+      maxPreAuthConnections: 100,
+      maxPreAuthConnectionsPerAddress: 2,
+    });
     expect(gate.admit('192.0.2.7').admitted).toBe(true);
     expect(gate.admit('::ffff:192.0.2.7').admitted).toBe(true);
-    expect(gate.admit('192.0.2.7')).toEqual({ admitted: false, reason: 'too-many-from-address', limit: 2 });
+    expect(gate.admit('192.0.2.7')).toEqual({
+      admitted: false,
+      reason: 'too-many-from-address',
+      limit: 2,
+    });
     expect(gate.admit('2001:db8::1').admitted).toBe(true);
     expect(gate.admit('192.0.2.8').admitted).toBe(true);
   });
 
   it('lets loopback clients share the total only: every local program is 127.0.0.1', () => {
-    const gate = new PreAuthGate({ maxPreAuthConnections: 100, maxPreAuthConnectionsPerAddress: 2 });
-    for (const address of ['127.0.0.1', '127.0.0.1', '127.0.0.1', '::ffff:127.0.0.1', '::1']) expect(gate.admit(address).admitted).toBe(true);
+    const gate = new PreAuthGate({
+      maxPreAuthConnections: 100,
+      maxPreAuthConnectionsPerAddress: 2,
+    });
+    for (const address of ['127.0.0.1', '127.0.0.1', '127.0.0.1', '::ffff:127.0.0.1', '::1'])
+      expect(gate.admit(address).admitted).toBe(true);
     expect(gate.count).toBe(5);
   });
 
   it('counts sockets whose address is already gone under one key', () => {
-    const gate = new PreAuthGate({ maxPreAuthConnections: 100, maxPreAuthConnectionsPerAddress: 1 });
+    const gate = new PreAuthGate({
+      maxPreAuthConnections: 100,
+      maxPreAuthConnectionsPerAddress: 1,
+    });
     expect(gate.admit(undefined).admitted).toBe(true);
     expect(gate.admit(undefined).admitted).toBe(false);
   });
@@ -70,12 +88,19 @@ describe('planning the ports of a reloaded config', () => {
     const kept = running(section(1993));
     const changed = running(section(1994));
     const removed = running(section(1995));
-    const plan = planListeners([kept, changed, removed], [section(1993), section(1994, { serverAddress: 'imap.example.com' }), section(2993)]);
+    const plan = planListeners(
+      [kept, changed, removed],
+      [section(1993), section(1994, { serverAddress: 'imap.example.com' }), section(2993)],
+    );
     expect(plan.bind).toEqual([section(2993)]);
     expect(plan.unbind).toEqual([removed]);
     expect(plan.keep).toEqual([
       { listener: kept, server: section(1993), changed: false },
-      { listener: changed, server: section(1994, { serverAddress: 'imap.example.com' }), changed: true },
+      {
+        listener: changed,
+        server: section(1994, { serverAddress: 'imap.example.com' }),
+        changed: true,
+      },
     ]);
   });
 
@@ -84,9 +109,19 @@ describe('planning the ports of a reloaded config', () => {
     const loopback = running(section(1995));
     const plan = planListeners(
       [imap, loopback],
-      [section(1993, { section: 'POP-1993', protocol: 'POP', localCertificatePath: '/etc/cert.pem', localKeyPath: '/etc/key.pem' }), section(1995, { localAddress: '0.0.0.0' })],
+      [
+        section(1993, {
+          section: 'POP-1993',
+          protocol: 'POP',
+          localCertificatePath: '/etc/cert.pem',
+          localKeyPath: '/etc/key.pem',
+        }),
+        section(1995, { localAddress: '0.0.0.0' }),
+      ],
     );
-    expect(plan.keep).toEqual([{ listener: imap, server: expect.objectContaining({ protocol: 'POP' }), changed: true }]);
+    expect(plan.keep).toEqual([
+      { listener: imap, server: expect.objectContaining({ protocol: 'POP' }), changed: true },
+    ]);
     expect(plan.unbind).toEqual([loopback]);
     expect(plan.bind).toEqual([section(1995, { localAddress: '0.0.0.0' })]);
   });
@@ -121,10 +156,18 @@ describe('what a stopping daemon waits for', () => {
   it('logins under way are waited for, except those the stop says cannot write tokens', async () => {
     const inFlight = new InFlight();
     let finishRefresh!: () => void;
-    const refreshing = inFlight.track(new Promise<void>((resolve) => (finishRefresh = resolve)), 'a@example.com');
-    inFlight.track(new Promise<void>(() => undefined), 'waiting-for-authorisation@example.com');
+    const refreshing = inFlight.track(
+      new Promise<void>((resolve) => (finishRefresh = resolve)),
+      'a@example.com',
+    );
+    void inFlight.track(
+      new Promise<void>(() => undefined),
+      'waiting-for-authorisation@example.com',
+    );
     let settled = false;
-    const done = inFlight.settled((account) => account === 'waiting-for-authorisation@example.com').then(() => (settled = true));
+    const done = inFlight
+      .settled((account) => account === 'waiting-for-authorisation@example.com')
+      .then(() => (settled = true));
     await new Promise((resolve) => setTimeout(resolve, 10));
     expect(settled).toBe(false);
     finishRefresh();
@@ -136,9 +179,17 @@ describe('what a stopping daemon waits for', () => {
 
 describe('goodbyes', () => {
   it("use each protocol's temporary failure, so clients retry", () => {
-    expect(farewell('IMAP', 'shutting-down', 'mail.test')).toBe('* BYE [UNAVAILABLE] oauth2-mail-proxy is shutting down, try again shortly\r\n');
-    expect(farewell('POP', 'too-many-from-address', 'mail.test')).toBe('-ERR [SYS/TEMP] Too many connections from your address, try again later\r\n');
-    expect(farewell('SMTP', 'too-many-connections', 'mail.test')).toBe('421 4.7.0 mail.test Too many connections, try again later\r\n');
-    expect(farewell('SMTP', 'shutting-down', 'mail.test')).toBe('421 4.3.2 mail.test oauth2-mail-proxy is shutting down, try again shortly\r\n');
+    expect(farewell('IMAP', 'shutting-down', 'mail.test')).toBe(
+      '* BYE [UNAVAILABLE] oauth2-mail-proxy is shutting down, try again shortly\r\n',
+    );
+    expect(farewell('POP', 'too-many-from-address', 'mail.test')).toBe(
+      '-ERR [SYS/TEMP] Too many connections from your address, try again later\r\n',
+    );
+    expect(farewell('SMTP', 'too-many-connections', 'mail.test')).toBe(
+      '421 4.7.0 mail.test Too many connections, try again later\r\n',
+    );
+    expect(farewell('SMTP', 'shutting-down', 'mail.test')).toBe(
+      '421 4.3.2 mail.test oauth2-mail-proxy is shutting down, try again shortly\r\n',
+    );
   });
 });

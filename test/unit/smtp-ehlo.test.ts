@@ -2,7 +2,13 @@ import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { LineReader } from '../../src/proxy/line-reader.js';
 import { rewriteEhloReply } from '../../src/proxy/smtp/ehlo.js';
-import { formatReply, readSmtpReply, replyText, SmtpReplySyntaxError, type SmtpReply } from '../../src/proxy/smtp/reply.js';
+import {
+  formatReply,
+  readSmtpReply,
+  replyText,
+  SmtpReplySyntaxError,
+  type SmtpReply,
+} from '../../src/proxy/smtp/reply.js';
 
 /** Reads `wire` the way the proxy reads the upstream. */
 async function parse(wire: string): Promise<SmtpReply | null> {
@@ -70,7 +76,13 @@ describe('EHLO reply rewrite for password clients', () => {
     },
     {
       server: 'an old server with AUTH= and its STARTTLS still listed',
-      upstream: lines('250-mail.example.org', '250-AUTH=LOGIN PLAIN', '250-auth xoauth2', '250-STARTTLS', '250 DSN'),
+      upstream: lines(
+        '250-mail.example.org',
+        '250-AUTH=LOGIN PLAIN',
+        '250-auth xoauth2',
+        '250-STARTTLS',
+        '250 DSN',
+      ),
       canStartTls: false,
       client: lines('250-proxy.test Hello mutt.local', '250-DSN', '250 AUTH PLAIN LOGIN'),
     },
@@ -82,16 +94,31 @@ describe('EHLO reply rewrite for password clients', () => {
     },
     {
       server: 'keywords that merely start like ours',
-      upstream: lines('250-mail.example.org', '250-AUTHX FOO', '250-STARTTLSX', '250 XCLIENT NAME ADDR'),
+      upstream: lines(
+        '250-mail.example.org',
+        '250-AUTHX FOO',
+        '250-STARTTLSX',
+        '250 XCLIENT NAME ADDR',
+      ),
       canStartTls: false,
-      client: lines('250-proxy.test Hello mutt.local', '250-AUTHX FOO', '250-STARTTLSX', '250-XCLIENT NAME ADDR', '250 AUTH PLAIN LOGIN'),
+      client: lines(
+        '250-proxy.test Hello mutt.local',
+        '250-AUTHX FOO',
+        '250-STARTTLSX',
+        '250-XCLIENT NAME ADDR',
+        '250 AUTH PLAIN LOGIN',
+      ),
     },
   ];
 
   it.each(cases)('$server', async ({ upstream, canStartTls, client }) => {
     const reply = await parse(upstream);
     expect(reply).not.toBeNull();
-    const rewritten = rewriteEhloReply(reply as SmtpReply, { hostname: 'proxy.test', clientName: 'mutt.local', canStartTls });
+    const rewritten = rewriteEhloReply(reply as SmtpReply, {
+      hostname: 'proxy.test',
+      clientName: 'mutt.local',
+      canStartTls,
+    });
     expect(formatReply(rewritten)).toBe(client);
   });
 });
@@ -127,8 +154,14 @@ describe('SMTP replies as the proxy reads them', () => {
   });
 
   it('takes the enhanced status code off the text it quotes', () => {
-    expect(replyText({ code: 235, lines: ['2.7.0 Authentication successful'] })).toBe('Authentication successful');
-    expect(replyText({ code: 235, lines: ['Authentication successful'] })).toBe('Authentication successful');
-    expect(replyText({ code: 535, lines: ['5.7.3 Authentication', '5.7.3 unsuccessful'] })).toBe('Authentication unsuccessful');
+    expect(replyText({ code: 235, lines: ['2.7.0 Authentication successful'] })).toBe(
+      'Authentication successful',
+    );
+    expect(replyText({ code: 235, lines: ['Authentication successful'] })).toBe(
+      'Authentication successful',
+    );
+    expect(replyText({ code: 535, lines: ['5.7.3 Authentication', '5.7.3 unsuccessful'] })).toBe(
+      'Authentication unsuccessful',
+    );
   });
 });

@@ -57,7 +57,10 @@ function accounts(): FixedAuthenticator {
     [USER]: { password: PASSWORD, result: TOKEN },
     'pending@example.com': {
       password: 'pw',
-      result: { reason: 'authorisation-needed', message: 'Authorisation needed: run oauth2-mail-proxy authorize pending@example.com' },
+      result: {
+        reason: 'authorisation-needed',
+        message: 'Authorisation needed: run oauth2-mail-proxy authorize pending@example.com',
+      },
     },
   });
 }
@@ -72,7 +75,14 @@ afterAll(async () => {
 });
 beforeEach(async () => {
   auth = accounts();
-  proxy = await startSessionUnderTest({ protocol: 'SMTP', session: smtpSession, auth, upstream, upstreamSecurity: 'starttls', caPem: ca.caPem });
+  proxy = await startSessionUnderTest({
+    protocol: 'SMTP',
+    session: smtpSession,
+    auth,
+    upstream,
+    upstreamSecurity: 'starttls',
+    caPem: ca.caPem,
+  });
 });
 afterEach(async () => {
   await proxy.close();
@@ -82,7 +92,9 @@ afterEach(async () => {
 async function serverStartsTls(plain: Conversation): Promise<Conversation> {
   plain.send('220 SN4PR0501CA0046.outlook.office365.com Microsoft ESMTP MAIL Service ready');
   await plain.expect('EHLO proxy.test');
-  plain.send('250-SN4PR0501CA0046.outlook.office365.com Hello [203.0.113.7]\r\n250-SIZE 157286400\r\n250-STARTTLS\r\n250 SMTPUTF8');
+  plain.send(
+    '250-SN4PR0501CA0046.outlook.office365.com Hello [203.0.113.7]\r\n250-SIZE 157286400\r\n250-STARTTLS\r\n250 SMTPUTF8',
+  );
   await plain.expect('STARTTLS');
   plain.send('220 2.0.0 SMTP server ready');
   // Synchronously after the 220, before the proxy's ClientHello can be read as text.
@@ -163,9 +175,13 @@ describe('SMTP before AUTH', () => {
   it('refuses other commands until the client authenticates, without leaking them upstream', async () => {
     const { client, server } = await connected();
     client.send('VRFY postmaster');
-    await client.expect('502 5.5.1 Command not available before authentication; authenticate with AUTH PLAIN or AUTH LOGIN first');
+    await client.expect(
+      '502 5.5.1 Command not available before authentication; authenticate with AUTH PLAIN or AUTH LOGIN first',
+    );
     client.send('STARTTLS');
-    await client.expect('502 5.5.1 STARTTLS is not offered here (configure local_certificate_path, local_key_path and local_starttls)');
+    await client.expect(
+      '502 5.5.1 STARTTLS is not offered here (configure local_certificate_path, local_key_path and local_starttls)',
+    );
     client.send('QUIT');
     await client.expect(/^221 /);
     await server.expect('QUIT');
@@ -176,8 +192,12 @@ describe('SMTP before AUTH', () => {
     await ehlo(client, server);
     client.send('MAIL FROM:<john.smith@example.com>');
     await server.expect('MAIL FROM:<john.smith@example.com>');
-    server.send('530 5.7.57 Client not authenticated to send mail. [SN4PR0501CA0046.namprd05.prod.outlook.com]');
-    await client.expect('530 5.7.57 Client not authenticated to send mail. [SN4PR0501CA0046.namprd05.prod.outlook.com]');
+    server.send(
+      '530 5.7.57 Client not authenticated to send mail. [SN4PR0501CA0046.namprd05.prod.outlook.com]',
+    );
+    await client.expect(
+      '530 5.7.57 Client not authenticated to send mail. [SN4PR0501CA0046.namprd05.prod.outlook.com]',
+    );
     expect(auth.logins).toEqual([]);
   });
 });
@@ -246,9 +266,13 @@ describe('SMTP AUTH', () => {
     const { client, server } = await connected();
     await ehlo(client, server);
     client.send('AUTH PLAIN not*base64');
-    await client.expect('501 5.5.2 Malformed AUTH PLAIN response (expected base64 of NUL user NUL password)');
+    await client.expect(
+      '501 5.5.2 Malformed AUTH PLAIN response (expected base64 of NUL user NUL password)',
+    );
     client.send(`AUTH PLAIN ${b64(`someone.else\0${USER}\0${PASSWORD}`)}`);
-    await client.expect('501 5.5.2 Malformed AUTH PLAIN response (expected base64 of NUL user NUL password)');
+    await client.expect(
+      '501 5.5.2 Malformed AUTH PLAIN response (expected base64 of NUL user NUL password)',
+    );
     client.send('AUTH LOGIN %%%%');
     await client.expect('501 5.5.2 Malformed AUTH LOGIN user name (expected base64)');
     client.send('AUTH CRAM-MD5');
@@ -277,7 +301,9 @@ describe('SMTP AUTH', () => {
     const { client, server } = await connected();
     await ehlo(client, server);
     client.send(`AUTH PLAIN ${b64('\0pending@example.com\0pw')}`);
-    await client.expect('454 4.7.0 Authorisation needed: run oauth2-mail-proxy authorize pending@example.com');
+    await client.expect(
+      '454 4.7.0 Authorisation needed: run oauth2-mail-proxy authorize pending@example.com',
+    );
   });
 
   it('ends the XOAUTH2 error challenge itself and tells the client the server refused the token', async () => {
@@ -285,9 +311,13 @@ describe('SMTP AUTH', () => {
     await ehlo(client, server);
     client.send(`AUTH PLAIN ${PLAIN}`);
     await server.expect(`AUTH XOAUTH2 ${XOAUTH2}`);
-    server.send(`334 ${b64('{"status":"401","schemes":"bearer","scope":"https://outlook.office.com/SMTP.Send"}')}`);
+    server.send(
+      `334 ${b64('{"status":"401","schemes":"bearer","scope":"https://outlook.office.com/SMTP.Send"}')}`,
+    );
     await server.expect('');
-    server.send('535 5.7.3 Authentication unsuccessful [SN4PR0501CA0046.namprd05.prod.outlook.com]');
+    server.send(
+      '535 5.7.3 Authentication unsuccessful [SN4PR0501CA0046.namprd05.prod.outlook.com]',
+    );
     await client.expect(
       `535 5.7.8 localhost:${upstream.port} refused the OAuth2 login for ${USER}: the server rejected the token (status 401): ` +
         '535 5.7.3 Authentication unsuccessful [SN4PR0501CA0046.namprd05.prod.outlook.com]. ' +
@@ -311,7 +341,9 @@ describe('SMTP AUTH', () => {
     server.send('334 ');
     await server.expect('*');
     server.send('501 5.7.0 Authentication cancelled');
-    await client.expect(/^535 5\.7\.8 .*the server rejected the token \(status 400\): 501 5\.7\.0 Authentication cancelled\. If this persists/);
+    await client.expect(
+      /^535 5\.7\.8 .*the server rejected the token \(status 400\): 501 5\.7\.0 Authentication cancelled\. If this persists/,
+    );
     client.send('QUIT');
     await server.expect('QUIT');
   });
@@ -338,9 +370,13 @@ describe('SMTP AUTH', () => {
         'Visit https://aka.ms/smtp_auth_disabled for more information. [SN4PR0501CA0046.namprd05.prod.outlook.com]',
     );
     const line = await client.expect(/^535 5\.7\.139 /);
-    expect(line).toContain(`localhost:${upstream.port} refused the OAuth2 login for ${USER} because SMTP AUTH is disabled`);
+    expect(line).toContain(
+      `localhost:${upstream.port} refused the OAuth2 login for ${USER} because SMTP AUTH is disabled`,
+    );
     expect(line).toContain('SmtpClientAuthentication is disabled for the Tenant');
-    expect(line).toContain('Re-authorising will not help: the tenant administrator must enable SMTP AUTH');
+    expect(line).toContain(
+      'Re-authorising will not help: the tenant administrator must enable SMTP AUTH',
+    );
     expect(auth.rejected).toEqual([]);
   });
 
@@ -360,18 +396,25 @@ describe('SMTP AUTH', () => {
   it('delivers MAIL/RCPT/DATA pipelined in the same write as AUTH intact, after the 235', async () => {
     const { client, server } = await connected();
     await ehlo(client, server);
-    client.sendRaw(`AUTH PLAIN ${PLAIN}\r\nMAIL FROM:<${USER}> SIZE=120\r\nRCPT TO:<jane@example.org>\r\nDATA\r\n`);
+    client.sendRaw(
+      `AUTH PLAIN ${PLAIN}\r\nMAIL FROM:<${USER}> SIZE=120\r\nRCPT TO:<jane@example.org>\r\nDATA\r\n`,
+    );
     await serverAcceptsToken(server);
     await server.expect(`MAIL FROM:<${USER}> SIZE=120`);
     await server.expect('RCPT TO:<jane@example.org>');
     await server.expect('DATA');
-    server.send('250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n354 Start mail input; end with <CRLF>.<CRLF>');
+    server.send(
+      '250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n354 Start mail input; end with <CRLF>.<CRLF>',
+    );
     await client.expect('235 2.7.0 Authentication successful');
     await client.expect('250 2.1.0 Sender OK');
     await client.expect('250 2.1.5 Recipient OK');
     await client.expect(/^354 /);
 
-    const body = Buffer.from('Subject: hi\r\n\r\n..dot-stuffed line\r\n\u00e9t\u00e9 in UTF-8\r\n.\r\n', 'utf8');
+    const body = Buffer.from(
+      'Subject: hi\r\n\r\n..dot-stuffed line\r\n\u00e9t\u00e9 in UTF-8\r\n.\r\n',
+      'utf8',
+    );
     client.sendRaw(body);
     expect(await server.bytes(body.length)).toEqual(body);
     server.send('250 2.0.0 OK <queued@example.org>');
@@ -397,7 +440,15 @@ describe('SMTP AUTH', () => {
     const text = proxy.logs.text;
     expect(text).toContain('"event":"login"');
     expect(text).toContain('"verb":"AUTH"');
-    for (const secret of [PASSWORD, b64(PASSWORD), 'wrong password', b64('wrong password'), PLAIN, TOKEN, XOAUTH2]) {
+    for (const secret of [
+      PASSWORD,
+      b64(PASSWORD),
+      'wrong password',
+      b64('wrong password'),
+      PLAIN,
+      TOKEN,
+      XOAUTH2,
+    ]) {
       expect(text).not.toContain(secret);
     }
   });
@@ -412,7 +463,9 @@ describe('SMTP when the upstream fails', () => {
     server.send('250-smtp.example.com\r\n250 STARTTLS');
     await server.expect('STARTTLS');
     server.send('454 4.7.0 TLS not available');
-    await client.expect(`421 4.4.2 Cannot connect to localhost:${upstream.port}: the server refused STARTTLS: 454 4.7.0 TLS not available. Try again later`);
+    await client.expect(
+      `421 4.4.2 Cannot connect to localhost:${upstream.port}: the server refused STARTTLS: 454 4.7.0 TLS not available. Try again later`,
+    );
     await client.closedByPeer();
     await server.closedByPeer();
   });
@@ -433,7 +486,9 @@ describe('SMTP when the upstream fails', () => {
     await upstream.close();
     try {
       const client = await proxy.connect();
-      await client.expect(`421 4.4.1 Cannot connect to localhost:${port}: connection refused. Try again later`);
+      await client.expect(
+        `421 4.4.1 Cannot connect to localhost:${port}: connection refused. Try again later`,
+      );
       await client.closedByPeer();
     } finally {
       upstream = await ScriptedUpstream.start(ca, 'starttls');
@@ -459,13 +514,17 @@ describe('SMTP when the upstream fails', () => {
     client.send(`AUTH PLAIN ${PLAIN}`);
     await server.expect(`AUTH XOAUTH2 ${XOAUTH2}`);
     server.close();
-    await client.expect(`421 4.4.2 Lost the connection to localhost:${upstream.port}: the server closed the connection. Try again later`);
+    await client.expect(
+      `421 4.4.2 Lost the connection to localhost:${upstream.port}: the server closed the connection. Try again later`,
+    );
     await client.closedByPeer();
   });
 });
 
 describe('SMTP limits before AUTH', () => {
-  async function withLimits(limits: Parameters<typeof startSessionUnderTest>[0]['limits']): Promise<void> {
+  async function withLimits(
+    limits: Parameters<typeof startSessionUnderTest>[0]['limits'],
+  ): Promise<void> {
     await proxy.close();
     proxy = await startSessionUnderTest({
       protocol: 'SMTP',
@@ -481,7 +540,10 @@ describe('SMTP limits before AUTH', () => {
   it('closes an idle client with 421 4.4.2 and says QUIT upstream', async () => {
     await withLimits({ idleTimeoutMs: 300 });
     const { client, server } = await connected();
-    await client.expect('421 4.4.2 proxy.test Idle timeout before authentication, closing connection', 5_000);
+    await client.expect(
+      '421 4.4.2 proxy.test Idle timeout before authentication, closing connection',
+      5_000,
+    );
     await client.closedByPeer();
     await server.expect('QUIT');
   });
@@ -506,7 +568,9 @@ describe('SMTP limits before AUTH', () => {
       await client.expect('250 2.0.0 OK');
     }
     client.send('NOOP');
-    await client.expect('421 4.7.0 proxy.test Too many commands before authentication, closing connection');
+    await client.expect(
+      '421 4.7.0 proxy.test Too many commands before authentication, closing connection',
+    );
     await client.closedByPeer();
   });
 
@@ -548,8 +612,15 @@ describe('SMTP to an implicit-TLS server (port 465)', () => {
     await client.expect('220 proxy.test ESMTP oauth2-mail-proxy ready');
     client.send('EHLO mutt.local');
     await server.expect('EHLO mutt.local');
-    server.send('250-smtp.gmail.com at your service\r\n250-SIZE 35882577\r\n250-AUTH LOGIN PLAIN XOAUTH2\r\n250 CHUNKING');
-    expect(await reply(client)).toEqual(['250-proxy.test Hello mutt.local', '250-SIZE 35882577', '250-CHUNKING', '250 AUTH PLAIN LOGIN']);
+    server.send(
+      '250-smtp.gmail.com at your service\r\n250-SIZE 35882577\r\n250-AUTH LOGIN PLAIN XOAUTH2\r\n250 CHUNKING',
+    );
+    expect(await reply(client)).toEqual([
+      '250-proxy.test Hello mutt.local',
+      '250-SIZE 35882577',
+      '250-CHUNKING',
+      '250 AUTH PLAIN LOGIN',
+    ]);
     client.send(`AUTH PLAIN ${PLAIN}`);
     await server.expect(`AUTH XOAUTH2 ${XOAUTH2}`);
     server.send('235 2.7.0 Accepted');
@@ -586,7 +657,11 @@ describe('SMTP with local STARTTLS', () => {
     plainClient.send('EHLO mutt.local');
     await server.expect('EHLO mutt.local');
     server.send(OFFICE365_EHLO);
-    expect(await reply(plainClient)).toEqual([...CLIENT_EHLO.slice(0, -1), '250-AUTH PLAIN LOGIN', '250 STARTTLS']);
+    expect(await reply(plainClient)).toEqual([
+      ...CLIENT_EHLO.slice(0, -1),
+      '250-AUTH PLAIN LOGIN',
+      '250 STARTTLS',
+    ]);
     plainClient.send('STARTTLS');
     await plainClient.expect('220 2.0.0 Ready to start TLS');
     const client = await plainClient.startTls({ ca: ca.caPem, servername: 'localhost' });

@@ -14,7 +14,8 @@ afterEach(async () => {
 });
 
 const CONFIG = '[IMAP-1993]\nserver_address = outlook.office365.com\n';
-const ACCOUNT = '[a@example.com]\npermission_url = https://login.example.com/authorize\ntoken_url = https://login.example.com/token\noauth2_scope = s offline_access\nredirect_uri = https://localhost\nclient_id = c\n';
+const ACCOUNT =
+  '[a@example.com]\npermission_url = https://login.example.com/authorize\ntoken_url = https://login.example.com/token\noauth2_scope = s offline_access\nredirect_uri = https://localhost\nclient_id = c\n';
 const WITH_SECRET = `${CONFIG}${ACCOUNT}client_secret = s3cret\n`;
 
 it('says nothing about owner-only files and loopback listeners', async () => {
@@ -52,7 +53,8 @@ it('says why a readable config matters: its tokens too, and nothing for a config
 });
 
 it('warns about a plaintext listener on the network that the owner allowed', async () => {
-  const text = '[IMAP-1993]\nserver_address = x.example\nlocal_address = 0.0.0.0\n[emailproxy]\nallow_plaintext_network_logins = yes\n';
+  const text =
+    '[IMAP-1993]\nserver_address = x.example\nlocal_address = 0.0.0.0\n[emailproxy]\nallow_plaintext_network_logins = yes\n';
   const file = join(dir, 'config.ini');
   await writeFile(file, text, { mode: 0o600 });
   expect(await startupWarnings(parseConfig(text, file), join(dir, 'missing.ini'))).toEqual([

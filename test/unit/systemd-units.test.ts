@@ -57,15 +57,23 @@ async function runnableCopy(kind: keyof typeof UNITS): Promise<string> {
   expect(text).toMatch(new RegExp(`^ExecStart=${INSTALLED_COMMAND} run\\b`, 'm'));
   const target = join(dir, kind, 'oauth2-mail-proxy.service');
   await mkdir(join(dir, kind), { recursive: true });
-  await writeFile(target, text.replace(`ExecStart=${INSTALLED_COMMAND} `, `ExecStart=${process.execPath} ${PROXY_BIN} `));
+  await writeFile(
+    target,
+    text.replace(`ExecStart=${INSTALLED_COMMAND} `, `ExecStart=${process.execPath} ${PROXY_BIN} `),
+  );
   return target;
 }
 
 /** systemd-analyze, with a runtime directory for `--user` (it needs one, owner-only). */
-async function analyze(kind: keyof typeof UNITS, args: string[]): Promise<{ stdout: string; stderr: string }> {
+async function analyze(
+  kind: keyof typeof UNITS,
+  args: string[],
+): Promise<{ stdout: string; stderr: string }> {
   const runtime = join(dir, 'runtime');
   await mkdir(runtime, { recursive: true, mode: 0o700 });
-  return run('systemd-analyze', [...(kind === 'user' ? ['--user'] : []), ...args], { env: { ...process.env, XDG_RUNTIME_DIR: runtime } });
+  return run('systemd-analyze', [...(kind === 'user' ? ['--user'] : []), ...args], {
+    env: { ...process.env, XDG_RUNTIME_DIR: runtime },
+  });
 }
 
 describe.each(['system', 'user'] as const)('the %s unit', (kind) => {
@@ -86,7 +94,10 @@ describe.each(['system', 'user'] as const)('the %s unit', (kind) => {
     expect(service.get('UMask')).toEqual(['0077']);
     expect(service.get('NoNewPrivileges')).toEqual(['yes']);
     expect(service.get('RestrictAddressFamilies')).toEqual(['AF_UNIX AF_INET AF_INET6']);
-    expect(service.get('SystemCallFilter')).toEqual(['@system-service @pkey', '~@privileged @resources']);
+    expect(service.get('SystemCallFilter')).toEqual([
+      '@system-service @pkey',
+      '~@privileged @resources',
+    ]);
     // Longer than the default --shutdown-grace (10 s) plus the token writes after it.
     expect(parseInt(service.get('TimeoutStopSec')![0]!, 10)).toBeGreaterThan(15);
   });
@@ -121,11 +132,19 @@ describe('the system unit', () => {
   });
 
   it('has the systemd-analyze security exposure the README states', async () => {
-    const { stdout } = await analyze('system', ['security', '--offline=true', await runnableCopy('system')]);
-    const exposure = /Overall exposure level for oauth2-mail-proxy\.service: (\d+\.\d) (\w+)/.exec(stdout);
+    const { stdout } = await analyze('system', [
+      'security',
+      '--offline=true',
+      await runnableCopy('system'),
+    ]);
+    const exposure = /Overall exposure level for oauth2-mail-proxy\.service: (\d+\.\d) (\w+)/.exec(
+      stdout,
+    );
     expect(exposure, stdout).not.toBeNull();
     const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
-    expect(readme).toContain(`systemd-analyze security\` exposure level of **${exposure![1]} ${exposure![2]}**`);
+    expect(readme).toContain(
+      `systemd-analyze security\` exposure level of **${exposure![1]} ${exposure![2]}**`,
+    );
     expect(Number(exposure![1])).toBeLessThanOrEqual(1.5);
   });
 
@@ -135,6 +154,8 @@ describe('the system unit', () => {
     const file = join(ROOT, 'systemd/sysusers.d/oauth2-mail-proxy.conf');
     // --root and --dry-run: nothing is written, here or on the host.
     const { stdout, stderr } = await run('systemd-sysusers', [`--root=${root}`, '--dry-run', file]);
-    expect(stdout + stderr).toContain("Creating user 'oauth2-mail-proxy' (oauth2-mail-proxy daemon)");
+    expect(stdout + stderr).toContain(
+      "Creating user 'oauth2-mail-proxy' (oauth2-mail-proxy daemon)",
+    );
   });
 });

@@ -3,7 +3,11 @@ import { describe, expect, it } from 'vitest';
 import type { StoredTokenFields } from '../../src/config/types.js';
 import { CorruptTokenError, WrongKeyError } from '../../src/tokens/fernet.js';
 import { KeyCache } from '../../src/tokens/key-cache.js';
-import { DEFAULT_ITERATIONS, LEGACY_ITERATIONS, deriveKey } from '../../src/tokens/key-derivation.js';
+import {
+  DEFAULT_ITERATIONS,
+  LEGACY_ITERATIONS,
+  deriveKey,
+} from '../../src/tokens/key-derivation.js';
 import { TokenCipher } from '../../src/tokens/token-cipher.js';
 
 interface Expected {
@@ -17,7 +21,8 @@ const expected = JSON.parse(
 
 const JOHN = 'john.smith@example.co.uk';
 const LEGACY = 'legacy@example.com';
-const fieldsOf = (account: string): StoredTokenFields => expected.sections[account] as StoredTokenFields;
+const fieldsOf = (account: string): StoredTokenFields =>
+  expected.sections[account] as StoredTokenFields;
 const passwordOf = (account: string): string => expected.passwords[account] ?? '';
 
 /** Real PBKDF2, counted, so tests can see which derivations ran. */
@@ -63,8 +68,12 @@ describe('tokens written by email-oauth2-proxy', () => {
 
   it('says WrongKeyError for a wrong password, after trying every candidate count', async () => {
     const before = shared.runs.length;
-    await expect(cipher.decryptTokens(fieldsOf(JOHN), 'correct horse battery staple')).rejects.toThrow(WrongKeyError);
-    expect(shared.runs.slice(before).sort()).toEqual([LEGACY_ITERATIONS, DEFAULT_ITERATIONS].sort());
+    await expect(
+      cipher.decryptTokens(fieldsOf(JOHN), 'correct horse battery staple'),
+    ).rejects.toThrow(WrongKeyError);
+    expect(shared.runs.slice(before).sort()).toEqual(
+      [LEGACY_ITERATIONS, DEFAULT_ITERATIONS].sort(),
+    );
   });
 
   it('needs no derivation for a second login with the same password', async () => {
@@ -76,7 +85,11 @@ describe('tokens written by email-oauth2-proxy', () => {
 });
 
 describe('writing tokens', () => {
-  const tokens = { accessToken: 'new-access', accessTokenExpiry: 1_900_000_000, refreshToken: 'new-refresh' };
+  const tokens = {
+    accessToken: 'new-access',
+    accessTokenExpiry: 1_900_000_000,
+    refreshToken: 'new-refresh',
+  };
 
   it('round-trips with a fresh 16-byte salt at 1,200,000 iterations', async () => {
     const fields = await cipher.encryptTokens(tokens, 'p@ss wörd');
@@ -85,7 +98,10 @@ describe('writing tokens', () => {
     expect(fields.access_token_expiry).toBe('1900000000');
     expect(fields.access_token).toMatch(/^gAAAAA/);
     expect(Math.abs(Number(fields.last_activity) - Date.now() / 1000)).toBeLessThan(5);
-    await expect(cipher.decryptTokens(fields, 'p@ss wörd')).resolves.toEqual({ ...tokens, iterations: DEFAULT_ITERATIONS });
+    await expect(cipher.decryptTokens(fields, 'p@ss wörd')).resolves.toEqual({
+      ...tokens,
+      iterations: DEFAULT_ITERATIONS,
+    });
   });
 
   it('keeps an existing salt and count, so saving a refreshed token derives nothing', async () => {
@@ -115,7 +131,12 @@ describe('writing tokens', () => {
       salt: fieldsOf(JOHN).token_salt ?? '',
       iterations: DEFAULT_ITERATIONS,
     });
-    expect(Object.keys(fields).sort()).toEqual(['last_activity', 'refresh_token', 'token_iterations', 'token_salt']);
+    expect(Object.keys(fields).sort()).toEqual([
+      'last_activity',
+      'refresh_token',
+      'token_iterations',
+      'token_salt',
+    ]);
     await expect(cipher.decryptTokens(fields, passwordOf(JOHN))).resolves.toEqual({
       refreshToken: 'only-refresh',
       iterations: DEFAULT_ITERATIONS,

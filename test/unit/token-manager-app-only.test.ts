@@ -86,7 +86,9 @@ it('asks once, reuses the stored token, and after the server refused it asks exa
 
 it('concurrent logins share one request', async () => {
   const tokens = manager();
-  const all = await Promise.all(Array.from({ length: 5 }, () => tokens.accessToken(appOnly(), PASSWORD)));
+  const all = await Promise.all(
+    Array.from({ length: 5 }, () => tokens.accessToken(appOnly(), PASSWORD)),
+  );
   expect(new Set(all).size).toBe(1);
   expect(requests()).toBe(1);
 });

@@ -59,7 +59,9 @@ function desktop(extra: Partial<AccountConfig> = {}): TokenSubject {
   return { key: USER, account, loginName: USER };
 }
 
-function manager(options: { loginWaitMs?: number; deleteTokensOnWrongPassword?: boolean } = {}): TokenManager {
+function manager(
+  options: { loginWaitMs?: number; deleteTokensOnWrongPassword?: boolean } = {},
+): TokenManager {
   return new TokenManager({
     store,
     keys,
@@ -76,22 +78,40 @@ function manager(options: { loginWaitMs?: number; deleteTokensOnWrongPassword?: 
 async function desktopTokens(): Promise<{ accessToken: string; refreshToken: string }> {
   const secret = { clientSecret: idp.clients.desktop.clientSecret };
   const pending = await startAuthorization(desktop().account, { ...secret, loginHint: USER });
-  const tokens = await completeAuthorization(desktop().account, pending, await idp.browser(pending.url), secret);
+  const tokens = await completeAuthorization(
+    desktop().account,
+    pending,
+    await idp.browser(pending.url),
+    secret,
+  );
   return { accessToken: tokens.accessToken, refreshToken: tokens.refreshToken! };
 }
 
 /** A key at any iteration count (AccountKeys.create only makes current ones). */
 async function keyAt(iterations: number): Promise<AccountKey> {
   const salt = randomBytes(16);
-  return { salt: salt.toString('base64'), iterations, key: await new KeyCache().get(PASSWORD, salt, iterations) };
+  return {
+    salt: salt.toString('base64'),
+    iterations,
+    key: await new KeyCache().get(PASSWORD, salt, iterations),
+  };
 }
 
 /** Writes a section as email-oauth2-proxy leaves it: expired tokens and the secret under `key`. */
-async function seed(key: AccountKey, options: { tokens?: boolean; secretKey?: AccountKey } = {}): Promise<StoredTokenFields> {
-  const tokens = options.tokens === false ? {} : { ...(await desktopTokens()), accessTokenExpiry: Math.floor(Date.now() / 1000) - 60 };
+async function seed(
+  key: AccountKey,
+  options: { tokens?: boolean; secretKey?: AccountKey } = {},
+): Promise<StoredTokenFields> {
+  const tokens =
+    options.tokens === false
+      ? {}
+      : { ...(await desktopTokens()), accessTokenExpiry: Math.floor(Date.now() / 1000) - 60 };
   const fields = {
     ...keys.seal(key, tokens),
-    client_secret_encrypted: fernetEncrypt((options.secretKey ?? key).key, idp.clients.desktop.clientSecret),
+    client_secret_encrypted: fernetEncrypt(
+      (options.secretKey ?? key).key,
+      idp.clients.desktop.clientSecret,
+    ),
   };
   await store.write(USER, fields);
   idp.resetTokenRequests();
@@ -106,7 +126,10 @@ async function storedSecret(): Promise<{ fields: StoredTokenFields; secret: stri
 }
 
 async function refusal(promise: Promise<unknown>): Promise<unknown> {
-  return promise.then(() => expect.fail('expected a refusal'), (err: unknown) => err);
+  return promise.then(
+    () => expect.fail('expected a refusal'),
+    (err: unknown) => err,
+  );
 }
 
 describe('a client secret stored encrypted beside the tokens', () => {
@@ -149,7 +172,7 @@ describe('a client secret stored encrypted beside the tokens', () => {
     expect((await storedSecret()).secret).toBe(idp.clients.desktop.clientSecret);
   });
 
-  it('that the tokens\' password cannot decrypt makes the login fail as a config problem naming the fix', async () => {
+  it("that the tokens' password cannot decrypt makes the login fail as a config problem naming the fix", async () => {
     await seed(await keys.create(PASSWORD), { secretKey: await keys.create('another password') });
     const error = await refusal(manager().accessToken(desktop(), PASSWORD));
     expect(error).toBeInstanceOf(LoginFailure);
@@ -161,7 +184,9 @@ describe('a client secret stored encrypted beside the tokens', () => {
 
   it('is not deleted with the tokens on a wrong password (delete_account_token_on_password_error)', async () => {
     const before = await seed(await keys.create(PASSWORD));
-    const error = await refusal(manager({ deleteTokensOnWrongPassword: true }).accessToken(desktop(), 'not the password'));
+    const error = await refusal(
+      manager({ deleteTokensOnWrongPassword: true }).accessToken(desktop(), 'not the password'),
+    );
     expect(error).toMatchObject({ reason: 'bad-password' });
     expect((error as Error).message).toContain('client_secret_encrypted');
     expect(await store.read(USER)).toEqual(before);
@@ -184,7 +209,9 @@ describe('authorising an account whose secret is stored encrypted', () => {
     const before = await seed(await keys.create(PASSWORD), { tokens: false });
     const tokens = manager({ loginWaitMs: 20_000 });
     const login = tokens.accessToken(desktop(), PASSWORD);
-    const pending = await new Promise<{ url: string }>((resolve) => tokens.pending.once('pending', resolve));
+    const pending = await new Promise<{ url: string }>((resolve) =>
+      tokens.pending.once('pending', resolve),
+    );
     await tokens.pending.complete(USER, await idp.browser(pending.url));
     expect(await login).toBeTruthy();
     expect(idp.tokenRequests.byGrantType.authorization_code).toBe(1);

@@ -1,4 +1,15 @@
-import { lstat, mkdtemp, readFile, readdir, rm, stat, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
+import {
+  lstat,
+  mkdtemp,
+  readFile,
+  readdir,
+  rm,
+  stat,
+  symlink,
+  unlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -40,7 +51,10 @@ describe('reading', () => {
       '[john.smith@example.co.uk]\nclient_id = kept-but-not-a-token\nToken_Salt = c2FsdA==\naccess_token = gAAAAA-x\n\n[other@example.com]\nrefresh_token = gAAAAA-y\n',
     );
     const store = new TokenStore(path);
-    await expect(store.read('john.smith@example.co.uk')).resolves.toEqual({ token_salt: 'c2FsdA==', access_token: 'gAAAAA-x' });
+    await expect(store.read('john.smith@example.co.uk')).resolves.toEqual({
+      token_salt: 'c2FsdA==',
+      access_token: 'gAAAAA-x',
+    });
     await expect(store.read('john')).resolves.toBeUndefined();
   });
 });
@@ -74,15 +88,24 @@ describe('writing', () => {
 
   it('leaves no temporary or lock files behind', async () => {
     const store = new TokenStore(path);
-    await Promise.all(['a', 'b', 'c'].map((name) => store.write(`${name}@example.com`, tokensFor(name))));
+    await Promise.all(
+      ['a', 'b', 'c'].map((name) => store.write(`${name}@example.com`, tokensFor(name))),
+    );
     await store.remove('b@example.com');
     expect(await readdir(directory)).toEqual(['tokens.ini']);
   });
 
   it('removes the temporary files of a writer killed mid-write, and only those', async () => {
     const abandoned = ['.tokens.ini.0123456789ab.tmp', '.tokens.ini.a1b2c3d4e5f6.tmp'];
-    const notOurs = ['.tokens.ini.backup.tmp', '.other.ini.0123456789ab.tmp', 'tokens.ini.0123456789ab.tmp'];
-    for (const name of [...abandoned, ...notOurs]) await writeFile(join(directory, name), '[a@example.com]\naccess_token = gAAAAA-old\n', { mode: 0o600 });
+    const notOurs = [
+      '.tokens.ini.backup.tmp',
+      '.other.ini.0123456789ab.tmp',
+      'tokens.ini.0123456789ab.tmp',
+    ];
+    for (const name of [...abandoned, ...notOurs])
+      await writeFile(join(directory, name), '[a@example.com]\naccess_token = gAAAAA-old\n', {
+        mode: 0o600,
+      });
     await new TokenStore(path).write('a@example.com', tokensFor('a'));
     expect((await readdir(directory)).sort()).toEqual([...notOurs, 'tokens.ini'].sort());
   });
@@ -94,7 +117,10 @@ describe('writing', () => {
     );
     const store = new TokenStore(path);
     await store.write('a@example.com', { access_token: 'fresh', token_salt: 'c2FsdA==' });
-    await expect(store.read('a@example.com')).resolves.toEqual({ access_token: 'fresh', token_salt: 'c2FsdA==' });
+    await expect(store.read('a@example.com')).resolves.toEqual({
+      access_token: 'fresh',
+      token_salt: 'c2FsdA==',
+    });
     await expect(store.read('b@example.com')).resolves.toEqual({ access_token: 'b-token' });
     expect(await readFile(path, 'utf8')).toContain('client_id = abc');
   });
@@ -118,7 +144,9 @@ describe('writing', () => {
   it('applies one store’s writes to the same account in call order', async () => {
     const store = new TokenStore(path);
     await Promise.all(
-      ['1', '2', '3', '4'].map((generation) => store.write('a@example.com', { access_token: `gen-${generation}` })),
+      ['1', '2', '3', '4'].map((generation) =>
+        store.write('a@example.com', { access_token: `gen-${generation}` }),
+      ),
     );
     await expect(store.read('a@example.com')).resolves.toEqual({ access_token: 'gen-4' });
   });
@@ -149,7 +177,9 @@ describe('a store it cannot understand', () => {
   it('refuses to write, leaving the file byte for byte as it was', async () => {
     await writeFile(path, corrupt, { mode: 0o600 });
     const store = new TokenStore(path);
-    const failure = await store.write('b@example.com', tokensFor('b')).catch((error: unknown) => error);
+    const failure = await store
+      .write('b@example.com', tokensFor('b'))
+      .catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(TokenStoreError);
     expect((failure as TokenStoreError).path).toBe(path);
     expect((failure as TokenStoreError).message).toContain(path);
@@ -169,7 +199,9 @@ describe('a store it cannot understand', () => {
 
   it('never puts a token value in the message', async () => {
     await writeFile(path, '[a@example.com]\naccess_token = gAAAAA-secret\n[a@example.com]\n');
-    const failure = await new TokenStore(path).read('a@example.com').catch((error: unknown) => error);
+    const failure = await new TokenStore(path)
+      .read('a@example.com')
+      .catch((error: unknown) => error);
     expect(String((failure as Error).message)).not.toContain('gAAAAA-secret');
   });
 });
@@ -209,7 +241,9 @@ describe('the lock file', () => {
 
 describe('account names', () => {
   it.each(['DEFAULT', '', 'two\nlines@example.com'])('refuses %j', async (account) => {
-    await expect(new TokenStore(path).write(account, tokensFor('x'))).rejects.toThrow(TokenStoreError);
+    await expect(new TokenStore(path).write(account, tokensFor('x'))).rejects.toThrow(
+      TokenStoreError,
+    );
   });
 
   it('stores catch-all and odd but legal names', async () => {

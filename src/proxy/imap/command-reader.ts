@@ -65,7 +65,10 @@ const ATOM_END = /[\s()"{]/;
  * Returns `null` when the client has gone. Literal sizes are checked before anything is read,
  * against both the literal limit and what is left of the command's.
  */
-export async function readImapCommand(reader: LineReader, options: CommandReaderOptions): Promise<ImapCommand | null> {
+export async function readImapCommand(
+  reader: LineReader,
+  options: CommandReaderOptions,
+): Promise<ImapCommand | null> {
   let line = await reader.readLine();
   if (line === null) return null;
   let taken = Buffer.byteLength(line) + 2;
@@ -74,7 +77,10 @@ export async function readImapCommand(reader: LineReader, options: CommandReader
   const tag = head?.[1];
   if (!head || tag === undefined || !TAG.test(tag)) {
     const guessedTag = /^(\S+)/.exec(line)?.[1];
-    throw new ImapSyntaxError('Expected: tag SP command', guessedTag && TAG.test(guessedTag) ? guessedTag : undefined);
+    throw new ImapSyntaxError(
+      'Expected: tag SP command',
+      guessedTag && TAG.test(guessedTag) ? guessedTag : undefined,
+    );
   }
   const verb = (head[2] ?? '').toUpperCase();
   line = head[3] ?? '';
@@ -123,7 +129,8 @@ function tokenize(text: string, into: ImapToken[], tag: string): void {
         if (c === '"') break;
         if (c === '\\') {
           const escaped = text[i + 1];
-          if (escaped !== '\\' && escaped !== '"') throw new ImapSyntaxError('Only \\\\ and \\" may be escaped in a quoted string', tag);
+          if (escaped !== '\\' && escaped !== '"')
+            throw new ImapSyntaxError('Only \\\\ and \\" may be escaped in a quoted string', tag);
           value += escaped;
           i += 2;
         } else {

@@ -7,7 +7,15 @@ import type { ImapUpstreamVerdict } from './upstream-login.js';
  * `LOGINDISABLED` (RFC 3501) tells a client on an unencrypted network connection to STARTTLS first.
  */
 export function preAuthCapabilities(canStartTls: boolean, loginDisabled = false): string {
-  return ['IMAP4rev1', 'SASL-IR', 'LITERAL+', 'ID', 'AUTH=PLAIN', ...(canStartTls ? ['STARTTLS'] : []), ...(loginDisabled ? ['LOGINDISABLED'] : [])].join(' ');
+  return [
+    'IMAP4rev1',
+    'SASL-IR',
+    'LITERAL+',
+    'ID',
+    'AUTH=PLAIN',
+    ...(canStartTls ? ['STARTTLS'] : []),
+    ...(loginDisabled ? ['LOGINDISABLED'] : []),
+  ].join(' ');
 }
 
 /** An untagged `BYE`, the last thing a client hears from us. */
@@ -20,7 +28,12 @@ export function bye(text: string): string {
  * credentials" (do not retry) from "try again later".
  */
 export function loginRefusal(tag: string, failure: LoginFailure): string {
-  const code = failure.reason === 'encryption-required' ? 'PRIVACYREQUIRED' : failure.temporary ? 'UNAVAILABLE' : 'AUTHENTICATIONFAILED';
+  const code =
+    failure.reason === 'encryption-required'
+      ? 'PRIVACYREQUIRED'
+      : failure.temporary
+        ? 'UNAVAILABLE'
+        : 'AUTHENTICATIONFAILED';
   return `${tag} NO [${code}] ${oneLine(failure.message)}\r\n`;
 }
 

@@ -5,7 +5,13 @@ import { cannotLogInText } from '../reply-text.js';
 import { decodePlain, type PlainCredentials } from '../sasl.js';
 import type { ProtocolSession, SessionContext, SessionOutcome } from '../session.js';
 import { describeTarget } from '../upstream.js';
-import { astring, ImapSyntaxError, LiteralTooLargeError, readImapCommand, type ImapCommand } from './command-reader.js';
+import {
+  astring,
+  ImapSyntaxError,
+  LiteralTooLargeError,
+  readImapCommand,
+  type ImapCommand,
+} from './command-reader.js';
 import { bye, loginRefusal, preAuthCapabilities, upstreamRefusal } from './replies.js';
 import { loginImapUpstream } from './upstream-login.js';
 
@@ -24,15 +30,20 @@ const CONTROL_CHARACTER = /[\x00-\x1f\x7f]/;
  *                 └─ server unreachable or failing ─► BYE [UNAVAILABLE]
  *            ─► LOGOUT ─► BYE
  */
-export const imapSession: ProtocolSession = async (context: SessionContext): Promise<SessionOutcome> => {
+export const imapSession: ProtocolSession = async (
+  context: SessionContext,
+): Promise<SessionOutcome> => {
   const { log, limits } = context;
   const client = new PreAuthClient(context, bye('Autologout; idle for too long before logging in'));
 
-  client.send(`* OK [CAPABILITY ${preAuthCapabilities(client.canStartTls, mustEncryptFirst(context, client.secure))}] oauth2-mail-proxy ready\r\n`);
+  client.send(
+    `* OK [CAPABILITY ${preAuthCapabilities(client.canStartTls, mustEncryptFirst(context, client.secure))}] oauth2-mail-proxy ready\r\n`,
+  );
 
   try {
     for (let commands = 0; ; commands += 1) {
-      if (commands >= limits.maxCommands) return client.hangUp(bye('Too many commands before logging in'));
+      if (commands >= limits.maxCommands)
+        return client.hangUp(bye('Too many commands before logging in'));
 
       let command: ImapCommand | null;
       try {
@@ -45,9 +56,11 @@ export const imapSession: ProtocolSession = async (context: SessionContext): Pro
           }),
         );
       } catch (err) {
-        if (err instanceof LineTooLongError) return client.hangUp(bye(`Command line too long (limit ${err.limit} bytes)`));
+        if (err instanceof LineTooLongError)
+          return client.hangUp(bye(`Command line too long (limit ${err.limit} bytes)`));
         if (err instanceof LiteralTooLargeError) {
-          if (err.nonSynchronizing) return client.hangUp(bye(`Literal too large (limit ${err.limit} bytes)`));
+          if (err.nonSynchronizing)
+            return client.hangUp(bye(`Literal too large (limit ${err.limit} bytes)`));
           client.send(`${err.tag} NO [TOOBIG] Literal too large (limit ${err.limit} bytes)\r\n`);
           continue;
         }
@@ -63,7 +76,9 @@ export const imapSession: ProtocolSession = async (context: SessionContext): Pro
 
       switch (verb) {
         case 'CAPABILITY':
-          client.send(`* CAPABILITY ${preAuthCapabilities(client.canStartTls, mustEncryptFirst(context, client.secure))}\r\n${tag} OK CAPABILITY completed\r\n`);
+          client.send(
+            `* CAPABILITY ${preAuthCapabilities(client.canStartTls, mustEncryptFirst(context, client.secure))}\r\n${tag} OK CAPABILITY completed\r\n`,
+          );
           break;
         case 'NOOP':
           client.send(`${tag} OK NOOP completed\r\n`);
@@ -75,11 +90,14 @@ export const imapSession: ProtocolSession = async (context: SessionContext): Pro
           return client.hangUp(`* BYE Logging out\r\n${tag} OK LOGOUT completed\r\n`);
         case 'STARTTLS': {
           if (!client.canStartTls) {
-            client.send(`${tag} BAD STARTTLS is not offered here (configure local_certificate_path and local_key_path)\r\n`);
+            client.send(
+              `${tag} BAD STARTTLS is not offered here (configure local_certificate_path and local_key_path)\r\n`,
+            );
             break;
           }
           const upgrade = await client.startTls(`${tag} OK Begin TLS negotiation now\r\n`);
-          if (upgrade === 'data-before-handshake') return client.hangUp(bye('Data sent after STARTTLS before the TLS handshake'));
+          if (upgrade === 'data-before-handshake')
+            return client.hangUp(bye('Data sent after STARTTLS before the TLS handshake'));
           if (upgrade === 'failed') return CLOSED;
           break;
         }
@@ -97,7 +115,9 @@ export const imapSession: ProtocolSession = async (context: SessionContext): Pro
         case 'AUTHENTICATE': {
           const mechanism = astring(args[0])?.toUpperCase();
           if (mechanism !== 'PLAIN') {
-            client.send(`${tag} NO [CANNOT] Only AUTHENTICATE PLAIN is supported here (or use LOGIN)\r\n`);
+            client.send(
+              `${tag} NO [CANNOT] Only AUTHENTICATE PLAIN is supported here (or use LOGIN)\r\n`,
+            );
             break;
           }
           let response = astring(args[1]);
@@ -113,7 +133,9 @@ export const imapSession: ProtocolSession = async (context: SessionContext): Pro
           }
           const credentials = decodePlain(response === '=' ? '' : response);
           if (!credentials) {
-            client.send(`${tag} BAD Malformed SASL PLAIN response (expected base64 of NUL user NUL password)\r\n`);
+            client.send(
+              `${tag} BAD Malformed SASL PLAIN response (expected base64 of NUL user NUL password)\r\n`,
+            );
             break;
           }
           const outcome = await logIn(tag, credentials);
@@ -121,12 +143,15 @@ export const imapSession: ProtocolSession = async (context: SessionContext): Pro
           break;
         }
         default:
-          client.send(`${tag} BAD ${verb} is not valid before logging in; log in with LOGIN or AUTHENTICATE PLAIN first\r\n`);
+          client.send(
+            `${tag} BAD ${verb} is not valid before logging in; log in with LOGIN or AUTHENTICATE PLAIN first\r\n`,
+          );
       }
     }
   } catch (err) {
     // A SASL response line, read outside the command reader.
-    if (err instanceof LineTooLongError) return client.hangUp(bye(`Line too long (limit ${err.limit} bytes)`));
+    if (err instanceof LineTooLongError)
+      return client.hangUp(bye(`Line too long (limit ${err.limit} bytes)`));
     throw err;
   }
 
@@ -138,23 +163,42 @@ export const imapSession: ProtocolSession = async (context: SessionContext): Pro
     if (CONTROL_CHARACTER.test(login.username)) {
       // Not the name of any account, and not to be looked up or logged: a literal that swallowed
       // the client's next lines (its SASL response, say) would otherwise end up in the log.
-      client.send(`${tag} NO [AUTHENTICATIONFAILED] User names do not contain control characters\r\n`);
+      client.send(
+        `${tag} NO [AUTHENTICATIONFAILED] User names do not contain control characters\r\n`,
+      );
       return undefined;
     }
-    const attempt = await logInOverNewConnection(context, 'IMAP', login, loginImapUpstream, client.secure);
+    const attempt = await logInOverNewConnection(
+      context,
+      'IMAP',
+      login,
+      loginImapUpstream,
+      client.secure,
+    );
     switch (attempt.kind) {
       case 'refused-locally':
         client.send(loginRefusal(tag, attempt.failure));
         return undefined;
       case 'refused-upstream':
-        client.send(upstreamRefusal(tag, attempt.verdict, describeTarget(context.upstream), attempt.credentials));
+        client.send(
+          upstreamRefusal(
+            tag,
+            attempt.verdict,
+            describeTarget(context.upstream),
+            attempt.credentials,
+          ),
+        );
         return undefined;
       case 'upstream-failed':
         return client.hangUp(bye(`[UNAVAILABLE] ${cannotLogInText(attempt.error)}`));
       case 'logged-in':
         for (const line of attempt.verdict.untagged) client.send(`${line}\r\n`);
         client.send(`${tag} OK ${attempt.verdict.text}\r\n`);
-        return client.handOver(attempt.upstream, attempt.upstreamPending, attempt.credentials.account);
+        return client.handOver(
+          attempt.upstream,
+          attempt.upstreamPending,
+          attempt.credentials.account,
+        );
     }
   }
 };

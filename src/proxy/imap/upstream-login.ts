@@ -32,12 +32,27 @@ const ABOUT_THE_TOKEN = new Set(['AUTHENTICATIONFAILED', 'EXPIRED', 'ALERT']);
  * and, when the server answers with an error challenge, sends the empty line that ends the
  * exchange so the tagged `NO` arrives.
  */
-export async function loginImapUpstream(upstream: UpstreamLines, credentials: UpstreamCredentials): Promise<ImapUpstreamVerdict> {
+export async function loginImapUpstream(
+  upstream: UpstreamLines,
+  credentials: UpstreamCredentials,
+): Promise<ImapUpstreamVerdict> {
   const greeting = await upstream.next();
-  if (/^\* BYE/i.test(greeting)) throw new UpstreamError('unreachable', upstream.target, `the server refused the connection: ${greeting.slice(2)}`);
-  if (!/^\* OK/i.test(greeting)) throw new UpstreamError('closed', upstream.target, `unexpected greeting: ${greeting.slice(0, 80)}`);
+  if (/^\* BYE/i.test(greeting))
+    throw new UpstreamError(
+      'unreachable',
+      upstream.target,
+      `the server refused the connection: ${greeting.slice(2)}`,
+    );
+  if (!/^\* OK/i.test(greeting))
+    throw new UpstreamError(
+      'closed',
+      upstream.target,
+      `unexpected greeting: ${greeting.slice(0, 80)}`,
+    );
 
-  upstream.send(`${TAG} AUTHENTICATE XOAUTH2 ${encodeXoauth2(credentials.user, credentials.accessToken)}`);
+  upstream.send(
+    `${TAG} AUTHENTICATE XOAUTH2 ${encodeXoauth2(credentials.user, credentials.accessToken)}`,
+  );
 
   const untagged: string[] = [];
   let challenge: string | undefined;
@@ -52,7 +67,11 @@ export async function loginImapUpstream(upstream: UpstreamLines, credentials: Up
       const [, status = '', text = ''] = /^\S+ (\S+) ?(.*)$/.exec(line) ?? [];
       if (status.toUpperCase() === 'OK') return { kind: 'accepted', text, untagged };
       // A protocol error between us and the server, about our command rather than the token.
-      if (status.toUpperCase() === 'BAD') return { kind: 'refused', reason: `${upstream.target} did not accept AUTHENTICATE XOAUTH2: BAD ${text}` };
+      if (status.toUpperCase() === 'BAD')
+        return {
+          kind: 'refused',
+          reason: `${upstream.target} did not accept AUTHENTICATE XOAUTH2: BAD ${text}`,
+        };
       return refusal(text, challenge);
     } else if (line.startsWith('* ')) {
       // Only CAPABILITY is sent here in practice; the client may want it.

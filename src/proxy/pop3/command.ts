@@ -29,10 +29,28 @@ export function userName(argument: string | undefined): string | undefined {
 }
 
 /** Commands of the TRANSACTION state (RFC 1939, 2449): they exist, but only after a login. */
-export const TRANSACTION_VERBS: ReadonlySet<string> = new Set(['STAT', 'LIST', 'RETR', 'DELE', 'NOOP', 'RSET', 'TOP', 'UIDL', 'LAST']);
+export const TRANSACTION_VERBS: ReadonlySet<string> = new Set([
+  'STAT',
+  'LIST',
+  'RETR',
+  'DELE',
+  'NOOP',
+  'RSET',
+  'TOP',
+  'UIDL',
+  'LAST',
+]);
 
 /** Commands of the AUTHORIZATION state, the ones this session answers itself. */
-export const AUTHORIZATION_VERBS: ReadonlySet<string> = new Set(['CAPA', 'USER', 'PASS', 'AUTH', 'APOP', 'STLS', 'QUIT']);
+export const AUTHORIZATION_VERBS: ReadonlySet<string> = new Set([
+  'CAPA',
+  'USER',
+  'PASS',
+  'AUTH',
+  'APOP',
+  'STLS',
+  'QUIT',
+]);
 
 /**
  * The keyword as it may appear in a log. Only known keywords are logged: a client that pipelines

@@ -33,7 +33,13 @@ export function errReply(text: string): string {
  *   `CAPA` again and hears them from the server itself.
  */
 export function capabilityList(canStartTls: boolean): string {
-  const capabilities = ['USER', 'SASL PLAIN', 'RESP-CODES', 'AUTH-RESP-CODE', ...(canStartTls ? ['STLS'] : [])];
+  const capabilities = [
+    'USER',
+    'SASL PLAIN',
+    'RESP-CODES',
+    'AUTH-RESP-CODE',
+    ...(canStartTls ? ['STLS'] : []),
+  ];
   return multiLine(okReply('Capability list follows'), capabilities);
 }
 
@@ -51,7 +57,11 @@ export function mechanismList(): string {
  * stops a fetchmail daemon until someone wakes it. So temporary refusals start with those words.
  */
 export function loginRefusal(failure: LoginFailure): string {
-  return errReply(failure.temporary ? `[SYS/TEMP] ${TEMPORARY_PREFIX}${failure.message}` : `[AUTH] ${failure.message}`);
+  return errReply(
+    failure.temporary
+      ? `[SYS/TEMP] ${TEMPORARY_PREFIX}${failure.message}`
+      : `[AUTH] ${failure.message}`,
+  );
 }
 
 /** See {@link loginRefusal}: the words fetchmail needs to see a temporary failure. */

@@ -6,7 +6,15 @@ import { decodePlain, type PlainCredentials } from '../sasl.js';
 import type { ProtocolSession, SessionContext, SessionOutcome } from '../session.js';
 import { describeTarget } from '../upstream.js';
 import { loggableVerb, parsePop3Command, TRANSACTION_VERBS, userName } from './command.js';
-import { capabilityList, errReply, loginRefusal, mechanismList, okReply, TEMPORARY_PREFIX, upstreamRefusal } from './replies.js';
+import {
+  capabilityList,
+  errReply,
+  loginRefusal,
+  mechanismList,
+  okReply,
+  TEMPORARY_PREFIX,
+  upstreamRefusal,
+} from './replies.js';
 import { loginPop3Upstream } from './upstream-login.js';
 
 const LOG_IN_FIRST = 'log in with USER and PASS, or AUTH PLAIN, first';
@@ -22,9 +30,14 @@ const CLOSED: SessionOutcome = { kind: 'closed' };
  *                 └─ -ERR ─► -ERR [AUTH] / [SYS/TEMP] saying why; the client may try again
  *            ─► QUIT ─► +OK, close
  */
-export const pop3Session: ProtocolSession = async (context: SessionContext): Promise<SessionOutcome> => {
+export const pop3Session: ProtocolSession = async (
+  context: SessionContext,
+): Promise<SessionOutcome> => {
   const { log, limits } = context;
-  const client = new PreAuthClient(context, errReply('Autologout; idle for too long before logging in'));
+  const client = new PreAuthClient(
+    context,
+    errReply('Autologout; idle for too long before logging in'),
+  );
 
   /** The next line, or null when the conversation is over (client gone, or sent away). */
   const readLine = async (): Promise<string | null> => {
@@ -43,7 +56,8 @@ export const pop3Session: ProtocolSession = async (context: SessionContext): Pro
   let user: string | undefined;
 
   for (let commands = 0; ; commands += 1) {
-    if (commands >= limits.maxCommands) return client.hangUp(errReply('Too many commands before logging in'));
+    if (commands >= limits.maxCommands)
+      return client.hangUp(errReply('Too many commands before logging in'));
 
     const line = await readLine();
     if (line === null) return CLOSED;
@@ -58,7 +72,11 @@ export const pop3Session: ProtocolSession = async (context: SessionContext): Pro
     // Arguments stay out of the log (passwords, SASL responses); the USER name is what the account
     // is looked up by, not a secret, and ties the attempt to its login line.
     log.debug(
-      { event: 'client_command', verb: loggableVerb(verb), ...(verb === 'USER' && userName(argument) ? { user: userName(argument) } : {}) },
+      {
+        event: 'client_command',
+        verb: loggableVerb(verb),
+        ...(verb === 'USER' && userName(argument) ? { user: userName(argument) } : {}),
+      },
       'pre-auth command',
     );
 
@@ -72,13 +90,16 @@ export const pop3Session: ProtocolSession = async (context: SessionContext): Pro
         if (!client.canStartTls) {
           client.send(
             errReply(
-              client.secure ? 'Command not permitted when TLS active' : 'STLS is not offered here (configure local_certificate_path and local_key_path)',
+              client.secure
+                ? 'Command not permitted when TLS active'
+                : 'STLS is not offered here (configure local_certificate_path and local_key_path)',
             ),
           );
           break;
         }
         const upgrade = await client.startTls(okReply('Begin TLS negotiation now'));
-        if (upgrade === 'data-before-handshake') return client.hangUp(errReply('Data sent after STLS before the TLS handshake'));
+        if (upgrade === 'data-before-handshake')
+          return client.hangUp(errReply('Data sent after STLS before the TLS handshake'));
         if (upgrade === 'failed') return CLOSED;
         break;
       }
@@ -132,7 +153,9 @@ export const pop3Session: ProtocolSession = async (context: SessionContext): Pro
         }
         const credentials = decodePlain(response === '=' ? '' : response);
         if (!credentials) {
-          client.send(errReply('Malformed SASL PLAIN response (expected base64 of NUL user NUL password)'));
+          client.send(
+            errReply('Malformed SASL PLAIN response (expected base64 of NUL user NUL password)'),
+          );
           break;
         }
         const outcome = await logIn(credentials);
@@ -143,7 +166,13 @@ export const pop3Session: ProtocolSession = async (context: SessionContext): Pro
         client.send(errReply('APOP is not supported here; use USER and PASS, or AUTH PLAIN'));
         break;
       default:
-        client.send(errReply(TRANSACTION_VERBS.has(verb) ? `${verb} is not valid before logging in; ${LOG_IN_FIRST}` : 'Unknown command'));
+        client.send(
+          errReply(
+            TRANSACTION_VERBS.has(verb)
+              ? `${verb} is not valid before logging in; ${LOG_IN_FIRST}`
+              : 'Unknown command',
+          ),
+        );
     }
   }
 
@@ -152,19 +181,33 @@ export const pop3Session: ProtocolSession = async (context: SessionContext): Pro
    * ends the session, or undefined when the client was told `-ERR` and may try again.
    */
   async function logIn(login: PlainCredentials): Promise<SessionOutcome | undefined> {
-    const attempt = await logInOverNewConnection(context, 'POP', login, loginPop3Upstream, client.secure);
+    const attempt = await logInOverNewConnection(
+      context,
+      'POP',
+      login,
+      loginPop3Upstream,
+      client.secure,
+    );
     switch (attempt.kind) {
       case 'refused-locally':
         client.send(loginRefusal(attempt.failure));
         return undefined;
       case 'refused-upstream':
-        client.send(upstreamRefusal(attempt.verdict, describeTarget(context.upstream), attempt.credentials));
+        client.send(
+          upstreamRefusal(attempt.verdict, describeTarget(context.upstream), attempt.credentials),
+        );
         return undefined;
       case 'upstream-failed':
-        return client.hangUp(errReply(`[SYS/TEMP] ${TEMPORARY_PREFIX}${cannotLogInText(attempt.error)}`));
+        return client.hangUp(
+          errReply(`[SYS/TEMP] ${TEMPORARY_PREFIX}${cannotLogInText(attempt.error)}`),
+        );
       case 'logged-in':
         client.send(okReply(attempt.verdict.text));
-        return client.handOver(attempt.upstream, attempt.upstreamPending, attempt.credentials.account);
+        return client.handOver(
+          attempt.upstream,
+          attempt.upstreamPending,
+          attempt.credentials.account,
+        );
     }
   }
 };

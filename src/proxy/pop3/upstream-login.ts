@@ -27,10 +27,23 @@ const NOT_ABOUT_THE_TOKEN = new Set(['SYS', 'IN-USE', 'LOGIN-DELAY']);
  * token and, when the server answers with an error challenge, sends the empty line that ends the
  * exchange so the `-ERR` arrives.
  */
-export async function loginPop3Upstream(upstream: UpstreamLines, credentials: UpstreamCredentials): Promise<Pop3UpstreamVerdict> {
+export async function loginPop3Upstream(
+  upstream: UpstreamLines,
+  credentials: UpstreamCredentials,
+): Promise<Pop3UpstreamVerdict> {
   const greeting = await upstream.next();
-  if (/^-ERR/i.test(greeting)) throw new UpstreamError('unreachable', upstream.target, `the server refused the connection: ${greeting.slice(4).trim()}`);
-  if (!/^\+OK/i.test(greeting)) throw new UpstreamError('closed', upstream.target, `unexpected greeting: ${greeting.slice(0, 80)}`);
+  if (/^-ERR/i.test(greeting))
+    throw new UpstreamError(
+      'unreachable',
+      upstream.target,
+      `the server refused the connection: ${greeting.slice(4).trim()}`,
+    );
+  if (!/^\+OK/i.test(greeting))
+    throw new UpstreamError(
+      'closed',
+      upstream.target,
+      `unexpected greeting: ${greeting.slice(0, 80)}`,
+    );
 
   upstream.send(`AUTH XOAUTH2 ${encodeXoauth2(credentials.user, credentials.accessToken)}`);
 
@@ -46,7 +59,11 @@ export async function loginPop3Upstream(upstream: UpstreamLines, credentials: Up
       challenge ??= describeXoauth2Challenge(line.slice(1).trim());
       continue;
     }
-    throw new UpstreamError('closed', upstream.target, `unexpected reply to AUTH XOAUTH2: ${line.slice(0, 80)}`);
+    throw new UpstreamError(
+      'closed',
+      upstream.target,
+      `unexpected reply to AUTH XOAUTH2: ${line.slice(0, 80)}`,
+    );
   }
 }
 

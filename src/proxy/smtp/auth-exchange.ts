@@ -18,7 +18,10 @@ export interface AuthDialogue {
   readResponse(): Promise<string | null>;
 }
 
-type Mechanism = (initialResponse: string | undefined, dialogue: AuthDialogue) => Promise<AuthExchange>;
+type Mechanism = (
+  initialResponse: string | undefined,
+  dialogue: AuthDialogue,
+) => Promise<AuthExchange>;
 
 const USERNAME_PROMPT = Buffer.from('Username:').toString('base64');
 const PASSWORD_PROMPT = Buffer.from('Password:').toString('base64');
@@ -28,7 +31,11 @@ const plain: Mechanism = async (initialResponse, dialogue) => {
   const response = initialResponse ?? (await ask(dialogue, ''));
   if (typeof response !== 'string') return response;
   const credentials = decodePlain(response === '=' ? '' : response);
-  if (!credentials) return { kind: 'malformed', message: 'Malformed AUTH PLAIN response (expected base64 of NUL user NUL password)' };
+  if (!credentials)
+    return {
+      kind: 'malformed',
+      message: 'Malformed AUTH PLAIN response (expected base64 of NUL user NUL password)',
+    };
   return { kind: 'credentials', credentials };
 };
 
@@ -37,12 +44,14 @@ const login: Mechanism = async (initialResponse, dialogue) => {
   const encodedUser = initialResponse ?? (await ask(dialogue, USERNAME_PROMPT));
   if (typeof encodedUser !== 'string') return encodedUser;
   const username = decodeText(encodedUser);
-  if (username === undefined) return { kind: 'malformed', message: 'Malformed AUTH LOGIN user name (expected base64)' };
+  if (username === undefined)
+    return { kind: 'malformed', message: 'Malformed AUTH LOGIN user name (expected base64)' };
 
   const encodedPassword = await ask(dialogue, PASSWORD_PROMPT);
   if (typeof encodedPassword !== 'string') return encodedPassword;
   const password = decodeText(encodedPassword);
-  if (password === undefined) return { kind: 'malformed', message: 'Malformed AUTH LOGIN password (expected base64)' };
+  if (password === undefined)
+    return { kind: 'malformed', message: 'Malformed AUTH LOGIN password (expected base64)' };
   return { kind: 'credentials', credentials: { username, password } };
 };
 

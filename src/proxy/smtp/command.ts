@@ -21,8 +21,26 @@ export function parseSmtpCommand(line: string): SmtpCommand {
 
 /** Verbs of RFC 5321 and its common extensions: the only words of a client line we ever log. */
 const KNOWN_VERBS = new Set([
-  'EHLO', 'HELO', 'LHLO', 'AUTH', 'STARTTLS', 'MAIL', 'RCPT', 'DATA', 'BDAT', 'RSET', 'NOOP',
-  'QUIT', 'VRFY', 'EXPN', 'HELP', 'ETRN', 'ATRN', 'TURN', 'XCLIENT', 'XFORWARD',
+  'EHLO',
+  'HELO',
+  'LHLO',
+  'AUTH',
+  'STARTTLS',
+  'MAIL',
+  'RCPT',
+  'DATA',
+  'BDAT',
+  'RSET',
+  'NOOP',
+  'QUIT',
+  'VRFY',
+  'EXPN',
+  'HELP',
+  'ETRN',
+  'ATRN',
+  'TURN',
+  'XCLIENT',
+  'XFORWARD',
 ]);
 
 /**

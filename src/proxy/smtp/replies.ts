@@ -11,7 +11,9 @@ import type { SmtpUpstreamLogin } from './upstream-login.js';
 /** A refused local login: `454` lets the client retry later, `535` says the credentials are wrong. */
 export function loginRefusal(failure: LoginFailure): string {
   if (failure.reason === 'encryption-required') return `538 5.7.11 ${oneLine(failure.message)}\r\n`;
-  return failure.temporary ? `454 4.7.0 ${oneLine(failure.message)}\r\n` : `535 5.7.8 ${oneLine(failure.message)}\r\n`;
+  return failure.temporary
+    ? `454 4.7.0 ${oneLine(failure.message)}\r\n`
+    : `535 5.7.8 ${oneLine(failure.message)}\r\n`;
 }
 
 /** What the client hears when the upstream did not take our XOAUTH2 login. */
@@ -20,7 +22,8 @@ export function upstreamLoginRefusal(
   server: string,
   credentials: UpstreamCredentials,
 ): string {
-  if (result.kind === 'token-rejected') return `535 5.7.8 ${oneLine(tokenRejectedText(server, credentials, result.reason))}\r\n`;
+  if (result.kind === 'token-rejected')
+    return `535 5.7.8 ${oneLine(tokenRejectedText(server, credentials, result.reason))}\r\n`;
   const refused = `${server} refused the OAuth2 login for ${credentials.user}`;
   switch (result.cause) {
     case 'smtp-auth-disabled':
@@ -41,6 +44,9 @@ export function upstreamLoginRefusal(
  */
 export function upstreamUnavailable(err: UpstreamError, phase: 'connecting' | 'session'): string {
   const status = err.kind === 'unreachable' || err.kind === 'timeout' ? '4.4.1' : '4.4.2';
-  const what = phase === 'connecting' ? `Cannot connect to ${err.message}` : `Lost the connection to ${err.message}`;
+  const what =
+    phase === 'connecting'
+      ? `Cannot connect to ${err.message}`
+      : `Lost the connection to ${err.message}`;
   return `421 ${status} ${oneLine(`${what}. Try again later`)}\r\n`;
 }

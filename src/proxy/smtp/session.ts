@@ -34,7 +34,11 @@ const CONTROL_CHARACTER = /[\x00-\x1f\x7f]/;
  * line of its own for some (`EHLO x<CR>MAIL FROM:...`), and would make our 250 line invalid.
  */
 function isClientName(argument: string | undefined): argument is string {
-  return argument !== undefined && Buffer.byteLength(argument) <= MAX_CLIENT_NAME && !CONTROL_CHARACTER.test(argument);
+  return (
+    argument !== undefined &&
+    Buffer.byteLength(argument) <= MAX_CLIENT_NAME &&
+    !CONTROL_CHARACTER.test(argument)
+  );
 }
 
 /**
@@ -57,7 +61,10 @@ function isClientName(argument: string | undefined): argument is string {
  * and it would mean saying "220 ready" and then `421` to the EHLO when the server is down.
  */
 export const smtpSession: ProtocolSession = async (context) => {
-  const client = new PreAuthClient(context, `421 4.4.2 ${context.hostname} Idle timeout before authentication, closing connection\r\n`);
+  const client = new PreAuthClient(
+    context,
+    `421 4.4.2 ${context.hostname} Idle timeout before authentication, closing connection\r\n`,
+  );
   let upstream: SmtpUpstream;
   try {
     upstream = await SmtpUpstream.open({
@@ -83,7 +90,11 @@ export const smtpSession: ProtocolSession = async (context) => {
   }
 };
 
-async function converse(context: SessionContext, client: PreAuthClient, upstream: SmtpUpstream): Promise<SessionOutcome> {
+async function converse(
+  context: SessionContext,
+  client: PreAuthClient,
+  upstream: SmtpUpstream,
+): Promise<SessionOutcome> {
   const { log, limits, hostname } = context;
   let greeted: 'none' | 'HELO' | 'EHLO' = 'none';
   const send = (text: string): void => client.send(text);
@@ -92,7 +103,9 @@ async function converse(context: SessionContext, client: PreAuthClient, upstream
   try {
     for (let commands = 0; ; commands += 1) {
       if (commands >= limits.maxCommands) {
-        return client.hangUp(`421 4.7.0 ${hostname} Too many commands before authentication, closing connection\r\n`);
+        return client.hangUp(
+          `421 4.7.0 ${hostname} Too many commands before authentication, closing connection\r\n`,
+        );
       }
       const line = await client.readRawLine();
       if (line === null) return CLOSED;
@@ -115,7 +128,11 @@ async function converse(context: SessionContext, client: PreAuthClient, upstream
           greeted = verb;
           const ours =
             verb === 'EHLO'
-              ? rewriteEhloReply(reply, { hostname, clientName: argument, canStartTls: client.canStartTls })
+              ? rewriteEhloReply(reply, {
+                  hostname,
+                  clientName: argument,
+                  canStartTls: client.canStartTls,
+                })
               : { code: 250, lines: [`${hostname} Hello ${argument}`] };
           send(formatReply(ours));
           break;
@@ -137,7 +154,8 @@ async function converse(context: SessionContext, client: PreAuthClient, upstream
           if (exchange.kind === 'closed') return CLOSED;
           if (exchange.kind === 'cancelled') send('501 5.7.0 Authentication cancelled\r\n');
           if (exchange.kind === 'malformed') send(`501 5.5.2 ${exchange.message}\r\n`);
-          if (exchange.kind === 'unsupported-mechanism') send('504 5.5.4 Only AUTH PLAIN and AUTH LOGIN are supported here\r\n');
+          if (exchange.kind === 'unsupported-mechanism')
+            send('504 5.5.4 Only AUTH PLAIN and AUTH LOGIN are supported here\r\n');
           if (exchange.kind === 'credentials') {
             const outcome = await logIn(exchange.credentials);
             if (outcome) return outcome;
@@ -150,11 +168,14 @@ async function converse(context: SessionContext, client: PreAuthClient, upstream
             break;
           }
           if (!client.canStartTls) {
-            send('502 5.5.1 STARTTLS is not offered here (configure local_certificate_path, local_key_path and local_starttls)\r\n');
+            send(
+              '502 5.5.1 STARTTLS is not offered here (configure local_certificate_path, local_key_path and local_starttls)\r\n',
+            );
             break;
           }
           const upgrade = await client.startTls('220 2.0.0 Ready to start TLS\r\n');
-          if (upgrade === 'data-before-handshake') return client.hangUp('554 5.5.1 Data sent after STARTTLS before the TLS handshake\r\n');
+          if (upgrade === 'data-before-handshake')
+            return client.hangUp('554 5.5.1 Data sent after STARTTLS before the TLS handshake\r\n');
           if (upgrade === 'failed') return CLOSED;
           // RFC 3207: everything learnt before the handshake is forgotten, EHLO included.
           greeted = 'none';
@@ -169,7 +190,9 @@ async function converse(context: SessionContext, client: PreAuthClient, upstream
           return client.hangUp(`221 2.0.0 ${hostname} Bye\r\n`);
         default:
           if (TRANSACTION_VERBS.has(verb)) return passThroughUnauthenticated(verb, line);
-          send('502 5.5.1 Command not available before authentication; authenticate with AUTH PLAIN or AUTH LOGIN first\r\n');
+          send(
+            '502 5.5.1 Command not available before authentication; authenticate with AUTH PLAIN or AUTH LOGIN first\r\n',
+          );
       }
     }
   } catch (err) {
@@ -212,7 +235,10 @@ async function converse(context: SessionContext, client: PreAuthClient, upstream
   }
 
   function passThroughUnauthenticated(verb: string, line: Buffer): SessionOutcome {
-    log.info({ event: 'unauthenticated_passthrough', verb }, 'client sends without authenticating; the server answers for itself');
+    log.info(
+      { event: 'unauthenticated_passthrough', verb },
+      'client sends without authenticating; the server answers for itself',
+    );
     const { socket, pending } = upstream.handOver();
     return client.passThrough(socket, pending, line);
   }

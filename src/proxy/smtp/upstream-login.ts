@@ -26,7 +26,8 @@ export type SmtpUpstreamLogin =
  */
 export type SmtpRefusalCause = 'smtp-auth-disabled' | 'temporary' | 'other';
 
-const SMTP_AUTH_DISABLED = /SmtpClientAuthentication is disabled|SMTP ?AUTH(?:entication)? is disabled/i;
+const SMTP_AUTH_DISABLED =
+  /SmtpClientAuthentication is disabled|SMTP ?AUTH(?:entication)? is disabled/i;
 /** Office 365's enhanced code for "your organisation does not allow this login". */
 const POLICY_BLOCK = '5.7.139';
 
@@ -35,8 +36,13 @@ const POLICY_BLOCK = '5.7.139';
  * answers with an error challenge (`334 <b64 JSON>`), sends the empty line that ends the exchange
  * so the final `535` arrives, and keeps what the challenge said for the user.
  */
-export async function loginSmtpUpstream(upstream: SmtpUpstream, credentials: UpstreamCredentials): Promise<SmtpUpstreamLogin> {
-  let reply = await upstream.command(`AUTH XOAUTH2 ${encodeXoauth2(credentials.user, credentials.accessToken)}`);
+export async function loginSmtpUpstream(
+  upstream: SmtpUpstream,
+  credentials: UpstreamCredentials,
+): Promise<SmtpUpstreamLogin> {
+  let reply = await upstream.command(
+    `AUTH XOAUTH2 ${encodeXoauth2(credentials.user, credentials.accessToken)}`,
+  );
   let challenge: string | undefined;
   if (reply.code === 334) {
     challenge = describeXoauth2Challenge(reply.lines[0]?.trim() ?? '');
@@ -45,10 +51,12 @@ export async function loginSmtpUpstream(upstream: SmtpUpstream, credentials: Ups
     if (reply.code === 334) reply = await upstream.command('*');
   }
 
-  if (reply.code === 235) return { kind: 'accepted', text: replyText(reply) || 'Authentication successful' };
+  if (reply.code === 235)
+    return { kind: 'accepted', text: replyText(reply) || 'Authentication successful' };
   const said = describeReply(reply);
   const reason = challenge ? `${challenge}: ${said}` : `the server said ${said}`;
-  if (SMTP_AUTH_DISABLED.test(said)) return { kind: 'refused', cause: 'smtp-auth-disabled', reason: said };
+  if (SMTP_AUTH_DISABLED.test(said))
+    return { kind: 'refused', cause: 'smtp-auth-disabled', reason: said };
   if (reply.code >= 400 && reply.code < 500) return { kind: 'refused', cause: 'temporary', reason };
   if (enhancedCode(reply) === POLICY_BLOCK) return { kind: 'refused', cause: 'other', reason };
   if (reply.code === 535 || challenge) return { kind: 'token-rejected', reason };

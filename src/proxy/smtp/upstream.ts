@@ -1,6 +1,13 @@
 import type net from 'node:net';
 import { LineReader } from '../line-reader.js';
-import { connectUpstream, describeTarget, upgradeToTls, UpstreamError, type UpstreamTarget, type UpstreamTlsOptions } from '../upstream.js';
+import {
+  connectUpstream,
+  describeTarget,
+  upgradeToTls,
+  UpstreamError,
+  type UpstreamTarget,
+  type UpstreamTlsOptions,
+} from '../upstream.js';
 import { answerWithin } from '../upstream-dialogue.js';
 import { describeReply, readSmtpReply, SmtpReplySyntaxError, type SmtpReply } from './reply.js';
 
@@ -35,18 +42,36 @@ export class SmtpUpstream {
   static async open(options: SmtpUpstreamOptions): Promise<SmtpUpstream> {
     const { target } = options;
     const socket = await connectUpstream(target, options.tls);
-    const upstream = new SmtpUpstream(socket, new LineReader(socket, options.maxLineBytes), options);
+    const upstream = new SmtpUpstream(
+      socket,
+      new LineReader(socket, options.maxLineBytes),
+      options,
+    );
     const openingTimeoutMs = options.tls.connectTimeoutMs;
     try {
       const greeting = await upstream.reply(openingTimeoutMs);
       if (greeting.code !== 220) {
-        throw new UpstreamError('unreachable', upstream.where, `the server refused the connection: ${describeReply(greeting)}`);
+        throw new UpstreamError(
+          'unreachable',
+          upstream.where,
+          `the server refused the connection: ${describeReply(greeting)}`,
+        );
       }
       if (target.security === 'starttls') {
         const ehlo = await upstream.command(`EHLO ${options.ourName}`, openingTimeoutMs);
-        if (ehlo.code !== 250) throw new UpstreamError('closed', upstream.where, `the server refused EHLO: ${describeReply(ehlo)}`);
+        if (ehlo.code !== 250)
+          throw new UpstreamError(
+            'closed',
+            upstream.where,
+            `the server refused EHLO: ${describeReply(ehlo)}`,
+          );
         const starttls = await upstream.command('STARTTLS', openingTimeoutMs);
-        if (starttls.code !== 220) throw new UpstreamError('tls', upstream.where, `the server refused STARTTLS: ${describeReply(starttls)}`);
+        if (starttls.code !== 220)
+          throw new UpstreamError(
+            'tls',
+            upstream.where,
+            `the server refused STARTTLS: ${describeReply(starttls)}`,
+          );
         await upstream.upgrade();
       }
       return upstream;
@@ -65,7 +90,12 @@ export class SmtpUpstream {
   async command(line: string, timeoutMs = this.options.replyTimeoutMs): Promise<SmtpReply> {
     if (this.socket.writable) this.socket.write(`${line}\r\n`);
     const reply = await this.reply(timeoutMs);
-    if (reply.code === 421) throw new UpstreamError('closed', this.where, `the server is closing the connection: ${describeReply(reply)}`);
+    if (reply.code === 421)
+      throw new UpstreamError(
+        'closed',
+        this.where,
+        `the server is closing the connection: ${describeReply(reply)}`,
+      );
     return reply;
   }
 
@@ -100,10 +130,12 @@ export class SmtpUpstream {
       try {
         reply = await readSmtpReply(this.reader);
       } catch (err) {
-        if (err instanceof SmtpReplySyntaxError) throw new UpstreamError('closed', this.where, `the server sent an ${err.message}`);
+        if (err instanceof SmtpReplySyntaxError)
+          throw new UpstreamError('closed', this.where, `the server sent an ${err.message}`);
         throw err;
       }
-      if (reply === null) throw new UpstreamError('closed', this.where, 'the server closed the connection');
+      if (reply === null)
+        throw new UpstreamError('closed', this.where, 'the server closed the connection');
       return reply;
     });
   }
@@ -112,7 +144,11 @@ export class SmtpUpstream {
     // Bytes after the 220 and before the handshake would be read as if they came over TLS
     // (the STARTTLS command injection of CVE-2011-0411's kind); no honest server sends any.
     if (this.reader.release().length > 0) {
-      throw new UpstreamError('tls', this.where, 'the server sent data after its STARTTLS reply, before the TLS handshake');
+      throw new UpstreamError(
+        'tls',
+        this.where,
+        'the server sent data after its STARTTLS reply, before the TLS handshake',
+      );
     }
     this.socket = await upgradeToTls(this.socket, this.options.target, this.options.tls);
     this.reader = new LineReader(this.socket, this.options.maxLineBytes);

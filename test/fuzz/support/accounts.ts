@@ -30,8 +30,34 @@ export interface CaseAccounts {
 
 /** Characters that stress quoting in every protocol: spaces, quotes, braces, non-ASCII. */
 const passwordChar = fc.oneof(
-  { weight: 3, arbitrary: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789') },
-  fc.constantFrom(' ', '"', '\\', '{', '}', '(', ')', '%', '*', '+', '=', ']', '[', '\t', ':', '@', '/', 'é', '日', '😀', '\x01', '\x7f'),
+  {
+    weight: 3,
+    arbitrary: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'),
+  },
+  fc.constantFrom(
+    ' ',
+    '"',
+    '\\',
+    '{',
+    '}',
+    '(',
+    ')',
+    '%',
+    '*',
+    '+',
+    '=',
+    ']',
+    '[',
+    '\t',
+    ':',
+    '@',
+    '/',
+    'é',
+    '日',
+    '😀',
+    '\x01',
+    '\x7f',
+  ),
 );
 
 /**
@@ -42,29 +68,46 @@ const MARKERS = ['Pw7q', 'pa ss', 'p"w\\d', 'пароль', '{9}x', 'k(e)y'];
 
 /** A password as clients send them: never empty, never a NUL, CR or LF. */
 export const password: fc.Arbitrary<string> = fc
-  .tuple(fc.string({ unit: passwordChar, maxLength: 10 }), fc.constantFrom(...MARKERS), fc.string({ unit: passwordChar, maxLength: 10 }))
+  .tuple(
+    fc.string({ unit: passwordChar, maxLength: 10 }),
+    fc.constantFrom(...MARKERS),
+    fc.string({ unit: passwordChar, maxLength: 10 }),
+  )
   .map(([before, marker, after]) => `${before}${marker}${after}`);
 
 export const caseAccounts: fc.Arbitrary<CaseAccounts> = fc
   .uniqueArray(password, { minLength: 5, maxLength: 5 })
-  .map(([a = '', b = '', c = '', ...wrong]) => ({ passwords: { [ACCEPTED_USER]: a, [STALE_USER]: b, [PENDING_USER]: c }, wrong }));
+  .map(([a = '', b = '', c = '', ...wrong]) => ({
+    passwords: { [ACCEPTED_USER]: a, [STALE_USER]: b, [PENDING_USER]: c },
+    wrong,
+  }));
 
 /** Login names a client may use: the known accounts, and unknown ones of all shapes. */
 export const loginName: fc.Arbitrary<string> = fc.oneof(
   { weight: 4, arbitrary: fc.constantFrom(...KNOWN_USERS) },
   fc.constantFrom('mallory@example.com', 'ALICE@example.com', 'user', 'a b', 'x"y', 'ünï@例え.jp'),
-  fc.string({ unit: fc.constantFrom(...'abcz.@-_+ "\\{}()*%é\x1b\x7f'), minLength: 1, maxLength: 24 }),
+  fc.string({
+    unit: fc.constantFrom(...'abcz.@-_+ "\\{}()*%é\x1b\x7f'),
+    minLength: 1,
+    maxLength: 24,
+  }),
 );
 
 /** A password for a login attempt: most often the user's right one. */
 export function passwordFor(accounts: CaseAccounts, username: string): fc.Arbitrary<string> {
   const right = (accounts.passwords as Record<string, string>)[username];
   const wrong = fc.constantFrom(...accounts.wrong);
-  return right === undefined ? wrong : fc.oneof({ weight: 3, arbitrary: fc.constant(right) }, wrong);
+  return right === undefined
+    ? wrong
+    : fc.oneof({ weight: 3, arbitrary: fc.constant(right) }, wrong);
 }
 
 /** What the authenticator and the fuzz upstream make of a login. */
-export function expectedOutcome(accounts: CaseAccounts, username: string, pass: string): LoginOutcome {
+export function expectedOutcome(
+  accounts: CaseAccounts,
+  username: string,
+  pass: string,
+): LoginOutcome {
   if ((accounts.passwords as Record<string, string>)[username] !== pass) return 'refused';
   if (username === ACCEPTED_USER) return 'accepted';
   if (username === STALE_USER) return 'token-rejected';
@@ -99,7 +142,10 @@ export class CaseAuthenticator implements Authenticator {
       [STALE_USER]: { password: accounts.passwords[STALE_USER], result: STALE_TOKEN },
       [PENDING_USER]: {
         password: accounts.passwords[PENDING_USER],
-        result: { reason: 'authorisation-needed', message: `Authorisation needed: run oauth2-mail-proxy authorize ${PENDING_USER}` },
+        result: {
+          reason: 'authorisation-needed',
+          message: `Authorisation needed: run oauth2-mail-proxy authorize ${PENDING_USER}`,
+        },
       },
     });
   }

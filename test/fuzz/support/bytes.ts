@@ -18,7 +18,26 @@ export type Mutation =
 const fraction = fc.integer({ min: 0, max: 1000 }).map((n) => n / 1000);
 
 /** Bytes that mean something to a line protocol, more often than chance would pick them. */
-const interestingByte = fc.constantFrom(0x00, 0x0a, 0x0d, 0x20, 0x09, 0x22, 0x5c, 0x7b, 0x7d, 0x2b, 0x2a, 0x28, 0x29, 0x3d, 0x7f, 0x80, 0xc3, 0xff);
+const interestingByte = fc.constantFrom(
+  0x00,
+  0x0a,
+  0x0d,
+  0x20,
+  0x09,
+  0x22,
+  0x5c,
+  0x7b,
+  0x7d,
+  0x2b,
+  0x2a,
+  0x28,
+  0x29,
+  0x3d,
+  0x7f,
+  0x80,
+  0xc3,
+  0xff,
+);
 
 /** A byte value, biased towards the ones line protocols care about. */
 export const anyByte = fc.oneof(interestingByte, fc.integer({ min: 0, max: 255 }));
@@ -30,10 +49,21 @@ export function randomBytes(maxLength: number): fc.Arbitrary<Uint8Array> {
 
 export const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ kind: fc.constant('flip' as const), at: fraction, value: anyByte }),
-  fc.record({ kind: fc.constant('delete' as const), at: fraction, length: fc.integer({ min: 1, max: 16 }) }),
+  fc.record({
+    kind: fc.constant('delete' as const),
+    at: fraction,
+    length: fc.integer({ min: 1, max: 16 }),
+  }),
   fc.record({ kind: fc.constant('insert' as const), at: fraction, bytes: randomBytes(24) }),
-  fc.record({ kind: fc.constant('duplicate' as const), at: fraction, length: fc.integer({ min: 1, max: 64 }) }),
-  fc.record({ kind: fc.constant('line-endings' as const), ending: fc.constantFrom('\n' as const, '\r' as const, '\n\r' as const) }),
+  fc.record({
+    kind: fc.constant('duplicate' as const),
+    at: fraction,
+    length: fc.integer({ min: 1, max: 64 }),
+  }),
+  fc.record({
+    kind: fc.constant('line-endings' as const),
+    ending: fc.constantFrom('\n' as const, '\r' as const, '\n\r' as const),
+  }),
   fc.record({ kind: fc.constant('truncate' as const), at: fraction }),
 );
 
@@ -84,7 +114,8 @@ export function cut(bytes: Uint8Array, sizes: readonly number[]): Buffer[] {
   const writes: Buffer[] = [];
   let offset = 0;
   for (let i = 0; offset < bytes.length; i += 1) {
-    const size = writes.length === MAX_WRITES - 1 ? bytes.length : (sizes[i % sizes.length] ?? bytes.length);
+    const size =
+      writes.length === MAX_WRITES - 1 ? bytes.length : (sizes[i % sizes.length] ?? bytes.length);
     writes.push(Buffer.from(bytes.subarray(offset, offset + size)));
     offset += size;
   }

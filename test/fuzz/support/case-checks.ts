@@ -25,18 +25,26 @@ export function clientLines(script: ClientScript): string[] {
  * between USER and PASS, say), that is not a leak of ours, so such a user name is not scanned.
  * One that holds a line end the client used, though, is: the proxy merged two of its commands.
  */
-export function logProblems(lines: readonly string[], secrets: readonly string[], sentLines: readonly string[]): string[] {
+export function logProblems(
+  lines: readonly string[],
+  secrets: readonly string[],
+  sentLines: readonly string[],
+): string[] {
   const problems: string[] = [];
   for (const line of lines) {
     const entry = JSON.parse(line) as { level?: number; event?: string; user?: unknown };
-    if (entry.event === 'session_error' || (entry.level ?? 0) >= 50) problems.push(`logged: ${line}`);
+    if (entry.event === 'session_error' || (entry.level ?? 0) >= 50)
+      problems.push(`logged: ${line}`);
     let scanned = line;
     const user = entry.user;
     if (typeof user === 'string' && user !== '' && sentLines.some((sent) => sent.includes(user))) {
       scanned = scanned.split(JSON.stringify(user).slice(1, -1)).join('');
     }
     for (const secret of secrets) {
-      if (secret !== '' && (scanned.includes(secret) || scanned.includes(JSON.stringify(secret).slice(1, -1)))) {
+      if (
+        secret !== '' &&
+        (scanned.includes(secret) || scanned.includes(JSON.stringify(secret).slice(1, -1)))
+      ) {
         problems.push(`a secret (${JSON.stringify(secret)}) is in the log: ${line}`);
       }
     }
@@ -62,7 +70,9 @@ export function memoryProblems(): string[] {
   }
   collectGarbage();
   const grown = used() - baseline;
-  return grown <= MEMORY_BOUND_BYTES ? [] : [`memory grew by ${Math.round(grown / 1024 / 1024)} MB`];
+  return grown <= MEMORY_BOUND_BYTES
+    ? []
+    : [`memory grew by ${Math.round(grown / 1024 / 1024)} MB`];
 }
 
 /**
@@ -77,20 +87,33 @@ export function upstreamProblems(
   logs: readonly string[],
 ): string[] {
   const problems: string[] = [];
-  const unused = calls.filter((call) => call.credentials !== undefined).map((call) => call.credentials);
+  const unused = calls
+    .filter((call) => call.credentials !== undefined)
+    .map((call) => call.credentials);
   const passedThrough = logs.some((line) => line.includes('"event":"unauthenticated_passthrough"'));
   for (const record of records) {
     record.lines.forEach((line, index) => {
       const base64 = rules.xoauth2In(line);
       if (base64 !== undefined) {
         const sent = decodeXoauth2(base64);
-        const match = unused.findIndex((c) => c !== undefined && sent !== undefined && c.user === sent.user && c.accessToken === sent.token);
-        if (match < 0) problems.push(`upstream got an XOAUTH2 the authenticator never handed out: ${JSON.stringify(line)}`);
+        const match = unused.findIndex(
+          (c) =>
+            c !== undefined &&
+            sent !== undefined &&
+            c.user === sent.user &&
+            c.accessToken === sent.token,
+        );
+        if (match < 0)
+          problems.push(
+            `upstream got an XOAUTH2 the authenticator never handed out: ${JSON.stringify(line)}`,
+          );
         else unused.splice(match, 1);
         return;
       }
-      const lastOfPassThrough = record.state === 'passed-through' && index === record.lines.length - 1 && passedThrough;
-      if (!lastOfPassThrough && !rules.allowedUpstream(line)) problems.push(`upstream got before the login: ${JSON.stringify(line)}`);
+      const lastOfPassThrough =
+        record.state === 'passed-through' && index === record.lines.length - 1 && passedThrough;
+      if (!lastOfPassThrough && !rules.allowedUpstream(line))
+        problems.push(`upstream got before the login: ${JSON.stringify(line)}`);
     });
   }
   return problems;

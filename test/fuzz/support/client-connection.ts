@@ -21,7 +21,9 @@ export class ClientConnection {
 
   static open(port: number): Promise<ClientConnection> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ port, host: '127.0.0.1', noDelay: true }, () => resolve(new ClientConnection(socket)));
+      const socket = net.connect({ port, host: '127.0.0.1', noDelay: true }, () =>
+        resolve(new ClientConnection(socket)),
+      );
       socket.once('error', reject);
     });
   }
@@ -42,7 +44,10 @@ export class ClientConnection {
   async write(bytes: Uint8Array, timeoutMs: number): Promise<'written' | 'closed' | 'stalled'> {
     if (this.closed || !this.socket.writable) return 'closed';
     if (this.socket.write(bytes)) return 'written';
-    const drained = await this.until(() => this.closed || this.socket.writableLength === 0, timeoutMs);
+    const drained = await this.until(
+      () => this.closed || this.socket.writableLength === 0,
+      timeoutMs,
+    );
     if (this.closed) return 'closed';
     return drained ? 'written' : 'stalled';
   }
@@ -55,7 +60,10 @@ export class ClientConnection {
     let found: string | undefined;
     const seen = (): boolean => {
       const text = this.output.subarray(offset).toString('utf8');
-      found = text.split('\r\n').slice(0, -1).find((line) => pattern.test(line));
+      found = text
+        .split('\r\n')
+        .slice(0, -1)
+        .find((line) => pattern.test(line));
       return found !== undefined || this.closed;
     };
     await this.until(seen, timeoutMs);

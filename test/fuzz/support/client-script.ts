@@ -51,6 +51,13 @@ export const ending: fc.Arbitrary<Ending> = fc.oneof(
   { weight: 1, arbitrary: fc.constant('silent' as const) },
 );
 /** Pauses between writes, so that they reach the proxy as separate reads. */
-export const gap: fc.Arbitrary<ClientScript['gap']> = fc.constantFrom(0 as const, 0 as const, 'tick' as const, 1 as const);
+export const gap: fc.Arbitrary<ClientScript['gap']> = fc.constantFrom(
+  0 as const,
+  0 as const,
+  'tick' as const,
+  1 as const,
+);
 /** Where in its bytes a vanishing client goes: anywhere, so mid-command as likely as not. */
-export const vanishAt: fc.Arbitrary<number> = fc.integer({ min: 0, max: 1000 }).map((n) => n / 1000);
+export const vanishAt: fc.Arbitrary<number> = fc
+  .integer({ min: 0, max: 1000 })
+  .map((n) => n / 1000);

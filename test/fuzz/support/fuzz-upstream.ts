@@ -19,11 +19,15 @@ export interface UpstreamRecord {
 }
 
 /** What the server says after its error challenge; base64 of Office 365's JSON. */
-const ERROR_CHALLENGE = Buffer.from('{"status":"401","schemes":"bearer","scope":"https://outlook.office.com/.default"}').toString('base64');
+const ERROR_CHALLENGE = Buffer.from(
+  '{"status":"401","schemes":"bearer","scope":"https://outlook.office.com/.default"}',
+).toString('base64');
 
 /** The `user=...^Aauth=Bearer ...^A^A` of an XOAUTH2 initial response, or undefined. */
 export function decodeXoauth2(base64: string): { user: string; token: string } | undefined {
-  const match = /^user=([^\x01]*)\x01auth=Bearer ([^\x01]*)\x01\x01$/.exec(Buffer.from(base64, 'base64').toString('utf8'));
+  const match = /^user=([^\x01]*)\x01auth=Bearer ([^\x01]*)\x01\x01$/.exec(
+    Buffer.from(base64, 'base64').toString('utf8'),
+  );
   return match ? { user: match[1] ?? '', token: match[2] ?? '' } : undefined;
 }
 
@@ -43,7 +47,10 @@ export class FuzzUpstream {
     private readonly respond: Responder,
   ) {}
 
-  static async start(ca: Awaited<ReturnType<typeof testCa>>, protocol: Protocol): Promise<FuzzUpstream> {
+  static async start(
+    ca: Awaited<ReturnType<typeof testCa>>,
+    protocol: Protocol,
+  ): Promise<FuzzUpstream> {
     const scripted = await ScriptedUpstream.start(ca, 'implicit');
     const upstream = new FuzzUpstream(scripted, RESPONDERS[protocol]);
     void upstream.acceptLoop();
@@ -82,7 +89,11 @@ export class FuzzUpstream {
 }
 
 /** Reads and records lines until the proxy closes; `answer` replies to each. */
-async function converse(c: Conversation, record: UpstreamRecord, answer: (line: string) => 'continue' | 'done'): Promise<void> {
+async function converse(
+  c: Conversation,
+  record: UpstreamRecord,
+  answer: (line: string) => 'continue' | 'done',
+): Promise<void> {
   for (;;) {
     const line = await c.line(600_000);
     record.lines.push(line);
@@ -165,9 +176,15 @@ const smtp: Responder = async (c, record) => {
       c.send(`334 ${ERROR_CHALLENGE}`);
     } else if (challenged) {
       challenged = false;
-      c.send(line === '*' ? '501 5.7.0 Authentication cancelled' : '535 5.7.3 Authentication unsuccessful');
+      c.send(
+        line === '*'
+          ? '501 5.7.0 Authentication cancelled'
+          : '535 5.7.3 Authentication unsuccessful',
+      );
     } else if (verb === 'EHLO') {
-      c.send('250-fuzz.upstream Hello\r\n250-SIZE 35882577\r\n250-PIPELINING\r\n250-AUTH LOGIN XOAUTH2\r\n250-STARTTLS\r\n250 SMTPUTF8');
+      c.send(
+        '250-fuzz.upstream Hello\r\n250-SIZE 35882577\r\n250-PIPELINING\r\n250-AUTH LOGIN XOAUTH2\r\n250-STARTTLS\r\n250 SMTPUTF8',
+      );
     } else if (verb === 'HELO') {
       c.send('250 fuzz.upstream Hello');
     } else if (verb === 'QUIT') {

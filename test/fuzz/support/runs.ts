@@ -15,7 +15,8 @@ export type FuzzKind = 'parser' | 'session';
 const ENV: Record<FuzzKind, string> = { parser: 'FUZZ_RUNS', session: 'FUZZ_SESSION_RUNS' };
 
 /** Whether this is a long campaign rather than the suite's short sample. */
-export const CAMPAIGN = process.env.FUZZ_RUNS !== undefined || process.env.FUZZ_SESSION_RUNS !== undefined;
+export const CAMPAIGN =
+  process.env.FUZZ_RUNS !== undefined || process.env.FUZZ_SESSION_RUNS !== undefined;
 
 /** Cases to run: the environment's number for the kind, or `shortRuns` in the test suite. */
 export function runsFor(kind: FuzzKind, shortRuns: number): number {
@@ -51,7 +52,11 @@ const SUITE_TIME_LIMIT_MS = 40_000;
  * Runs a property and, in a campaign, prints how many cases it ran and how long it took, which
  * is what the campaign's closing report adds up.
  */
-export async function check<T>(name: string, property: fc.IAsyncProperty<T> | fc.IProperty<T>, runs: number): Promise<void> {
+export async function check<T>(
+  name: string,
+  property: fc.IAsyncProperty<T> | fc.IProperty<T>,
+  runs: number,
+): Promise<void> {
   const started = performance.now();
   await fc.assert(property, parametersFor<T>(runs));
   if (CAMPAIGN) {

@@ -1,6 +1,14 @@
 import fc from 'fast-check';
 import { mutate, mutation, randomBytes, writeSizes } from './bytes.js';
-import { ending, gap, vanishAt, type ClientAction, type ClientScript, type Ending, type Expectation } from './client-script.js';
+import {
+  ending,
+  gap,
+  vanishAt,
+  type ClientAction,
+  type ClientScript,
+  type Ending,
+  type Expectation,
+} from './client-script.js';
 
 /**
  * Builds client scripts from a protocol's commands: the protocol modules say what a command looks
@@ -22,7 +30,11 @@ export interface CompiledCommand {
 
 /** A part that sends `text` and waits for a line matching `until` that must match `is`. */
 export function send(text: string | Uint8Array, expect?: Expectation): ClientAction {
-  return { kind: 'send', bytes: typeof text === 'string' ? Buffer.from(text, 'utf8') : text, ...(expect ? { expect } : {}) };
+  return {
+    kind: 'send',
+    bytes: typeof text === 'string' ? Buffer.from(text, 'utf8') : text,
+    ...(expect ? { expect } : {}),
+  };
 }
 
 /** Escapes text for use inside a RegExp. */
@@ -34,9 +46,18 @@ export function literally(text: string): string {
 const politeEnding = fc.constantFrom<Ending>('half-close', 'half-close', 'vanish');
 
 /** A conversation that follows the protocol, command by command, up to the first that ends it. */
-export function protocolScript(commands: fc.Arbitrary<readonly CompiledCommand[]>): fc.Arbitrary<ClientScript> {
+export function protocolScript(
+  commands: fc.Arbitrary<readonly CompiledCommand[]>,
+): fc.Arbitrary<ClientScript> {
   return fc
-    .record({ commands, writeSizes, gap, waitForGreeting: fc.boolean(), ending: politeEnding, vanishAt })
+    .record({
+      commands,
+      writeSizes,
+      gap,
+      waitForGreeting: fc.boolean(),
+      ending: politeEnding,
+      vanishAt,
+    })
     .map(({ commands: all, ...rest }) => {
       const end = all.findIndex((c) => c.ends);
       const used = end < 0 ? all : all.slice(0, end + 1);
@@ -90,7 +111,9 @@ export function hostileScript(
       vanishAt,
     })
     .map(({ commands: all, fragments, mutations, ...rest }) => {
-      const pieces: Uint8Array[] = all.flatMap((c) => c.parts.flatMap((part) => (part.kind === 'send' ? [part.bytes] : [])));
+      const pieces: Uint8Array[] = all.flatMap((c) =>
+        c.parts.flatMap((part) => (part.kind === 'send' ? [part.bytes] : [])),
+      );
       // A fragment with a flood goes last, right before its flood (a literal's announced bytes, say).
       const last: Uint8Array[] = [];
       const floods: ClientAction[] = [];

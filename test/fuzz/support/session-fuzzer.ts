@@ -1,6 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import tls from 'node:tls';
-import { startSessionUnderTest, testCa, type SessionUnderTest } from '../../support/session-harness.js';
+import {
+  startSessionUnderTest,
+  testCa,
+  type SessionUnderTest,
+} from '../../support/session-harness.js';
 import { CaseAuthenticator, secretsOf, type CaseAccounts } from './accounts.js';
 import { cut, printable } from './bytes.js';
 import { clientLines, logProblems, memoryProblems, upstreamProblems } from './case-checks.js';
@@ -45,7 +49,10 @@ export class FuzzTarget {
    * Starts the listener. `localStartTls` configures a certificate, so STARTTLS / STLS is offered;
    * `idleTimeoutMs` is short, so silent clients do not slow the run down.
    */
-  static async start(rules: ProtocolRules, options: { idleTimeoutMs: number; localStartTls: boolean }): Promise<FuzzTarget> {
+  static async start(
+    rules: ProtocolRules,
+    options: { idleTimeoutMs: number; localStartTls: boolean },
+  ): Promise<FuzzTarget> {
     const ca = await testCa();
     const upstream = await FuzzUpstream.start(ca, rules.protocol);
     const auth = new CaseAuthenticator();
@@ -58,9 +65,13 @@ export class FuzzTarget {
       upstreamSecurity: 'implicit',
       caPem: ca.caPem,
       limits: { idleTimeoutMs: options.idleTimeoutMs },
-      ...(options.localStartTls ? { localTls: { context: tls.createSecureContext({ key, cert }), implicit: false } } : {}),
+      ...(options.localStartTls
+        ? { localTls: { context: tls.createSecureContext({ key, cert }), implicit: false } }
+        : {}),
     });
-    return new FuzzTarget(rules, proxy, upstream, auth, options.idleTimeoutMs, ca.caPem, () => ca.dispose());
+    return new FuzzTarget(rules, proxy, upstream, auth, options.idleTimeoutMs, ca.caPem, () =>
+      ca.dispose(),
+    );
   }
 
   async stop(): Promise<void> {
@@ -87,15 +98,20 @@ export class FuzzTarget {
     const output = client.output;
     const checked = startedTls ? output : this.beforeUnansweredStartTls(output);
     const complete = !vanished && checked.length === output.length;
-    for (const violation of this.rules.outputViolations(checked, { complete })) problems.push(`to the client: ${violation}`);
+    for (const violation of this.rules.outputViolations(checked, { complete }))
+      problems.push(`to the client: ${violation}`);
 
     const logs = [...this.proxy.logs.lines];
-    problems.push(...logProblems(logs, [...secretsOf(accounts), ...script.secrets], clientLines(script)));
+    problems.push(
+      ...logProblems(logs, [...secretsOf(accounts), ...script.secrets], clientLines(script)),
+    );
     problems.push(...upstreamProblems(this.rules, this.upstream.records, this.auth.calls, logs));
     if (script.expectedLogins && script.ending !== 'vanish') {
       const seen = this.auth.calls.map(({ username, password }) => ({ username, password }));
       if (JSON.stringify(seen) !== JSON.stringify(script.expectedLogins)) {
-        problems.push(`the authenticator saw ${JSON.stringify(seen)}, expected ${JSON.stringify(script.expectedLogins)}`);
+        problems.push(
+          `the authenticator saw ${JSON.stringify(seen)}, expected ${JSON.stringify(script.expectedLogins)}`,
+        );
       }
     }
     problems.push(...memoryProblems());
@@ -109,23 +125,35 @@ export class FuzzTarget {
     script: ClientScript,
     problems: string[],
   ): Promise<{ vanished: boolean; startedTls: boolean }> {
-    const total = script.actions.reduce((sum, a) => sum + (a.kind === 'send' ? a.bytes.length : a.kind === 'flood' ? a.bytes : 0), 0);
-    let budget = script.ending === 'vanish' ? Math.floor(script.vanishAt * total) : Number.POSITIVE_INFINITY;
+    const total = script.actions.reduce(
+      (sum, a) => sum + (a.kind === 'send' ? a.bytes.length : a.kind === 'flood' ? a.bytes : 0),
+      0,
+    );
+    let budget =
+      script.ending === 'vanish' ? Math.floor(script.vanishAt * total) : Number.POSITIVE_INFINITY;
     let startedTls = false;
 
-    if (script.waitForGreeting && (await client.lineAfter(0, /^/, ANSWER_BOUND_MS)) === undefined && !client.closed) {
+    if (
+      script.waitForGreeting &&
+      (await client.lineAfter(0, /^/, ANSWER_BOUND_MS)) === undefined &&
+      !client.closed
+    ) {
       problems.push(`no greeting within ${ANSWER_BOUND_MS} ms`);
     }
     for (const action of script.actions) {
       if (client.closed) break;
       if (action.kind === 'starttls') {
         startedTls = true;
-        if (!(await client.startTls(this.caPem, ANSWER_BOUND_MS)) && !client.closed) problems.push('the local TLS handshake did not complete');
+        if (!(await client.startTls(this.caPem, ANSWER_BOUND_MS)) && !client.closed)
+          problems.push('the local TLS handshake did not complete');
         continue;
       }
-      const bytes = action.kind === 'send' ? action.bytes : Buffer.alloc(action.bytes, action.pattern);
+      const bytes =
+        action.kind === 'send' ? action.bytes : Buffer.alloc(action.bytes, action.pattern);
       const offset = client.outputLength;
-      for (const piece of action.kind === 'send' ? cut(bytes, script.writeSizes) : cut(bytes, [64 * 1024])) {
+      for (const piece of action.kind === 'send'
+        ? cut(bytes, script.writeSizes)
+        : cut(bytes, [64 * 1024])) {
         const allowed = piece.subarray(0, Math.max(0, Math.min(piece.length, budget)));
         budget -= allowed.length;
         if (allowed.length > 0 && (await client.write(allowed, ANSWER_BOUND_MS)) === 'stalled') {
@@ -141,14 +169,21 @@ export class FuzzTarget {
       if (action.kind === 'send' && action.expect) {
         // A client that did not wait for the greeting must not take it for the answer.
         const greeting = await client.lineAfter(0, /^/, ANSWER_BOUND_MS);
-        const answerFrom = Math.max(offset, greeting === undefined ? 0 : Buffer.byteLength(greeting) + 2);
+        const answerFrom = Math.max(
+          offset,
+          greeting === undefined ? 0 : Buffer.byteLength(greeting) + 2,
+        );
         const line = await client.lineAfter(answerFrom, action.expect.until, ANSWER_BOUND_MS);
         if (line === undefined) {
-          problems.push(`no answer matching ${String(action.expect.until)} within ${ANSWER_BOUND_MS} ms to ${printable(bytes)}`);
+          problems.push(
+            `no answer matching ${String(action.expect.until)} within ${ANSWER_BOUND_MS} ms to ${printable(bytes)}`,
+          );
           return { vanished: false, startedTls };
         }
         if (action.expect.is && !action.expect.is.test(line)) {
-          problems.push(`answered ${JSON.stringify(line)} to ${printable(bytes)}, expected ${String(action.expect.is)}`);
+          problems.push(
+            `answered ${JSON.stringify(line)} to ${printable(bytes)}, expected ${String(action.expect.is)}`,
+          );
         }
       }
     }
@@ -160,25 +195,51 @@ export class FuzzTarget {
   }
 
   /** Ends the client's side as scripted and waits for every connection of the case to be gone. */
-  private async finish(client: ClientConnection, script: ClientScript, vanished: boolean, problems: string[]): Promise<void> {
+  private async finish(
+    client: ClientConnection,
+    script: ClientScript,
+    vanished: boolean,
+    problems: string[],
+  ): Promise<void> {
     if (!vanished && !client.closed) {
       if (script.ending === 'half-close') client.end();
       const bound = CLOSE_BOUND_MS + (script.ending === 'silent' ? this.idleTimeoutMs : 0);
       // After a login (or an SMTP pass-through) the client talks to the server: no idle clock of ours.
-      const spliced = (): boolean => this.proxy.logs.lines.some((line) => /"event":"(?:login|unauthenticated_passthrough)"/.test(line));
-      const settled = await waitFor(() => client.closed || (script.ending === 'silent' && spliced()), bound);
+      const spliced = (): boolean =>
+        this.proxy.logs.lines.some((line) =>
+          /"event":"(?:login|unauthenticated_passthrough)"/.test(line),
+        );
+      const settled = await waitFor(
+        () => client.closed || (script.ending === 'silent' && spliced()),
+        bound,
+      );
       if (!client.closed) {
-        if (!settled) problems.push(`the connection was still open ${bound} ms after the client's ${script.ending}`);
+        if (!settled)
+          problems.push(
+            `the connection was still open ${bound} ms after the client's ${script.ending}`,
+          );
         client.destroy();
       }
     }
     // The session itself must end too: a login still under way after the client left would
     // otherwise talk to the upstream during the next case.
-    const ended = await waitFor(() => this.proxy.logs.lines.some((line) => /"event":"(?:disconnect|session_error)"/.test(line)), CLOSE_BOUND_MS);
-    if (!ended) problems.push(`the session did not end within ${CLOSE_BOUND_MS} ms of the client's ${script.ending}`);
-    const gone = await waitFor(() => this.proxy.listener.connections.size === 0 && this.upstream.openConnections === 0, CLOSE_BOUND_MS);
+    const ended = await waitFor(
+      () =>
+        this.proxy.logs.lines.some((line) => /"event":"(?:disconnect|session_error)"/.test(line)),
+      CLOSE_BOUND_MS,
+    );
+    if (!ended)
+      problems.push(
+        `the session did not end within ${CLOSE_BOUND_MS} ms of the client's ${script.ending}`,
+      );
+    const gone = await waitFor(
+      () => this.proxy.listener.connections.size === 0 && this.upstream.openConnections === 0,
+      CLOSE_BOUND_MS,
+    );
     if (!gone) {
-      problems.push(`connections left open: ${this.proxy.listener.connections.size} from the client, ${this.upstream.openConnections} upstream`);
+      problems.push(
+        `connections left open: ${this.proxy.listener.connections.size} from the client, ${this.upstream.openConnections} upstream`,
+      );
       // Cut them off, so that the next case (a shrinking step, say) starts from a clean slate.
       for (const socket of this.proxy.listener.connections) socket.destroy();
       this.upstream.dropConnections();
@@ -191,12 +252,11 @@ export class FuzzTarget {
     for (;;) {
       const end = output.indexOf('\r\n', start);
       if (end < 0) return output;
-      if (this.rules.startTlsGoAhead.test(output.subarray(start, end).toString('latin1'))) return output.subarray(0, end + 2);
+      if (this.rules.startTlsGoAhead.test(output.subarray(start, end).toString('latin1')))
+        return output.subarray(0, end + 2);
       start = end + 2;
     }
   }
-
-
 }
 
 function pause(gapMs: ClientScript['gap']): Promise<void> {

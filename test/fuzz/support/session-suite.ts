@@ -7,7 +7,10 @@ import type { ProtocolRules } from './protocol-rules.js';
 import { FuzzTarget } from './session-fuzzer.js';
 
 /** Makes a protocol's conversations for a case's accounts; the flag says whether STARTTLS is offered. */
-export type ConversationMaker = (accounts: CaseAccounts, offersStartTls: boolean) => fc.Arbitrary<ClientScript>;
+export type ConversationMaker = (
+  accounts: CaseAccounts,
+  offersStartTls: boolean,
+) => fc.Arbitrary<ClientScript>;
 
 /**
  * The socket-level fuzz suite of one protocol: conversations that follow the protocol, checked
@@ -15,7 +18,12 @@ export type ConversationMaker = (accounts: CaseAccounts, offersStartTls: boolean
  * listener whose idle timeout is short, so silent clients are cut off quickly. Both offer local
  * STARTTLS. See `session-fuzzer.ts` for what every conversation must satisfy.
  */
-export function sessionFuzzSuite(name: string, rules: ProtocolRules, polite: ConversationMaker, hostile: ConversationMaker): void {
+export function sessionFuzzSuite(
+  name: string,
+  rules: ProtocolRules,
+  polite: ConversationMaker,
+  hostile: ConversationMaker,
+): void {
   const politeRuns = runsFor('session', 60);
   const hostileRuns = runsFor('session', 100);
   let politeTarget: FuzzTarget;
@@ -35,7 +43,9 @@ export function sessionFuzzSuite(name: string, rules: ProtocolRules, polite: Con
     it(
       'answers conversations that follow the protocol as the model says, within the bounds',
       async () => {
-        const cases = caseAccounts.chain((accounts) => polite(accounts, true).map((script) => ({ accounts, script })));
+        const cases = caseAccounts.chain((accounts) =>
+          polite(accounts, true).map((script) => ({ accounts, script })),
+        );
         await check(
           `${name} conversations`,
           fc.asyncProperty(cases, async ({ accounts, script }) => {
@@ -50,7 +60,9 @@ export function sessionFuzzSuite(name: string, rules: ProtocolRules, polite: Con
     it(
       'survives broken and hostile clients: valid answers, no hang, no leak, nothing upstream',
       async () => {
-        const cases = caseAccounts.chain((accounts) => hostile(accounts, !suppressed('F10')).map((script) => ({ accounts, script })));
+        const cases = caseAccounts.chain((accounts) =>
+          hostile(accounts, !suppressed('F10')).map((script) => ({ accounts, script })),
+        );
         await check(
           `${name} hostile conversations`,
           fc.asyncProperty(cases, async ({ accounts, script }) => {

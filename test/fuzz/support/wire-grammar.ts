@@ -39,7 +39,9 @@ function splitCrlf(output: Buffer, { complete }: OutputOptions): Lines {
     start = crlf + 2;
   }
   if (start < output.length && complete) {
-    violations.push(`output ends inside a line: ${JSON.stringify(output.subarray(start).toString('latin1'))}`);
+    violations.push(
+      `output ends inside a line: ${JSON.stringify(output.subarray(start).toString('latin1'))}`,
+    );
   }
   return { lines, violations };
 }
@@ -48,7 +50,12 @@ function splitCrlf(output: Buffer, { complete }: OutputOptions): Lines {
 const SUPPRESS_ECHOED_CONTROLS = suppressed('F2');
 
 function decodeLine(raw: Buffer, violations: string[]): string {
-  const bytes = SUPPRESS_ECHOED_CONTROLS ? Buffer.from(raw.toString('latin1').replace(/[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/g, '?'), 'latin1') : raw;
+  const bytes = SUPPRESS_ECHOED_CONTROLS
+    ? Buffer.from(
+        raw.toString('latin1').replace(/[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/g, '?'),
+        'latin1',
+      )
+    : raw;
   const text = bytes.toString('utf8');
   const shown = JSON.stringify(bytes.toString('latin1'));
   if (!Buffer.from(text, 'utf8').equals(bytes)) violations.push(`not UTF-8: ${shown}`);
@@ -69,9 +76,11 @@ const IMAP_LINE = [
 
 export function imapOutputViolations(output: Buffer, options: OutputOptions): string[] {
   const { lines, violations } = splitCrlf(output, options);
-  if (lines.length > 0 && !/^\* (?:OK|PREAUTH|BYE)/.test(lines[0] ?? '')) violations.push(`greeting is not * OK / * BYE: ${JSON.stringify(lines[0])}`);
+  if (lines.length > 0 && !/^\* (?:OK|PREAUTH|BYE)/.test(lines[0] ?? ''))
+    violations.push(`greeting is not * OK / * BYE: ${JSON.stringify(lines[0])}`);
   for (const line of lines) {
-    if (!IMAP_LINE.some((pattern) => pattern.test(line))) violations.push(`not an IMAP response line: ${JSON.stringify(line)}`);
+    if (!IMAP_LINE.some((pattern) => pattern.test(line)))
+      violations.push(`not an IMAP response line: ${JSON.stringify(line)}`);
   }
   return violations;
 }
@@ -83,23 +92,31 @@ const POP3_CONTINUATION = /^\+ .*$|^\+$/;
 
 export function pop3OutputViolations(output: Buffer, options: OutputOptions): string[] {
   const { lines, violations } = splitCrlf(output, options);
-  if (lines.length > 0 && !(lines[0] ?? '').startsWith('+OK')) violations.push(`greeting is not +OK: ${JSON.stringify(lines[0])}`);
+  if (lines.length > 0 && !(lines[0] ?? '').startsWith('+OK'))
+    violations.push(`greeting is not +OK: ${JSON.stringify(lines[0])}`);
   let body = false;
   for (let i = 0; i < lines.length; i += 1) {
     const line = lines[i] ?? '';
     if (body) {
       if (line === '.') body = false;
-      else if (line.startsWith('.') && !line.startsWith('..')) violations.push(`body line not dot-stuffed: ${JSON.stringify(line)}`);
+      else if (line.startsWith('.') && !line.startsWith('..'))
+        violations.push(`body line not dot-stuffed: ${JSON.stringify(line)}`);
       continue;
     }
     if (POP3_STATUS.test(line)) {
-      if (Buffer.byteLength(line) > POP3_MAX_STATUS) violations.push(`status line over 512 octets (${Buffer.byteLength(line)})`);
+      if (Buffer.byteLength(line) > POP3_MAX_STATUS)
+        violations.push(`status line over 512 octets (${Buffer.byteLength(line)})`);
       // A +OK followed by a line that is neither a status nor a continuation opens a body.
       const next = lines[i + 1];
-      body = line.startsWith('+OK') && next !== undefined && !POP3_STATUS.test(next) && !POP3_CONTINUATION.test(next);
+      body =
+        line.startsWith('+OK') &&
+        next !== undefined &&
+        !POP3_STATUS.test(next) &&
+        !POP3_CONTINUATION.test(next);
       continue;
     }
-    if (!POP3_CONTINUATION.test(line)) violations.push(`not a POP3 status or continuation line: ${JSON.stringify(line)}`);
+    if (!POP3_CONTINUATION.test(line))
+      violations.push(`not a POP3 status or continuation line: ${JSON.stringify(line)}`);
   }
   if (body && options.complete) violations.push('multi-line response not ended with "."');
   return violations;
@@ -113,7 +130,8 @@ const SMTP_TEXT = /^[\t\x20-\x7e\u0080-\u{10ffff}]*$/u;
 
 export function smtpOutputViolations(output: Buffer, options: OutputOptions): string[] {
   const { lines, violations } = splitCrlf(output, options);
-  if (lines.length > 0 && !/^(?:220|421|554)[- ]/.test(lines[0] ?? '')) violations.push(`greeting is not 220 / 421 / 554: ${JSON.stringify(lines[0])}`);
+  if (lines.length > 0 && !/^(?:220|421|554)[- ]/.test(lines[0] ?? ''))
+    violations.push(`greeting is not 220 / 421 / 554: ${JSON.stringify(lines[0])}`);
   let replyCode: string | undefined;
   for (const line of lines) {
     const match = SMTP_LINE.exec(line);
@@ -122,9 +140,14 @@ export function smtpOutputViolations(output: Buffer, options: OutputOptions): st
       continue;
     }
     const [, code, separator, text = ''] = match;
-    if (Buffer.byteLength(line) > SMTP_MAX_REPLY_LINE) violations.push(`reply line over 512 octets (${Buffer.byteLength(line)}): ${JSON.stringify(line.slice(0, 80))}...`);
-    if (!SMTP_TEXT.test(text)) violations.push(`control character in reply text: ${JSON.stringify(line)}`);
-    if (replyCode !== undefined && code !== replyCode) violations.push(`code changes inside a multi-line reply: ${JSON.stringify(line)}`);
+    if (Buffer.byteLength(line) > SMTP_MAX_REPLY_LINE)
+      violations.push(
+        `reply line over 512 octets (${Buffer.byteLength(line)}): ${JSON.stringify(line.slice(0, 80))}...`,
+      );
+    if (!SMTP_TEXT.test(text))
+      violations.push(`control character in reply text: ${JSON.stringify(line)}`);
+    if (replyCode !== undefined && code !== replyCode)
+      violations.push(`code changes inside a multi-line reply: ${JSON.stringify(line)}`);
     replyCode = separator === '-' ? code : undefined;
   }
   if (replyCode !== undefined && options.complete) violations.push('multi-line reply not finished');

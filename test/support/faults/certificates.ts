@@ -41,26 +41,75 @@ export async function makeFaultCertificates(dir: string): Promise<FaultCertifica
   return { caFile: ca.caFile, good, wrongHost, selfSigned };
 }
 
-async function signedByCa(dir: string, ca: TestCa, name: string, commonName: string, altNames: string): Promise<KeyAndCertificate> {
+async function signedByCa(
+  dir: string,
+  ca: TestCa,
+  name: string,
+  commonName: string,
+  altNames: string,
+): Promise<KeyAndCertificate> {
   const keyFile = join(dir, `${name}.key`);
   const csrFile = join(dir, `${name}.csr`);
   const extFile = join(dir, `${name}.ext`);
   const certFile = join(dir, `${name}.pem`);
-  await writeFile(extFile, `basicConstraints = critical, CA:FALSE\nextendedKeyUsage = serverAuth\nsubjectAltName = ${altNames}\n`);
-  await run('openssl', ['req', '-new', ...EC_KEY, '-keyout', keyFile, '-out', csrFile, '-subj', `/CN=${commonName}`]);
+  await writeFile(
+    extFile,
+    `basicConstraints = critical, CA:FALSE\nextendedKeyUsage = serverAuth\nsubjectAltName = ${altNames}\n`,
+  );
   await run('openssl', [
-    'x509', '-req', '-in', csrFile, '-CA', ca.caFile, '-CAkey', join(dir, 'ca.key'), '-set_serial', `0x${Date.now().toString(16)}1`,
-    '-days', '30', '-extfile', extFile, '-out', certFile,
+    'req',
+    '-new',
+    ...EC_KEY,
+    '-keyout',
+    keyFile,
+    '-out',
+    csrFile,
+    '-subj',
+    `/CN=${commonName}`,
+  ]);
+  await run('openssl', [
+    'x509',
+    '-req',
+    '-in',
+    csrFile,
+    '-CA',
+    ca.caFile,
+    '-CAkey',
+    join(dir, 'ca.key'),
+    '-set_serial',
+    `0x${Date.now().toString(16)}1`,
+    '-days',
+    '30',
+    '-extfile',
+    extFile,
+    '-out',
+    certFile,
   ]);
   return readPair(keyFile, certFile);
 }
 
-async function selfSignedFor(dir: string, name: string, commonName: string, altNames: string): Promise<KeyAndCertificate> {
+async function selfSignedFor(
+  dir: string,
+  name: string,
+  commonName: string,
+  altNames: string,
+): Promise<KeyAndCertificate> {
   const keyFile = join(dir, `${name}.key`);
   const certFile = join(dir, `${name}.pem`);
   await run('openssl', [
-    'req', '-x509', ...EC_KEY, '-keyout', keyFile, '-out', certFile, '-days', '30', '-subj', `/CN=${commonName}`,
-    '-addext', `subjectAltName=${altNames}`,
+    'req',
+    '-x509',
+    ...EC_KEY,
+    '-keyout',
+    keyFile,
+    '-out',
+    certFile,
+    '-days',
+    '30',
+    '-subj',
+    `/CN=${commonName}`,
+    '-addext',
+    `subjectAltName=${altNames}`,
   ]);
   return readPair(keyFile, certFile);
 }

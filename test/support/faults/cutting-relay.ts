@@ -118,7 +118,12 @@ export class CuttingRelay {
 
   private relay(session: Relayed): void {
     const { downstream } = session;
-    const upstream = tls.connect({ host: '127.0.0.1', port: this.target.port, servername: 'localhost', ca: this.target.ca });
+    const upstream = tls.connect({
+      host: '127.0.0.1',
+      port: this.target.port,
+      servername: 'localhost',
+      ca: this.target.ca,
+    });
     session.upstream = upstream;
     upstream.on('error', () => downstream.destroy());
     upstream.once('close', () => downstream.destroy());
@@ -138,7 +143,9 @@ export class CuttingRelay {
     session.cut = true;
     this.cuts += 1;
     // Reset, no close_notify, as a crash does.
-    const raw = [...this.rawSockets].find((socket) => socket.remotePort === session.downstream.remotePort);
+    const raw = [...this.rawSockets].find(
+      (socket) => socket.remotePort === session.downstream.remotePort,
+    );
     session.upstream?.destroy();
     raw?.resetAndDestroy();
     session.downstream.destroy();

@@ -14,7 +14,14 @@ export function eventsNamed(proxy: ProxyProcess, event: string): Array<Record<st
  * a listener error, a crash report. Tests expect none.
  */
 export function unexpectedErrors(proxy: ProxyProcess): Array<Record<string, unknown>> {
-  return proxy.events().filter((line) => line.event === 'session_error' || line.event === 'listener_error' || (typeof line.level === 'number' && line.level >= 60));
+  return proxy
+    .events()
+    .filter(
+      (line) =>
+        line.event === 'session_error' ||
+        line.event === 'listener_error' ||
+        (typeof line.level === 'number' && line.level >= 60),
+    );
 }
 
 /**
@@ -22,8 +29,15 @@ export function unexpectedErrors(proxy: ProxyProcess): Array<Record<string, unkn
  * connection used), once the daemon has logged it; undefined until then. Needs `--debug`, which
  * logs every connection's arrival.
  */
-export function disconnectOf(proxy: ProxyProcess, remote: string): Record<string, unknown> | undefined {
+export function disconnectOf(
+  proxy: ProxyProcess,
+  remote: string,
+): Record<string, unknown> | undefined {
   const events = proxy.events();
-  const connections = new Set(events.filter((line) => line.event === 'connect' && line.remote === remote).map((line) => line.conn));
+  const connections = new Set(
+    events
+      .filter((line) => line.event === 'connect' && line.remote === remote)
+      .map((line) => line.conn),
+  );
   return events.find((line) => line.event === 'disconnect' && connections.has(line.conn));
 }

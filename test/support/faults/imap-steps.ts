@@ -10,20 +10,27 @@ import { Conversation } from '../conversation.js';
  * 127.0.0.0/8), which the daemon's log names: a test can then find its own connection there.
  */
 export async function greeted(port: number, from?: string): Promise<Conversation> {
-  const client = from === undefined ? await Conversation.connect(port) : await connectFrom(port, from);
+  const client =
+    from === undefined ? await Conversation.connect(port) : await connectFrom(port, from);
   await client.expect(/^\* OK /);
   return client;
 }
 
 function connectFrom(port: number, localAddress: string): Promise<Conversation> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ port, host: '127.0.0.1', localAddress }, () => resolve(new Conversation(socket)));
+    const socket = net.connect({ port, host: '127.0.0.1', localAddress }, () =>
+      resolve(new Conversation(socket)),
+    );
     socket.once('error', reject);
   });
 }
 
 /** Reads lines until the tagged reply to `tag` (or a BYE), returning that last line. */
-export async function finalReply(client: Conversation, tag: string, timeoutMs = 20_000): Promise<string> {
+export async function finalReply(
+  client: Conversation,
+  tag: string,
+  timeoutMs = 20_000,
+): Promise<string> {
   for (;;) {
     const line = await client.line(timeoutMs);
     if (line.startsWith(`${tag} `) || line.startsWith('* BYE')) return line;
@@ -31,7 +38,12 @@ export async function finalReply(client: Conversation, tag: string, timeoutMs = 
 }
 
 /** A whole login on a fresh connection: the reply the client ends up with. */
-export async function loginReply(port: number, user: string, password: string, timeoutMs?: number): Promise<string> {
+export async function loginReply(
+  port: number,
+  user: string,
+  password: string,
+  timeoutMs?: number,
+): Promise<string> {
   const client = await greeted(port);
   try {
     client.send(`a1 LOGIN "${user}" "${password}"`);
@@ -42,7 +54,12 @@ export async function loginReply(port: number, user: string, password: string, t
 }
 
 /** A logged-in session with INBOX selected; fails the test otherwise. */
-export async function inboxSession(port: number, user: string, password: string, from?: string): Promise<Conversation> {
+export async function inboxSession(
+  port: number,
+  user: string,
+  password: string,
+  from?: string,
+): Promise<Conversation> {
   const client = await greeted(port, from);
   client.send(`a1 LOGIN "${user}" "${password}"`);
   const login = await finalReply(client, 'a1');

@@ -80,7 +80,13 @@ export class ScriptedTlsServer {
         this.received.push(line);
         if (hangUpOn.test(line)) return this.hangUp(socket, script);
         const reply = script.replies?.find(([pattern]) => pattern.test(line))?.[1];
-        if (reply !== undefined) socket.write(reply.split('\n').map((text) => `${text}\r\n`).join(''));
+        if (reply !== undefined)
+          socket.write(
+            reply
+              .split('\n')
+              .map((text) => `${text}\r\n`)
+              .join(''),
+          );
       }
     });
   }

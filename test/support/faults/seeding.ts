@@ -9,11 +9,20 @@ import type { IssuedTokens } from '../../peers/idp.js';
 import { PASSWORD, type World } from '../world.js';
 
 /** Stores fresh (or already expired) tokens for `account` in the store at `path`; returns them. */
-export async function seedStore(world: World, path: string, account: string, options: { expired?: boolean } = {}): Promise<IssuedTokens> {
+export async function seedStore(
+  world: World,
+  path: string,
+  account: string,
+  options: { expired?: boolean } = {},
+): Promise<IssuedTokens> {
   const issued = await world.idp.issueTokensFor(account);
   const now = Math.floor(Date.now() / 1000);
   const fields = await new TokenCipher(new KeyCache()).encryptTokens(
-    { accessToken: issued.accessToken, accessTokenExpiry: options.expired ? now - 60 : now + issued.expiresIn, refreshToken: issued.refreshToken },
+    {
+      accessToken: issued.accessToken,
+      accessTokenExpiry: options.expired ? now - 60 : now + issued.expiresIn,
+      refreshToken: issued.refreshToken,
+    },
     PASSWORD,
   );
   await new TokenStore(path).write(account, fields);
@@ -25,7 +34,11 @@ export async function refreshTokenWorks(world: World, refreshToken: string): Pro
   const response = await fetch(world.idp.urls.token, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken, client_id: world.idp.clientId }),
+    body: new URLSearchParams({
+      grant_type: 'refresh_token',
+      refresh_token: refreshToken,
+      client_id: world.idp.clientId,
+    }),
   });
   return response.status === 200;
 }

@@ -33,25 +33,27 @@ abstract class TrackedServer {
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
-  protected static listen<T extends TrackedServer>(make: (server: net.Server) => T, onSocket: (self: T, socket: net.Socket) => void): Promise<T> {
-    let self: T | undefined;
-    const server = net.createServer((socket) => {
-      if (self === undefined) return void socket.destroy();
-      onSocket(self, socket);
-    });
-    self = make(server);
-    const ready = self;
-    return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(ready)));
+  protected static listen<T extends TrackedServer>(
+    make: (server: net.Server) => T,
+    onSocket: (self: T, socket: net.Socket) => void,
+  ): Promise<T> {
+    // Connections arrive only after listen(), by which time `self` exists.
+    const server = net.createServer((socket) => onSocket(self, socket));
+    const self = make(server);
+    return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(self)));
   }
 }
 
 /** Accepts, reads and drops the ClientHello, and never sends a byte back. */
 export class SilentServer extends TrackedServer {
   static start(): Promise<SilentServer> {
-    return TrackedServer.listen((server) => new SilentServer(server), (self, socket) => {
-      self.track(socket);
-      socket.resume();
-    });
+    return TrackedServer.listen(
+      (server) => new SilentServer(server),
+      (self, socket) => {
+        self.track(socket);
+        socket.resume();
+      },
+    );
   }
 }
 
@@ -61,21 +63,24 @@ export class SilentServer extends TrackedServer {
  */
 export class TricklingServer extends TrackedServer {
   static start(targetPort: number, intervalMs: number): Promise<TricklingServer> {
-    return TrackedServer.listen((server) => new TricklingServer(server), (self, socket) => {
-      self.track(socket);
-      const upstream = net.connect(targetPort, '127.0.0.1');
-      upstream.on('error', () => socket.destroy());
-      socket.pipe(upstream);
-      const queued: number[] = [];
-      upstream.on('data', (chunk: Buffer) => queued.push(...chunk));
-      const drip = setInterval(() => {
-        const byte = queued.shift();
-        if (byte !== undefined && socket.writable) socket.write(Buffer.of(byte));
-      }, intervalMs);
-      socket.once('close', () => {
-        clearInterval(drip);
-        upstream.destroy();
-      });
-    });
+    return TrackedServer.listen(
+      (server) => new TricklingServer(server),
+      (self, socket) => {
+        self.track(socket);
+        const upstream = net.connect(targetPort, '127.0.0.1');
+        upstream.on('error', () => socket.destroy());
+        socket.pipe(upstream);
+        const queued: number[] = [];
+        upstream.on('data', (chunk: Buffer) => queued.push(...chunk));
+        const drip = setInterval(() => {
+          const byte = queued.shift();
+          if (byte !== undefined && socket.writable) socket.write(Buffer.of(byte));
+        }, intervalMs);
+        socket.once('close', () => {
+          clearInterval(drip);
+          upstream.destroy();
+        });
+      },
+    );
   }
 }

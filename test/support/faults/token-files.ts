@@ -19,7 +19,10 @@ export async function storeBytes(path: string): Promise<Buffer | undefined> {
 }
 
 /** The account's token fields as the file holds them; throws if the file does not parse. */
-export async function storedFields(path: string, account: string): Promise<StoredTokenFields | undefined> {
+export async function storedFields(
+  path: string,
+  account: string,
+): Promise<StoredTokenFields | undefined> {
   const section = parseIni(await readFile(path, 'utf8'), path).get(account);
   if (section === undefined) return undefined;
   const fields: StoredTokenFields = {};
@@ -31,7 +34,11 @@ export async function storedFields(path: string, account: string): Promise<Store
 }
 
 /** The account's tokens in clear; throws if the file does not parse or the password does not open them. */
-export async function storedTokens(path: string, account: string, password: string): Promise<{ accessToken?: string; refreshToken?: string; expiry?: number }> {
+export async function storedTokens(
+  path: string,
+  account: string,
+  password: string,
+): Promise<{ accessToken?: string; refreshToken?: string; expiry?: number }> {
   const fields = await storedFields(path, account);
   if (fields === undefined) throw new Error(`${path} has no section for ${account}`);
   const tokens = await new TokenCipher(new KeyCache()).decryptTokens(fields, password);
@@ -46,5 +53,11 @@ export async function storedTokens(path: string, account: string, password: stri
 export async function writeLeftovers(path: string): Promise<string[]> {
   const name = basename(path);
   const entries = await readdir(dirname(path));
-  return entries.filter((entry) => (entry.startsWith(`.${name}.`) && entry.endsWith('.tmp')) || entry.startsWith(`${name}.lock`)).sort();
+  return entries
+    .filter(
+      (entry) =>
+        (entry.startsWith(`.${name}.`) && entry.endsWith('.tmp')) ||
+        entry.startsWith(`${name}.lock`),
+    )
+    .sort();
 }
