@@ -7,15 +7,18 @@
  * port-0 listener or an outgoing connection): a test then fails with "port already in use". So
  * ports come from below the ephemeral range (which starts at 32768 on Linux), where the kernel
  * never picks on its own, and each vitest worker (VITEST_POOL_ID) has a block of its own.
+ * TEST_PORT_BLOCK shifts the blocks, so two suites can run side by side on one machine.
  */
 import { createServer } from 'node:net';
 
-const FIRST_PORT = 20_000;
+const FIRST_PORT = 10_000;
 const PORTS_PER_WORKER = 1_000;
-/** Blocks below 32768: 20000-20999, ..., 31000-31999. */
-const WORKER_BLOCKS = 12;
+/** Blocks below 32768: 10000-10999, ..., 31000-31999. */
+const WORKER_BLOCKS = 22;
 
-const worker = Number(process.env.VITEST_POOL_ID ?? 0) % WORKER_BLOCKS;
+const worker =
+  (Number(process.env.TEST_PORT_BLOCK ?? 0) + Number(process.env.VITEST_POOL_ID ?? 0)) %
+  WORKER_BLOCKS;
 const blockStart = FIRST_PORT + worker * PORTS_PER_WORKER;
 let nextOffset = 0;
 
