@@ -9,6 +9,8 @@ import { defaultConfigFile, defaultTokenStore } from './paths.js';
 import { DEFAULT_LIMITS } from '../proxy/session.js';
 import { runDaemon } from './run-daemon.js';
 import { status } from './status.js';
+import { webUrl } from './web-url.js';
+import { parseWebAddress } from '../web/web-address.js';
 
 interface CommonOptions {
   configFile: string;
@@ -71,6 +73,9 @@ interface RunCommandOptions {
   shutdownGrace: number;
   maxPreauthConnections: number;
   maxPreauthPerAddress: number;
+  webAddress?: { host: string; port: number };
+  webCertificate?: string;
+  webKey?: string;
 }
 
 const DEFAULT_SHUTDOWN_GRACE_SECONDS = 10;
@@ -144,6 +149,13 @@ withCommonOptions(
     '--local-server-auth',
     'receive the sign-in redirect on the redirect_uri (or redirect_listen_address) http port instead of a paste',
   )
+  .option(
+    '--web-address <[host:]port>',
+    'serve the authorisation page here (host defaults to 127.0.0.1; others need --web-certificate)',
+    parseWebAddress,
+  )
+  .option('--web-certificate <path>', "the authorisation page's TLS certificate (PEM)", absolute)
+  .option('--web-key <path>', "the authorisation page's TLS private key (PEM)", absolute)
   .addOption(
     new Option('--no-gui', 'accepted for email-oauth2-proxy compatibility (there is no GUI)'),
   )
@@ -164,7 +176,18 @@ Exit codes: 0 stopped normally, 1 unexpected failure, 2 invalid configuration or
 3 a local port or the control socket could not be bound.`,
   )
   .action(async (options: CommonOptions & RunCommandOptions) => {
+    if ((options.webCertificate === undefined) !== (options.webKey === undefined))
+      program.error('--web-certificate and --web-key go together', { exitCode: 2 });
     process.exitCode = await runDaemon({
+      ...(options.webAddress && {
+        web: {
+          ...options.webAddress,
+          ...(options.webCertificate &&
+            options.webKey && {
+              tls: { certificate: options.webCertificate, key: options.webKey },
+            }),
+        },
+      }),
       configFile: options.configFile,
       cacheStore: options.cacheStore,
       controlSocket: controlSocketOf(options),
@@ -252,6 +275,16 @@ Exit codes: 0 every check passed, 1 a check failed, 2 configuration problem or u
       timeoutMs: options.timeout * 1000,
     });
   });
+
+withCommonOptions(
+  program
+    .command('web-url')
+    .description(
+      "print the running proxy's authorisation page address, with its access key (--web-address)",
+    ),
+).action(async (options: CommonOptions) => {
+  process.exitCode = await webUrl({ cacheStore: options.cacheStore });
+});
 
 program.exitOverride((err) => {
   process.exit(err.exitCode === 0 ? 0 : 2);

@@ -7,6 +7,8 @@ import type { PreAuthLimits } from '../proxy/session.js';
 import { createLogger } from '../log.js';
 import { authorizeCommandFor } from './authorize-command.js';
 import { TerminalAuthoriser } from './terminal-authoriser.js';
+import { WebConfigError, WebListenError } from '../web/server.js';
+import { webPageUrl, type WebAddress } from '../web/web-address.js';
 
 export interface RunDaemonOptions {
   readonly configFile: string;
@@ -25,6 +27,8 @@ export interface RunDaemonOptions {
   readonly shutdownGraceMs: number;
   /** Bounds on clients before they log in (connection counts included). */
   readonly limits: PreAuthLimits;
+  /** Serve the authorisation page (`--web-address`). */
+  readonly web?: WebAddress;
 }
 
 /** How long a login waits while the user pastes the redirect address into the terminal. */
@@ -55,10 +59,14 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
       '--external-auth needs a terminal on stdin; logins for accounts without tokens will be refused',
     );
   }
+  const web = options.web;
   const howToAuthorise = interactive
     ? () =>
         'open the sign-in link printed in the terminal where oauth2-mail-proxy runs, and paste the address the browser ends on there'
-    : (account: string) => `run: ${authorizeCommandFor(account, options)}`;
+    : web
+      ? () =>
+          `open ${webPageUrl(web)} in a browser (oauth2-mail-proxy web-url prints it with its access key)`
+      : (account: string) => `run: ${authorizeCommandFor(account, options)}`;
 
   // Signals that arrive during start-up are answered once it is done, not by Node's default (exit).
   let onStop: (signal: NodeJS.Signals) => void = () => undefined;
@@ -88,17 +96,20 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
       limits: options.limits,
       ...(options.notifyCommand !== undefined && { notifyCommand: options.notifyCommand }),
       localServerAuth: options.localServerAuth === true,
+      ...(options.web && { web: options.web }),
       howToAuthorise,
     });
   } catch (err) {
     if (
       err instanceof ConfigError ||
       err instanceof ListenError ||
-      err instanceof ControlSocketInUseError
+      err instanceof ControlSocketInUseError ||
+      err instanceof WebConfigError ||
+      err instanceof WebListenError
     ) {
       process.stderr.write(`oauth2-mail-proxy: ${err.message}\n`);
       await flush(log);
-      return err instanceof ConfigError ? 2 : 3;
+      return err instanceof ConfigError || err instanceof WebConfigError ? 2 : 3;
     }
     throw err;
   }

@@ -26,6 +26,10 @@ import { ListenerSet, type PortChanges } from './listener-set.js';
 import { startNotifier } from './notifier.js';
 import { startRedirectServers } from './redirect-server.js';
 import { startupWarnings } from './startup-warnings.js';
+import { accessSecretFile, webUrlFile } from '../web/access-secret.js';
+import { daemonPort } from '../web/daemon-port.js';
+import { checkWebAddress, startWebServer, type WebServer } from '../web/server.js';
+import { webPageUrl, type WebAddress } from '../web/web-address.js';
 
 export { ListenError } from './listener-set.js';
 
@@ -49,6 +53,8 @@ export interface DaemonOptions {
   readonly identityProviderTimeoutMs?: number;
   /** Bounds on clients before they log in; default {@link DEFAULT_LIMITS}. */
   readonly limits?: PreAuthLimits;
+  /** Serve the authorisation page here (`--web-address`); off when absent. */
+  readonly web?: WebAddress;
 }
 
 /** What a reload changed, by section and account name. */
@@ -72,6 +78,8 @@ export interface Daemon {
   /** The listeners accepting connections. */
   readonly listeners: readonly Listener[];
   readonly tokens: TokenManager;
+  /** The authorisation page's address (without its access key), when it is on. */
+  readonly webUrl?: string;
   /** One line for `systemctl status`: what is listening where, and the control socket. */
   describe(): string;
   /**
@@ -106,6 +114,7 @@ const TOKEN_WRITE_GRACE_MS = 5_000;
  */
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const { log } = options;
+  if (options.web) checkWebAddress(options.web);
   let config = await loadConfig(options.configFile);
   const limits = options.limits ?? DEFAULT_LIMITS;
   const identityProviderTimeoutMs = options.identityProviderTimeoutMs ?? 15_000;
@@ -141,7 +150,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     retryMs: 60_000,
   });
   const stopNotifier = options.notifyCommand
-    ? startNotifier(tokens, options.notifyCommand, log)
+    ? startNotifier(tokens, options.notifyCommand, log, options.web && webPageUrl(options.web))
     : () => undefined;
   const stopRedirectServers = options.localServerAuth
     ? startRedirectServers(tokens, log)
@@ -180,16 +189,25 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   };
 
   let control: ControlServer;
+  let web: WebServer | undefined;
+  const handle = controlHandler(() => config, tokens);
   try {
     await ports.bindAll([...(await prepare(config)).values()]);
     // The first start of a user's daemon finds no state directory yet (systemd's StateDirectory=
     // makes it for the system unit); owner-only, like the token store's.
     await mkdir(dirname(options.controlSocket), { recursive: true, mode: 0o700 });
-    control = await startControlServer(
-      options.controlSocket,
-      controlHandler(() => config, tokens),
-      log,
-    );
+    control = await startControlServer(options.controlSocket, handle, log);
+    if (options.web)
+      web = await startWebServer({
+        address: options.web,
+        port: daemonPort(handle, tokens),
+        secretFile: accessSecretFile(options.cacheStore),
+        urlFile: webUrlFile(options.cacheStore),
+        log,
+      }).catch(async (err: unknown) => {
+        await control.close();
+        throw err;
+      });
   } catch (err) {
     keepAlive.close();
     stopNotifier();
@@ -219,8 +237,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       return ports.listeners;
     },
     tokens,
+    ...(web && { webUrl: web.url }),
     describe() {
-      return `listening: ${ports.describe() || 'nothing'}; control socket ${options.controlSocket}`;
+      return `listening: ${ports.describe() || 'nothing'}; control socket ${options.controlSocket}${web ? `; page ${web.url}` : ''}`;
     },
     reload() {
       const run = reloading.then(applyReload);
@@ -239,6 +258,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       const awaitingAuthorisation = new Set(tokens.pending.list().map((pending) => pending.key));
       tokens.pending.close();
       const controlClosed = control.close();
+      await web?.close();
       ports.sendAwayPreAuth();
 
       const graceOver = sleep(graceMs, undefined, {

@@ -16,16 +16,24 @@ const HOOK_TIMEOUT_MS = 30_000;
  *   OAUTH2_MAIL_PROXY_URL        the sign-in link (authorisation_needed)
  *   OAUTH2_MAIL_PROXY_USER_CODE  the device code to enter (device flow)
  *   OAUTH2_MAIL_PROXY_REASON     what happened / what to do
+ *   OAUTH2_MAIL_PROXY_WEB_URL    the authorisation page to open, when it is on (`--web-address`);
+ *                                without its access key, which a notification must not carry
  */
-export function startNotifier(tokens: TokenManager, command: string, log: Logger): () => void {
-  const onEvent = (event: TokenEvent): void => run(command, event, log);
+export function startNotifier(
+  tokens: TokenManager,
+  command: string,
+  log: Logger,
+  webUrl?: string,
+): () => void {
+  const onEvent = (event: TokenEvent): void => run(command, event, log, webUrl);
   tokens.on('event', onEvent);
   return () => tokens.off('event', onEvent);
 }
 
-function run(command: string, event: TokenEvent, log: Logger): void {
+function run(command: string, event: TokenEvent, log: Logger, webUrl?: string): void {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
+    ...(webUrl && { OAUTH2_MAIL_PROXY_WEB_URL: webUrl }),
     OAUTH2_MAIL_PROXY_EVENT: event.type,
     OAUTH2_MAIL_PROXY_ACCOUNT: event.account,
     ...('url' in event && { OAUTH2_MAIL_PROXY_URL: event.url }),
