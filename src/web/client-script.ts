@@ -23,8 +23,10 @@ export const PAGE_JS = `'use strict';
       const shown = new Map([...list.querySelectorAll('section.account')].map((card) => [card.id, card]));
       const cards = [...fresh.content.querySelectorAll('section.account')];
       const sameAccounts = cards.length === shown.size && cards.every((card) => shown.has(card.id));
+      // The message above the cards told the outcome of the last form: stale once a card changes.
+      const replaced = () => document.querySelectorAll('.flash').forEach((flash) => flash.remove());
       if (!sameAccounts) {
-        if (![...shown.values()].some(typing)) list.replaceChildren(fresh.content);
+        if (![...shown.values()].some(typing)) { list.replaceChildren(fresh.content); replaced(); }
         return;
       }
       for (const card of cards) {
@@ -32,6 +34,7 @@ export const PAGE_JS = `'use strict';
         if (old.dataset.version === card.dataset.version) continue;
         if (typing(old) && old.dataset.state === card.dataset.state) continue;
         old.replaceWith(card);
+        replaced();
       }
     } catch {
       // The daemon restarted or the network dropped: the event stream reconnects by itself.

@@ -14,6 +14,7 @@ footer { max-width: 46rem; margin: 0 auto 2rem; padding: 0 1rem; color: var(--mu
 .account { background: var(--card); border: 1px solid var(--line); border-left: 4px solid var(--line);
   border-radius: 8px; padding: 1rem 1.25rem; margin-bottom: 1rem; box-shadow: 0 1px 2px rgba(20, 30, 50, .04); }
 .account.narrow { max-width: 30rem; margin: 2rem auto; border-left-color: var(--accent); }
+.account.narrow h2 { margin-bottom: .75rem; }
 .account h2 { font-size: 1.05rem; margin: 0; overflow-wrap: anywhere; }
 .account-head { display: flex; justify-content: space-between; align-items: center; gap: .75rem; flex-wrap: wrap; }
 .badge { font-size: .8rem; font-weight: 600; padding: .15rem .6rem; border-radius: 999px; background: #eef0f4; color: var(--muted); white-space: nowrap; }

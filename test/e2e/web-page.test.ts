@@ -1,8 +1,9 @@
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeTestCa } from '../peers/certs.js';
 import { runClient } from '../support/clients.js';
 import { ProxyProcess } from '../support/proxy-process.js';
 import { PASSWORD, USER, World } from '../support/world.js';
@@ -108,6 +109,14 @@ describe('the authorisation page in a browser (the paste form also without JavaS
     // The log prints the same address, as notebook servers do.
     expect(proxy.output).toContain(url);
 
+    // Without the key: a form asks for it, and a wrong one is refused.
+    await page.goto(`${base()}/`);
+    await page.getByLabel('Access key').fill('not the key');
+    await page.getByRole('button', { name: 'Open' }).click();
+    await page.getByRole('alert').getByText('That access key is wrong.').waitFor();
+    expect(await browser.cookies(base())).toEqual([]);
+    await page.screenshot({ path: join(shots, 'access-key.png'), fullPage: true });
+
     await page.goto(url);
     expect(page.url()).toBe(`${base()}/`);
     await card(USER).getByText('Not signed in').waitFor();
@@ -203,6 +212,8 @@ describe('the authorisation page in a browser (the paste form also without JavaS
     // The daemon polls the provider; the page notices by itself and asks for the password.
     const password = card(DEVICE_USER).getByLabel("Mail client's password for this account");
     await password.waitFor({ timeout: 30_000 });
+    // The message about starting the sign-in is stale now, and gone.
+    expect(await page.locator('.flash').count()).toBe(0);
     await page.screenshot({ path: join(shots, 'signed-in-unsaved.png'), fullPage: true });
     await password.fill(PASSWORD);
     await card(DEVICE_USER).getByRole('button', { name: 'Encrypt and store' }).click();
@@ -315,9 +326,53 @@ describe('who is kept out', () => {
 });
 
 describe('listening beyond loopback', () => {
+  it('serves the page over TLS with its own certificate', async () => {
+    const dir = join(world.dir, 'tls');
+    await mkdir(dir);
+    const ca = await makeTestCa(dir);
+    const served = await ProxyProcess.start({
+      dir,
+      config: world.imapSection(world.ports[5]!) + world.accountSection(),
+      args: [
+        '--web-address',
+        `localhost:${world.ports[4]}`,
+        '--web-certificate',
+        ca.certFile,
+        '--web-key',
+        ca.keyFile,
+      ],
+    });
+    try {
+      await served.ready();
+      const command = served.cli(['web-url']);
+      expect(await command.exit()).toBe(0);
+      const url = command.output.trim();
+      expect(url).toMatch(new RegExp(`^https://localhost:${world.ports[4]}/\\?key=`));
+      const opened = await runClient('curl', [
+        '-sS',
+        '-D',
+        '-',
+        '-o',
+        '/dev/null',
+        '--cacert',
+        ca.caFile,
+        url,
+      ]);
+      expect(opened.stdout).toMatch(/^HTTP\/1\.1 303/);
+      expect(opened.stdout).toMatch(
+        /set-cookie: omp_session=[\w-]+; Path=\/; HttpOnly; SameSite=Strict; Secure/i,
+      );
+    } finally {
+      expect(await served.stop()).toBe(0);
+    }
+    // Stopped, the daemon takes its address away: web-url says there is no page.
+    const after = ProxyProcess.command(['web-url'], served);
+    expect(await after.exit()).toBe(1);
+    expect(after.output).toContain('No authorisation page is running');
+  });
+
   it('refuses to start without TLS', async () => {
     const dir = join(world.dir, 'network');
-    const { mkdir } = await import('node:fs/promises');
     await mkdir(dir);
     const refused = await ProxyProcess.start({
       dir,
