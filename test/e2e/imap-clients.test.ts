@@ -6,7 +6,7 @@
  * The tests share one mailbox and run in order: each says what it adds to it.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ImapFlow, type ImapFlowOptions } from 'imapflow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +15,7 @@ import { TokenStore } from '../../src/tokens/store.js';
 import { TokenCipher } from '../../src/tokens/token-cipher.js';
 import { python, runClient } from '../support/clients.js';
 import { Conversation } from '../support/conversation.js';
+import { fetchmailHome } from '../support/fetchmail.js';
 import type { ProxyProcess } from '../support/proxy-process.js';
 import { PASSWORD, USER, World } from '../support/world.js';
 
@@ -128,31 +129,13 @@ describe('real IMAP clients through the proxy', () => {
   });
 
   it('fetchmail 6.4 fetches the mail, then finds none new, and reports a wrong password', async () => {
-    const home = join(world.dir, 'fetchmail');
-    const delivered = join(home, 'delivered');
-    await mkdir(delivered, { recursive: true });
-    const mda = join(home, 'deliver.sh');
-    await writeFile(mda, '#!/bin/sh\nfile=$(mktemp "$1/msg.XXXXXX") && cat > "$file"\n', {
-      mode: 0o755,
-    });
-
-    // `keep` without `fetchall`: fetchmail asks for UNSEEN mail, so a second run finds nothing new.
-    // (With `fetchall` every run fetches every kept message again and always exits 0.)
-    const rc = async (name: string, password: string): Promise<string> => {
-      const file = join(home, name);
-      await writeFile(
-        file,
-        `poll 127.0.0.1 protocol IMAP port ${world.imapPort} auth password user "${USER}" password "${password}" ` +
-          `sslproto '' keep mda "${mda} ${delivered}"\n`,
-      );
-      await chmod(file, 0o600);
-      return file;
-    };
-    const fetchmail = (file: string, ...flags: string[]) =>
-      runClient('fetchmail', [...flags, '-f', file, '--nodetach'], {
-        env: { FETCHMAILHOME: home, LC_ALL: 'C' },
-        timeoutMs: 30_000,
-      });
+    const {
+      delivered,
+      rc: rcFor,
+      run,
+    } = await fetchmailHome(join(world.dir, 'fetchmail'), world.imapPort);
+    const rc = (name: string, password: string) => rcFor(name, USER, password);
+    const fetchmail = (file: string, ...flags: string[]) => run(file, flags);
 
     const fetchmailrc = await rc('fetchmailrc', PASSWORD);
     const first = await fetchmail(fetchmailrc);

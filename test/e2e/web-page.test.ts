@@ -1,10 +1,11 @@
-import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestCa } from '../peers/certs.js';
 import { runClient } from '../support/clients.js';
+import { fetchmailHome } from '../support/fetchmail.js';
 import { ProxyProcess } from '../support/proxy-process.js';
 import { PASSWORD, USER, World } from '../support/world.js';
 
@@ -90,6 +91,17 @@ const fetchFirstMessage = (user: string) =>
     `imap://127.0.0.1:${world.imapPort}/INBOX;UID=1`,
   ]);
 
+/** fetchmail 6.4 polling USER once, as the user's cron job would. */
+async function fetchmail(): Promise<{ code: number; delivered: string[] }> {
+  const home = await fetchmailHome(join(world.dir, 'fetchmail'), world.imapPort);
+  const run = await home.run(await home.rc('fetchmailrc', USER, PASSWORD), [], 120_000);
+  const files = await readdir(home.delivered);
+  return {
+    code: run.code,
+    delivered: await Promise.all(files.map((name) => readFile(join(home.delivered, name), 'utf8'))),
+  };
+}
+
 function card(account: string): Locator {
   return page.locator('section.account', {
     has: page.getByRole('heading', { name: account, exact: true }),
@@ -126,9 +138,9 @@ describe('the authorisation page in a browser (the paste form also without JavaS
     ]);
   });
 
-  it('shows a waiting IMAP login by itself, and completes it with the pasted address', async () => {
-    // The page is already open: it must notice the login without a reload.
-    const waitingLogin = fetchFirstMessage(USER);
+  it('shows a waiting fetchmail login by itself, and completes it with the pasted address', async () => {
+    // The page is already open: it must notice fetchmail's login without a reload.
+    const waitingLogin = fetchmail();
     const pending = card(USER);
     await pending.getByText('Waiting for sign-in').waitFor({ timeout: 20_000 });
     await pending.locator('.waiting', { hasText: '1' }).waitFor();
@@ -183,7 +195,9 @@ describe('the authorisation page in a browser (the paste form also without JavaS
       .getByRole('status')
       .getByText('The waiting login went through and the proxy is using the new token.')
       .waitFor();
-    expect((await waitingLogin).stdout).toContain('web page hello');
+    const fetched = await waitingLogin;
+    expect(fetched.code).toBe(0);
+    expect(fetched.delivered).toEqual([expect.stringContaining('web page hello')]);
     await card(USER).getByText('Working').waitFor();
     await page.screenshot({ path: join(shots, 'authorised.png'), fullPage: true });
 
