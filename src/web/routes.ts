@@ -2,6 +2,7 @@ import type http from 'node:http';
 import type { Logger } from 'pino';
 import type { LoginThrottle } from '../auth/login-throttle.js';
 import type { ControlReply } from '../control/protocol.js';
+import { isLoopbackHost } from '../config/loopback.js';
 import { sameSecret } from './access-secret.js';
 import type { ChangeFeed } from './change-feed.js';
 import { PAGE_JS } from './client-script.js';
@@ -21,8 +22,8 @@ export interface WebContext {
   readonly secret: string;
   /** Served over TLS (the cookie is then `Secure`). */
   readonly secure: boolean;
-  /** `Host` headers this page answers to (anything else is DNS rebinding or a mistake). */
-  readonly hosts: ReadonlySet<string>;
+  /** Whether the page answers a request naming this `Host` (see {@link hostAllowed}). */
+  readonly hostAllowed: (host: string) => boolean;
   /** Shown in the page's header. */
   readonly machine: string;
   readonly log: Logger;
@@ -67,7 +68,7 @@ async function route(
   response: http.ServerResponse,
 ): Promise<void> {
   const { machine } = context;
-  if (!context.hosts.has((request.headers.host ?? '').toLowerCase())) {
+  if (!context.hostAllowed(request.headers.host ?? '')) {
     send(
       response,
       421,
@@ -182,18 +183,35 @@ async function signIn(
   else seeOther(response, '/');
 }
 
-/** A form's `Origin` (browsers send it on every POST) must be this page. */
+/** A form's `Origin` (browsers send it on every POST) must be the page the request went to. */
 function sameOrigin(request: http.IncomingMessage, context: WebContext): boolean {
   const origin = request.headers.origin;
   if (origin === undefined) return true;
   try {
     const parsed = new URL(origin);
     return (
-      parsed.protocol === (context.secure ? 'https:' : 'http:') && context.hosts.has(parsed.host)
+      parsed.protocol === (context.secure ? 'https:' : 'http:') &&
+      parsed.host === (request.headers.host ?? '').toLowerCase()
     );
   } catch {
     return false;
   }
+}
+
+/**
+ * Over plain HTTP (loopback only) the `Host` must be a loopback name or address, whatever the
+ * port (an SSH tunnel may use another): a web site that re-points its own name at 127.0.0.1 (DNS
+ * rebinding) is refused. Over TLS the certificate already ties the page to its names.
+ */
+export function hostAllowed(secure: boolean): (host: string) => boolean {
+  return (host) => {
+    if (secure) return true;
+    try {
+      return isLoopbackHost(new URL(`http://${host}`).hostname);
+    } catch {
+      return false;
+    }
+  };
 }
 
 function streamChanges(

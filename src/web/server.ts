@@ -8,7 +8,7 @@ import { isLoopbackHost } from '../config/loopback.js';
 import { loadAccessSecret } from './access-secret.js';
 import { ChangeFeed } from './change-feed.js';
 import type { DaemonPort } from './daemon-port.js';
-import { KEY_PARAMETER, webRoutes } from './routes.js';
+import { hostAllowed, KEY_PARAMETER, webRoutes } from './routes.js';
 import { Sessions } from './sessions.js';
 import { hostAndPort, webPageUrl, type WebAddress } from './web-address.js';
 
@@ -41,12 +41,9 @@ export class WebListenError extends Error {}
  */
 export async function startWebServer(options: WebServerOptions): Promise<WebServer> {
   const { address, log } = options;
-  const loopback = checkWebAddress(address);
+  checkWebAddress(address);
   const tlsOptions = address.tls && (await readTls(address.tls));
   const secret = await loadAccessSecret(options.secretFile);
-  const hosts = new Set([hostAndPort(address).toLowerCase()]);
-  if (loopback)
-    for (const name of ['localhost', '127.0.0.1', '[::1]']) hosts.add(`${name}:${address.port}`);
 
   const sessions = new Sessions();
   const handler = webRoutes({
@@ -56,7 +53,7 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
     throttle: new LoginThrottle(),
     secret,
     secure: address.tls !== undefined,
-    hosts,
+    hostAllowed: hostAllowed(address.tls !== undefined),
     machine: hostname(),
     log,
   });
@@ -98,17 +95,15 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
 }
 
 /**
- * Refuses a network address without TLS, before the daemon binds anything; true for loopback.
+ * Refuses a network address without TLS, before the daemon binds anything.
  *
  * @throws WebConfigError
  */
-export function checkWebAddress(address: WebAddress): boolean {
-  const loopback = isLoopbackHost(address.host);
-  if (!loopback && !address.tls)
+export function checkWebAddress(address: WebAddress): void {
+  if (!isLoopbackHost(address.host) && !address.tls)
     throw new WebConfigError(
       `--web-address ${hostAndPort(address)} is not a loopback address: give the page a certificate (--web-certificate, --web-key) or listen on 127.0.0.1`,
     );
-  return loopback;
 }
 
 async function readTls(files: {

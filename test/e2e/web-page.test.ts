@@ -323,6 +323,25 @@ describe('who is kept out', () => {
     expect(forged.status).toBe(403);
   });
 
+  it('refuses another site whose name points at 127.0.0.1 (DNS rebinding), not a tunnel', async () => {
+    const status = async (host: string): Promise<string> =>
+      (
+        await runClient('curl', [
+          '-sS',
+          '-o',
+          '/dev/null',
+          '-w',
+          '%{http_code}',
+          '-H',
+          `Host: ${host}`,
+          `${await printedUrl()}`,
+        ])
+      ).stdout;
+    expect(await status(`evil.example:${webPort()}`)).toBe('421');
+    // ssh -L 9000:127.0.0.1:PORT: the browser names localhost:9000.
+    expect(await status('localhost:9000')).toBe('303');
+  });
+
   it('keeps out a second local user who lacks the key', async () => {
     const asNobody = (args: string[]) => runClient('runuser', ['-u', 'nobody', '--', ...args]);
     const statusSeenByNobody = async (path: string): Promise<string> =>
