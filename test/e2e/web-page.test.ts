@@ -286,6 +286,16 @@ describe('who is kept out', () => {
     expect(await noKey.text()).not.toContain(USER);
   });
 
+  it("from another site's link, moves on with a page of its own so the Strict cookie goes along", async () => {
+    const opened = await fetch(await printedUrl(), {
+      redirect: 'manual',
+      headers: { 'sec-fetch-site': 'cross-site' },
+    });
+    expect(opened.status).toBe(200);
+    expect(opened.headers.get('set-cookie')).toMatch(/^omp_session=[\w-]{43}; /);
+    expect(await opened.text()).toMatch(/<meta http-equiv="refresh" content="0; url=\/"/);
+  });
+
   it('sends a strict Content-Security-Policy and loads nothing from elsewhere', async () => {
     const answer = await fetch(`${base()}/`);
     expect(answer.headers.get('content-security-policy')).toBe(
