@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import { escapeLogLine, REDACTED, shownCode } from './log-safety.js';
 
 export interface LogOptions {
   readonly debug: boolean;
@@ -11,6 +12,8 @@ export interface LogOptions {
 /**
  * Field names that may hold secrets. Our own code never logs them; this is the net under that
  * rule, for objects that reach a log call by accident (an error's request options, a config).
+ * `code` is an OAuth error code in our failure lines, and is shown when it looks like one (see
+ * `shownCode`); an authorization code under that name is still redacted.
  */
 const REDACT = [
   'password',
@@ -22,7 +25,9 @@ const REDACT = [
   'clientSecret',
   'client_secret',
   'codeVerifier',
+  'authorizationCode',
   'code',
+  '*.code',
   '*.password',
   '*.accessToken',
   '*.refreshToken',
@@ -35,7 +40,17 @@ const REDACT = [
 /** The daemon's logger: stderr by default so stdout stays free for the terminal prompt. */
 export function createLogger(options: LogOptions): Logger {
   const level = options.debug ? 'debug' : 'info';
-  const base = { level, base: undefined, redact: { paths: REDACT, censor: '[redacted]' } };
+  const base = {
+    level,
+    base: undefined,
+    redact: {
+      paths: REDACT,
+      censor: (value: unknown, path: string[]) =>
+        path.at(-1) === 'code' ? shownCode(value) : REDACTED,
+    },
+    // One place every line passes, whatever its destination: the file, stderr, pino-pretty.
+    hooks: { streamWrite: escapeLogLine },
+  };
   if (options.file)
     return pino(
       base,

@@ -4,7 +4,7 @@
  * working account is two lines. A preset only supplies defaults: every key the section sets itself
  * wins, and the loader validates preset values exactly like written ones.
  *
- * Sources: "OFFICE365.md" is the project's collected provider notes (sections named in quotes);
+ * Sources: docs/providers.md, the project's collected provider facts (sections named in quotes);
  * facts it does not cover cite the provider's own documentation.
  */
 
@@ -66,11 +66,11 @@ export class ProviderPresetError extends Error {
 
 // --- Microsoft ------------------------------------------------------------------------------
 
-/** OFFICE365.md "Office 365 / Outlook.com": v2 endpoints under a tenant. */
+/** docs/providers.md "Office 365 / Outlook.com": v2 endpoints under a tenant. */
 const MICROSOFT_AUTHORITY = 'https://login.microsoftonline.com';
 
 /**
- * OFFICE365.md "Office 365 / Outlook.com": IMAP, POP and SMTP delegated scopes plus
+ * docs/providers.md "Office 365 / Outlook.com": IMAP, POP and SMTP delegated scopes plus
  * `offline_access` (no refresh token without it). No `openid`: an id_token from `common` carries a
  * per-tenant issuer that fails openid-client's issuer check.
  */
@@ -90,14 +90,14 @@ const MICROSOFT_DELEGATED_SCOPE = [
 const MICROSOFT_APP_ONLY_SCOPE = 'https://outlook.office365.com/.default';
 
 /**
- * OFFICE365.md "Office 365 / Outlook.com", public client IDs: Thunderbird's, no secret, PKCE, often
+ * docs/providers.md "Office 365 / Outlook.com", public client IDs: Thunderbird's, no secret, PKCE, often
  * pre-consented by tenant admins; its redirect must be exactly `https://localhost`
  * (`http://localhost:PORT` fails with AADSTS50011).
  */
 const THUNDERBIRD_CLIENT_ID = '9e5f94bc-e8a4-4e73-b8be-63364c29d753';
 const THUNDERBIRD_REDIRECT_URI = 'https://localhost';
 
-/** OFFICE365.md "Office 365 / Outlook.com": the tenant names that are not one organisation. */
+/** docs/providers.md "Office 365 / Outlook.com": the tenant names that are not one organisation. */
 const MULTI_TENANT_NAMES = ['common', 'organizations', 'consumers'] as const;
 
 const TENANT_GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -195,7 +195,7 @@ function office365(choices: PresetChoices): ProviderPreset {
 
 /**
  * Personal Outlook.com / Hotmail accounts: the `consumers` tenant, same scopes and client
- * (OFFICE365.md "Office 365 / Outlook.com").
+ * (docs/providers.md "Office 365 / Outlook.com").
  */
 function outlook(choices: PresetChoices): ProviderPreset {
   switch (choices.flow) {
@@ -222,13 +222,13 @@ function outlook(choices: PresetChoices): ProviderPreset {
 
 // --- Google ---------------------------------------------------------------------------------
 
-/** Google's endpoints and the only scope covering IMAP, POP and SMTP (OFFICE365.md "Gmail"). */
+/** Google's endpoints and the only scope covering IMAP, POP and SMTP (docs/providers.md "Gmail"). */
 const GOOGLE_AUTHORIZATION_ENDPOINT = 'https://accounts.google.com/o/oauth2/auth';
 const GOOGLE_TOKEN_ENDPOINT = 'https://oauth2.googleapis.com/token';
 const GMAIL_SCOPE = 'https://mail.google.com/';
 
 /**
- * OFFICE365.md "Gmail": the out-of-band redirect is dead, loopback redirects still work, so a
+ * docs/providers.md "Gmail": the out-of-band redirect is dead, loopback redirects still work, so a
  * headless user copies the failed `http://localhost/?code=…` address from the browser and pastes it.
  */
 const GOOGLE_LOOPBACK_REDIRECT = 'http://localhost';
@@ -236,7 +236,7 @@ const GOOGLE_LOOPBACK_REDIRECT = 'http://localhost';
 /**
  * Google has no client ID that every user may use, so each user registers their own "Desktop app"
  * client; its secret is sent but not confidential, and apps left in "Testing" get refresh tokens
- * that die after 7 days (OFFICE365.md "Gmail").
+ * that die after 7 days (docs/providers.md "Gmail").
  */
 const GOOGLE_OWN_CLIENT =
   'provider = gmail needs your own OAuth client, because Google offers no public client that everyone may use: ' +
@@ -269,7 +269,7 @@ function gmail(choices: PresetChoices): ProviderPreset {
       // Workspace domain-wide delegation: the key file names the rest.
       return { defaults: new Map(endpointsAndScope), missingKeyProblems: new Map() };
     case 'device':
-      // OFFICE365.md "Gmail": Google's device flow rejects Gmail scopes.
+      // docs/providers.md "Gmail": Google's device flow rejects Gmail scopes.
       throw unsupportedFlow(
         'gmail',
         choices.flow,
@@ -308,7 +308,7 @@ const PRESETS: Readonly<Record<ProviderName, (choices: PresetChoices) => Provide
 };
 
 /**
- * Hosts from OFFICE365.md "Office 365 / Outlook.com" (personal accounts submit through
+ * Hosts from docs/providers.md "Office 365 / Outlook.com" (personal accounts submit through
  * `smtp-mail.outlook.com`) and "Gmail" (`smtp.gmail.com` also listens on 465 with implicit TLS).
  */
 const SERVERS: Readonly<Record<ProviderName, ProviderServers>> = {

@@ -136,7 +136,7 @@ function microsoftScopeCheck(
   return { status: 'pass', title: `scopes: cover ${protocols.join(', ')}` };
 }
 
-/** Client IDs and redirects Microsoft is known to refuse (OFFICE365.md, public client IDs). */
+/** Client IDs and redirects Microsoft is known to refuse (docs/providers.md, public client IDs). */
 export function clientCheck(account: AccountConfig, where: string): CheckResult {
   const clientId = account.clientId.toLowerCase();
   if (clientId === OLD_THUNDERBIRD_CLIENT_ID) {

@@ -1,7 +1,7 @@
 /**
  * What the doctor knows about providers: which scopes and token audiences each mail protocol
- * needs, and which client IDs are known to fail. Sources: OFFICE365.md (the project's collected
- * provider notes) and Microsoft Learn, "Authenticate an IMAP, POP or SMTP connection using OAuth".
+ * needs, and which client IDs are known to fail. Sources: docs/providers.md (the project's collected
+ * provider facts) and Microsoft Learn, "Authenticate an IMAP, POP or SMTP connection using OAuth".
  */
 import { providerServers, type ProviderName, type ServerHint } from '../config/providers.js';
 import type { AccountConfig, Protocol } from '../config/types.js';
@@ -21,12 +21,12 @@ const GOOGLE_LOGIN_HOSTS = new Set([
   'www.googleapis.com',
 ]);
 
-/** The Exchange Online resource, under both spellings Microsoft accepts (OFFICE365.md). */
+/** The Exchange Online resource, under both spellings Microsoft accepts (docs/providers.md). */
 export const OUTLOOK_RESOURCE_HOSTS: ReadonlySet<string> = new Set([
   'outlook.office.com',
   'outlook.office365.com',
 ]);
-/** Microsoft Graph: a token for it is refused by IMAP, POP and SMTP (OFFICE365.md). */
+/** Microsoft Graph: a token for it is refused by IMAP, POP and SMTP (docs/providers.md). */
 export const GRAPH_HOST = 'graph.microsoft.com';
 export const GMAIL_SCOPE = 'https://mail.google.com/';
 
@@ -54,7 +54,7 @@ export const MICROSOFT_PERMISSIONS: Readonly<
   SMTP: { delegated: 'SMTP.Send', appOnly: 'SMTP.SendAsApp' },
 };
 
-/** Thunderbird's current public client (OFFICE365.md): its redirect must be exactly this. */
+/** Thunderbird's current public client (docs/providers.md): its redirect must be exactly this. */
 export const THUNDERBIRD_CLIENT_ID = '9e5f94bc-e8a4-4e73-b8be-63364c29d753';
 export const THUNDERBIRD_REDIRECT_URI = 'https://localhost';
 /** Thunderbird's old client ID, still in many copied configs; Microsoft disabled it (AADSTS7000112). */

@@ -1,7 +1,7 @@
 /**
  * The device authorization grant (`oauth2_flow = device`): the user enters a short code at the
  * provider's page on any device while we poll the token endpoint. Tenants can block it, which is
- * why the paste flow stays the default (OFFICE365.md).
+ * why the paste flow stays the default (docs/providers.md).
  */
 import * as client from 'openid-client';
 import type { AccountConfig } from '../config/types.js';

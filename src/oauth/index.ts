@@ -2,7 +2,6 @@
  * Everything the proxy asks of an identity provider. This part knows openid-client and OAuth,
  * and nothing of files, sockets or the token store.
  */
-export { AADSTS_ADVICE, aadstsNumber, type AadstsAdvice, type ConfigKey } from './aadsts.js';
 export {
   completeAuthorization,
   startAuthorization,
@@ -25,6 +24,10 @@ export {
   type DeviceAuthorizationHandle,
 } from './device.js';
 export {
+  AADSTS_ADVICE,
+  aadstsNumber,
+  type AadstsAdvice,
+  type ConfigKey,
   classifyOAuthErrorResponse,
   classifyOAuthFailure,
   explainOAuthFailure,

@@ -4,8 +4,7 @@
  * angle brackets, a trailing full stop or parenthesis from the sentence it was pasted into,
  * `&amp;` from HTML, and line breaks where a terminal wrapped it.
  */
-import { aadstsNumber } from './aadsts.js';
-import { redactTokens } from './errors.js';
+import { aadstsNumber, redactTokens } from './errors.js';
 
 export type PasteProblemKind = 'not_a_url' | 'error_in_url' | 'no_code' | 'state_mismatch';
 

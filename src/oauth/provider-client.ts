@@ -6,9 +6,8 @@
 import * as client from 'openid-client';
 import { isLoopbackHost } from '../config/loopback.js';
 import type { AccountConfig } from '../config/types.js';
-import type { ConfigKey } from './aadsts.js';
 import { certificateCredentialsAuth } from './certificate-credentials.js';
-import { OAuthError } from './errors.js';
+import { OAuthError, type ConfigKey } from './errors.js';
 import { providerFetch } from './provider-fetch.js';
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 15_000;

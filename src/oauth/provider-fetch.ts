@@ -10,7 +10,7 @@ import type { CustomFetch } from 'openid-client';
  *
  * - `id_token` is dropped. We never use it, and an id_token from Microsoft's `common` authority
  *   carries a per-tenant issuer that openid-client's issuer check rejects without discovery
- *   (OFFICE365.md); users who add `openid` to `oauth2_scope` must not break their logins.
+ *   (docs/providers.md); users who add `openid` to `oauth2_scope` must not break their logins.
  * - a missing `token_type` becomes `Bearer` (some providers omit it; XOAUTH2 only uses Bearer).
  * - `verification_url` (Google's, and Azure AD v1's, spelling) becomes `verification_uri`, and a
  *   string `interval` becomes a number.

@@ -9,8 +9,7 @@ import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import type { AccountConfig } from '../config/types.js';
-import type { ConfigKey } from './aadsts.js';
-import { OAuthError } from './errors.js';
+import { OAuthError, type ConfigKey } from './errors.js';
 import { isAllowedEndpoint } from './provider-client.js';
 
 /** Google's token endpoint, for keys that do not name one (every key Google issues does). */

@@ -1,4 +1,5 @@
 import type net from 'node:net';
+import { loginRuleRefusal } from '../auth/login-rules.js';
 import { LoginFailure, type UpstreamCredentials } from '../auth/types.js';
 import { isLoopbackHost } from '../config/loopback.js';
 import type { Protocol } from '../config/types.js';
@@ -55,7 +56,7 @@ export type LoginAttempt<V extends UpstreamVerdict> =
 /**
  * The IMAP and POP3 login: the upstream connection is opened while the authenticator looks up the
  * token, so a login costs one of the two waits, not both; a local refusal drops that spare
- * connection. Then the protocol's XOAUTH2 exchange runs with every wait for the server bounded
+ * connection (a login refused before asking opens none). Then the protocol's XOAUTH2 exchange runs with every wait for the server bounded
  * by the connect timeout, and the verdict is acted on (`recordVerdict`).
  */
 export async function logInOverNewConnection<V extends UpstreamVerdict>(
@@ -66,6 +67,8 @@ export async function logInOverNewConnection<V extends UpstreamVerdict>(
   secure: boolean,
 ): Promise<LoginAttempt<V>> {
   const started = performance.now();
+  const refusal = refuseBeforeAsking(context, login, secure);
+  if (refusal) return { kind: 'refused-locally', failure: refusal };
   const connection = connectUpstream(context.upstream, context.upstreamTls);
   connection.catch(() => undefined);
   const dropConnection = (): void =>
@@ -76,7 +79,7 @@ export async function logInOverNewConnection<V extends UpstreamVerdict>(
 
   let credentials: UpstreamCredentials | LoginFailure;
   try {
-    credentials = await requestCredentials(context, protocol, login, secure);
+    credentials = await askAuthenticator(context, protocol, login);
   } catch (err) {
     dropConnection();
     throw err;
@@ -110,21 +113,40 @@ export async function logInOverNewConnection<V extends UpstreamVerdict>(
 }
 
 /**
- * Asks the authenticator for upstream credentials. A refusal is logged and returned for the
- * protocol to phrase; anything else is a bug and is thrown. `secure` says whether the client's
- * connection is encrypted: a password in clear text from another machine is refused unasked.
+ * Asks the authenticator for upstream credentials, unless the login is refused before asking.
+ * A refusal is logged and returned for the protocol to phrase; anything else is a bug and is
+ * thrown. `secure` says whether the client's connection is encrypted.
  */
 export async function requestCredentials(
   context: SessionContext,
   protocol: Protocol,
-  { username, password }: PlainCredentials,
+  login: PlainCredentials,
   secure: boolean,
 ): Promise<UpstreamCredentials | LoginFailure> {
+  return refuseBeforeAsking(context, login, secure) ?? askAuthenticator(context, protocol, login);
+}
+
+/**
+ * The one gate every login passes, whatever its protocol and SASL mechanism, before anyone is
+ * asked about it: the login rules (`loginRuleRefusal`: no empty or control-character names, no
+ * empty password), then no password in clear text from another machine. A broken name is not
+ * logged: it may hold the client's password.
+ */
+function refuseBeforeAsking(
+  context: SessionContext,
+  login: PlainCredentials,
+  secure: boolean,
+): LoginFailure | undefined {
+  const broken = loginRuleRefusal(login);
+  if (broken) {
+    context.log.info({ event: 'login_refused', reason: broken.reason }, broken.message);
+    return broken;
+  }
   if (mustEncryptFirst(context, secure)) {
     context.log.warn(
       {
         event: 'login_refused',
-        user: username,
+        user: login.username,
         reason: 'encryption-required',
         remote: context.client.remoteAddress,
       },
@@ -135,6 +157,14 @@ export async function requestCredentials(
       'Passwords are not accepted in clear text from another machine: use STARTTLS (or the TLS port) first, and change this password if the network is not trusted',
     );
   }
+  return undefined;
+}
+
+async function askAuthenticator(
+  context: SessionContext,
+  protocol: Protocol,
+  { username, password }: PlainCredentials,
+): Promise<UpstreamCredentials | LoginFailure> {
   try {
     return await context.auth.login({
       username,

@@ -30,7 +30,8 @@ import { ACCEPTED_TOKEN, ACCEPTED_USER } from './support/accounts.js';
  * What the fuzzers found, each reduced to its smallest counterexample, so that it stays fixed.
  * F1 and F3 to F6 were fixed in the protocol folders. F7 was in the pipe-based splice of the last
  * commit and is gone with its rewrite. F9 and F11 were fixed in the IMAP and SMTP folders, F2 in
- * reply-text.ts, F8 in listener.ts and pre-auth-client.ts, F10 in pre-auth-client.ts.
+ * reply-text.ts, F8 in listener.ts and pre-auth-client.ts, F10 in pre-auth-client.ts. F12 was
+ * fixed by the login rules (src/auth/login-rules.ts), which every protocol's login now passes.
  */
 
 const PASSWORD = 'Pw7q-s3cret';
@@ -62,6 +63,20 @@ class SlowAuthenticator extends FixedAuthenticator {
 
   override async login(request: LoginRequest): Promise<UpstreamCredentials> {
     await new Promise((resolve) => setTimeout(resolve, this.delayMs));
+    return super.login(request);
+  }
+}
+
+/** Answers like `FixedAuthenticator`, and keeps the names it was asked about. */
+class RecordingAuthenticator extends FixedAuthenticator {
+  readonly usernames: string[] = [];
+
+  constructor() {
+    super({ [ACCEPTED_USER]: { password: PASSWORD, result: ACCEPTED_TOKEN } });
+  }
+
+  override login(request: LoginRequest): Promise<UpstreamCredentials> {
+    this.usernames.push(request.username);
     return super.login(request);
   }
 }
@@ -277,6 +292,24 @@ describe('found by fuzzing', () => {
     await client.expect('334 UGFzc3dvcmQ6');
     client.send('NOOP');
     await client.expect('535 5.7.8 User names do not contain control characters');
+    expect(session.logs.text).not.toContain(PASSWORD);
+  });
+
+  it('F12: a POP3 AUTH PLAIN user name with CR LF or other controls is refused, not looked up or logged', async () => {
+    const auth = new RecordingAuthenticator();
+    const session = await listen('POP', { auth });
+    const client = await connect(session);
+    const forged = 'x\r\n{"level":50,"msg":"forged"}\x1b[2J\u0085';
+    client.send(`AUTH PLAIN ${b64(`\0${forged}\0${PASSWORD}`)}`);
+    await client.expect('-ERR [AUTH] User names do not contain control characters');
+    client.send('AUTH PLAIN');
+    await client.expect('+ ');
+    client.send(b64(`\0mallory\x01@example.com\0${PASSWORD}`));
+    await client.expect('-ERR [AUTH] User names do not contain control characters');
+    client.send(`AUTH PLAIN ${b64(`\0${ACCEPTED_USER}\0${PASSWORD}`)}`);
+    await client.expect(/^\+OK /);
+    expect(auth.usernames).toEqual([ACCEPTED_USER]);
+    expect(session.logs.text).not.toContain('forged');
     expect(session.logs.text).not.toContain(PASSWORD);
   });
 });

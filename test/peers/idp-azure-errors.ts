@@ -16,7 +16,7 @@ export interface AzureErrorBody {
   error_uri?: string;
 }
 
-// The AADSTS numbers Microsoft uses for each situation (see OFFICE365.md's classification table).
+// The AADSTS numbers Microsoft uses for each situation (see the table in docs/providers.md).
 const CODE_BY_ERROR: Readonly<Record<string, number>> = {
   invalid_grant: 70000,
   invalid_client: 7000215,

@@ -5,8 +5,11 @@
 import { randomBytes } from 'node:crypto';
 import * as client from 'openid-client';
 import { describe, expect, it } from 'vitest';
+import { loginFailureFromOAuth } from '../../src/auth/oauth-login-failure.js';
 import type { AccountConfig } from '../../src/config/types.js';
 import {
+  AADSTS_ADVICE,
+  classifyOAuthErrorResponse,
   classifyOAuthFailure,
   clientCredentials,
   completeAuthorization,
@@ -406,6 +409,72 @@ describe('messages never carry secrets', () => {
     const classified = await refreshFailure(provider.base, { clientSecret: CLIENT_SECRET });
     expect(provider.forms[0]?.get('client_secret')).toBe(CLIENT_SECRET);
     expectNoSecrets(classified);
+  });
+});
+
+describe('AADSTS advice', () => {
+  it('gives every AADSTS number a kind, and its hint wherever a failure is of that kind', () => {
+    for (const [aadsts, advice] of AADSTS_ADVICE) {
+      expect(advice.kind, `AADSTS${aadsts}`).toMatch(
+        /^(transient|reauthorise|config|paste|credentials)$/,
+      );
+    }
+    // A refresh refused because an external sign-in step is missing: the refresh token is dead,
+    // and the hint says why rather than the generic "sign in interactively".
+    const refused = classifyOAuthErrorResponse(
+      {
+        error: 'interaction_required',
+        errorDescription: 'AADSTS50158: External security challenge not satisfied.',
+        status: 400,
+      },
+      'refresh',
+    );
+    expect(refused.kind).toBe('reauthorise');
+    expect(refused.hint).toMatch(/extra sign-in step/);
+  });
+
+  it('lets the AADSTS kind decide an invalid_request only where it is config or paste', () => {
+    const fields = (aadsts: number) => ({
+      error: 'invalid_request',
+      errorCodes: [aadsts],
+      status: 400,
+    });
+    expect(classifyOAuthErrorResponse(fields(9002313), 'refresh').kind).toBe('paste');
+    expect(classifyOAuthErrorResponse(fields(900144), 'authorization_code').kind).toBe('config');
+    expect(classifyOAuthErrorResponse(fields(70000), 'authorization_code').kind).toBe('paste');
+    expect(classifyOAuthErrorResponse(fields(70000), 'refresh').kind).toBe('config');
+  });
+});
+
+describe('an OAuth failure as a login failure', () => {
+  it('maps each kind to the refusal a mail client should get, with what happened and what to do', async () => {
+    const provider = await scriptedProvider(
+      json(400, azure('invalid_grant', 700082, `The refresh token ${REFRESH_TOKEN} has expired.`)),
+    );
+    const failure = loginFailureFromOAuth(
+      await refreshFailure(provider.base),
+      'Cannot refresh the OAuth2 token for user@example.com',
+    );
+    expect(failure.reason).toBe('authorisation-needed');
+    expect(failure.temporary).toBe(true);
+    expect(failure.message).toMatch(
+      /^Cannot refresh the OAuth2 token for user@example.com: Refreshing the access token failed: invalid_grant .*unused for 90 days/,
+    );
+    expect(failure.message).not.toContain(REFRESH_TOKEN);
+
+    const reasons = Object.fromEntries(
+      (['transient', 'reauthorise', 'config', 'paste', 'credentials'] as const).map((kind) => [
+        kind,
+        loginFailureFromOAuth(new OAuthError('x', { kind, code: 'c', hint: 'h' }), 'y').reason,
+      ]),
+    );
+    expect(reasons).toEqual({
+      transient: 'temporary',
+      reauthorise: 'authorisation-needed',
+      config: 'config',
+      paste: 'authorisation-needed',
+      credentials: 'bad-password',
+    });
   });
 });
 

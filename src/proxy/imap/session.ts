@@ -17,9 +17,6 @@ import { loginImapUpstream } from './upstream-login.js';
 
 const CLOSED: SessionOutcome = { kind: 'closed' };
 
-/** C0 controls and DEL, line ends included. */
-const CONTROL_CHARACTER = /[\x00-\x1f\x7f]/;
-
 /**
  * The IMAP conversation up to a successful login (RFC 9051 / 3501 "not authenticated" state).
  *
@@ -160,14 +157,6 @@ export const imapSession: ProtocolSession = async (
    * ends the session, or undefined when the client was told NO and may try again.
    */
   async function logIn(tag: string, login: PlainCredentials): Promise<SessionOutcome | undefined> {
-    if (CONTROL_CHARACTER.test(login.username)) {
-      // Not the name of any account, and not to be looked up or logged: a literal that swallowed
-      // the client's next lines (its SASL response, say) would otherwise end up in the log.
-      client.send(
-        `${tag} NO [AUTHENTICATIONFAILED] User names do not contain control characters\r\n`,
-      );
-      return undefined;
-    }
     const attempt = await logInOverNewConnection(
       context,
       'IMAP',

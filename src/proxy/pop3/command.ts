@@ -1,3 +1,5 @@
+import { hasControlCharacter } from '../../auth/login-rules.js';
+
 /** One POP3 command line (RFC 1939): a keyword and whatever follows it. */
 export interface Pop3Command {
   /** Upper-cased keyword. */
@@ -25,7 +27,7 @@ export function parsePop3Command(line: string): Pop3Command | undefined {
  */
 export function userName(argument: string | undefined): string | undefined {
   const name = argument?.trim();
-  return name && !/[\x00-\x1f\x7f]/.test(name) ? name : undefined;
+  return name && !hasControlCharacter(name) ? name : undefined;
 }
 
 /** Commands of the TRANSACTION state (RFC 1939, 2449): they exist, but only after a login. */

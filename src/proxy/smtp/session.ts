@@ -1,3 +1,4 @@
+import { hasControlCharacter } from '../../auth/login-rules.js';
 import { LoginFailure } from '../../auth/types.js';
 import { LineTooLongError } from '../line-reader.js';
 import { recordVerdict, requestCredentials } from '../login.js';
@@ -25,9 +26,6 @@ const TRANSACTION_VERBS: ReadonlySet<string> = new Set(['MAIL', 'RCPT', 'DATA', 
 /** RFC 5321: a domain is at most 255 octets; an address literal is shorter. */
 const MAX_CLIENT_NAME = 255;
 
-/** C0 controls and DEL, line ends included: in no host name and no user name. */
-const CONTROL_CHARACTER = /[\x00-\x1f\x7f]/;
-
 /**
  * Whether an EHLO / HELO argument can go upstream and into our reply: present, of a domain's
  * length at most, and without control characters. A bare CR in it would reach the server as a
@@ -37,7 +35,7 @@ function isClientName(argument: string | undefined): argument is string {
   return (
     argument !== undefined &&
     Buffer.byteLength(argument) <= MAX_CLIENT_NAME &&
-    !CONTROL_CHARACTER.test(argument)
+    !hasControlCharacter(argument)
   );
 }
 
@@ -210,13 +208,6 @@ async function converse(
    * refused and may try again on the same connection.
    */
   async function logIn(login: PlainCredentials): Promise<SessionOutcome | undefined> {
-    if (CONTROL_CHARACTER.test(login.username)) {
-      // Not the name of any account, and not to be looked up or logged: a client out of step
-      // that answers AUTH LOGIN's user name prompt with its PLAIN response (NUL user NUL password)
-      // would otherwise have its password logged as part of the name.
-      send('535 5.7.8 User names do not contain control characters\r\n');
-      return undefined;
-    }
     const started = performance.now();
     const credentials = await requestCredentials(context, 'SMTP', login, client.secure);
     if (credentials instanceof LoginFailure) {

@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { loginRuleRefusal } from '../../../src/auth/login-rules.js';
 import { imapSession } from '../../../src/proxy/imap/session.js';
 import {
   expectedOutcome,
@@ -198,9 +199,9 @@ function writeAstring(
   }
 }
 
-/** The login the authenticator sees: none for a user name with control characters, which the proxy refuses first. */
+/** The login the authenticator sees: none for one that breaks the login rules, which the proxy refuses first. */
 function lookedUp(username: string, password: string): Pick<CompiledCommand, 'login'> {
-  return /[\x00-\x1f\x7f]/.test(username) ? {} : { login: { username, password } };
+  return loginRuleRefusal({ username, password }) ? {} : { login: { username, password } };
 }
 
 function compile(

@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { hasControlCharacter, loginRuleRefusal } from '../../../src/auth/login-rules.js';
 import { pop3Session } from '../../../src/proxy/pop3/session.js';
 import {
   expectedOutcome,
@@ -167,7 +168,7 @@ function compile(
       case 'user-pass': {
         // The proxy takes the name without the spaces around it (and none with control characters),
         // and the password exactly as sent.
-        const username = /[\x00-\x1f\x7f]/.test(i.username) ? '' : i.username.trim();
+        const username = hasControlCharacter(i.username) ? '' : i.username.trim();
         const pass = (expect: Expectation): ClientAction =>
           send(`${i.pass} ${i.password}\r\n`, expect);
         if (username === '') {
@@ -205,12 +206,14 @@ function compile(
           'utf8',
         ).toString('base64');
         const outcome = expectedOutcome(accounts, i.username, i.password);
+        // A login that breaks the login rules is refused before the authenticator is asked.
+        const login = { username: i.username, password: i.password };
         const parts = i.initial
           ? [send(`${i.auth} PLAIN ${blob}\r\n`, loginAnswer(outcome))]
           : [send(`${i.auth} PLAIN\r\n`, CONTINUATION), send(`${blob}\r\n`, loginAnswer(outcome))];
         return {
           parts,
-          login: { username: i.username, password: i.password },
+          ...(loginRuleRefusal(login) ? {} : { login }),
           ends: outcome === 'accepted',
           secrets: [blob],
         };

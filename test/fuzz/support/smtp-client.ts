@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { loginRuleRefusal } from '../../../src/auth/login-rules.js';
 import { smtpSession } from '../../../src/proxy/smtp/session.js';
 import {
   expectedOutcome,
@@ -246,8 +247,8 @@ function compiledLogin(
   secrets: string[],
 ): CompiledCommand {
   if (greeted !== 'EHLO') return { parts, ends: false, secrets };
-  // A user name with control characters is refused before the authenticator is asked.
-  const login = /[\x00-\x1f\x7f]/.test(username) ? {} : { login: { username, password } };
+  // A login that breaks the login rules is refused before the authenticator is asked.
+  const login = loginRuleRefusal({ username, password }) ? {} : { login: { username, password } };
   return {
     parts,
     ...login,
