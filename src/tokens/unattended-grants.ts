@@ -17,6 +17,7 @@ import {
   type ProviderClientOptions,
   type TokenSet,
 } from '../oauth/index.js';
+import { SingleFlight } from './single-flight.js';
 import type { TokenSubject } from './subject.js';
 import type { AccountKey, AccountKeys } from './token-cipher.js';
 
@@ -40,7 +41,7 @@ export interface GrantHost {
 
 export class UnattendedGrants {
   /** Requests under way, by account (and, where the password takes part, by password too). */
-  private readonly flights = new Map<string, Promise<string>>();
+  private readonly flights = new SingleFlight<string>();
   /** Password grants under way, by account: logins share one only when their passwords match. */
   private readonly passwordFlights = new Map<
     string,
@@ -213,27 +214,22 @@ export class UnattendedGrants {
     request: (options: ProviderClientOptions) => Promise<TokenSet>,
     refusal: (failure: OAuthError) => LoginFailure,
   ): Promise<string> {
-    let flight = this.flights.get(flightKey);
-    if (!flight) {
-      flight = (async () => {
-        const key = keyFor();
-        // Awaited only after a successful request; a failed one leaves the derivation unheard.
-        key.catch(() => undefined);
-        let tokens: TokenSet;
-        try {
-          tokens = await request(await this.host.oauthFor(subject));
-        } catch (err) {
-          const failure = classifyOAuthFailure(err, context);
-          this.host.recordOutcome(subject, `failed (${failure.code}): ${failure.kind}`);
-          throw refusal(failure);
-        }
-        this.host.recordOutcome(subject, 'ok');
-        await this.host.save(subject, tokens, await key);
-        return tokens.accessToken;
-      })().finally(() => this.flights.delete(flightKey));
-      this.flights.set(flightKey, flight);
-    }
-    return flight;
+    return this.flights.run(flightKey, async () => {
+      const key = keyFor();
+      // Awaited only after a successful request; a failed one leaves the derivation unheard.
+      key.catch(() => undefined);
+      let tokens: TokenSet;
+      try {
+        tokens = await request(await this.host.oauthFor(subject));
+      } catch (err) {
+        const failure = classifyOAuthFailure(err, context);
+        this.host.recordOutcome(subject, `failed (${failure.code}): ${failure.kind}`);
+        throw refusal(failure);
+      }
+      this.host.recordOutcome(subject, 'ok');
+      await this.host.save(subject, tokens, await key);
+      return tokens.accessToken;
+    });
   }
 
   /**
