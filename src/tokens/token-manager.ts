@@ -76,15 +76,18 @@ export interface KnownAccount {
 }
 
 /**
- * Turns (account, password) into a usable access token. Per account:
+ * Turns (account, password) into a usable access token. Per account, as `status` shows it:
  *
- *   stored tokens ── unlock with the password ──► wrong key: refuse (tokens untouched)
- *        │ valid access token ─────────────────► use it
- *        │ expired/expiring ──► one shared refresh ──► save the rotated tokens ──► use
- *        │                          ├─ transient: keep every token, "try again later"
- *        │                          ├─ reauthorise: drop the dead tokens ──► pending
- *        │                          └─ config: say which key to fix
- *        └ none ──► pending authorisation (one per account) ──► paste ──► save ──► use
+ *   none ──login──► pending ──paste / device / redirect──► (a proven password waits?) ─yes─► active
+ *    ▲                 │  expires (1 h), or caps reached: refused     │ no: authorised-unsaved
+ *    │                 └◄── tokens another instance stored ──────────►│   ──authorize + password──► active
+ *    │
+ *   active ──expiring──► refreshing (store.update: the account's lock; theirs if newer) ──► active
+ *    ▲                        ├─ transient: every token kept, "try again later" ───────────► expired
+ *    │                        ├─ reauthorise: the dead tokens dropped ──► needs-reauthorisation ──► pending
+ *    │                        └─ config: say which key to fix
+ *    └── wrong password: refused, tokens untouched (or deleted, with
+ *        delete_account_token_on_password_error: then no waiting login's password is proven)
  *
  * `oauth2_flow = password` has no pending authorisations: wherever the diagram authorises, the
  * login's password (the account's own) goes to the provider in a password grant, and the provider
@@ -110,6 +113,8 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
    * until new tokens are stored, no waiting login may set their password.
    */
   private readonly contested = new Set<string>();
+  /** Accounts whose last token request the provider answered "authorise again". */
+  private readonly reauthorise = new Set<string>();
   /** When the last `authorisation_needed` events went out, for their rate limit. */
   private readonly notified: number[] = [];
   private readonly stopWatching: () => void;
@@ -134,8 +139,7 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
       keys: options.keys,
       oauthFor: (subject) => this.oauthFor(subject),
       save: (subject, tokens, key) => this.save(subject, tokens, key),
-      recordOutcome: (subject, outcome) =>
-        this.lastRefresh.set(subject.key, { at: Date.now(), outcome }),
+      recordOutcome: (subject, outcome, kind) => this.recordOutcome(subject.key, outcome, kind),
       announce: (subject) => this.emit('event', { type: 'token_obtained', account: subject.key }),
       known: (subject, key) => this.emit('known', { subject, key }),
       loginPasswordIsAppSecret: () => options.loginPasswordIsAppSecret?.() ?? false,
@@ -242,6 +246,21 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
       return tokens.accessToken;
     if (!tokens.refreshToken) return this.withoutToken(subject, password, key);
     return this.sharedRefresh(subject, key, tokens.refreshToken, password);
+  }
+
+  /**
+   * Whether the account's last token request found its grant dead (the provider said to
+   * authorise again), for `status`.
+   */
+  needsReauthorisation(key: string): boolean {
+    return this.reauthorise.has(key);
+  }
+
+  /** How the account's last token request went: the text `status` shows, and its kind. */
+  private recordOutcome(key: string, outcome: string, kind?: OAuthError['kind']): void {
+    this.lastRefresh.set(key, { at: Date.now(), outcome });
+    if (kind === 'reauthorise') this.reauthorise.add(key);
+    else this.reauthorise.delete(key);
   }
 
   /** The upstream refused an access token we thought valid: the next login refreshes. */
@@ -463,7 +482,7 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
     const started = Date.now();
     try {
       const tokens = await refresh(subject.account, refreshToken, await this.oauthFor(subject));
-      this.lastRefresh.set(subject.key, { at: Date.now(), outcome: 'ok' });
+      this.recordOutcome(subject.key, 'ok');
       // Logged as it arrives; the write follows at once (a log line costs no measurable time).
       this.options.log.info(
         {
@@ -482,13 +501,13 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
         failure.kind === 'reauthorise' && subject.account.flow === 'password'
           ? SIGN_IN_AGAIN_WITH_PASSWORD
           : failure.hint;
-      this.lastRefresh.set(subject.key, {
-        at: Date.now(),
-        outcome:
-          failure.kind === 'transient'
-            ? `failed (${failure.code}); tokens kept`
-            : `failed (${failure.code}): ${failure.kind}`,
-      });
+      this.recordOutcome(
+        subject.key,
+        failure.kind === 'transient'
+          ? `failed (${failure.code}); tokens kept`
+          : `failed (${failure.code}): ${failure.kind}`,
+        failure.kind,
+      );
       this.options.log.warn(
         {
           event: 'refresh_failed',

@@ -30,7 +30,7 @@ export interface GrantHost {
   /** Encrypts and stores the tokens under `key`. */
   save(subject: TokenSubject, tokens: TokenSet, key: AccountKey): Promise<void>;
   /** How the account's last token request went, for `status`. */
-  recordOutcome(subject: TokenSubject, outcome: string): void;
+  recordOutcome(subject: TokenSubject, outcome: string, kind?: OAuthError['kind']): void;
   /** Tokens came from a grant that a person would want to hear of (the notification hook). */
   announce(subject: TokenSubject): void;
   /** The account's key is known now: background refreshes may use it. */
@@ -176,7 +176,11 @@ export class UnattendedGrants {
       );
     } catch (err) {
       const failure = classifyOAuthFailure(err, 'password');
-      this.host.recordOutcome(subject, `password grant failed (${failure.code}): ${failure.kind}`);
+      this.host.recordOutcome(
+        subject,
+        `password grant failed (${failure.code}): ${failure.kind}`,
+        failure.kind,
+      );
       log.warn(
         {
           event: 'password_grant_failed',
@@ -223,7 +227,7 @@ export class UnattendedGrants {
         tokens = await request(await this.host.oauthFor(subject));
       } catch (err) {
         const failure = classifyOAuthFailure(err, context);
-        this.host.recordOutcome(subject, `failed (${failure.code}): ${failure.kind}`);
+        this.host.recordOutcome(subject, `failed (${failure.code}): ${failure.kind}`, failure.kind);
         throw refusal(failure);
       }
       this.host.recordOutcome(subject, 'ok');

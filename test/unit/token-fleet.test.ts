@@ -15,6 +15,7 @@ import type { PendingLimits } from '../../src/tokens/pending-authorisations.js';
 import { FileTokenStore } from '../../src/tokens/stores/file-store.js';
 import type { TokenSubject } from '../../src/tokens/subject.js';
 import { AccountKeys } from '../../src/tokens/token-cipher.js';
+import { tokenStatus } from '../../src/tokens/token-status.js';
 import { TokenManager, type TokenEvent } from '../../src/tokens/token-manager.js';
 import { OFFICE365_TEST_SCOPE, TEST_REDIRECT_URI, startIdp, type Idp } from '../peers/idp.js';
 
@@ -235,6 +236,22 @@ describe('pending authorisations from made-up addresses (a catch-all section)', 
       await refusal(tokens.accessToken(subjectOf(address(n), catchAll()), PASSWORD));
     expect(tokens.pending.list()).toHaveLength(15);
     expect(events.filter((event) => event.type === 'authorisation_needed')).toHaveLength(10);
+    tokens.close();
+  });
+});
+
+describe('status', () => {
+  it('reads a dead refresh token from the account’s state, once its authorisation has expired', async () => {
+    await storeTokens({ expired: true });
+    const tokens = manager({ pendingLimits: { lifetimeMs: 200, perSection: 20, total: 100 } });
+    idp.failNextToken('invalid_grant');
+    expect((await refusal(tokens.accessToken(subjectOf(), PASSWORD))).reason).toBe(
+      'authorisation-needed',
+    );
+    expect((await tokenStatus(tokens, [subjectOf()]))[0]?.state).toBe('pending');
+    await vi.waitFor(async () =>
+      expect((await tokenStatus(tokens, [subjectOf()]))[0]?.state).toBe('needs-reauthorisation'),
+    );
     tokens.close();
   });
 });
