@@ -20,7 +20,7 @@ import {
 } from '../test/peers/idp.js';
 import { ProxyProcess } from '../test/support/proxy-process.js';
 import { KeyCache } from '../src/tokens/key-cache.js';
-import { TokenStore } from '../src/tokens/store.js';
+import { FileTokenStore } from '../src/tokens/stores/file-store.js';
 import { TokenCipher } from '../src/tokens/token-cipher.js';
 import { findProcess } from './process-stats.js';
 import type { Credentials } from './protocols/credentials.js';
@@ -123,7 +123,7 @@ async function startSmtpChild(idp: Idp, certs: TestCa): Promise<SmtpPeer> {
 /** The peers of one run, and the proxy configuration and token store that point at them. */
 export class BenchPeers {
   private readonly keys = new KeyCache();
-  readonly store: TokenStore;
+  readonly store: FileTokenStore;
 
   private constructor(
     readonly dir: string,
@@ -134,7 +134,7 @@ export class BenchPeers {
     /** The proxy's local ports: IMAP, POP3, SMTP. */
     readonly ports: { readonly imap: number; readonly pop3: number; readonly smtp: number },
   ) {
-    this.store = new TokenStore(join(dir, 'tokens.ini'));
+    this.store = new FileTokenStore(join(dir, 'tokens.ini'));
   }
 
   static async start(): Promise<BenchPeers> {

@@ -21,7 +21,7 @@ import {
 } from '../tokens/client-secret.js';
 import { CorruptTokenError, WrongKeyError } from '../tokens/fernet.js';
 import { KeyCache } from '../tokens/key-cache.js';
-import { TokenStore, TokenStoreError } from '../tokens/store.js';
+import { FileTokenStore, TokenStoreError } from '../tokens/stores/file-store.js';
 import { subjectFor, type TokenSubject } from '../tokens/subject.js';
 import { AccountKeys, type AccountKey } from '../tokens/token-cipher.js';
 import { TerminalInput } from './terminal-input.js';
@@ -167,7 +167,7 @@ async function authorizeWithoutDaemon(
   say('(No running proxy found; authorising here and writing the token store directly.)');
 
   const keys = new AccountKeys(new KeyCache());
-  const store = new TokenStore(options.cacheStore);
+  const store = new FileTokenStore(options.cacheStore);
   const unlocked = await unlockStoredSecret(subject, store, keys, input, say);
   if (typeof unlocked === 'number') return unlocked;
   const oauth: ProviderClientOptions = unlocked ? { clientSecret: unlocked.secret } : {};
@@ -222,7 +222,7 @@ async function authorizeWithoutDaemon(
  */
 async function unlockStoredSecret(
   subject: TokenSubject,
-  store: TokenStore,
+  store: FileTokenStore,
   keys: AccountKeys,
   input: TerminalInput,
   say: Say,

@@ -18,7 +18,7 @@ import { probeUpstream } from '../doctor/upstream-probe.js';
 import { describeTarget } from '../proxy/upstream.js';
 import { upstreamTarget } from '../proxy/protocols.js';
 import { KeyCache } from '../tokens/key-cache.js';
-import { TokenStore } from '../tokens/store.js';
+import { FileTokenStore } from '../tokens/stores/file-store.js';
 import { subjectFor } from '../tokens/subject.js';
 import { AccountKeys } from '../tokens/token-cipher.js';
 import { authorizeCommandFor } from './authorize-command.js';
@@ -62,7 +62,9 @@ export async function check(options: CheckOptions): Promise<number> {
   }
 
   // Only to describe the client: an unreadable store is reported by the token check below.
-  const stored = await new TokenStore(options.cacheStore).read(subject.key).catch(() => undefined);
+  const stored = await new FileTokenStore(options.cacheStore)
+    .read(subject.key)
+    .catch(() => undefined);
   const storedSecret = stored?.client_secret_encrypted !== undefined;
   out(
     `Checking ${subject.loginName}\n\n${formatSummary(accountSummary(config, subject, options.cacheStore, storedSecret))}\n`,
@@ -95,7 +97,7 @@ export async function check(options: CheckOptions): Promise<number> {
   let accessToken: string | undefined;
   try {
     ({ accessToken } = await checkAccessToken({
-      store: new TokenStore(options.cacheStore),
+      store: new FileTokenStore(options.cacheStore),
       keys: new AccountKeys(new KeyCache()),
       oauth: { requestTimeoutMs: options.timeoutMs },
       askPassword,

@@ -16,7 +16,7 @@ import type { Listener, ListenerOptions } from '../proxy/listener.js';
 import { sessionFor, upstreamTarget } from '../proxy/protocols.js';
 import { DEFAULT_LIMITS, type PreAuthLimits } from '../proxy/session.js';
 import { KeyCache } from '../tokens/key-cache.js';
-import { TokenStore } from '../tokens/store.js';
+import { FileTokenStore } from '../tokens/stores/file-store.js';
 import { AccountKeys } from '../tokens/token-cipher.js';
 import { KeepAlive } from '../tokens/keep-alive.js';
 import { subjectFor } from '../tokens/subject.js';
@@ -121,7 +121,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   for (const warning of await startupWarnings(config, options.cacheStore))
     log.warn({ event: 'startup_warning' }, warning);
 
-  const store = new TokenStore(options.cacheStore);
+  const store = new FileTokenStore(options.cacheStore);
   const tokens = new TokenManager({
     store,
     keys: new AccountKeys(new KeyCache()),
@@ -256,7 +256,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       await ports.stopAccepting();
       // Logins waiting for an authorisation nobody can complete any more will not write tokens.
       const awaitingAuthorisation = new Set(tokens.pending.list().map((pending) => pending.key));
-      tokens.pending.close();
+      tokens.close();
       const controlClosed = control.close();
       await web?.close();
       ports.sendAwayPreAuth();

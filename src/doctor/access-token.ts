@@ -29,7 +29,7 @@ import {
 } from '../tokens/client-secret.js';
 import { CorruptTokenError, WrongKeyError } from '../tokens/fernet.js';
 import { DEFAULT_ITERATIONS } from '../tokens/key-derivation.js';
-import type { TokenStore } from '../tokens/store.js';
+import type { TokenStore } from '../tokens/stores/token-store.js';
 import type { AccountKey, AccountKeys, DecryptedTokens } from '../tokens/token-cipher.js';
 import { explainTokenFailure, type AccountContext } from './explain.js';
 import type { CheckResult } from './report.js';
@@ -70,7 +70,7 @@ export async function checkAccessToken(
     const stored = await options.store.read(subject.key);
     fields = stored ?? subject.account.tokensInConfig;
     source = stored
-      ? options.store.path
+      ? options.store.location
       : `${options.explain.config.file} (tokens left in the config file)`;
   } catch (err) {
     report({ status: 'fail', title: `stored tokens: ${(err as Error).message}` });

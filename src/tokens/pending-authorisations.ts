@@ -12,6 +12,7 @@ import {
   type ProviderClientOptions,
   type TokenSet,
 } from '../oauth/index.js';
+import { SingleFlight } from './single-flight.js';
 import type { TokenSubject } from './subject.js';
 
 /** What may be shown about a pending authorisation (never the PKCE verifier or device code). */
@@ -32,14 +33,44 @@ export interface PendingView {
 
 interface Waiter {
   readonly password: string;
-  resolve(tokens: TokenSet): void;
+  /**
+   * Whether this login may set the password of tokens someone else authorised: false when its
+   * password was refused by tokens the account had (it may be anyone's), true when there was
+   * nothing to refuse it or it opened them.
+   */
+  readonly vouched: boolean;
+  /** The set it waits in (an authorisation's, or the owner's-password one), left when it settles. */
+  home: Set<Waiter>;
+  resolve(accessToken: string): void;
   reject(err: Error): void;
+}
+
+/** Limits that keep made-up addresses from costing more than a refusal. */
+export interface PendingLimits {
+  /** How long an authorisation stays pending. */
+  readonly lifetimeMs: number;
+  /** Most authorisations pending for one config section (a catch-all section has one per address). */
+  readonly perSection: number;
+  /** Most authorisations pending in all. */
+  readonly total: number;
+}
+
+export const DEFAULT_PENDING_LIMITS: PendingLimits = {
+  lifetimeMs: 60 * 60 * 1000,
+  perSection: 20,
+  total: 100,
+};
+
+/** No new authorisation may start: too many are pending (see {@link PendingLimits}). */
+export class TooManyPendingError extends Error {
+  override readonly name = 'TooManyPendingError';
 }
 
 type Entry = {
   readonly subject: TokenSubject;
   readonly since: number;
   readonly waiters: Set<Waiter>;
+  readonly expiry: NodeJS.Timeout;
 } & (
   | { readonly flow: 'authorization_code'; readonly authorization: PendingAuthorization }
   | {
@@ -76,7 +107,14 @@ export interface AuthorisationEvents {
  */
 export class PendingAuthorisations extends EventEmitter<AuthorisationEvents> {
   private readonly entries = new Map<string, Entry>();
-  private readonly starting = new Map<string, Promise<PendingView>>();
+  private readonly starting = new SingleFlight<PendingView>();
+  /**
+   * Per account, logins whose password nothing proved, waiting for the owner to give the password
+   * of tokens authorised meanwhile (see {@link PendingAuthorisations.passwordGiven}).
+   */
+  private readonly parked = new Map<string, Set<Waiter>>();
+  /** Authorisations being started, per config section (counted against its limit). */
+  private readonly startingIn = new Map<string, number>();
 
   /**
    * @param oauthOptions - the provider-client options for one account's requests, asked at each
@@ -85,6 +123,7 @@ export class PendingAuthorisations extends EventEmitter<AuthorisationEvents> {
   constructor(
     private readonly oauthOptions: (subject: TokenSubject) => Promise<ProviderClientOptions>,
     private readonly onCompleted: (completed: CompletedAuthorisation) => Promise<void>,
+    private readonly limits: PendingLimits = DEFAULT_PENDING_LIMITS,
   ) {
     super();
   }
@@ -93,46 +132,105 @@ export class PendingAuthorisations extends EventEmitter<AuthorisationEvents> {
    * Starts an authorisation for the subject, or returns the one already pending.
    *
    * @throws OAuthError (`config`) for a flow in which nobody signs in (client_credentials, password, service_account).
+   * @throws {@link TooManyPendingError} when the section or the proxy has as many pending as allowed:
+   *   checked before anything is asked of the provider, so a made-up address costs only the refusal.
    */
   begin(subject: TokenSubject): Promise<PendingView> {
     const noSignIn = noSignInFor(subject.account, subject.key);
     if (noSignIn) return Promise.reject(noSignIn);
     const existing = this.entries.get(subject.key);
     if (existing) return Promise.resolve(view(existing));
-    let starting = this.starting.get(subject.key);
-    if (!starting) {
-      starting = this.start(subject).finally(() => this.starting.delete(subject.key));
-      this.starting.set(subject.key, starting);
-    }
-    return starting;
+    const full = this.full(subject);
+    if (full) return Promise.reject(new TooManyPendingError(full));
+    return this.starting.run(subject.key, () => this.start(subject));
+  }
+
+  /** Why no authorisation may start for the subject now, or undefined when one may. */
+  private full(subject: TokenSubject): string | undefined {
+    // Authorisations being started count too: a burst of new addresses all arrives before any is pending.
+    const keys = new Set([...this.entries.keys(), ...this.starting.keys()]);
+    if (keys.size >= this.limits.total)
+      return `${keys.size} authorisations are pending already, the most the proxy keeps`;
+    let inSection = 0;
+    for (const entry of this.entries.values())
+      if (entry.subject.account.name === subject.account.name) inSection += 1;
+    inSection += this.startingIn.get(subject.account.name) ?? 0;
+    if (inSection >= this.limits.perSection)
+      return `${inSection} authorisations are pending already for [${subject.account.name}], the most it may have`;
+    return undefined;
   }
 
   private async start(subject: TokenSubject): Promise<PendingView> {
-    const base = { subject, since: Date.now(), waiters: new Set<Waiter>() };
+    const section = subject.account.name;
+    this.startingIn.set(section, (this.startingIn.get(section) ?? 0) + 1);
+    try {
+      return await this.startNow(subject);
+    } finally {
+      const left = (this.startingIn.get(section) ?? 1) - 1;
+      if (left === 0) this.startingIn.delete(section);
+      else this.startingIn.set(section, left);
+    }
+  }
+
+  private async startNow(subject: TokenSubject): Promise<PendingView> {
+    const since = Date.now();
     // Asked before anything starts: an account whose secret cannot be sent fails now, not after the sign-in.
     const oauthOptions = await this.oauthOptions(subject);
+    const base = {
+      subject,
+      since,
+      waiters: new Set<Waiter>(),
+      expiry: setTimeout(() => this.expire(subject.key, since), this.limits.lifetimeMs).unref(),
+    };
     let entry: Entry;
-    if (subject.account.flow === 'device') {
-      const device = await startDeviceAuthorization(subject.account, oauthOptions);
-      entry = {
-        ...base,
-        flow: 'device',
-        verificationUri: device.verificationUriComplete ?? device.verificationUri,
-        userCode: device.userCode,
-        expiresAt: device.expiresAt,
-        stop: new AbortController(),
-      };
-      void this.pollDevice(entry, device.handle);
-    } else {
-      const authorization = await startAuthorization(subject.account, {
-        ...oauthOptions,
-        loginHint: subject.loginName,
-      });
-      entry = { ...base, flow: 'authorization_code', authorization };
+    try {
+      if (subject.account.flow === 'device') {
+        const device = await startDeviceAuthorization(subject.account, oauthOptions);
+        entry = {
+          ...base,
+          flow: 'device',
+          verificationUri: device.verificationUriComplete ?? device.verificationUri,
+          userCode: device.userCode,
+          expiresAt: device.expiresAt,
+          stop: new AbortController(),
+        };
+        void this.pollDevice(entry, device.handle);
+      } else {
+        const authorization = await startAuthorization(subject.account, {
+          ...oauthOptions,
+          loginHint: subject.loginName,
+        });
+        entry = { ...base, flow: 'authorization_code', authorization };
+      }
+    } catch (err) {
+      clearTimeout(base.expiry);
+      throw err;
     }
     this.entries.set(subject.key, entry);
     this.emit('pending', view(entry));
     return view(entry);
+  }
+
+  /** Ends an authorisation nobody completed within its lifetime; its logins are told to authorise. */
+  private expire(key: string, since: number): void {
+    const entry = this.entries.get(key);
+    if (!entry || entry.since !== since) return;
+    this.end(
+      entry,
+      new LoginFailure(
+        'authorisation-needed',
+        `${entry.subject.loginName}: the authorisation was not completed in time; log in again to start a new one`,
+      ),
+    );
+  }
+
+  /** Removes the entry, stops what it runs, and refuses its waiting logins with `failure`. */
+  private end(entry: Entry, failure: LoginFailure): void {
+    if (this.entries.get(entry.subject.key) === entry) this.entries.delete(entry.subject.key);
+    clearTimeout(entry.expiry);
+    if (entry.flow === 'device') entry.stop.abort();
+    for (const waiter of entry.waiters) waiter.reject(failure);
+    entry.waiters.clear();
   }
 
   /**
@@ -142,28 +240,81 @@ export class PendingAuthorisations extends EventEmitter<AuthorisationEvents> {
   wait(
     key: string,
     password: string,
+    vouched: boolean,
     timeoutMs: number,
     failure: () => LoginFailure,
-  ): Promise<TokenSet> {
+  ): Promise<string> {
     const entry = this.entries.get(key);
-    if (!entry || timeoutMs <= 0) return Promise.reject(failure());
+    if (!entry) return Promise.reject(failure());
+    return this.join(entry.waiters, password, vouched, timeoutMs, failure);
+  }
+
+  /**
+   * Waits, like {@link PendingAuthorisations.wait}, for the owner to give the password of tokens
+   * authorised while no login with a proven password waited ({@link PendingAuthorisations.passwordGiven}).
+   */
+  awaitOwner(
+    key: string,
+    password: string,
+    timeoutMs: number,
+    failure: () => LoginFailure,
+  ): Promise<string> {
+    let parked = this.parked.get(key);
+    if (!parked) this.parked.set(key, (parked = new Set()));
+    return this.join(parked, password, false, timeoutMs, failure);
+  }
+
+  /** How many logins wait for the owner to give the account's password. */
+  awaitingOwner(key: string): number {
+    return this.parked.get(key)?.size ?? 0;
+  }
+
+  /**
+   * The owner gave the password of the account's new tokens (`authorize` in a terminal): logins
+   * waiting with that password get `accessToken`; the others are told to log in again.
+   */
+  passwordGiven(subject: TokenSubject, password: string, accessToken: string): void {
+    const parked = this.parked.get(subject.key);
+    this.parked.delete(subject.key);
+    for (const waiter of [...(parked ?? [])]) {
+      if (waiter.password === password) waiter.resolve(accessToken);
+      else waiter.reject(logInAgain(subject));
+    }
+  }
+
+  private park(key: string, waiter: Waiter): void {
+    let parked = this.parked.get(key);
+    if (!parked) this.parked.set(key, (parked = new Set()));
+    waiter.home = parked;
+    parked.add(waiter);
+  }
+
+  private join(
+    waiters: Set<Waiter>,
+    password: string,
+    vouched: boolean,
+    timeoutMs: number,
+    failure: () => LoginFailure,
+  ): Promise<string> {
+    if (timeoutMs <= 0) return Promise.reject(failure());
     return new Promise((resolve, reject) => {
       const waiter: Waiter = {
         password,
-        resolve: (tokens) => {
+        vouched,
+        home: waiters,
+        resolve: (accessToken) => {
           clearTimeout(timer);
-          resolve(tokens);
+          waiter.home.delete(waiter);
+          resolve(accessToken);
         },
         reject: (err) => {
           clearTimeout(timer);
+          waiter.home.delete(waiter);
           reject(err);
         },
       };
-      const timer = setTimeout(() => {
-        entry.waiters.delete(waiter);
-        reject(failure());
-      }, timeoutMs);
-      entry.waiters.add(waiter);
+      const timer = setTimeout(() => waiter.reject(failure()), timeoutMs);
+      waiters.add(waiter);
     });
   }
 
@@ -208,18 +359,47 @@ export class PendingAuthorisations extends EventEmitter<AuthorisationEvents> {
 
   /** Ends every pending authorisation (shutdown); waiting logins are told to try again later. */
   close(): void {
-    for (const entry of this.entries.values()) {
-      if (entry.flow === 'device') entry.stop.abort();
-      for (const waiter of entry.waiters) {
+    for (const [key, parked] of this.parked) {
+      for (const waiter of [...parked])
         waiter.reject(
           new LoginFailure(
             'temporary',
-            'The proxy is stopping; the authorisation was not completed. Try again later',
+            `The proxy is stopping; ${key} was not stored. Try again later`,
           ),
         );
-      }
     }
-    this.entries.clear();
+    this.parked.clear();
+    for (const entry of [...this.entries.values()]) {
+      this.end(
+        entry,
+        new LoginFailure(
+          'temporary',
+          'The proxy is stopping; the authorisation was not completed. Try again later',
+        ),
+      );
+    }
+  }
+
+  /**
+   * Another process or instance stored tokens for the account: its authorisation here is moot. Each
+   * waiting login gets what `claim` makes of its password (an access token when the password opens
+   * the new tokens); the others are told to log in again, never given the tokens.
+   */
+  settledElsewhere(key: string, claim: (password: string) => Promise<string | undefined>): void {
+    const entry = this.entries.get(key);
+    if (!entry) return;
+    const waiters = [...entry.waiters];
+    entry.waiters.clear();
+    this.end(entry, logInAgain(entry.subject));
+    for (const waiter of waiters) {
+      claim(waiter.password).then(
+        (accessToken) =>
+          accessToken === undefined
+            ? waiter.reject(logInAgain(entry.subject))
+            : waiter.resolve(accessToken),
+        (err: unknown) => waiter.reject(err as Error),
+      );
+    }
   }
 
   private async pollDevice(
@@ -232,14 +412,13 @@ export class PendingAuthorisations extends EventEmitter<AuthorisationEvents> {
     } catch (err) {
       if (entry.stop.signal.aborted) return;
       const error = classifyOAuthFailure(err, 'device');
-      if (this.entries.get(entry.subject.key) === entry) this.entries.delete(entry.subject.key);
-      for (const waiter of entry.waiters)
-        waiter.reject(
-          new LoginFailure(
-            'authorisation-needed',
-            `${entry.subject.loginName}: the device authorisation failed: ${error.message}. ${error.hint}`,
-          ),
-        );
+      this.end(
+        entry,
+        new LoginFailure(
+          'authorisation-needed',
+          `${entry.subject.loginName}: the device authorisation failed: ${error.message}. ${error.hint}`,
+        ),
+      );
       this.emit('failed', { key: entry.subject.key, error });
       return;
     }
@@ -249,7 +428,9 @@ export class PendingAuthorisations extends EventEmitter<AuthorisationEvents> {
 
   private async finish(entry: Entry, tokens: TokenSet): Promise<CompletedAuthorisation> {
     this.entries.delete(entry.subject.key);
-    const [first] = entry.waiters;
+    clearTimeout(entry.expiry);
+    // Only a login whose password nothing refused may set the password of the new tokens.
+    const first = [...entry.waiters].find((waiter) => waiter.vouched);
     const completed: CompletedAuthorisation = {
       subject: entry.subject,
       tokens,
@@ -261,8 +442,12 @@ export class PendingAuthorisations extends EventEmitter<AuthorisationEvents> {
       for (const waiter of entry.waiters) waiter.reject(err as Error);
       throw err;
     }
-    for (const waiter of entry.waiters) {
-      if (waiter.password === first?.password) waiter.resolve(tokens);
+    for (const waiter of [...entry.waiters]) {
+      if (!waiter.vouched) {
+        // Nobody proved a password: these wait for the owner's, typed into `authorize`.
+        if (first) waiter.reject(logInAgain(entry.subject));
+        else this.park(entry.subject.key, waiter);
+      } else if (waiter.password === first?.password) waiter.resolve(tokens.accessToken);
       else
         waiter.reject(
           new LoginFailure(
@@ -274,6 +459,17 @@ export class PendingAuthorisations extends EventEmitter<AuthorisationEvents> {
     this.emit('completed', completed);
     return completed;
   }
+}
+
+/**
+ * What a waiting login is told when the account was authorised but its password cannot be
+ * trusted with the new tokens: the next login is judged against what is stored by then.
+ */
+function logInAgain(subject: TokenSubject): LoginFailure {
+  return new LoginFailure(
+    'temporary',
+    `${subject.loginName} was authorised while this login waited, but its password was not the one that protects the tokens; log in again`,
+  );
 }
 
 function view(entry: Entry): PendingView {

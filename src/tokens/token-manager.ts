@@ -14,10 +14,13 @@ import { CorruptTokenError, WrongKeyError } from './fernet.js';
 import { DEFAULT_ITERATIONS } from './key-derivation.js';
 import {
   PendingAuthorisations,
+  TooManyPendingError,
   type CompletedAuthorisation,
+  type PendingLimits,
   type PendingView,
 } from './pending-authorisations.js';
-import type { TokenStore } from './store.js';
+import { SingleFlight } from './single-flight.js';
+import type { AccountChange, TokenStore } from './stores/token-store.js';
 import type { TokenSubject } from './subject.js';
 import type { AccountKey, AccountKeys, DecryptedTokens } from './token-cipher.js';
 import { UnattendedGrants } from './unattended-grants.js';
@@ -44,6 +47,8 @@ export interface TokenManagerOptions {
   readonly loginPasswordIsAppSecret?: () => boolean;
   /** Tells the user what to run to authorise (the text depends on how the proxy was started). */
   readonly howToAuthorise: (account: string) => string;
+  /** Lifetime and caps of pending authorisations; {@link DEFAULT_PENDING_LIMITS} when absent. */
+  readonly pendingLimits?: PendingLimits;
 }
 
 /** Token events, for the notification hook and the logs. */
@@ -71,15 +76,18 @@ export interface KnownAccount {
 }
 
 /**
- * Turns (account, password) into a usable access token. Per account:
+ * Turns (account, password) into a usable access token. Per account, as `status` shows it:
  *
- *   stored tokens ── unlock with the password ──► wrong key: refuse (tokens untouched)
- *        │ valid access token ─────────────────► use it
- *        │ expired/expiring ──► one shared refresh ──► save the rotated tokens ──► use
- *        │                          ├─ transient: keep every token, "try again later"
- *        │                          ├─ reauthorise: drop the dead tokens ──► pending
- *        │                          └─ config: say which key to fix
- *        └ none ──► pending authorisation (one per account) ──► paste ──► save ──► use
+ *   none ──login──► pending ──paste / device / redirect──► (a proven password waits?) ─yes─► active
+ *    ▲                 │  expires (1 h), or caps reached: refused     │ no: authorised-unsaved
+ *    │                 └◄── tokens another instance stored ──────────►│   ──authorize + password──► active
+ *    │
+ *   active ──expiring──► refreshing (store.update: the account's lock; theirs if newer) ──► active
+ *    ▲                        ├─ transient: every token kept, "try again later" ───────────► expired
+ *    │                        ├─ reauthorise: the dead tokens dropped ──► needs-reauthorisation ──► pending
+ *    │                        └─ config: say which key to fix
+ *    └── wrong password: refused, tokens untouched (or deleted, with
+ *        delete_account_token_on_password_error: then no waiting login's password is proven)
  *
  * `oauth2_flow = password` has no pending authorisations: wherever the diagram authorises, the
  * login's password (the account's own) goes to the provider in a password grant, and the provider
@@ -94,12 +102,22 @@ export interface KnownAccount {
  */
 export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [KnownAccount] }> {
   readonly pending: PendingAuthorisations;
-  /** One refresh per account at a time, shared by every login that needs it. */
-  private readonly refreshes = new Map<string, Promise<string>>();
+  /** One refresh per account at a time in this process, shared by every login that needs it. */
+  private readonly refreshes = new SingleFlight<string>();
   /** Grants without a sign-in: app-only, service account, the account's own password. */
   private readonly grants: UnattendedGrants;
   /** Accounts whose access token the upstream refused: refresh on next use. */
   private readonly distrusted = new Set<string>();
+  /**
+   * Accounts whose tokens a wrong password deleted (`delete_account_token_on_password_error`):
+   * until new tokens are stored, no waiting login may set their password.
+   */
+  private readonly contested = new Set<string>();
+  /** Accounts whose last token request the provider answered "authorise again". */
+  private readonly reauthorise = new Set<string>();
+  /** When the last `authorisation_needed` events went out, for their rate limit. */
+  private readonly notified: number[] = [];
+  private readonly stopWatching: () => void;
   /** Tokens authorised while no login was waiting; the next login's password encrypts them. */
   private readonly unsaved = new Map<string, TokenSet>();
   /**
@@ -121,8 +139,7 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
       keys: options.keys,
       oauthFor: (subject) => this.oauthFor(subject),
       save: (subject, tokens, key) => this.save(subject, tokens, key),
-      recordOutcome: (subject, outcome) =>
-        this.lastRefresh.set(subject.key, { at: Date.now(), outcome }),
+      recordOutcome: (subject, outcome, kind) => this.recordOutcome(subject.key, outcome, kind),
       announce: (subject) => this.emit('event', { type: 'token_obtained', account: subject.key }),
       known: (subject, key) => this.emit('known', { subject, key }),
       loginPasswordIsAppSecret: () => options.loginPasswordIsAppSecret?.() ?? false,
@@ -130,15 +147,68 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
     this.pending = new PendingAuthorisations(
       (subject) => this.oauthFor(subject),
       (completed) => this.saveCompleted(completed),
+      options.pendingLimits,
     );
-    this.pending.on('pending', (pending) =>
+    this.pending.on('pending', (pending) => {
+      if (!this.mayNotify(pending.key)) return;
       this.emit('event', {
         type: 'authorisation_needed',
         account: pending.key,
         url: pending.url,
         ...(pending.userCode && { userCode: pending.userCode }),
         reason: options.howToAuthorise(pending.key),
-      }),
+      });
+    });
+    this.stopWatching = options.store.onChange((account) => this.changedElsewhere(account));
+  }
+
+  /** Stops listening to the store and ends every pending authorisation. */
+  close(): void {
+    this.stopWatching();
+    this.pending.close();
+  }
+
+  /**
+   * At most {@link NOTIFICATIONS_PER_MINUTE} `authorisation_needed` events a minute: each may run
+   * the notification command, and a catch-all section lets anyone make up addresses.
+   */
+  private mayNotify(account: string): boolean {
+    const now = Date.now();
+    while (this.notified.length > 0 && this.notified[0]! <= now - 60_000) this.notified.shift();
+    if (this.notified.length >= NOTIFICATIONS_PER_MINUTE) {
+      this.options.log.warn(
+        { event: 'notification_suppressed', account },
+        'too many authorisations needed this minute; no notification sent for this one',
+      );
+      return false;
+    }
+    this.notified.push(now);
+    return true;
+  }
+
+  /**
+   * Another process or instance changed the account's stored fields: what was known of them here
+   * is dropped, and when they now hold tokens, a login waiting for an authorisation here gets them
+   * if its password opens them (that is how `authorize` on one instance completes a login waiting
+   * on another); the other waiting logins are told to log in again.
+   */
+  private changedElsewhere(account: string): void {
+    this.unwritten.delete(account);
+    this.distrusted.delete(account);
+    const subject = this.pending.subject(account);
+    if (!subject) return;
+    void this.readFields(subject).then(
+      (fields) => {
+        if (fields?.access_token === undefined && fields?.refresh_token === undefined) return;
+        this.contested.delete(account);
+        this.pending.settledElsewhere(account, (password) =>
+          this.options.keys.unlock(fields, password).then(
+            () => this.accessToken(subject, password),
+            () => undefined,
+          ),
+        );
+      },
+      () => undefined,
     );
   }
 
@@ -176,6 +246,21 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
       return tokens.accessToken;
     if (!tokens.refreshToken) return this.withoutToken(subject, password, key);
     return this.sharedRefresh(subject, key, tokens.refreshToken, password);
+  }
+
+  /**
+   * Whether the account's last token request found its grant dead (the provider said to
+   * authorise again), for `status`.
+   */
+  needsReauthorisation(key: string): boolean {
+    return this.reauthorise.has(key);
+  }
+
+  /** How the account's last token request went: the text `status` shows, and its kind. */
+  private recordOutcome(key: string, outcome: string, kind?: OAuthError['kind']): void {
+    this.lastRefresh.set(key, { at: Date.now(), outcome });
+    if (kind === 'reauthorise') this.reauthorise.add(key);
+    else this.reauthorise.delete(key);
   }
 
   /** The upstream refused an access token we thought valid: the next login refreshes. */
@@ -227,6 +312,7 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
     const key = await this.options.keys.create(password);
     await this.save(subject, tokens, key);
     this.emit('known', { subject, key });
+    this.pending.passwordGiven(subject, password, tokens.accessToken);
     return true;
   }
 
@@ -308,27 +394,106 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
     refreshToken: string,
     password?: string,
   ): Promise<string> {
-    let flight = this.refreshes.get(subject.key);
-    if (!flight) {
-      flight = this.refreshOnce(subject, key, refreshToken, password).finally(() =>
-        this.refreshes.delete(subject.key),
-      );
-      this.refreshes.set(subject.key, flight);
-    }
-    return flight;
+    return this.refreshes.run(subject.key, () =>
+      this.refreshLocked(subject, key, refreshToken, password),
+    );
   }
 
-  private async refreshOnce(
+  /**
+   * One refresh per account across every process and instance sharing the store: under the
+   * account's lock the stored tokens are read again, and when someone else has refreshed (or
+   * authorised) meanwhile, theirs are used; otherwise the refresh runs and its tokens are written
+   * before the lock is released, first thing after they arrive: a provider that rotates refresh
+   * tokens has already voided the old one.
+   */
+  private async refreshLocked(
     subject: TokenSubject,
     key: AccountKey,
-    refreshToken: string,
+    used: string,
     password: string | undefined,
   ): Promise<string> {
-    const { log } = this.options;
-    const started = Date.now();
-    let tokens: TokenSet;
+    let decided = false;
+    let sealed: StoredTokenFields | undefined;
+    let outcome: RefreshOutcome;
     try {
-      tokens = await refresh(subject.account, refreshToken, await this.oauthFor(subject));
+      outcome = await this.options.store.update<RefreshOutcome>(subject.key, async (current) => {
+        decided = true;
+        const stored = this.unwritten.get(subject.key) ?? current ?? subject.account.tokensInConfig;
+        const theirs = stored && tryOpen(this.options.keys, key, stored);
+        if (theirs?.refreshToken && theirs.refreshToken !== used) {
+          if (theirs.accessToken && this.isFresh(theirs) && !this.distrusted.has(subject.key))
+            return { change: { kind: 'keep' }, result: { kind: 'theirs', tokens: theirs } };
+          used = theirs.refreshToken;
+        }
+        const result = await this.refreshRequest(subject, used);
+        if (result.kind === 'dead') {
+          // The dead tokens go; the salt and an encrypted client secret stay for the next ones.
+          const change: AccountChange =
+            current === undefined
+              ? { kind: 'keep' }
+              : { kind: 'write', fields: withoutTokens(current) };
+          return { change, result };
+        }
+        const fields = (sealed = this.seal(subject, result.tokens, key));
+        // Kept in memory first: should the write fail, the rotated refresh token is not lost.
+        // (Marked as being written, so that a read meanwhile does not write it a second time.)
+        this.unwritten.set(subject.key, fields);
+        this.flushing.add(subject.key);
+        return { change: { kind: 'write', fields }, result };
+      });
+      if (outcome.kind === 'refreshed') this.unwritten.delete(subject.key);
+    } catch (err) {
+      if (err instanceof LoginFailure) throw err;
+      this.flushing.delete(subject.key);
+      if (sealed) {
+        // The provider answered and the store refused the tokens: they stay in memory.
+        this.storeRefused(subject.key, err);
+        const opened = this.options.keys.open(key, sealed);
+        return this.refreshed(subject, opened.accessToken ?? '');
+      }
+      if (decided) throw err;
+      // No lock could be taken (a read-only directory): refresh without it, as a lone process would.
+      this.options.log.warn(
+        { event: 'token_store_unlockable', account: subject.key, err: (err as Error).message },
+        'cannot lock the token store; refreshing without the lock',
+      );
+      const result = await this.refreshRequest(subject, used);
+      if (result.kind === 'dead')
+        return this.refreshTokenDead(subject, key, result.failure, password);
+      await this.save(subject, result.tokens, key);
+      return this.refreshed(subject, result.tokens.accessToken);
+    }
+    this.flushing.delete(subject.key);
+    switch (outcome.kind) {
+      case 'theirs':
+        return outcome.tokens.accessToken ?? '';
+      case 'dead':
+        return this.refreshTokenDead(subject, key, outcome.failure, password);
+      case 'refreshed':
+        return this.refreshed(subject, outcome.tokens.accessToken);
+    }
+  }
+
+  /** Asks the provider; a dead refresh token is an outcome, other failures are thrown as login failures. */
+  private async refreshRequest(
+    subject: TokenSubject,
+    refreshToken: string,
+  ): Promise<Exclude<RefreshOutcome, { kind: 'theirs' }>> {
+    const started = Date.now();
+    try {
+      const tokens = await refresh(subject.account, refreshToken, await this.oauthFor(subject));
+      this.recordOutcome(subject.key, 'ok');
+      // Logged as it arrives; the write follows at once (a log line costs no measurable time).
+      this.options.log.info(
+        {
+          event: 'token_refreshed',
+          account: subject.key,
+          durationMs: Date.now() - started,
+          rotated: tokens.refreshTokenKept === false,
+        },
+        'access token refreshed',
+      );
+      return { kind: 'refreshed', tokens };
     } catch (err) {
       const failure = classifyOAuthFailure(err, 'refresh');
       // With the password flow nobody needs to authorise: the next login's password gets new tokens.
@@ -336,14 +501,14 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
         failure.kind === 'reauthorise' && subject.account.flow === 'password'
           ? SIGN_IN_AGAIN_WITH_PASSWORD
           : failure.hint;
-      this.lastRefresh.set(subject.key, {
-        at: Date.now(),
-        outcome:
-          failure.kind === 'transient'
-            ? `failed (${failure.code}); tokens kept`
-            : `failed (${failure.code}): ${failure.kind}`,
-      });
-      log.warn(
+      this.recordOutcome(
+        subject.key,
+        failure.kind === 'transient'
+          ? `failed (${failure.code}); tokens kept`
+          : `failed (${failure.code}): ${failure.kind}`,
+        failure.kind,
+      );
+      this.options.log.warn(
         {
           event: 'refresh_failed',
           account: subject.key,
@@ -359,8 +524,7 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
         kind: failure.kind,
         reason: `${failure.message}. ${hint}`,
       });
-      if (failure.kind === 'reauthorise')
-        return this.refreshTokenDead(subject, key, refreshToken, failure, password);
+      if (failure.kind === 'reauthorise') return { kind: 'dead', failure };
       if (failure.kind === 'config') {
         throw new LoginFailure(
           'config',
@@ -372,47 +536,26 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
         `Cannot refresh the OAuth2 token for ${subject.key}: ${failure.message}. The stored tokens are kept; try again later`,
       );
     }
-    this.lastRefresh.set(subject.key, { at: Date.now(), outcome: 'ok' });
-    log.info(
-      {
-        event: 'token_refreshed',
-        account: subject.key,
-        durationMs: Date.now() - started,
-        rotated: tokens.refreshTokenKept === false,
-      },
-      'access token refreshed',
-    );
+  }
+
+  /** Tells of a refresh whose tokens are saved (or kept in memory). */
+  private refreshed(subject: TokenSubject, accessToken: string): string {
+    this.distrusted.delete(subject.key);
     this.emit('event', { type: 'token_refreshed', account: subject.key });
-    await this.save(subject, tokens, key);
-    return tokens.accessToken;
+    return accessToken;
   }
 
   /**
-   * The provider refused the refresh token. If another process (the CLI, a second daemon) has
-   * meanwhile stored a newer one, that one is used; otherwise the dead tokens are dropped and
-   * the account needs authorising.
+   * The provider refused the refresh token, and (under the lock) nobody had stored a newer one:
+   * the dead tokens are gone from the store and the account needs authorising.
    */
   private async refreshTokenDead(
     subject: TokenSubject,
     key: AccountKey,
-    used: string,
     failure: OAuthError,
     password: string | undefined,
   ): Promise<string> {
-    const current = await this.readFields(subject);
-    const newer = current?.refresh_token
-      ? tryOpen(this.options.keys, key, current)?.refreshToken
-      : undefined;
-    if (newer && newer !== used) return this.refreshOnce(subject, key, newer, password);
-
-    await this.options.store
-      .remove(subject.key, ['access_token', 'access_token_expiry', 'refresh_token'])
-      .catch((err: Error) =>
-        this.options.log.error(
-          { event: 'token_store_write_failed', account: subject.key, err: err.message },
-          'cannot drop dead tokens',
-        ),
-      );
+    this.unwritten.delete(subject.key);
     if (subject.account.flow === 'password') {
       this.options.log.info(
         { event: 'refresh_token_dropped', account: subject.key, reason: failure.code },
@@ -474,6 +617,7 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
         'wrong password: tokens deleted (delete_account_token_on_password_error)',
       );
       await this.options.store.remove(subject.key);
+      this.contested.add(subject.key);
       return this.withoutToken(subject, password);
     }
     this.options.log.info(
@@ -497,11 +641,27 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
   ): Promise<string> {
     const keyFor = async (): Promise<AccountKey> =>
       known ?? (await this.options.keys.create(password ?? ''));
+    // After a wrong password deleted the account's tokens, no login's password is proven until
+    // the owner stores new tokens with `authorize` in a terminal: it may be anyone's.
+    const vouched = known !== undefined || !this.contested.has(subject.key);
     const ready = this.unsaved.get(subject.key);
-    if (ready && password !== undefined) {
+    if (ready && password !== undefined && vouched) {
       this.unsaved.delete(subject.key);
       await this.save(subject, ready, await keyFor());
       return ready.accessToken;
+    }
+    if (ready && password !== undefined) {
+      // Authorised, but this login's password may be anyone's: it waits for the owner's.
+      return this.pending.awaitOwner(
+        subject.key,
+        password,
+        this.options.loginWaitMs,
+        () =>
+          new LoginFailure(
+            'authorisation-needed',
+            `${subject.loginName} was authorised, but a wrong password had deleted its tokens, so only the password typed into authorize in a terminal may protect the new ones (${this.options.howToAuthorise(subject.key)})`,
+          ),
+      );
     }
     if (subject.account.flow === 'client_credentials')
       return this.grants.appOnly(subject, keyFor, password);
@@ -521,6 +681,16 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
     try {
       await this.pending.begin(subject);
     } catch (err) {
+      if (err instanceof TooManyPendingError) {
+        this.options.log.warn(
+          { event: 'authorisation_refused', account: subject.key, reason: err.message },
+          'no new authorisation started: too many are pending',
+        );
+        throw new LoginFailure(
+          'temporary',
+          `${subject.loginName} needs authorising, but ${err.message}; try again later`,
+        );
+      }
       const failure = classifyOAuthFailure(err, 'authorization_response');
       throw new LoginFailure(
         'config',
@@ -533,8 +703,7 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
         `${subject.loginName} needs authorising: ${this.options.howToAuthorise(subject.key)}`,
       );
     if (password === undefined) throw needed();
-    const tokens = await this.pending.wait(subject.key, password, this.options.loginWaitMs, needed);
-    return tokens.accessToken;
+    return this.pending.wait(subject.key, password, vouched, this.options.loginWaitMs, needed);
   }
 
   private async saveCompleted({
@@ -561,8 +730,21 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
   private async save(subject: TokenSubject, tokens: TokenSet, key: AccountKey): Promise<void> {
     // New tokens, whichever way they came: the upstream's refusal of the old one no longer applies.
     this.distrusted.delete(subject.key);
+    this.contested.delete(subject.key);
+    const fields = this.seal(subject, tokens, key);
+    this.unwritten.delete(subject.key);
+    try {
+      await this.options.store.write(subject.key, fields);
+    } catch (err) {
+      this.unwritten.set(subject.key, fields);
+      this.storeRefused(subject.key, err);
+    }
+  }
+
+  /** The fields the store keeps for these tokens under `key`. */
+  private seal(subject: TokenSubject, tokens: TokenSet, key: AccountKey): StoredTokenFields {
     // The client secret is re-encrypted with whatever key the tokens get, so a new salt never strands it.
-    const fields = this.secrets.seal(
+    return this.secrets.seal(
       subject,
       key,
       this.options.keys.seal(key, {
@@ -571,16 +753,13 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
         ...(tokens.refreshToken && { refreshToken: tokens.refreshToken }),
       }),
     );
-    this.unwritten.delete(subject.key);
-    try {
-      await this.options.store.write(subject.key, fields);
-    } catch (err) {
-      this.unwritten.set(subject.key, fields);
-      this.options.log.error(
-        { event: 'token_store_write_failed', account: subject.key, err: (err as Error).message },
-        'could not save tokens; they are kept in memory and written when the store accepts them (until then a restart loses them)',
-      );
-    }
+  }
+
+  private storeRefused(account: string, err: unknown): void {
+    this.options.log.error(
+      { event: 'token_store_write_failed', account, err: (err as Error).message },
+      'could not save tokens; they are kept in memory and written when the store accepts them (until then a restart loses them)',
+    );
   }
 
   /** Retries writing fields the store refused earlier; one attempt per account at a time. */
@@ -603,8 +782,25 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
   }
 }
 
+/** How many `authorisation_needed` notifications may go out in a minute. */
+const NOTIFICATIONS_PER_MINUTE = 10;
+
 const SIGN_IN_AGAIN_WITH_PASSWORD =
   'The refresh token was refused; the login under way (or else the next one) gets new tokens with the password grant.';
+
+type RefreshOutcome =
+  /** New tokens from the provider, stored (or kept in memory when the store refused them). */
+  | { readonly kind: 'refreshed'; readonly tokens: TokenSet }
+  /** Another process or instance had refreshed meanwhile; its fresh access token is used. */
+  | { readonly kind: 'theirs'; readonly tokens: DecryptedTokens }
+  /** The provider refused the refresh token and nobody had a newer one. */
+  | { readonly kind: 'dead'; readonly failure: OAuthError };
+
+/** The fields without the dead tokens (the salt and an encrypted client secret stay). */
+function withoutTokens(fields: StoredTokenFields): StoredTokenFields {
+  const { access_token: _a, access_token_expiry: _e, refresh_token: _r, ...rest } = fields;
+  return rest;
+}
 
 function tryOpen(
   keys: AccountKeys,

@@ -31,7 +31,7 @@ export async function tokenStatus(
       : tokens.isUnsaved(key)
         ? 'authorised-unsaved'
         : !hasTokens
-          ? lastRefresh?.outcome.endsWith('reauthorise')
+          ? tokens.needsReauthorisation(key)
             ? 'needs-reauthorisation'
             : 'none'
           : expiry !== undefined && expiry > now

@@ -17,6 +17,7 @@ import {
   type ProviderClientOptions,
   type TokenSet,
 } from '../oauth/index.js';
+import { SingleFlight } from './single-flight.js';
 import type { TokenSubject } from './subject.js';
 import type { AccountKey, AccountKeys } from './token-cipher.js';
 
@@ -29,7 +30,7 @@ export interface GrantHost {
   /** Encrypts and stores the tokens under `key`. */
   save(subject: TokenSubject, tokens: TokenSet, key: AccountKey): Promise<void>;
   /** How the account's last token request went, for `status`. */
-  recordOutcome(subject: TokenSubject, outcome: string): void;
+  recordOutcome(subject: TokenSubject, outcome: string, kind?: OAuthError['kind']): void;
   /** Tokens came from a grant that a person would want to hear of (the notification hook). */
   announce(subject: TokenSubject): void;
   /** The account's key is known now: background refreshes may use it. */
@@ -40,7 +41,7 @@ export interface GrantHost {
 
 export class UnattendedGrants {
   /** Requests under way, by account (and, where the password takes part, by password too). */
-  private readonly flights = new Map<string, Promise<string>>();
+  private readonly flights = new SingleFlight<string>();
   /** Password grants under way, by account: logins share one only when their passwords match. */
   private readonly passwordFlights = new Map<
     string,
@@ -175,7 +176,11 @@ export class UnattendedGrants {
       );
     } catch (err) {
       const failure = classifyOAuthFailure(err, 'password');
-      this.host.recordOutcome(subject, `password grant failed (${failure.code}): ${failure.kind}`);
+      this.host.recordOutcome(
+        subject,
+        `password grant failed (${failure.code}): ${failure.kind}`,
+        failure.kind,
+      );
       log.warn(
         {
           event: 'password_grant_failed',
@@ -213,27 +218,22 @@ export class UnattendedGrants {
     request: (options: ProviderClientOptions) => Promise<TokenSet>,
     refusal: (failure: OAuthError) => LoginFailure,
   ): Promise<string> {
-    let flight = this.flights.get(flightKey);
-    if (!flight) {
-      flight = (async () => {
-        const key = keyFor();
-        // Awaited only after a successful request; a failed one leaves the derivation unheard.
-        key.catch(() => undefined);
-        let tokens: TokenSet;
-        try {
-          tokens = await request(await this.host.oauthFor(subject));
-        } catch (err) {
-          const failure = classifyOAuthFailure(err, context);
-          this.host.recordOutcome(subject, `failed (${failure.code}): ${failure.kind}`);
-          throw refusal(failure);
-        }
-        this.host.recordOutcome(subject, 'ok');
-        await this.host.save(subject, tokens, await key);
-        return tokens.accessToken;
-      })().finally(() => this.flights.delete(flightKey));
-      this.flights.set(flightKey, flight);
-    }
-    return flight;
+    return this.flights.run(flightKey, async () => {
+      const key = keyFor();
+      // Awaited only after a successful request; a failed one leaves the derivation unheard.
+      key.catch(() => undefined);
+      let tokens: TokenSet;
+      try {
+        tokens = await request(await this.host.oauthFor(subject));
+      } catch (err) {
+        const failure = classifyOAuthFailure(err, context);
+        this.host.recordOutcome(subject, `failed (${failure.code}): ${failure.kind}`, failure.kind);
+        throw refusal(failure);
+      }
+      this.host.recordOutcome(subject, 'ok');
+      await this.host.save(subject, tokens, await key);
+      return tokens.accessToken;
+    });
   }
 
   /**

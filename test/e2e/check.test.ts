@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { claimProblems, readAccessTokenClaims } from '../../src/doctor/token-claims.js';
 import { KeyCache } from '../../src/tokens/key-cache.js';
-import { TokenStore } from '../../src/tokens/store.js';
+import { FileTokenStore } from '../../src/tokens/stores/file-store.js';
 import { TokenCipher } from '../../src/tokens/token-cipher.js';
 import { makeTestCa } from '../peers/certs.js';
 import { freePorts } from '../peers/free-ports.js';
@@ -118,12 +118,12 @@ async function storeTokens(tokens: {
     },
     PASSWORD,
   );
-  await new TokenStore(world.tokenStore).write(USER, fields);
+  await new FileTokenStore(world.tokenStore).write(USER, fields);
 }
 
 /** The refresh token stored for USER, decrypted. */
 async function storedRefreshToken(): Promise<string | undefined> {
-  const fields = await new TokenStore(world.tokenStore).read(USER);
+  const fields = await new FileTokenStore(world.tokenStore).read(USER);
   return fields
     ? (await new TokenCipher(new KeyCache()).decryptTokens(fields, PASSWORD)).refreshToken
     : undefined;

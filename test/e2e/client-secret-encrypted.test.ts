@@ -5,7 +5,7 @@ import { completeAuthorization, startAuthorization } from '../../src/oauth/index
 import { fernetDecrypt, fernetEncrypt } from '../../src/tokens/fernet.js';
 import { KeyCache } from '../../src/tokens/key-cache.js';
 import { DEFAULT_ITERATIONS, LEGACY_ITERATIONS } from '../../src/tokens/key-derivation.js';
-import { TokenStore } from '../../src/tokens/store.js';
+import { FileTokenStore } from '../../src/tokens/stores/file-store.js';
 import { AccountKeys, type AccountKey } from '../../src/tokens/token-cipher.js';
 import { OFFICE365_TEST_SCOPE } from '../peers/idp.js';
 import { Conversation } from '../support/conversation.js';
@@ -41,7 +41,7 @@ function desktopSection(user: string): string {
 }
 
 const secret = (): string => world.idp.clients.desktop.clientSecret;
-const store = (): TokenStore => new TokenStore(world.tokenStore);
+const store = (): FileTokenStore => new FileTokenStore(world.tokenStore);
 
 /** Real tokens of the desktop client for `user`, as an earlier email-oauth2-proxy sign-in left them. */
 async function desktopTokens(user: string): Promise<{ accessToken: string; refreshToken: string }> {

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { TokenStore } from '../../src/tokens/store.js';
+import { FileTokenStore } from '../../src/tokens/stores/file-store.js';
 import { Conversation } from '../support/conversation.js';
 import { eventsNamed, unexpectedErrors } from '../support/faults/daemon-log.js';
 import { loginReply } from '../support/faults/imap-steps.js';
@@ -260,7 +260,7 @@ describe('the daemon killed with SIGKILL while it writes refreshed tokens', () =
         expect((await stat(join(dir, leftover))).mode & 0o777).toBe(0o600);
       }
       // The next write (a CLI's, say, taking over the lock the kill may have left) tidies them away.
-      await new TokenStore(store, { staleMs: 0 }).write('next.writer@example.com', old ?? {});
+      await new FileTokenStore(store, { staleMs: 0 }).write('next.writer@example.com', old ?? {});
       expect(await writeLeftovers(store)).toEqual([]);
     }
   });

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { ImapFlow, type ImapFlowOptions } from 'imapflow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KeyCache } from '../../src/tokens/key-cache.js';
-import { TokenStore } from '../../src/tokens/store.js';
+import { FileTokenStore } from '../../src/tokens/stores/file-store.js';
 import { TokenCipher } from '../../src/tokens/token-cipher.js';
 import { python, runClient } from '../support/clients.js';
 import { Conversation } from '../support/conversation.js';
@@ -395,7 +395,7 @@ print(json.dumps(result))
     expect(await proxy.stop()).toBe(0);
 
     const store = await readFile(world.tokenStore, 'utf8');
-    const fields = await new TokenStore(world.tokenStore).read(USER);
+    const fields = await new FileTokenStore(world.tokenStore).read(USER);
     expect(fields?.access_token).toMatch(/^gAAAAA/);
     expect(fields?.refresh_token).toMatch(/^gAAAAA/);
     const current = await new TokenCipher(new KeyCache()).decryptTokens(fields!, PASSWORD);

@@ -166,8 +166,8 @@ describe('IMAP login failures a user can act on', () => {
 
   it('a token the server refuses (issued to someone else) gets the server-side reason and the command to run', async () => {
     // The account's stored token belongs to USER, not OTHER: Dovecot refuses it with an error challenge.
-    const { TokenStore } = await import('../../src/tokens/store.js');
-    const store = new TokenStore(world.tokenStore);
+    const { FileTokenStore } = await import('../../src/tokens/stores/file-store.js');
+    const store = new FileTokenStore(world.tokenStore);
     await world.seedTokens();
     const fields = await store.read(USER);
     await store.write(OTHER, fields!);

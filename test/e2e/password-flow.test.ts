@@ -3,7 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { AccountConfig, StoredTokenFields } from '../../src/config/types.js';
 import { OAuthError, passwordGrant, refresh } from '../../src/oauth/index.js';
 import { KeyCache } from '../../src/tokens/key-cache.js';
-import { TokenStore } from '../../src/tokens/store.js';
+import { FileTokenStore } from '../../src/tokens/stores/file-store.js';
 import { TokenCipher } from '../../src/tokens/token-cipher.js';
 import { OFFICE365_TEST_SCOPE, TEST_USER_PASSWORD } from '../peers/idp.js';
 import { introspect } from '../peers/introspect.js';
@@ -27,7 +27,7 @@ const SERVICE_USER = 'robot@example.com';
 const NEW_PASSWORD = 'the account password after a change';
 const WRONG_PASSWORD = 'a mistyped account password';
 const cipher = new TokenCipher(new KeyCache());
-const store = (): TokenStore => new TokenStore(world.tokenStore);
+const store = (): FileTokenStore => new FileTokenStore(world.tokenStore);
 
 function passwordSection(name: string): string {
   return [

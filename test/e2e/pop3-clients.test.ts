@@ -326,8 +326,8 @@ describe('what POP3 clients hear when something is wrong', () => {
   });
 
   it("a token Dovecot refuses gets -ERR [AUTH] with the server's reason and the command to run", async () => {
-    const { TokenStore } = await import('../../src/tokens/store.js');
-    const store = new TokenStore(world.tokenStore);
+    const { FileTokenStore } = await import('../../src/tokens/stores/file-store.js');
+    const store = new FileTokenStore(world.tokenStore);
     await store.write(OTHER, (await store.read(USER))!);
     expect(await passReply(OTHER, PASSWORD)).toMatch(
       new RegExp(

@@ -3,7 +3,7 @@ import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseServiceAccountKey, serviceAccountAssertion } from '../../src/oauth/index.js';
-import { TokenStore } from '../../src/tokens/store.js';
+import { FileTokenStore } from '../../src/tokens/stores/file-store.js';
 import { JWT_BEARER_GRANT } from '../peers/idp.js';
 import { introspect } from '../peers/introspect.js';
 import { runClient } from '../support/clients.js';
@@ -202,7 +202,7 @@ describe('client_id = file: a catch-all section for the whole domain, the key in
   });
 
   it('an expired token is replaced by a new assertion at the next login', async () => {
-    const store = new TokenStore(proxy.tokenStore);
+    const store = new FileTokenStore(proxy.tokenStore);
     const fields = await store.read(USER);
     await store.write(USER, {
       ...fields,

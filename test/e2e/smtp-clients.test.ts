@@ -478,8 +478,8 @@ describe('what SMTP clients hear when something is wrong', () => {
 
   it('a token the server refuses gets 535 5.7.8 with the server-side reason and the command to run', async () => {
     // The token of USER stored for OTHER: the server's introspection says it belongs to someone else.
-    const { TokenStore } = await import('../../src/tokens/store.js');
-    const store = new TokenStore(world.tokenStore);
+    const { FileTokenStore } = await import('../../src/tokens/stores/file-store.js');
+    const store = new FileTokenStore(world.tokenStore);
     await store.write(OTHER, (await store.read(USER))!);
     const answer = await authReply(ports.starttls, OTHER, PASSWORD);
     expect(answer).toMatch(

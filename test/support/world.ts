@@ -10,7 +10,7 @@ import {
   type IdpOptions,
 } from '../peers/idp.js';
 import { startDovecot, type Dovecot } from '../peers/dovecot.js';
-import { TokenStore } from '../../src/tokens/store.js';
+import { FileTokenStore } from '../../src/tokens/stores/file-store.js';
 import { TokenCipher } from '../../src/tokens/token-cipher.js';
 import { KeyCache } from '../../src/tokens/key-cache.js';
 import { ProxyProcess } from './proxy-process.js';
@@ -92,7 +92,7 @@ export class World {
       },
       PASSWORD,
     );
-    await new TokenStore(this.tokenStore).write(USER, fields);
+    await new FileTokenStore(this.tokenStore).write(USER, fields);
     return { accessToken: issued.accessToken, refreshToken: issued.refreshToken };
   }
 

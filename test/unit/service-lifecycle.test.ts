@@ -12,7 +12,7 @@ import { InFlight } from '../../src/daemon/in-flight.js';
 import { planListeners } from '../../src/daemon/listener-plan.js';
 import { PreAuthGate } from '../../src/proxy/admission.js';
 import { farewell } from '../../src/proxy/farewells.js';
-import { TokenStore } from '../../src/tokens/store.js';
+import { FileTokenStore } from '../../src/tokens/stores/file-store.js';
 
 describe('the gate for connections before login', () => {
   it('admits up to the total, then refuses until one is released', () => {
@@ -137,7 +137,7 @@ describe('what a stopping daemon waits for', () => {
   });
 
   it('the token store is idle only once every queued write is on disk, including ones queued meanwhile', async () => {
-    const store = new TokenStore(join(dir, 'tokens.ini'));
+    const store = new FileTokenStore(join(dir, 'tokens.ini'));
     void store.write('a@example.com', { refresh_token: 'first' });
     const idle = store.idle();
     void store.write('b@example.com', { refresh_token: 'second' });
@@ -148,7 +148,7 @@ describe('what a stopping daemon waits for', () => {
   });
 
   it('a failed write does not make idle() fail', async () => {
-    const store = new TokenStore(join(dir, 'tokens.ini'));
+    const store = new FileTokenStore(join(dir, 'tokens.ini'));
     await expect(store.write('', { refresh_token: 'x' })).rejects.toThrow(/account name/);
     await expect(store.idle()).resolves.toBeUndefined();
   });

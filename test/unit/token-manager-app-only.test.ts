@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { LoginFailure } from '../../src/auth/types.js';
 import { KeyCache } from '../../src/tokens/key-cache.js';
-import { TokenStore } from '../../src/tokens/store.js';
+import { FileTokenStore } from '../../src/tokens/stores/file-store.js';
 import type { TokenSubject } from '../../src/tokens/subject.js';
 import { AccountKeys } from '../../src/tokens/token-cipher.js';
 import { TokenManager } from '../../src/tokens/token-manager.js';
@@ -55,7 +55,7 @@ function appOnly(): TokenSubject {
 
 function manager(options: { deleteTokensOnWrongPassword?: boolean } = {}): TokenManager {
   return new TokenManager({
-    store: new TokenStore(join(dir, 'tokens.ini')),
+    store: new FileTokenStore(join(dir, 'tokens.ini')),
     keys: new AccountKeys(new KeyCache()),
     log: pino({ level: 'silent' }),
     oauth: { requestTimeoutMs: 5_000 },

@@ -16,7 +16,7 @@ import { completeAuthorization, OAuthError, startAuthorization } from '../../src
 import { fernetDecrypt, fernetEncrypt } from '../../src/tokens/fernet.js';
 import { KeyCache } from '../../src/tokens/key-cache.js';
 import { DEFAULT_ITERATIONS, LEGACY_ITERATIONS } from '../../src/tokens/key-derivation.js';
-import { TokenStore } from '../../src/tokens/store.js';
+import { FileTokenStore } from '../../src/tokens/stores/file-store.js';
 import type { TokenSubject } from '../../src/tokens/subject.js';
 import { AccountKeys, type AccountKey } from '../../src/tokens/token-cipher.js';
 import { TokenManager, type KnownAccount } from '../../src/tokens/token-manager.js';
@@ -27,7 +27,7 @@ const PASSWORD = 'mail client password';
 
 let idp: Idp;
 let dir: string;
-let store: TokenStore;
+let store: FileTokenStore;
 const keys = new AccountKeys(new KeyCache());
 
 beforeAll(async () => {
@@ -38,7 +38,7 @@ afterAll(async () => {
 });
 beforeEach(async (context) => {
   dir = await mkdtemp(join(tmpdir(), 'omp-secret-'));
-  store = new TokenStore(join(dir, 'tokens.ini'));
+  store = new FileTokenStore(join(dir, 'tokens.ini'));
   idp.resetTokenRequests();
   context.onTestFinished(() => rm(dir, { recursive: true, force: true }));
 });

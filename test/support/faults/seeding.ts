@@ -3,7 +3,7 @@
  * encrypted with the mail password, as an earlier authorisation would have left them.
  */
 import { KeyCache } from '../../../src/tokens/key-cache.js';
-import { TokenStore } from '../../../src/tokens/store.js';
+import { FileTokenStore } from '../../../src/tokens/stores/file-store.js';
 import { TokenCipher } from '../../../src/tokens/token-cipher.js';
 import type { IssuedTokens } from '../../peers/idp.js';
 import { PASSWORD, type World } from '../world.js';
@@ -25,7 +25,7 @@ export async function seedStore(
     },
     PASSWORD,
   );
-  await new TokenStore(path).write(account, fields);
+  await new FileTokenStore(path).write(account, fields);
   return issued;
 }
 

@@ -7,7 +7,7 @@ import { basename, dirname } from 'node:path';
 import { parseIni } from '../../../src/config/configparser.js';
 import type { StoredTokenFields } from '../../../src/config/types.js';
 import { KeyCache } from '../../../src/tokens/key-cache.js';
-import { TOKEN_FIELD_NAMES } from '../../../src/tokens/store.js';
+import { TOKEN_FIELD_NAMES } from '../../../src/tokens/stores/file-store.js';
 import { TokenCipher } from '../../../src/tokens/token-cipher.js';
 
 /** The store's bytes, or undefined when there is no file. */

@@ -1,23 +1,30 @@
 /**
- * The token store: an INI file of per-account token sections in email-oauth2-proxy's format (the
- * same as its `--cache-store` file), separate from the configuration, which is never rewritten.
+ * The token store as a file: an INI file of per-account token sections in email-oauth2-proxy's
+ * format (the same as its `--cache-store` file), separate from the configuration, which is never
+ * rewritten.
  *
- * Several processes share it (the daemon, a CLI authorising an account), so every change is a
- * read-modify-write of one account's section under a lock file, and the file is replaced atomically.
+ * Several processes share it (the daemon, a CLI authorising an account, a second daemon), so every
+ * change is a read-modify-write of one account's section under `<path>.lock`, and the file is
+ * replaced atomically. {@link FileTokenStore.update} also holds a lock file of the account's own
+ * for as long as it decides (a refresh), so one refresh runs per account across every process
+ * while the other accounts' writes go on.
  */
 
-import { constants } from 'node:fs';
-import { mkdir, open, realpath } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { STORED_TOKEN_FIELDS, type StoredTokenFields } from '../config/types.js';
-import { parseIni, stringifyIni, type IniDocument } from '../config/configparser.js';
+import { createHash } from 'node:crypto';
+import { constants, watch, type FSWatcher } from 'node:fs';
+import { mkdir, open, realpath, utimes } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+import { STORED_TOKEN_FIELDS, type StoredTokenFields } from '../../config/types.js';
+import { parseIni, stringifyIni, type IniDocument } from '../../config/configparser.js';
 import {
   isErrno,
+  LockTimeoutError,
   removeAbandonedTemporaries,
   withLockFile,
   writeFileAtomic,
   type LockOptions,
-} from './atomic-write.js';
+} from '../atomic-write.js';
+import type { AccountChange, TokenStore } from './token-store.js';
 
 /** The keys of a section that are token fields; anything else in a section is left alone. */
 export const TOKEN_FIELD_NAMES = STORED_TOKEN_FIELDS;
@@ -47,14 +54,23 @@ export class TokenStoreError extends Error {
  * `<path>.lock`. Each write re-reads the file and changes only its own account, so concurrent
  * writers for different accounts never lose each other's tokens.
  */
-export class TokenStore {
+export class FileTokenStore implements TokenStore {
   private queue: Promise<unknown> = Promise.resolve();
+  /** Each account's fields as this object last wrote or saw them, to tell others' changes from ours. */
+  private readonly seen = new Map<string, string>();
+  private readonly listeners = new Set<(account: string) => void>();
+  private watcher: FSWatcher | undefined;
+  private rescan: NodeJS.Timeout | undefined;
 
   constructor(
     /** The file; its directory is created (mode 0700) on first write if missing. */
     readonly path: string,
     private readonly lockOptions: LockOptions = {},
   ) {}
+
+  get location(): string {
+    return this.path;
+  }
 
   /**
    * The account's token fields, or undefined when the store (or the account's section) does not exist.
@@ -64,6 +80,124 @@ export class TokenStore {
   async read(account: string): Promise<StoredTokenFields | undefined> {
     const section = (await this.load()).get(account);
     return section === undefined ? undefined : pickTokenFields(section);
+  }
+
+  /** Every account with a section in the file. */
+  async accounts(): Promise<string[]> {
+    return [...(await this.load()).keys()];
+  }
+
+  /**
+   * Holds the account's own lock file (`<path>.<hash>.lock`, touched while held so that a long
+   * refresh is not judged stale) while `decide` looks at the fields as stored now; its change is
+   * then written under the file's lock like any other.
+   */
+  async update<T>(
+    account: string,
+    decide: (
+      current: StoredTokenFields | undefined,
+    ) => Promise<{ readonly change: AccountChange; readonly result: T }>,
+  ): Promise<T> {
+    assertAccountName(this.path, account);
+    await this.ensureDirectory();
+    const lockPath = `${this.path}.${createHash('sha256').update(account).digest('hex').slice(0, 16)}.lock`;
+    const staleMs = this.lockOptions.staleMs ?? 10_000;
+    let decided: { readonly change: AccountChange; readonly result: T };
+    try {
+      decided = await withLockFile(
+        lockPath,
+        async () => {
+          const heartbeat = setInterval(() => {
+            const now = new Date();
+            utimes(lockPath, now, now).catch(() => undefined);
+          }, staleMs / 3);
+          try {
+            const outcome = await decide(await this.read(account));
+            await this.apply(account, outcome.change);
+            return outcome;
+          } finally {
+            clearInterval(heartbeat);
+          }
+        },
+        // A refresh may wait on the provider for a while; the lock is kept fresh meanwhile.
+        { ...this.lockOptions, timeoutMs: Math.max(this.lockOptions.timeoutMs ?? 30_000, 120_000) },
+      );
+    } catch (error) {
+      if (!(error instanceof LockTimeoutError)) throw error;
+      throw new TokenStoreError(this.path, `cannot lock ${account} (${describe(error)})`, error);
+    }
+    return decided.result;
+  }
+
+  private apply(account: string, change: AccountChange): Promise<void> {
+    switch (change.kind) {
+      case 'write':
+        return this.write(account, change.fields);
+      case 'remove':
+        return this.remove(account);
+      case 'keep':
+        return Promise.resolve();
+    }
+  }
+
+  /**
+   * Watches the file's directory (the file itself is replaced by a rename at every write) and
+   * tells `listener` of each account whose fields another writer changed. Changes this object
+   * made are not reported.
+   */
+  onChange(listener: (account: string) => void): () => void {
+    this.listeners.add(listener);
+    this.startWatching();
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0) this.stopWatching();
+    };
+  }
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+    this.stopWatching();
+    await this.idle();
+  }
+
+  private startWatching(): void {
+    if (this.watcher) return;
+    try {
+      this.watcher = watch(dirname(this.path), { persistent: false }, (_event, name) => {
+        if (name !== null && name !== basename(this.path)) return;
+        // A rename shows as several events; one read after they settle is enough.
+        clearTimeout(this.rescan);
+        this.rescan = setTimeout(() => void this.reportChanges(), 50);
+      });
+      this.watcher.on('error', () => this.stopWatching());
+      void this.reportChanges(false);
+    } catch {
+      // No directory yet, or no inotify: changes by others are then seen at the next read.
+      this.watcher = undefined;
+    }
+  }
+
+  private stopWatching(): void {
+    clearTimeout(this.rescan);
+    this.watcher?.close();
+    this.watcher = undefined;
+  }
+
+  private async reportChanges(tell = true): Promise<void> {
+    let document: IniDocument;
+    try {
+      document = await this.load();
+    } catch {
+      return;
+    }
+    const accounts = new Set([...this.seen.keys(), ...document.keys()]);
+    for (const account of accounts) {
+      const section = document.get(account);
+      const now = section === undefined ? '' : JSON.stringify(pickTokenFields(section));
+      if ((this.seen.get(account) ?? '') === now) continue;
+      this.seen.set(account, now);
+      if (tell) for (const listener of this.listeners) listener(account);
+    }
   }
 
   /**
@@ -91,7 +225,7 @@ export class TokenStore {
    * Removes the named token fields of the account, or its whole section when `fieldNames` is not
    * given. A section left empty is dropped. Nothing is written when there was nothing to remove.
    *
-   * @throws {@link TokenStoreError} as for {@link TokenStore.write}
+   * @throws {@link TokenStoreError} as for {@link FileTokenStore.write}
    */
   remove(account: string, fieldNames?: readonly (keyof StoredTokenFields)[]): Promise<void> {
     return this.change(account, (document) => {
@@ -130,6 +264,13 @@ export class TokenStore {
             const document = await this.load();
             if (!edit(document)) return;
             await this.save(document);
+            const section = document.get(account);
+            this.seen.set(
+              account,
+              section === undefined ? '' : JSON.stringify(pickTokenFields(section)),
+            );
+            // The directory exists now, so a watch that could not start before can.
+            if (this.listeners.size > 0) this.startWatching();
           },
           this.lockOptions,
         );
