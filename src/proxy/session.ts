@@ -28,7 +28,8 @@ export interface PreAuthLimits {
 }
 
 export const DEFAULT_LIMITS: PreAuthLimits = {
-  maxLineBytes: 8 * 1024,
+  // Dovecot's own limit: RFC 2971 allows an ID line of 31,807 bytes, and real clients send them.
+  maxLineBytes: 64 * 1024,
   maxCredentialBytes: 16 * 1024,
   maxCommands: 50,
   idleTimeoutMs: 60_000,

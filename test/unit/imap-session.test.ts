@@ -335,9 +335,9 @@ describe('IMAP login', () => {
     await client.line();
     client.send(`a1 LOGIN ${USER} "${PASSWORD}"`);
     const server = await upstream.next();
-    server.send(`* OK ${'x'.repeat(9000)}`);
+    server.send(`* OK ${'x'.repeat(70_000)}`);
     await client.expect(
-      `* BYE [UNAVAILABLE] Cannot log in to localhost:${upstream.port}: the server sent a line longer than 8192 bytes. Try again later`,
+      `* BYE [UNAVAILABLE] Cannot log in to localhost:${upstream.port}: the server sent a line longer than 65536 bytes. Try again later`,
     );
     await client.closedByPeer();
     expect(proxy.logs.text).not.toContain('session_error');
@@ -375,11 +375,23 @@ describe('IMAP limits before login', () => {
     await client.closedByPeer();
   });
 
+  it('accepts the longest ID line RFC 2971 allows (31,807 bytes), as Dovecot does', async () => {
+    const client = await proxy.connect();
+    await client.line();
+    const pair = (index: number): string =>
+      `"${String(index).padStart(30, 'f')}" "${'v'.repeat(1024)}"`;
+    const line = `a1 ID (${Array.from({ length: 30 }, (_, index) => pair(index)).join(' ')})`;
+    expect(Buffer.byteLength(line)).toBe(31_807);
+    client.send(line);
+    await client.expect(/^\* ID /);
+    await client.expect('a1 OK ID completed');
+  });
+
   it('closes on an overlong line', async () => {
     const client = await proxy.connect();
     await client.line();
-    client.send(`a1 NOOP ${'x'.repeat(9000)}`);
-    await client.expect('* BYE Command line too long (limit 8192 bytes)');
+    client.send(`a1 NOOP ${'x'.repeat(70_000)}`);
+    await client.expect('* BYE Command line too long (limit 65536 bytes)');
     await client.closedByPeer();
   });
 
@@ -388,8 +400,8 @@ describe('IMAP limits before login', () => {
     await client.line();
     client.send('a1 AUTHENTICATE PLAIN');
     await client.expect('+ ');
-    client.send('A'.repeat(9000));
-    await client.expect('* BYE Line too long (limit 8192 bytes)');
+    client.send('A'.repeat(70_000));
+    await client.expect('* BYE Line too long (limit 65536 bytes)');
     await client.closedByPeer();
     expect(proxy.logs.text).not.toContain('session_error');
   });

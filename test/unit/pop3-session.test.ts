@@ -434,8 +434,8 @@ describe('POP3 local STLS', () => {
 describe('POP3 limits before login', () => {
   it('closes on an overlong line', async () => {
     const client = await connected();
-    client.send(`USER ${'x'.repeat(9000)}`);
-    await client.expect('-ERR Line too long (limit 8192 bytes)');
+    client.send(`USER ${'x'.repeat(70_000)}`);
+    await client.expect('-ERR Line too long (limit 65536 bytes)');
     await client.closedByPeer();
   });
 
@@ -443,8 +443,8 @@ describe('POP3 limits before login', () => {
     const client = await connected();
     client.send('AUTH PLAIN');
     await client.expect('+ ');
-    client.send('A'.repeat(9000));
-    await client.expect('-ERR Line too long (limit 8192 bytes)');
+    client.send('A'.repeat(70_000));
+    await client.expect('-ERR Line too long (limit 65536 bytes)');
     await client.closedByPeer();
   });
 

@@ -576,7 +576,7 @@ describe('SMTP limits before AUTH', () => {
 
   it('closes on an overlong line with 500 5.5.6', async () => {
     const { client } = await connected();
-    client.send(`EHLO ${'x'.repeat(9000)}`);
+    client.send(`EHLO ${'x'.repeat(70_000)}`);
     await client.expect('500 5.5.6 Line too long');
     await client.closedByPeer();
   });
