@@ -71,6 +71,7 @@ interface RunCommandOptions {
   shutdownGrace: number;
   maxPreauthConnections: number;
   maxPreauthPerAddress: number;
+  loginDeadline: number;
 }
 
 const DEFAULT_SHUTDOWN_GRACE_SECONDS = 10;
@@ -135,6 +136,12 @@ withCommonOptions(
     DEFAULT_LIMITS.maxPreAuthConnections,
   )
   .option(
+    '--login-deadline <seconds>',
+    'how long a client may take, all told, to log in (a byte now and then does not extend it)',
+    parseSeconds,
+    DEFAULT_LIMITS.loginDeadlineMs / 1000,
+  )
+  .option(
     '--max-preauth-per-address <count>',
     'the same, per non-loopback source address',
     parseCount,
@@ -181,6 +188,7 @@ Exit codes: 0 stopped normally, 1 unexpected failure, 2 invalid configuration or
         ...DEFAULT_LIMITS,
         maxPreAuthConnections: options.maxPreauthConnections,
         maxPreAuthConnectionsPerAddress: options.maxPreauthPerAddress,
+        loginDeadlineMs: options.loginDeadline * 1000,
       },
     });
   });
