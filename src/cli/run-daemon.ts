@@ -1,8 +1,10 @@
 import type { Logger } from 'pino';
 import { ConfigError } from '../config/errors.js';
 import { ControlSocketInUseError } from '../control/server.js';
+import { UntrustedControlSocketError } from '../control/socket-trust.js';
 import { ListenError, startDaemon, type Daemon } from '../daemon/daemon.js';
 import { serviceNotifier, type ServiceNotifier } from '../daemon/notify.js';
+import { readableByOthers } from '../daemon/startup-warnings.js';
 import type { PreAuthLimits } from '../proxy/session.js';
 import { createLogger } from '../log.js';
 import { authorizeCommandFor } from './authorize-command.js';
@@ -48,6 +50,13 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
     ...(options.logFile && { file: options.logFile }),
   });
   const notifier = serviceNotifier(log);
+  // A log file made by an earlier version, or by hand, keeps its mode: say so when others can read it.
+  if (options.logFile)
+    for (const warning of await readableByOthers(
+      options.logFile,
+      'it names users, accounts and sign-in links',
+    ))
+      log.warn({ event: 'startup_warning' }, warning);
 
   if (options.externalAuth && !interactive) {
     log.warn(
@@ -94,7 +103,8 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
     if (
       err instanceof ConfigError ||
       err instanceof ListenError ||
-      err instanceof ControlSocketInUseError
+      err instanceof ControlSocketInUseError ||
+      err instanceof UntrustedControlSocketError
     ) {
       process.stderr.write(`oauth2-mail-proxy: ${err.message}\n`);
       await flush(log);

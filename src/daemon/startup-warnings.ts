@@ -161,7 +161,7 @@ async function certificateCredentialWarnings(
 }
 
 /** The warning for a file holding secrets (`what`) that group or others can read; none if it cannot be read. */
-async function readableByOthers(path: string, what: string): Promise<string[]> {
+export async function readableByOthers(path: string, what: string): Promise<string[]> {
   const mode = await stat(path).then(
     (info) => info.mode,
     () => undefined,
