@@ -6,6 +6,7 @@ import { ListenError, startDaemon, type Daemon } from '../daemon/daemon.js';
 import { serviceNotifier, type ServiceNotifier } from '../daemon/notify.js';
 import { readableByOthers } from '../daemon/startup-warnings.js';
 import type { PreAuthLimits } from '../proxy/session.js';
+import { UnsafeSecretLocationError } from '../tokens/atomic-write.js';
 import { createLogger } from '../log.js';
 import { authorizeCommandFor } from './authorize-command.js';
 import { TerminalAuthoriser } from './terminal-authoriser.js';
@@ -104,11 +105,12 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
       err instanceof ConfigError ||
       err instanceof ListenError ||
       err instanceof ControlSocketInUseError ||
-      err instanceof UntrustedControlSocketError
+      err instanceof UntrustedControlSocketError ||
+      err instanceof UnsafeSecretLocationError
     ) {
       process.stderr.write(`oauth2-mail-proxy: ${err.message}\n`);
       await flush(log);
-      return err instanceof ConfigError ? 2 : 3;
+      return err instanceof ConfigError || err instanceof UnsafeSecretLocationError ? 2 : 3;
     }
     throw err;
   }

@@ -1,5 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { isLoopbackHost } from '../config/loopback.js';
+import { checkSecretLocation } from '../tokens/atomic-write.js';
 import type { AccountConfig, GlobalOptions, ProxyConfig } from '../config/types.js';
 import {
   loadCertificateCredentials,
@@ -16,6 +17,9 @@ import {
  */
 export async function startupWarnings(config: ProxyConfig, tokenStore: string): Promise<string[]> {
   const warnings: string[] = [];
+  // Throws, rather than warns, where another user could plant a link or a file at the store's path.
+  const storeLocation = await checkSecretLocation(tokenStore);
+  if (storeLocation !== undefined) warnings.push(storeLocation);
   const configSecrets = secretsIn(config);
   for (const [path, what] of [
     [config.file, configSecrets],

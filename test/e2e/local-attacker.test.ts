@@ -4,7 +4,7 @@
  * daemon. The proxy and its CLI must refuse to talk to what is not theirs, and say why in words.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -57,6 +57,17 @@ async function plantSocket(path: string): Promise<void> {
   expect((await stat(path)).uid).toBe(65534);
 }
 
+/** Waits until the log file says `pattern`; fails after 15 s. */
+async function logSays(path: string, pattern: RegExp): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const text = await readFile(path, 'utf8').catch(() => '');
+    if (pattern.test(text)) return;
+    if (Date.now() > deadline) throw new Error(`${path} never said ${pattern}: ${text}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 describe('a socket planted at the control-socket path by another user', () => {
   it('authorize refuses to talk to it and says whose it is; nothing reaches it', async () => {
     const dir = await mkdtemp(join(shared, 'authorize-'));
@@ -75,6 +86,8 @@ describe('a socket planted at the control-socket path by another user', () => {
   it('the daemon says the socket is foreign, not that another proxy is running', async () => {
     const dir = await mkdtemp(join(shared, 'daemon-'));
     await chmod(dir, 0o1777);
+    // The store itself is ours, so only the socket is in question.
+    await writeFile(join(dir, 'tokens.ini'), '', { mode: 0o600 });
     await plantSocket(join(dir, 'control.sock'));
     const proxy = await ProxyProcess.start({ dir, config: world.config() });
     expect(await proxy.exit()).toBe(3);
@@ -123,6 +136,7 @@ describe("the owner's daemon, seen by another user", () => {
     expect(result.stderr).toContain('permission denied on the control socket');
     expect(result.stderr).not.toMatch(/\n\s+at /);
     expect(proxy.child.exitCode).toBeNull();
+    await proxy.stop();
   }, 30_000);
 
   it('--log-file is created 0600, and an existing one others can read is warned about', async () => {
@@ -133,7 +147,7 @@ describe("the owner's daemon, seen by another user", () => {
       config: world.config(),
       args: ['--log-file', logFile],
     });
-    await new Promise((r) => setTimeout(r, 1_500));
+    await logSays(logFile, /"event":"ready"/);
     await first.stop();
     expect((await stat(logFile)).mode & 0o777).toBe(0o600);
 
@@ -143,10 +157,44 @@ describe("the owner's daemon, seen by another user", () => {
       config: world.config(),
       args: ['--log-file', logFile],
     });
-    await new Promise((r) => setTimeout(r, 1_500));
+    await logSays(logFile, /proxy\.log is readable by other users \(mode 644\)/);
     await second.stop();
-    const { stdout } = await run('cat', [logFile]);
-    expect(stdout).toMatch(/proxy\.log is readable by other users \(mode 644\)/);
     await rm(dir, { recursive: true, force: true });
+  }, 30_000);
+});
+
+describe('a token store where other users can create files', () => {
+  it('a symlink planted at its path: the daemon refuses to start, and the file it points to is untouched', async () => {
+    const dir = await mkdtemp(join(shared, 'symlink-'));
+    await chmod(dir, 0o1777);
+    const victim = join(world.dir, 'victim.txt');
+    await writeFile(victim, 'precious\n');
+    await run('runuser', ['-u', 'nobody', '--', 'ln', '-s', victim, join(dir, 'tokens.ini')]);
+    const proxy = await ProxyProcess.start({ dir, config: world.config() });
+    expect(await proxy.exit()).toBe(2);
+    expect(proxy.output).toContain('is a symbolic link');
+    expect(await readFile(victim, 'utf8')).toBe('precious\n');
+  }, 30_000);
+
+  it('a directory anyone may write to, not sticky: refused, whoever owns the store', async () => {
+    const dir = await mkdtemp(join(shared, 'open-'));
+    await chmod(dir, 0o777);
+    await writeFile(join(dir, 'tokens.ini'), '', { mode: 0o600 });
+    const proxy = await ProxyProcess.start({ dir, config: world.config() });
+    expect(await proxy.exit()).toBe(2);
+    expect(proxy.output).toMatch(/other users can write to .* \(mode 777\)/);
+  }, 30_000);
+
+  it('a sticky directory and a store of our own: it starts, with a warning', async () => {
+    const dir = await mkdtemp(join(shared, 'sticky-'));
+    await chmod(dir, 0o1777);
+    await writeFile(join(dir, 'tokens.ini'), '', { mode: 0o600 });
+    const proxy = await ProxyProcess.start({ dir, config: world.config() });
+    try {
+      await proxy.ready();
+      expect(proxy.output).toContain('where other users can create files (mode 1777)');
+    } finally {
+      await proxy.stop();
+    }
   }, 30_000);
 });
