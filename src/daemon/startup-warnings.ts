@@ -1,5 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { isLoopbackHost } from '../config/loopback.js';
+import { googleDeviceFlowProblem } from '../doctor/provider-facts.js';
 import { checkSecretLocation } from '../tokens/atomic-write.js';
 import type { AccountConfig, GlobalOptions, ProxyConfig } from '../config/types.js';
 import {
@@ -36,6 +37,10 @@ export async function startupWarnings(config: ProxyConfig, tokenStore: string): 
           'mail passwords cross the network in clear text',
       );
     }
+  }
+  for (const account of config.accounts) {
+    const deviceProblem = googleDeviceFlowProblem(account);
+    if (deviceProblem !== undefined) warnings.push(deviceProblem);
   }
   warnings.push(...(await serviceAccountWarnings(config.accounts)));
   warnings.push(...(await certificateCredentialWarnings(config.accounts, config.options)));
