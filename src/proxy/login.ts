@@ -65,6 +65,25 @@ export async function logInOverNewConnection<V extends UpstreamVerdict>(
   exchange: XOAuth2Exchange<V>,
   secure: boolean,
 ): Promise<LoginAttempt<V>> {
+  const first = await attemptOverNewConnection(context, protocol, login, exchange, secure);
+  if (first.kind !== 'refused-upstream' || first.verdict.kind !== 'token-rejected') return first;
+  // The rejected token is distrusted now, so asking again refreshes it: one more try within this
+  // login spares the client a failure the proxy can mend. Only one: a second rejection stands.
+  context.log.info(
+    { event: 'upstream_retry', user: login.username, account: first.credentials.account },
+    'retrying the login upstream with a refreshed token',
+  );
+  const second = await attemptOverNewConnection(context, protocol, login, exchange, secure);
+  return second.kind === 'refused-locally' ? first : second;
+}
+
+async function attemptOverNewConnection<V extends UpstreamVerdict>(
+  context: SessionContext,
+  protocol: Protocol,
+  login: PlainCredentials,
+  exchange: XOAuth2Exchange<V>,
+  secure: boolean,
+): Promise<LoginAttempt<V>> {
   const started = performance.now();
   const connection = connectUpstream(context.upstream, context.upstreamTls);
   connection.catch(() => undefined);

@@ -218,13 +218,27 @@ async function converse(
       return undefined;
     }
     const started = performance.now();
-    const credentials = await requestCredentials(context, 'SMTP', login, client.secure);
+    let credentials = await requestCredentials(context, 'SMTP', login, client.secure);
     if (credentials instanceof LoginFailure) {
       send(loginRefusal(credentials));
       return undefined;
     }
-    const result = await loginSmtpUpstream(upstream, credentials);
+    let result = await loginSmtpUpstream(upstream, credentials);
     recordVerdict(context, login.username, credentials, result, started);
+    if (result.kind === 'token-rejected') {
+      // Distrusted now: asking again refreshes it. One more try on the same connection (RFC 4954
+      // allows AUTH again after a 535); a second rejection stands.
+      log.info(
+        { event: 'upstream_retry', user: login.username, account: credentials.account },
+        'retrying the login upstream with a refreshed token',
+      );
+      const refreshed = await requestCredentials(context, 'SMTP', login, client.secure);
+      if (!(refreshed instanceof LoginFailure)) {
+        credentials = refreshed;
+        result = await loginSmtpUpstream(upstream, credentials);
+        recordVerdict(context, login.username, credentials, result, started);
+      }
+    }
     if (result.kind !== 'accepted') {
       send(upstreamLoginRefusal(result, upstream.where, credentials));
       return undefined;
