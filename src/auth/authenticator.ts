@@ -27,14 +27,15 @@ export class OAuthAuthenticator implements Authenticator {
     const config = this.config();
     const subject = subjectFor(config, request.username);
     if (!subject) {
+      // The config file's path is for the owner's log, not for whoever connects.
       this.log.info(
         { event: 'unknown_account', user: request.username, conn: request.connectionId },
-        'login for an unknown account',
+        `login for an unknown account: ${config.file} has no [${request.username}] section`,
       );
       await this.throttle.failed(request.username, request.remoteAddress);
       throw new LoginFailure(
         'unknown-account',
-        `Unknown account ${request.username}: ${config.file} has no [${request.username}] section`,
+        `Unknown account ${request.username}: it is not configured in the proxy`,
       );
     }
     let accessToken: string;

@@ -63,20 +63,38 @@ async function serve(socket: net.Socket, handle: ControlHandler, log: Logger): P
   try {
     const line = await reader.readLine();
     if (line === null) return;
-    const request = JSON.parse(line) as ControlRequest;
+    const request = parseRequest(line);
     log.debug({ event: 'control_request', op: request.op }, 'control request');
     reply = await handle(request);
   } catch (err) {
+    // A handler's own errors are worded for the user; a TypeError is a request of the wrong shape.
     const message =
       err instanceof LineTooLongError
         ? 'request too long'
         : err instanceof SyntaxError
           ? 'request is not JSON'
-          : (err as Error).message;
+          : err instanceof MalformedRequestError || err instanceof TypeError
+            ? 'malformed request: expected {"op": ..., "account": "..."} with text values'
+            : (err as Error).message;
     reply = { done: true, ok: false, kind: 'protocol', message };
   }
   reader.release();
   socket.end(`${JSON.stringify(reply)}\n`);
+}
+
+class MalformedRequestError extends Error {}
+
+/** The request line as an object whose every value is text, or MalformedRequestError. */
+function parseRequest(line: string): ControlRequest {
+  const request: unknown = JSON.parse(line);
+  if (
+    typeof request !== 'object' ||
+    request === null ||
+    Array.isArray(request) ||
+    !Object.values(request).every((value) => typeof value === 'string')
+  )
+    throw new MalformedRequestError();
+  return request as ControlRequest;
 }
 
 async function removeStaleSocket(path: string, log: Logger): Promise<void> {

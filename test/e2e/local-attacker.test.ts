@@ -7,6 +7,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import net from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PROXY_BIN, ProxyProcess } from '../support/proxy-process.js';
@@ -196,5 +197,34 @@ describe('a token store where other users can create files', () => {
     } finally {
       await proxy.stop();
     }
+  }, 30_000);
+});
+
+describe('malformed control requests', () => {
+  it('get a plain "malformed request", never the text of a TypeError', async () => {
+    const proxy = await world.startProxyIn('malformed', world.config());
+    const socket = join(world.dir, 'malformed', 'control.sock');
+    const ask = (line: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        let answer = '';
+        const client = net.connect(socket, () => client.write(`${line}\n`));
+        client.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+        client.once('error', reject);
+        client.once('close', () => resolve(answer));
+      });
+    for (const request of [
+      'null',
+      '[]',
+      '"status"',
+      '{"op":"authorize"}',
+      '{"op":"complete","account":5}',
+    ]) {
+      const answer = await ask(request);
+      expect(answer, request).toMatch(/"ok":false/);
+      expect(answer, request).toContain('malformed request');
+      expect(answer, request).not.toMatch(/TypeError|Cannot read|undefined/);
+    }
+    expect(proxy.child.exitCode).toBeNull();
+    await proxy.stop();
   }, 30_000);
 });
