@@ -242,34 +242,39 @@ describe('IMAP login', () => {
     const client = await proxy.connect();
     await client.line();
     client.send(`a1 LOGIN ${USER} "${PASSWORD}"`);
-    const server = await upstream.next();
-    server.send('* OK Dovecot ready.');
-    await server.expect(/^P1 AUTHENTICATE XOAUTH2 /);
-    server.send(
-      `+ ${b64('{"status":"401","schemes":"bearer","scope":"https://outlook.office.com/IMAP.AccessAsUser.All"}')}`,
-    );
-    await server.expect('');
-    server.send('P1 NO [AUTHENTICATIONFAILED] Authentication failed.');
+    // Refused, refreshed and tried once more on a new connection: refused again, it stands.
+    for (let attempt = 0; attempt < 2; attempt += 1) {
+      const server = await upstream.next();
+      server.send('* OK Dovecot ready.');
+      await server.expect(/^P1 AUTHENTICATE XOAUTH2 /);
+      server.send(
+        `+ ${b64('{"status":"401","schemes":"bearer","scope":"https://outlook.office.com/IMAP.AccessAsUser.All"}')}`,
+      );
+      await server.expect('');
+      server.send('P1 NO [AUTHENTICATIONFAILED] Authentication failed.');
+    }
     await client.expect(
       `a1 NO [AUTHENTICATIONFAILED] localhost:${upstream.port} refused the OAuth2 login for ${USER}: the server rejected the token (status 401): ` +
         `[AUTHENTICATIONFAILED] Authentication failed. If this persists, re-authorise the account: oauth2-mail-proxy authorize ${USER}`,
     );
-    expect(auth.rejected).toEqual([USER]);
+    expect(auth.rejected).toEqual([USER, USER]);
   });
 
   it('treats a NO without a response code as a rejected token', async () => {
     const client = await proxy.connect();
     await client.line();
     client.send(`a1 LOGIN ${USER} "${PASSWORD}"`);
-    const server = await upstream.next();
-    server.send('* OK Dovecot ready.');
-    await server.expect(/^P1 AUTHENTICATE XOAUTH2 /);
-    server.send('P1 NO Authentication failed');
+    for (let attempt = 0; attempt < 2; attempt += 1) {
+      const server = await upstream.next();
+      server.send('* OK Dovecot ready.');
+      await server.expect(/^P1 AUTHENTICATE XOAUTH2 /);
+      server.send('P1 NO Authentication failed');
+    }
     await client.expect(
       `a1 NO [AUTHENTICATIONFAILED] localhost:${upstream.port} refused the OAuth2 login for ${USER}: the server rejected the token: ` +
         `Authentication failed. If this persists, re-authorise the account: oauth2-mail-proxy authorize ${USER}`,
     );
-    expect(auth.rejected).toEqual([USER]);
+    expect(auth.rejected).toEqual([USER, USER]);
   });
 
   it.each([
