@@ -38,6 +38,11 @@ export class OAuthAuthenticator implements Authenticator {
         `Unknown account ${request.username}: it is not configured in the proxy`,
       );
     }
+    // The owner's password, once proven, never waits behind guesses.
+    const end = this.throttle.isProven(subject.key, request.password)
+      ? () => undefined
+      : await this.throttle.admit(subject.key);
+    request.admitted?.();
     let accessToken: string;
     try {
       accessToken = await this.tokens.accessToken(subject, request.password);
@@ -45,8 +50,10 @@ export class OAuthAuthenticator implements Authenticator {
       if (err instanceof LoginFailure && err.reason === 'bad-password')
         await this.throttle.failed(subject.key, request.remoteAddress);
       throw err;
+    } finally {
+      end();
     }
-    this.throttle.succeeded(subject.key, request.remoteAddress);
+    this.throttle.succeeded(subject.key, request.remoteAddress, request.password);
     return { account: subject.key, user: request.username, accessToken };
   }
 

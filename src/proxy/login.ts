@@ -85,17 +85,24 @@ async function attemptOverNewConnection<V extends UpstreamVerdict>(
   secure: boolean,
 ): Promise<LoginAttempt<V>> {
   const started = performance.now();
-  const connection = connectUpstream(context.upstream, context.upstreamTls);
-  connection.catch(() => undefined);
+  // Opened once the authenticator lets the attempt through, while it looks up the token.
+  let connection: Promise<net.Socket> | undefined;
+  const connect = (): Promise<net.Socket> => {
+    if (connection === undefined) {
+      connection = connectUpstream(context.upstream, context.upstreamTls);
+      connection.catch(() => undefined);
+    }
+    return connection;
+  };
   const dropConnection = (): void =>
-    void connection.then(
+    void connection?.then(
       (socket) => socket.destroy(),
       () => undefined,
     );
 
   let credentials: UpstreamCredentials | LoginFailure;
   try {
-    credentials = await requestCredentials(context, protocol, login, secure);
+    credentials = await requestCredentials(context, protocol, login, secure, connect);
   } catch (err) {
     dropConnection();
     throw err;
@@ -107,7 +114,7 @@ async function attemptOverNewConnection<V extends UpstreamVerdict>(
 
   let socket: net.Socket | undefined;
   try {
-    socket = await connection;
+    socket = await connect();
     const upstream = new UpstreamLines(socket, describeTarget(context.upstream), {
       maxLineBytes: context.limits.maxLineBytes,
       silenceTimeoutMs: context.upstreamTls.connectTimeoutMs,
@@ -138,6 +145,8 @@ export async function requestCredentials(
   protocol: Protocol,
   { username, password }: PlainCredentials,
   secure: boolean,
+  /** Called when the authenticator lets the attempt through (`LoginRequest.admitted`). */
+  admitted?: () => void,
 ): Promise<UpstreamCredentials | LoginFailure> {
   if (mustEncryptFirst(context, secure)) {
     context.log.warn(
@@ -160,6 +169,7 @@ export async function requestCredentials(
       password,
       protocol,
       connectionId: context.id,
+      ...(admitted && { admitted }),
       ...(context.client.remoteAddress !== undefined && {
         remoteAddress: context.client.remoteAddress,
       }),
