@@ -5,6 +5,7 @@
  * keep its own memory flat, and go on serving everyone else.
  */
 import { readFile, mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,6 +30,8 @@ let ehloFlood: FloodingServer;
 let untaggedFlood: FloodingServer;
 let proxy: ProxyProcess;
 let ports: number[];
+/** Says 220 to STARTTLS, then, in a later packet, plain text where the handshake should be. */
+let injector: net.Server;
 
 beforeAll(async () => {
   world = await World.start();
@@ -48,8 +51,21 @@ beforeAll(async () => {
       line: `* ${'u'.repeat(900)}`,
     }),
   ]);
+  injector = net.createServer((socket) => {
+    socket.on('error', () => undefined);
+    socket.write('220 mail ESMTP\r\n');
+    socket.on('data', (data: Buffer) => {
+      const line = data.toString();
+      if (/^EHLO/i.test(line)) socket.write('250-mail\r\n250 STARTTLS\r\n');
+      if (/^STARTTLS/i.test(line)) {
+        socket.write('220 2.0.0 go ahead\r\n');
+        setTimeout(() => socket.write('250 injected after the 220\r\n'), 100);
+      }
+    });
+  });
+  await new Promise<void>((resolve) => injector.listen(0, '127.0.0.1', resolve));
   await world.seedTokens();
-  ports = await freePorts(3);
+  ports = await freePorts(4);
   const section = (port: number, protocol: string, upstream: number, starttls: boolean): string =>
     [
       `[${protocol}-${port}]`,
@@ -65,6 +81,7 @@ beforeAll(async () => {
         section(ports[0]!, 'SMTP', greetingFlood.port, true),
         section(ports[1]!, 'SMTP', ehloFlood.port, true),
         section(ports[2]!, 'IMAP', untaggedFlood.port, false),
+        section(ports[3]!, 'SMTP', (injector.address() as net.AddressInfo).port, true),
       ].join('\n'),
     ),
     args: ['--authorisation-wait', '0', '--upstream-timeout', '10'],
@@ -75,6 +92,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await proxy?.stop();
   await Promise.allSettled([greetingFlood, ehloFlood, untaggedFlood].map((s) => s?.close()));
+  injector?.close();
   await world?.stop();
   if (certsDir) await rm(certsDir, { recursive: true, force: true });
 });
@@ -122,6 +140,15 @@ describe('an upstream that never stops talking before the login', () => {
     client.close();
     expect(await untaggedFlood.cutAfter()).toBeLessThan(MAX_READ_BYTES);
     expect((await memory()).peak - before.rss).toBeLessThan(MAX_GROWTH_BYTES);
+    await stillServing();
+  }, 60_000);
+
+  it('SMTP, plain text in a later packet after the STARTTLS 220: named as such, not as a certificate', async () => {
+    const client = await Conversation.connect(ports[3]!);
+    const reply = await client.line(30_000);
+    expect(reply).toMatch(/^421 4\.4\.2 .*was not TLS/);
+    expect(reply).not.toContain('certificate not trusted');
+    client.close();
     await stillServing();
   }, 60_000);
 });
