@@ -7,6 +7,7 @@
 import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
+import tls from 'node:tls';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePorts } from '../peers/free-ports.js';
@@ -32,6 +33,9 @@ let proxy: ProxyProcess;
 let ports: number[];
 /** Says 220 to STARTTLS, then, in a later packet, plain text where the handshake should be. */
 let injector: net.Server;
+/** An implicit-TLS SMTP server that greets and counts the connections held open to it. */
+let counting: tls.Server;
+const held = new Set<net.Socket>();
 
 beforeAll(async () => {
   world = await World.start();
@@ -64,8 +68,15 @@ beforeAll(async () => {
     });
   });
   await new Promise<void>((resolve) => injector.listen(0, '127.0.0.1', resolve));
+  counting = tls.createServer({ key: certs.good.key, cert: certs.good.cert }, (socket) => {
+    held.add(socket);
+    socket.on('error', () => undefined);
+    socket.once('close', () => held.delete(socket));
+    socket.write('220 mail ESMTP\r\n');
+  });
+  await new Promise<void>((resolve) => counting.listen(0, '127.0.0.1', resolve));
   await world.seedTokens();
-  ports = await freePorts(4);
+  ports = await freePorts(5);
   const section = (port: number, protocol: string, upstream: number, starttls: boolean): string =>
     [
       `[${protocol}-${port}]`,
@@ -82,6 +93,7 @@ beforeAll(async () => {
         section(ports[1]!, 'SMTP', ehloFlood.port, true),
         section(ports[2]!, 'IMAP', untaggedFlood.port, false),
         section(ports[3]!, 'SMTP', (injector.address() as net.AddressInfo).port, true),
+        section(ports[4]!, 'SMTP', (counting.address() as net.AddressInfo).port, false),
       ].join('\n'),
     ),
     args: ['--authorisation-wait', '0', '--upstream-timeout', '10'],
@@ -93,6 +105,8 @@ afterAll(async () => {
   await proxy?.stop();
   await Promise.allSettled([greetingFlood, ehloFlood, untaggedFlood].map((s) => s?.close()));
   injector?.close();
+  for (const socket of held) socket.destroy();
+  counting?.close();
   await world?.stop();
   if (certsDir) await rm(certsDir, { recursive: true, force: true });
 });
@@ -149,6 +163,20 @@ describe('an upstream that never stops talking before the login', () => {
     expect(reply).toMatch(/^421 4\.4\.2 .*was not TLS/);
     expect(reply).not.toContain('certificate not trusted');
     client.close();
+    await stillServing();
+  }, 60_000);
+
+  it('SMTP, 150 silent clients before login: at most 100 upstream connections held for them', async () => {
+    const clients = await Promise.all(
+      Array.from({ length: 150 }, () => Conversation.connect(ports[4]!)),
+    );
+    const greetings = await Promise.all(clients.map((client) => client.line(30_000)));
+    expect(held.size).toBeLessThanOrEqual(100);
+    expect(greetings.filter((line) => line.startsWith('220 ')).length).toBeLessThanOrEqual(100);
+    expect(
+      greetings.filter((line) => /^421 4\.7\.0 .*Too many connections/.test(line)).length,
+    ).toBe(150 - greetings.filter((line) => line.startsWith('220 ')).length);
+    for (const client of clients) client.close();
     await stillServing();
   }, 60_000);
 });

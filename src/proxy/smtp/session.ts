@@ -1,6 +1,8 @@
 import { LoginFailure } from '../../auth/types.js';
 import { LineTooLongError } from '../line-reader.js';
 import { recordVerdict, requestCredentials } from '../login.js';
+import { PreAuthGate } from '../admission.js';
+import { farewell } from '../farewells.js';
 import { PreAuthClient } from '../pre-auth-client.js';
 import { oneLine } from '../reply-text.js';
 import type { PlainCredentials } from '../sasl.js';
@@ -65,6 +67,34 @@ export const smtpSession: ProtocolSession = async (context) => {
     context,
     `421 4.4.2 ${context.hostname} Idle timeout before authentication, closing connection\r\n`,
   );
+  // Each client before its login holds a connection to the server: bound them, making room by
+  // sending away the oldest that has kept us waiting, as the listener's own gate does.
+  const slot = UPSTREAM_SLOTS.admit(undefined);
+  if (!slot.admitted) return client.hangUp(farewell('SMTP', slot.reason, context.hostname));
+  slot.makeRoom(() =>
+    client.sendAwayIfDawdling(farewell('SMTP', 'too-many-connections', context.hostname)),
+  );
+  try {
+    return await openAndConverse(context, client);
+  } finally {
+    slot.release();
+  }
+};
+
+/**
+ * Upstream connections held by SMTP clients that have not logged in, across the proxy: far more
+ * than honest clients ever open at once, far fewer than a flood of silent ones would.
+ */
+export const MAX_SMTP_UPSTREAMS_BEFORE_LOGIN = 100;
+const UPSTREAM_SLOTS = new PreAuthGate({
+  maxPreAuthConnections: MAX_SMTP_UPSTREAMS_BEFORE_LOGIN,
+  maxPreAuthConnectionsPerAddress: MAX_SMTP_UPSTREAMS_BEFORE_LOGIN,
+});
+
+async function openAndConverse(
+  context: SessionContext,
+  client: PreAuthClient,
+): Promise<SessionOutcome> {
   let upstream: SmtpUpstream;
   try {
     upstream = await SmtpUpstream.open({
@@ -88,7 +118,7 @@ export const smtpSession: ProtocolSession = async (context) => {
     upstream.destroy();
     throw err;
   }
-};
+}
 
 async function converse(
   context: SessionContext,
