@@ -54,7 +54,8 @@ export function createLogger(options: LogOptions): Logger {
   if (options.file)
     return pino(
       base,
-      pino.destination({ dest: options.file, mkdir: true, append: true, sync: false }),
+      // 0600: the log names users, accounts and sign-in links, not for other local users.
+      pino.destination({ dest: options.file, mkdir: true, append: true, sync: false, mode: 0o600 }),
     );
   if (options.pretty) {
     return pino({

@@ -27,16 +27,22 @@ export class OAuthAuthenticator implements Authenticator {
     const config = this.config();
     const subject = subjectFor(config, request.username);
     if (!subject) {
+      // The config file's path is for the owner's log, not for whoever connects.
       this.log.info(
         { event: 'unknown_account', user: request.username, conn: request.connectionId },
-        'login for an unknown account',
+        `login for an unknown account: ${config.file} has no [${request.username}] section`,
       );
       await this.throttle.failed(request.username, request.remoteAddress);
       throw new LoginFailure(
         'unknown-account',
-        `Unknown account ${request.username}: ${config.file} has no [${request.username}] section`,
+        `Unknown account ${request.username}: it is not configured in the proxy`,
       );
     }
+    // The owner's password, once proven, never waits behind guesses.
+    const end = this.throttle.isProven(subject.key, request.password)
+      ? () => undefined
+      : await this.throttle.admit(subject.key);
+    request.admitted?.();
     let accessToken: string;
     try {
       accessToken = await this.tokens.accessToken(subject, request.password);
@@ -44,8 +50,10 @@ export class OAuthAuthenticator implements Authenticator {
       if (err instanceof LoginFailure && err.reason === 'bad-password')
         await this.throttle.failed(subject.key, request.remoteAddress);
       throw err;
+    } finally {
+      end();
     }
-    this.throttle.succeeded(subject.key, request.remoteAddress);
+    this.throttle.succeeded(subject.key, request.remoteAddress, request.password);
     return { account: subject.key, user: request.username, accessToken };
   }
 

@@ -1,8 +1,15 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { LoginFailure } from './types.js';
+
 /**
  * Slows down password guessing: each failed local login for an account is answered only after a
  * delay that doubles with the recent failures for that account from that address (and, more
- * gently, from all addresses), so a guesser gets a handful of tries a minute instead of
- * thousands. Correct logins are never delayed, nor are other accounts: only the refusal waits.
+ * gently, from all addresses). Once an account has recent failures, its attempts with a password
+ * not yet proven are also taken one at a time, each after that delay, and a few at most wait:
+ * more are told to try later without their password being tried. So a guesser gets a handful of
+ * tries a minute, on any number of connections, and a right guess is no faster than a wrong one.
+ * The owner's password, once it has logged in, is recognised (by an HMAC under a per-process key,
+ * never stored) and skips all of it; so do other accounts.
  */
 export interface LoginThrottleOptions {
   /** Delay after the first failure. */
@@ -26,8 +33,18 @@ interface Failures {
 /** Bounds memory against guessers cycling through made-up account names. */
 const MAX_TRACKED = 10_000;
 
+/** Attempts with an unproven password that may wait for their turn on an account under attack. */
+export const MAX_WAITING_ATTEMPTS = 4;
+/** Unproven attempts at once on an account with no recent failures (a burst of folders opening). */
+export const MAX_UNPROVEN_IN_FLIGHT = 16;
+
 export class LoginThrottle {
   private readonly failures = new Map<string, Failures>();
+  /** Per account: the HMAC of the password that last logged in. */
+  private readonly proven = new Map<string, Buffer>();
+  private readonly hmacKey = randomBytes(32);
+  /** Per account: unproven attempts admitted and not yet finished, and the tail of their queue. */
+  private readonly queues = new Map<string, { inFlight: number; tail: Promise<void> }>();
 
   constructor(
     private readonly options: LoginThrottleOptions = DEFAULT_THROTTLE,
@@ -45,9 +62,61 @@ export class LoginThrottle {
     await this.sleep(this.delayFor(steps));
   }
 
-  /** A correct password from this address clears its record for the account. */
-  succeeded(account: string, source: string | undefined): void {
+  /**
+   * A correct password from this address clears its record for the account, and is remembered
+   * as proven (as an HMAC) so that it skips {@link admit} from now on.
+   */
+  succeeded(account: string, source: string | undefined, password?: string): void {
     this.failures.delete(`${account.toLowerCase()}\0${source ?? ''}`);
+    if (password !== undefined) this.proven.set(account.toLowerCase(), this.digest(password));
+  }
+
+  /** True when `password` is the one that last logged in to `account`. */
+  isProven(account: string, password: string): boolean {
+    const known = this.proven.get(account.toLowerCase());
+    return known !== undefined && timingSafeEqual(known, this.digest(password));
+  }
+
+  /**
+   * Waits for an unproven attempt's turn on `account` and resolves with the function that ends
+   * it. On an account with recent failures, attempts go one at a time, each after the delay those
+   * failures earned; without any, up to {@link MAX_UNPROVEN_IN_FLIGHT} go at once. Past either
+   * bound the attempt is refused as temporary, its password untried.
+   */
+  async admit(account: string): Promise<() => void> {
+    const key = account.toLowerCase();
+    const queue = this.queues.get(key) ?? { inFlight: 0, tail: Promise.resolve() };
+    const failures = this.recentFailures(key);
+    const limit = failures > 0 ? MAX_WAITING_ATTEMPTS + 1 : MAX_UNPROVEN_IN_FLIGHT;
+    if (queue.inFlight >= limit)
+      throw new LoginFailure(
+        'temporary',
+        'Too many login attempts for this account at once, try again later',
+      );
+    queue.inFlight += 1;
+    this.queues.set(key, queue);
+    let finish = (): void => undefined;
+    const done = new Promise<void>((resolve) => (finish = resolve));
+    const end = (): void => {
+      finish();
+      queue.inFlight -= 1;
+      if (queue.inFlight === 0) this.queues.delete(key);
+    };
+    if (failures === 0) return end;
+    const turn = queue.tail;
+    queue.tail = turn.then(() => done);
+    await turn;
+    await this.sleep(this.delayFor(this.recentFailures(key)));
+    return end;
+  }
+
+  private recentFailures(key: string): number {
+    const entry = this.failures.get(key);
+    return entry && Date.now() - entry.last < this.options.windowMs ? entry.count : 0;
+  }
+
+  private digest(password: string): Buffer {
+    return createHmac('sha256', this.hmacKey).update(password).digest();
   }
 
   /** The delay after `failures` recent failures. */

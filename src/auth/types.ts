@@ -57,6 +57,11 @@ export interface LoginRequest {
   readonly connectionId: string;
   /** The client's address, for slowing down password guessing per source. */
   readonly remoteAddress?: string;
+  /**
+   * Called once the attempt has its turn (at once, unless password guessing is being slowed):
+   * the moment to start connecting upstream, so queued guesses hold no server connection.
+   */
+  readonly admitted?: () => void;
 }
 
 /**

@@ -2,6 +2,7 @@ import { ConfigError } from '../config/errors.js';
 import { loadConfig } from '../config/load.js';
 import type { StoredTokenFields } from '../config/types.js';
 import { controlRequest, DaemonNotRunningError } from '../control/client.js';
+import { UntrustedControlSocketError } from '../control/socket-trust.js';
 import type { ControlReply } from '../control/protocol.js';
 import {
   completeAuthorization,
@@ -51,6 +52,12 @@ export async function authorize(options: AuthorizeOptions): Promise<number> {
         account: options.account,
       });
     } catch (err) {
+      if (err instanceof UntrustedControlSocketError) {
+        // Neither the daemon's nor ours to replace: sending anything, or writing the store, could
+        // hand the code and the password to whoever planted it.
+        process.stderr.write(`${err.message}\n`);
+        return 1;
+      }
       if (!(err instanceof DaemonNotRunningError)) throw err;
       return await authorizeWithoutDaemon(options, input, say);
     }

@@ -76,6 +76,7 @@ interface RunCommandOptions {
   webAddress?: { host: string; port: number };
   webCertificate?: string;
   webKey?: string;
+  loginDeadline: number;
 }
 
 const DEFAULT_SHUTDOWN_GRACE_SECONDS = 10;
@@ -138,6 +139,12 @@ withCommonOptions(
     'connections not yet logged in, across all ports; more are told "too many connections"',
     parseCount,
     DEFAULT_LIMITS.maxPreAuthConnections,
+  )
+  .option(
+    '--login-deadline <seconds>',
+    'how long a client may take, all told, to log in (a byte now and then does not extend it)',
+    parseSeconds,
+    DEFAULT_LIMITS.loginDeadlineMs / 1000,
   )
   .option(
     '--max-preauth-per-address <count>',
@@ -204,6 +211,7 @@ Exit codes: 0 stopped normally, 1 unexpected failure, 2 invalid configuration or
         ...DEFAULT_LIMITS,
         maxPreAuthConnections: options.maxPreauthConnections,
         maxPreAuthConnectionsPerAddress: options.maxPreauthPerAddress,
+        loginDeadlineMs: options.loginDeadline * 1000,
       },
     });
   });

@@ -1,9 +1,12 @@
 import type { Logger } from 'pino';
 import { ConfigError } from '../config/errors.js';
 import { ControlSocketInUseError } from '../control/server.js';
+import { UntrustedControlSocketError } from '../control/socket-trust.js';
 import { ListenError, startDaemon, type Daemon } from '../daemon/daemon.js';
 import { serviceNotifier, type ServiceNotifier } from '../daemon/notify.js';
+import { readableByOthers } from '../daemon/startup-warnings.js';
 import type { PreAuthLimits } from '../proxy/session.js';
+import { UnsafeSecretLocationError } from '../tokens/atomic-write.js';
 import { createLogger } from '../log.js';
 import { authorizeCommandFor } from './authorize-command.js';
 import { TerminalAuthoriser } from './terminal-authoriser.js';
@@ -52,6 +55,13 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
     ...(options.logFile && { file: options.logFile }),
   });
   const notifier = serviceNotifier(log);
+  // A log file made by an earlier version, or by hand, keeps its mode: say so when others can read it.
+  if (options.logFile)
+    for (const warning of await readableByOthers(
+      options.logFile,
+      'it names users, accounts and sign-in links',
+    ))
+      log.warn({ event: 'startup_warning' }, warning);
 
   if (options.externalAuth && !interactive) {
     log.warn(
@@ -104,12 +114,19 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
       err instanceof ConfigError ||
       err instanceof ListenError ||
       err instanceof ControlSocketInUseError ||
+      err instanceof UntrustedControlSocketError ||
+      err instanceof UnsafeSecretLocationError ||
       err instanceof WebConfigError ||
       err instanceof WebListenError
     ) {
-      process.stderr.write(`oauth2-mail-proxy: ${err.message}\n`);
+      process.stderr.write(`oauth2-mail-proxy: ${err.message}
+`);
       await flush(log);
-      return err instanceof ConfigError || err instanceof WebConfigError ? 2 : 3;
+      const isConfig =
+        err instanceof ConfigError ||
+        err instanceof UnsafeSecretLocationError ||
+        err instanceof WebConfigError;
+      return isConfig ? 2 : 3;
     }
     throw err;
   }

@@ -1,5 +1,6 @@
 import { controlRequest, DaemonNotRunningError } from '../control/client.js';
 import type { AccountStatus } from '../control/protocol.js';
+import { UntrustedControlSocketError } from '../control/socket-trust.js';
 
 /** `oauth2-mail-proxy status [--json]`: per account token state, from the running daemon. */
 export async function status(options: { controlSocket: string; json: boolean }): Promise<number> {
@@ -7,7 +8,8 @@ export async function status(options: { controlSocket: string; json: boolean }):
   try {
     reply = await controlRequest(options.controlSocket, { op: 'status' });
   } catch (err) {
-    if (!(err instanceof DaemonNotRunningError)) throw err;
+    if (!(err instanceof DaemonNotRunningError || err instanceof UntrustedControlSocketError))
+      throw err;
     process.stderr.write(`${err.message}\n`);
     return 1;
   }

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import type { ControlReply, ControlRequest } from './protocol.js';
+import { ownControlSocket, UntrustedControlSocketError } from './socket-trust.js';
 
 /** No daemon is listening on the control socket (not running, or another socket path). */
 export class DaemonNotRunningError extends Error {
@@ -9,12 +10,16 @@ export class DaemonNotRunningError extends Error {
   }
 }
 
-/** Sends one request to the running daemon and returns its final reply. */
-export function controlRequest(
+/**
+ * Sends one request to the running daemon and returns its final reply. Nothing is sent to a
+ * socket that is not ours (or root's): {@link UntrustedControlSocketError}.
+ */
+export async function controlRequest(
   path: string,
   request: ControlRequest,
   timeoutMs = 30_000,
 ): Promise<ControlReply> {
+  if (!(await ownControlSocket(path))) throw new DaemonNotRunningError(path);
   return new Promise((resolve, reject) => {
     const socket = net.connect(path);
     let received = '';
@@ -29,7 +34,9 @@ export function controlRequest(
       reject(
         err.code === 'ENOENT' || err.code === 'ECONNREFUSED'
           ? new DaemonNotRunningError(path)
-          : err,
+          : err.code === 'EACCES'
+            ? new UntrustedControlSocketError(path, 'permission denied on the control socket')
+            : err,
       );
     });
     socket.once('close', () => {

@@ -3,6 +3,7 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import { LineReader, LineTooLongError } from '../proxy/line-reader.js';
 import { MAX_REQUEST_BYTES, type ControlReply, type ControlRequest } from './protocol.js';
+import { ownControlSocket } from './socket-trust.js';
 
 /** What the daemon does for each request. */
 export type ControlHandler = (request: ControlRequest) => Promise<ControlReply>;
@@ -22,14 +23,16 @@ export class ControlSocketInUseError extends Error {
 
 /**
  * Serves the control socket: owner-only (created under umask 077, then chmod 0600), one request
- * per connection. A stale socket from a crashed daemon is replaced; a live one is an error.
+ * per connection. A stale socket of ours (a crashed daemon) is replaced; a live one of ours is
+ * `ControlSocketInUseError`; anything else at the path (another user's socket, a file) is
+ * `UntrustedControlSocketError`.
  */
 export async function startControlServer(
   path: string,
   handle: ControlHandler,
   log: Logger,
 ): Promise<ControlServer> {
-  await removeStaleSocket(path);
+  await removeStaleSocket(path, log);
   const server = net.createServer((socket) => void serve(socket, handle, log));
   const previousUmask = process.umask(0o177);
   try {
@@ -60,23 +63,42 @@ async function serve(socket: net.Socket, handle: ControlHandler, log: Logger): P
   try {
     const line = await reader.readLine();
     if (line === null) return;
-    const request = JSON.parse(line) as ControlRequest;
+    const request = parseRequest(line);
     log.debug({ event: 'control_request', op: request.op }, 'control request');
     reply = await handle(request);
   } catch (err) {
+    // A handler's own errors are worded for the user; a TypeError is a request of the wrong shape.
     const message =
       err instanceof LineTooLongError
         ? 'request too long'
         : err instanceof SyntaxError
           ? 'request is not JSON'
-          : (err as Error).message;
+          : err instanceof MalformedRequestError || err instanceof TypeError
+            ? 'malformed request: expected {"op": ..., "account": "..."} with text values'
+            : (err as Error).message;
     reply = { done: true, ok: false, kind: 'protocol', message };
   }
   reader.release();
   socket.end(`${JSON.stringify(reply)}\n`);
 }
 
-async function removeStaleSocket(path: string): Promise<void> {
+class MalformedRequestError extends Error {}
+
+/** The request line as an object whose every value is text, or MalformedRequestError. */
+function parseRequest(line: string): ControlRequest {
+  const request: unknown = JSON.parse(line);
+  if (
+    typeof request !== 'object' ||
+    request === null ||
+    Array.isArray(request) ||
+    !Object.values(request).every((value) => typeof value === 'string')
+  )
+    throw new MalformedRequestError();
+  return request as ControlRequest;
+}
+
+async function removeStaleSocket(path: string, log: Logger): Promise<void> {
+  if (!(await ownControlSocket(path))) return;
   const alive = await new Promise<boolean>((resolve) => {
     const probe = net.connect(path);
     probe.once('connect', () => {
@@ -86,6 +108,7 @@ async function removeStaleSocket(path: string): Promise<void> {
     probe.once('error', () => resolve(false));
   });
   if (alive) throw new ControlSocketInUseError(path);
+  log.info({ event: 'stale_control_socket' }, `replacing a stale control socket at ${path}`);
   await unlink(path).catch((err: NodeJS.ErrnoException) => {
     if (err.code !== 'ENOENT') throw err;
   });

@@ -1,5 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { isLoopbackHost } from '../config/loopback.js';
+import { googleDeviceFlowProblem } from '../doctor/provider-facts.js';
+import { checkSecretLocation } from '../tokens/atomic-write.js';
 import type { AccountConfig, GlobalOptions, ProxyConfig } from '../config/types.js';
 import {
   loadCertificateCredentials,
@@ -16,6 +18,9 @@ import {
  */
 export async function startupWarnings(config: ProxyConfig, tokenStore: string): Promise<string[]> {
   const warnings: string[] = [];
+  // Throws, rather than warns, where another user could plant a link or a file at the store's path.
+  const storeLocation = await checkSecretLocation(tokenStore);
+  if (storeLocation !== undefined) warnings.push(storeLocation);
   const configSecrets = secretsIn(config);
   for (const [path, what] of [
     [config.file, configSecrets],
@@ -32,6 +37,10 @@ export async function startupWarnings(config: ProxyConfig, tokenStore: string): 
           'mail passwords cross the network in clear text',
       );
     }
+  }
+  for (const account of config.accounts) {
+    const deviceProblem = googleDeviceFlowProblem(account);
+    if (deviceProblem !== undefined) warnings.push(deviceProblem);
   }
   warnings.push(...(await serviceAccountWarnings(config.accounts)));
   warnings.push(...(await certificateCredentialWarnings(config.accounts, config.options)));
@@ -161,7 +170,7 @@ async function certificateCredentialWarnings(
 }
 
 /** The warning for a file holding secrets (`what`) that group or others can read; none if it cannot be read. */
-async function readableByOthers(path: string, what: string): Promise<string[]> {
+export async function readableByOthers(path: string, what: string): Promise<string[]> {
   const mode = await stat(path).then(
     (info) => info.mode,
     () => undefined,

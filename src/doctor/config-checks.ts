@@ -6,6 +6,7 @@
 import type { AccountConfig, Protocol, ProxyConfig } from '../config/types.js';
 import {
   GMAIL_SCOPE,
+  googleDeviceFlowProblem,
   GRAPH_HOST,
   MICROSOFT_PERMISSIONS,
   OLD_THUNDERBIRD_CLIENT_ID,
@@ -26,7 +27,20 @@ export function configuredProtocols(config: ProxyConfig): Protocol[] {
 /** The checks `check` runs on the account's section before touching the network. */
 export function configChecks(config: ProxyConfig, account: AccountConfig): CheckResult[] {
   const where = sectionRef(config, account);
-  return [scopeCheck(account, configuredProtocols(config), where), clientCheck(account, where)];
+  const deviceProblem = googleDeviceFlowProblem(account);
+  return [
+    scopeCheck(account, configuredProtocols(config), where),
+    clientCheck(account, where),
+    ...(deviceProblem === undefined
+      ? []
+      : [
+          {
+            status: 'fail' as const,
+            title: 'flow: Google device flow has no mail scopes',
+            details: [deviceProblem],
+          },
+        ]),
+  ];
 }
 
 function sectionRef(config: ProxyConfig, account: AccountConfig): string {

@@ -84,6 +84,19 @@ export function parseScopes(scope: string): ScopeEntry[] {
     });
 }
 
+/**
+ * Google's device flow ("TVs and limited input devices") grants only a short list of scopes, and
+ * https://mail.google.com/ is not on it: such an account can never get a token for its mail. Said
+ * by `check` and at start-up; undefined for every other account.
+ */
+export function googleDeviceFlowProblem(account: AccountConfig): string | undefined {
+  if (account.flow !== 'device' || providerFamily(account) !== 'google') return undefined;
+  return (
+    `[${account.name}] uses oauth2_flow = device with Google, whose device flow does not grant ` +
+    `mail scopes (${GMAIL_SCOPE}): use oauth2_flow = authorization_code (a paste, or --local-server-auth)`
+  );
+}
+
 /** Microsoft's or Google's rules, from the token endpoint's host, else from the scopes asked for. */
 export function providerFamily(account: AccountConfig): ProviderFamily {
   const tokenHost = URL.parse(account.tokenUrl)?.hostname.toLowerCase() ?? '';

@@ -69,6 +69,10 @@ export function parsePastedRedirect(
   if (!code) return { problem: 'no_code', message: noCodeMessage(url, params) };
 
   const state = params.get('state');
+  // Google's own approval page names the code `approvalCode` and may carry no state: the address
+  // is Google's, not a redirect anyone else could have made, so the code alone is taken.
+  if (state === null && params.has('approvalCode') && url.hostname === 'accounts.google.com')
+    return { code };
   if (state === null) {
     return {
       problem: 'state_mismatch',
@@ -119,6 +123,14 @@ function extractUrl(text: string): URL | undefined {
 function responseParameters(url: URL): URLSearchParams {
   const query = url.searchParams;
   if (query.has('code') || query.has('error')) return query;
+  const approval = query.get('approvalCode');
+  if (approval !== null) {
+    // Google's approval page: `response=code%3D...%26state%3D...` when it has one, and `approvalCode`.
+    const response = new URLSearchParams(query.get('response') ?? '');
+    if (!response.has('code')) response.set('code', approval);
+    response.set('approvalCode', approval);
+    return response;
+  }
   const fragment = new URLSearchParams(url.hash.replace(/^#/, ''));
   if (fragment.has('code') || fragment.has('error')) return fragment;
   return query;

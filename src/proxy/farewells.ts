@@ -2,12 +2,13 @@ import type { Protocol } from '../config/types.js';
 import type { RefusalReason } from './admission.js';
 
 /** Why the proxy ends a conversation it has not finished: it is full, or it is stopping. */
-export type FarewellReason = RefusalReason | 'shutting-down';
+export type FarewellReason = RefusalReason | 'shutting-down' | 'login-deadline';
 
 const TEXT: Readonly<Record<FarewellReason, string>> = {
   'too-many-connections': 'Too many connections, try again later',
   'too-many-from-address': 'Too many connections from your address, try again later',
   'shutting-down': 'oauth2-mail-proxy is shutting down, try again shortly',
+  'login-deadline': 'Too slow to log in, try again',
 };
 
 /**

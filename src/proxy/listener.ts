@@ -122,6 +122,7 @@ export function startListener(initial: ListenerOptions): Promise<Listener> {
     }
     // Normally released when the conversation ends; this covers a session that never got going.
     socket.once('close', admission.release);
+    admission.makeRoom(() => makeRoom(connection));
     void accept(connection, admission.release).catch((err: unknown) => {
       admission.release();
       options.log.error({ event: 'session_error', err }, 'connection failed unexpectedly');
@@ -159,6 +160,17 @@ export function startListener(initial: ListenerOptions): Promise<Listener> {
     socket.resume();
     socket.end();
     setTimeout(() => socket.destroy(), REFUSAL_GRACE_MS).unref();
+  };
+
+  /** Sends `connection` away for a newer one, if it has kept us waiting (see PreAuthGate). */
+  const makeRoom = (connection: Connection): boolean => {
+    if (connection.phase !== 'pre-auth' || connection.client === undefined) return false;
+    const { server: section, hostname } = connection.options;
+    return (
+      PreAuthClient.on(connection.client)?.sendAwayIfDawdling(
+        farewell(section.protocol, 'too-many-connections', hostname),
+      ) ?? false
+    );
   };
 
   const accept = async (connection: Connection, release: () => void): Promise<void> => {

@@ -66,20 +66,46 @@ export async function logInOverNewConnection<V extends UpstreamVerdict>(
   exchange: XOAuth2Exchange<V>,
   secure: boolean,
 ): Promise<LoginAttempt<V>> {
+  const first = await attemptOverNewConnection(context, protocol, login, exchange, secure);
+  if (first.kind !== 'refused-upstream' || first.verdict.kind !== 'token-rejected') return first;
+  // The rejected token is distrusted now, so asking again refreshes it: one more try within this
+  // login spares the client a failure the proxy can mend. Only one: a second rejection stands.
+  context.log.info(
+    { event: 'upstream_retry', user: login.username, account: first.credentials.account },
+    'retrying the login upstream with a refreshed token',
+  );
+  const second = await attemptOverNewConnection(context, protocol, login, exchange, secure);
+  return second.kind === 'refused-locally' ? first : second;
+}
+
+async function attemptOverNewConnection<V extends UpstreamVerdict>(
+  context: SessionContext,
+  protocol: Protocol,
+  login: PlainCredentials,
+  exchange: XOAuth2Exchange<V>,
+  secure: boolean,
+): Promise<LoginAttempt<V>> {
   const started = performance.now();
   const refusal = refuseBeforeAsking(context, login, secure);
   if (refusal) return { kind: 'refused-locally', failure: refusal };
-  const connection = connectUpstream(context.upstream, context.upstreamTls);
-  connection.catch(() => undefined);
+  // Opened once the authenticator lets the attempt through, while it looks up the token.
+  let connection: Promise<net.Socket> | undefined;
+  const connect = (): Promise<net.Socket> => {
+    if (connection === undefined) {
+      connection = connectUpstream(context.upstream, context.upstreamTls);
+      connection.catch(() => undefined);
+    }
+    return connection;
+  };
   const dropConnection = (): void =>
-    void connection.then(
+    void connection?.then(
       (socket) => socket.destroy(),
       () => undefined,
     );
 
   let credentials: UpstreamCredentials | LoginFailure;
   try {
-    credentials = await askAuthenticator(context, protocol, login);
+    credentials = await askAuthenticator(context, protocol, login, connect);
   } catch (err) {
     dropConnection();
     throw err;
@@ -91,7 +117,7 @@ export async function logInOverNewConnection<V extends UpstreamVerdict>(
 
   let socket: net.Socket | undefined;
   try {
-    socket = await connection;
+    socket = await connect();
     const upstream = new UpstreamLines(socket, describeTarget(context.upstream), {
       maxLineBytes: context.limits.maxLineBytes,
       silenceTimeoutMs: context.upstreamTls.connectTimeoutMs,
@@ -122,8 +148,13 @@ export async function requestCredentials(
   protocol: Protocol,
   login: PlainCredentials,
   secure: boolean,
+  /** Called when the authenticator lets the attempt through (`LoginRequest.admitted`). */
+  admitted?: () => void,
 ): Promise<UpstreamCredentials | LoginFailure> {
-  return refuseBeforeAsking(context, login, secure) ?? askAuthenticator(context, protocol, login);
+  return (
+    refuseBeforeAsking(context, login, secure) ??
+    askAuthenticator(context, protocol, login, admitted)
+  );
 }
 
 /**
@@ -164,6 +195,7 @@ async function askAuthenticator(
   context: SessionContext,
   protocol: Protocol,
   { username, password }: PlainCredentials,
+  admitted?: () => void,
 ): Promise<UpstreamCredentials | LoginFailure> {
   try {
     return await context.auth.login({
@@ -171,6 +203,7 @@ async function askAuthenticator(
       password,
       protocol,
       connectionId: context.id,
+      ...(admitted && { admitted }),
       ...(context.client.remoteAddress !== undefined && {
         remoteAddress: context.client.remoteAddress,
       }),

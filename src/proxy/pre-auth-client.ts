@@ -1,10 +1,17 @@
 import tls from 'node:tls';
 import type net from 'node:net';
+import { farewell } from './farewells.js';
 import { LineReader } from './line-reader.js';
 import { startLocalTls } from './local-tls.js';
 import type { SessionContext, SessionOutcome } from './session.js';
 
 const CLOSED: SessionOutcome = { kind: 'closed' };
+
+/**
+ * How long a client must have kept us waiting before a full proxy sends it away for a newer one.
+ * A mail client logs in within milliseconds; a fresh burst of them is refused as before.
+ */
+const DAWDLING_MS = 5_000;
 
 /** How long a client that was sent away may take to close before it is cut off. */
 const HANG_UP_GRACE_MS = 5_000;
@@ -37,6 +44,10 @@ export class PreAuthClient {
   private socket: net.Socket;
   private reader: LineReader;
   private hungUp = false;
+  /** Time spent waiting for the client so far, against `limits.loginDeadlineMs`. */
+  private waitedMs = 0;
+  /** When the current wait for the client began; undefined while the client waits for us. */
+  private waitStarted: number | undefined;
 
   constructor(
     private readonly context: SessionContext,
@@ -62,6 +73,16 @@ export class PreAuthClient {
     if (this.gone()) return false;
     this.hangUp(lastWords);
     return true;
+  }
+
+  /**
+   * Sends the client away with `lastWords` if we are waiting for it (not while its login is under
+   * way) and it has dawdled: how a full proxy makes room for a new connection. False otherwise.
+   */
+  sendAwayIfDawdling(lastWords: string): boolean {
+    if (this.waitStarted === undefined) return false;
+    const waited = this.waitedMs + performance.now() - this.waitStarted;
+    return waited >= DAWDLING_MS && this.sendAway(lastWords);
   }
 
   /** True once the connection is encrypted (implicit TLS, or after a local STARTTLS). */
@@ -147,9 +168,11 @@ export class PreAuthClient {
     this.send(goAhead);
     const plain = this.socket;
     // A client silent in the middle of a handshake gets no farewell: plain text would be garbage to it.
+    const cut = (): void => void plain.destroy();
     const secure = await this.underIdleClock(
       () => startLocalTls(plain, secureContext, this.context.log),
-      () => plain.destroy(),
+      cut,
+      cut,
     );
     if (secure === undefined) return 'failed';
     this.socket = secure;
@@ -207,12 +230,32 @@ export class PreAuthClient {
     this.hangUp(this.idleFarewell);
   };
 
-  private async underIdleClock<T>(wait: () => Promise<T>, onIdle: () => void): Promise<T> {
+  private readonly onDeadline = (): void => {
+    this.context.log.info({ event: 'login_deadline' }, 'client too slow to log in');
+    this.hangUp(farewell(this.context.server.protocol, 'login-deadline', this.context.hostname));
+  };
+
+  /**
+   * Runs `wait` (for the client) under two clocks: the idle one, which every byte restarts, and
+   * what is left of the whole conversation's deadline, which nothing restarts.
+   */
+  private async underIdleClock<T>(
+    wait: () => Promise<T>,
+    onIdle: () => void,
+    onDeadline: () => void = this.onDeadline,
+  ): Promise<T> {
     const plain = this.context.client;
+    const left = this.context.limits.loginDeadlineMs - this.waitedMs;
+    const started = performance.now();
+    const deadline = setTimeout(onDeadline, Math.max(0, left));
     plain.setTimeout(this.context.limits.idleTimeoutMs, onIdle);
+    this.waitStarted = started;
     try {
       return await wait();
     } finally {
+      this.waitStarted = undefined;
+      this.waitedMs += performance.now() - started;
+      clearTimeout(deadline);
       // With the listener too: `setTimeout(0)` alone leaves one `timeout` listener behind per call.
       plain.setTimeout(0, onIdle);
     }

@@ -16,6 +16,11 @@ export interface PreAuthLimits {
   /** Idle time before the login, in milliseconds. */
   readonly idleTimeoutMs: number;
   /**
+   * Time the client may take, all its waits together, to log in. The idle clock restarts on every
+   * byte; this one does not, so a client trickling a byte every few seconds is still cut.
+   */
+  readonly loginDeadlineMs: number;
+  /**
    * Connections still before their login, across every listener of the proxy; one more is told
    * "too many connections" and closed. Spliced (logged-in) sessions do not count.
    */
@@ -28,10 +33,12 @@ export interface PreAuthLimits {
 }
 
 export const DEFAULT_LIMITS: PreAuthLimits = {
-  maxLineBytes: 8 * 1024,
+  // Dovecot's own limit: RFC 2971 allows an ID line of 31,807 bytes, and real clients send them.
+  maxLineBytes: 64 * 1024,
   maxCredentialBytes: 16 * 1024,
   maxCommands: 50,
   idleTimeoutMs: 60_000,
+  loginDeadlineMs: 120_000,
   maxPreAuthConnections: 1000,
   maxPreAuthConnectionsPerAddress: 100,
 };

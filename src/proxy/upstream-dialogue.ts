@@ -49,6 +49,13 @@ export async function answerWithin<T>(
   }
 }
 
+/**
+ * Most a server may send us, all lines together, before its login answer: a real greeting and
+ * CAPABILITY take a few KiB. Without it, a server streaming endless untagged lines or challenges
+ * would grow the daemon until it dies, taking every other session with it.
+ */
+export const MAX_UPSTREAM_LOGIN_BYTES = 256 * 1024;
+
 export interface UpstreamLinesOptions {
   readonly maxLineBytes: number;
   /** How long the server may stay silent while we wait for a line. */
@@ -61,6 +68,7 @@ export interface UpstreamLinesOptions {
  */
 export class UpstreamLines {
   private readonly reader: LineReader;
+  private received = 0;
 
   constructor(
     private readonly socket: net.Socket,
@@ -81,6 +89,13 @@ export class UpstreamLines {
         'closed',
         this.target,
         'the server closed the connection during login',
+      );
+    this.received += Buffer.byteLength(line) + 2;
+    if (this.received > MAX_UPSTREAM_LOGIN_BYTES)
+      throw new UpstreamError(
+        'closed',
+        this.target,
+        `the server sent more than ${MAX_UPSTREAM_LOGIN_BYTES} bytes without finishing the login`,
       );
     return line;
   }

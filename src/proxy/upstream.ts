@@ -157,6 +157,9 @@ export function tune(socket: net.Socket): void {
 }
 
 const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO|HOSTNAME|ERR_TLS|ERR_SSL|SSL/;
+/** OpenSSL's words for bytes that are not a TLS record at all: nothing to do with certificates. */
+const NOT_TLS_CODES =
+  /WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|UNKNOWN_PROTOCOL|HTTP_REQUEST|RECORD_LENGTH_MISMATCH|UNEXPECTED_RECORD|BAD_RECORD_TYPE/;
 
 function toUpstreamError(
   err: NodeJS.ErrnoException,
@@ -175,6 +178,14 @@ function toUpstreamError(
       'tls',
       where,
       `its TLS certificate is for another host name (${code}); check server_address`,
+    );
+  }
+  if (NOT_TLS_CODES.test(code)) {
+    return new UpstreamError(
+      'tls',
+      where,
+      `the server's answer was not TLS (${code}): plain text came where the TLS handshake should be, ` +
+        'from a STARTTLS injection on the path or a server that does not speak TLS on this port',
     );
   }
   if (TLS_CODES.test(code) || err.message.includes('certificate')) {

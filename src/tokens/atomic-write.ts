@@ -5,7 +5,8 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { link, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { link, lstat, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -22,7 +23,12 @@ export async function writeFileAtomic(path: string, data: string, mode = 0o600):
     directory,
     `.${basename(path)}.${randomBytes(6).toString('hex')}${TEMPORARY_SUFFIX}`,
   );
-  const handle = await open(temporary, 'wx', mode);
+  // O_EXCL already refuses a symlink planted at the temporary name; O_NOFOLLOW says so outright.
+  const handle = await open(
+    temporary,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    mode,
+  );
   try {
     try {
       // The umask can only remove bits; chmod makes the mode exact rather than "at most".
@@ -41,6 +47,50 @@ export async function writeFileAtomic(path: string, data: string, mode = 0o600):
 }
 
 const TEMPORARY_SUFFIX = '.tmp';
+
+/** The secret file's directory lets other users put a file of their choosing at its path. */
+export class UnsafeSecretLocationError extends Error {
+  override readonly name = 'UnsafeSecretLocationError';
+  constructor(
+    readonly path: string,
+    why: string,
+  ) {
+    super(`refusing the token store ${path}: ${why}; keep it in a directory only you can write to`);
+  }
+}
+
+/**
+ * Where a secret file may live: a directory other users cannot write to, or a sticky one (like
+ * /tmp, where they cannot replace what is ours) holding the file already, as a regular file of
+ * ours. Anywhere else another user could plant a symlink at its path (and the writer would replace
+ * the file it points to) or a file of their own. Resolves to a warning for the sticky case, else
+ * undefined; throws {@link UnsafeSecretLocationError} for the others.
+ */
+export async function checkSecretLocation(path: string): Promise<string | undefined> {
+  const directory = dirname(path);
+  const dir = await lstat(directory).catch(() => undefined);
+  if (dir === undefined || (dir.mode & 0o022) === 0) return undefined;
+  const mode = (dir.mode & 0o7777).toString(8);
+  if ((dir.mode & 0o1000) === 0)
+    throw new UnsafeSecretLocationError(
+      path,
+      `other users can write to ${directory} (mode ${mode})`,
+    );
+  const file = await lstat(path).catch(() => undefined);
+  if (file === undefined)
+    throw new UnsafeSecretLocationError(
+      path,
+      `other users can create files in ${directory} (mode ${mode}) and it does not exist yet`,
+    );
+  if (!file.isFile() || file.uid !== process.getuid?.())
+    throw new UnsafeSecretLocationError(
+      path,
+      file.isSymbolicLink()
+        ? `it is a symbolic link in ${directory}, where other users can create files`
+        : `it belongs to user ${file.uid}, in ${directory}, where other users can create files`,
+    );
+  return `${path} is in ${directory}, where other users can create files (mode ${mode}); move it to a directory only you can write to`;
+}
 
 /**
  * Removes the temporary files of writes to `path` whose process was killed between creating and

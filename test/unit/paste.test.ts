@@ -69,6 +69,16 @@ describe('parsePastedRedirect accepts what users really paste', () => {
       `https://localhost/?code=${encodeURIComponent(GOOGLE_CODE)}&state=${STATE}`,
       GOOGLE_CODE,
     ],
+    [
+      "Google's approval page, with the state in its response parameter",
+      `https://accounts.google.com/o/oauth2/approval/v2/approvalnativeapp?auto=false&response=${encodeURIComponent(`code=${GOOGLE_CODE}&scope=https://mail.google.com/&state=${STATE}`)}&approvalCode=${encodeURIComponent(GOOGLE_CODE)}`,
+      GOOGLE_CODE,
+    ],
+    [
+      "Google's approval page with approvalCode alone",
+      `https://accounts.google.com/o/oauth2/approval/v2?auto=false&approvalCode=${encodeURIComponent(GOOGLE_CODE)}`,
+      GOOGLE_CODE,
+    ],
   ];
 
   it.each(accepted)('%s', (_name, pasted, code) => {
@@ -77,6 +87,11 @@ describe('parsePastedRedirect accepts what users really paste', () => {
 });
 
 describe('parsePastedRedirect explains what is wrong with a paste', () => {
+  it('takes approvalCode without a state only from Google itself', () => {
+    const forged = `https://localhost/?approvalCode=${encodeURIComponent(GOOGLE_CODE)}`;
+    expect(parsePastedRedirect(forged, STATE)).toMatchObject({ problem: 'state_mismatch' });
+  });
+
   const rejected: ReadonlyArray<readonly [string, string, PasteProblemKind, RegExp]> = [
     ['an empty paste', '', 'not_a_url', /not a web address/],
     ['a bare code', MS_CODE, 'not_a_url', /not a web address/],

@@ -9,7 +9,7 @@ export interface SmtpCommand {
 /**
  * Splits `VERB argument...`; never fails, unknown verbs are the session's business. Done without
  * a backtracking pattern: `\s*(.*?)\s*$` takes quadratic time on a line of mixed whitespace, and
- * a client may send fifty 8 KiB lines before it logs in.
+ * a client may send fifty 64 KiB lines before it logs in.
  */
 export function parseSmtpCommand(line: string): SmtpCommand {
   const text = line.trim();

@@ -18,6 +18,20 @@ export class SmtpReplySyntaxError extends Error {
   }
 }
 
+/**
+ * Most one reply may hold, all its lines together. A real EHLO reply is well under 1 KiB; an endless
+ * one (sent in clear text before STARTTLS, so by anyone on the path) must not grow the daemon.
+ */
+export const MAX_REPLY_BYTES = 64 * 1024;
+
+/** The server's reply went on past {@link MAX_REPLY_BYTES}. */
+export class SmtpReplyTooLongError extends Error {
+  constructor() {
+    super(`over-long reply (more than ${MAX_REPLY_BYTES} bytes)`);
+    this.name = 'SmtpReplyTooLongError';
+  }
+}
+
 const REPLY_LINE = /^([2-5]\d\d)([- ]|$)(.*)$/s;
 
 /**
@@ -28,9 +42,12 @@ const REPLY_LINE = /^([2-5]\d\d)([- ]|$)(.*)$/s;
 export async function readSmtpReply(reader: LineReader): Promise<SmtpReply | null> {
   const lines: string[] = [];
   let code: number | undefined;
+  let size = 0;
   for (;;) {
     const line = await reader.readLine();
     if (line === null) return null;
+    size += line.length + 2;
+    if (size > MAX_REPLY_BYTES) throw new SmtpReplyTooLongError();
     const match = REPLY_LINE.exec(line);
     if (!match) throw new SmtpReplySyntaxError(line);
     const lineCode = Number(match[1]);

@@ -2,6 +2,8 @@ import { hasControlCharacter } from '../../auth/login-rules.js';
 import { LoginFailure } from '../../auth/types.js';
 import { LineTooLongError } from '../line-reader.js';
 import { recordVerdict, requestCredentials } from '../login.js';
+import { PreAuthGate } from '../admission.js';
+import { farewell } from '../farewells.js';
 import { PreAuthClient } from '../pre-auth-client.js';
 import { oneLine } from '../reply-text.js';
 import type { PlainCredentials } from '../sasl.js';
@@ -63,6 +65,34 @@ export const smtpSession: ProtocolSession = async (context) => {
     context,
     `421 4.4.2 ${context.hostname} Idle timeout before authentication, closing connection\r\n`,
   );
+  // Each client before its login holds a connection to the server: bound them, making room by
+  // sending away the oldest that has kept us waiting, as the listener's own gate does.
+  const slot = UPSTREAM_SLOTS.admit(undefined);
+  if (!slot.admitted) return client.hangUp(farewell('SMTP', slot.reason, context.hostname));
+  slot.makeRoom(() =>
+    client.sendAwayIfDawdling(farewell('SMTP', 'too-many-connections', context.hostname)),
+  );
+  try {
+    return await openAndConverse(context, client);
+  } finally {
+    slot.release();
+  }
+};
+
+/**
+ * Upstream connections held by SMTP clients that have not logged in, across the proxy: far more
+ * than honest clients ever open at once, far fewer than a flood of silent ones would.
+ */
+export const MAX_SMTP_UPSTREAMS_BEFORE_LOGIN = 100;
+const UPSTREAM_SLOTS = new PreAuthGate({
+  maxPreAuthConnections: MAX_SMTP_UPSTREAMS_BEFORE_LOGIN,
+  maxPreAuthConnectionsPerAddress: MAX_SMTP_UPSTREAMS_BEFORE_LOGIN,
+});
+
+async function openAndConverse(
+  context: SessionContext,
+  client: PreAuthClient,
+): Promise<SessionOutcome> {
   let upstream: SmtpUpstream;
   try {
     upstream = await SmtpUpstream.open({
@@ -86,7 +116,7 @@ export const smtpSession: ProtocolSession = async (context) => {
     upstream.destroy();
     throw err;
   }
-};
+}
 
 async function converse(
   context: SessionContext,
@@ -209,13 +239,27 @@ async function converse(
    */
   async function logIn(login: PlainCredentials): Promise<SessionOutcome | undefined> {
     const started = performance.now();
-    const credentials = await requestCredentials(context, 'SMTP', login, client.secure);
+    let credentials = await requestCredentials(context, 'SMTP', login, client.secure);
     if (credentials instanceof LoginFailure) {
       send(loginRefusal(credentials));
       return undefined;
     }
-    const result = await loginSmtpUpstream(upstream, credentials);
+    let result = await loginSmtpUpstream(upstream, credentials);
     recordVerdict(context, login.username, credentials, result, started);
+    if (result.kind === 'token-rejected') {
+      // Distrusted now: asking again refreshes it. One more try on the same connection (RFC 4954
+      // allows AUTH again after a 535); a second rejection stands.
+      log.info(
+        { event: 'upstream_retry', user: login.username, account: credentials.account },
+        'retrying the login upstream with a refreshed token',
+      );
+      const refreshed = await requestCredentials(context, 'SMTP', login, client.secure);
+      if (!(refreshed instanceof LoginFailure)) {
+        credentials = refreshed;
+        result = await loginSmtpUpstream(upstream, credentials);
+        recordVerdict(context, login.username, credentials, result, started);
+      }
+    }
     if (result.kind !== 'accepted') {
       send(upstreamLoginRefusal(result, upstream.where, credentials));
       return undefined;

@@ -9,7 +9,13 @@ import {
   type UpstreamTlsOptions,
 } from '../upstream.js';
 import { answerWithin } from '../upstream-dialogue.js';
-import { describeReply, readSmtpReply, SmtpReplySyntaxError, type SmtpReply } from './reply.js';
+import {
+  describeReply,
+  readSmtpReply,
+  SmtpReplySyntaxError,
+  SmtpReplyTooLongError,
+  type SmtpReply,
+} from './reply.js';
 
 export interface SmtpUpstreamOptions {
   readonly target: UpstreamTarget;
@@ -130,7 +136,7 @@ export class SmtpUpstream {
       try {
         reply = await readSmtpReply(this.reader);
       } catch (err) {
-        if (err instanceof SmtpReplySyntaxError)
+        if (err instanceof SmtpReplySyntaxError || err instanceof SmtpReplyTooLongError)
           throw new UpstreamError('closed', this.where, `the server sent an ${err.message}`);
         throw err;
       }
