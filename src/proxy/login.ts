@@ -4,8 +4,9 @@ import { isLoopbackHost } from '../config/loopback.js';
 import type { Protocol } from '../config/types.js';
 import type { PlainCredentials } from './sasl.js';
 import type { SessionContext } from './session.js';
-import { connectUpstream, describeTarget, UpstreamError } from './upstream.js';
-import { UpstreamLines } from './upstream-dialogue.js';
+import { upstreamForLogin } from './early-upstream.js';
+import { UpstreamError } from './upstream.js';
+import type { UpstreamLines } from './upstream-dialogue.js';
 
 /**
  * How the upstream took our XOAUTH2 login. Each protocol reads its server's answer into one of
@@ -66,11 +67,12 @@ export async function logInOverNewConnection<V extends UpstreamVerdict>(
   secure: boolean,
 ): Promise<LoginAttempt<V>> {
   const started = performance.now();
-  const connection = connectUpstream(context.upstream, context.upstreamTls);
+  // Usually opened as the client connected (`early-upstream.ts`), and ready by now.
+  const connection = upstreamForLogin(context.earlyUpstream, context);
   connection.catch(() => undefined);
   const dropConnection = (): void =>
     void connection.then(
-      (socket) => socket.destroy(),
+      ({ socket }) => socket.destroy(),
       () => undefined,
     );
 
@@ -88,11 +90,8 @@ export async function logInOverNewConnection<V extends UpstreamVerdict>(
 
   let socket: net.Socket | undefined;
   try {
-    socket = await connection;
-    const upstream = new UpstreamLines(socket, describeTarget(context.upstream), {
-      maxLineBytes: context.limits.maxLineBytes,
-      silenceTimeoutMs: context.upstreamTls.connectTimeoutMs,
-    });
+    let upstream: UpstreamLines;
+    ({ socket, lines: upstream } = await connection);
     const verdict = await exchange(upstream, credentials);
     const upstreamPending = upstream.release();
     recordVerdict(context, login.username, credentials, verdict, started);
