@@ -31,6 +31,11 @@ export interface ListenerOptions {
    * a gate of this listener's own, from `limits`.
    */
   readonly gate?: PreAuthGate;
+  /**
+   * Open the IMAP/POP3 upstream as a client connects (`early-upstream.ts`). Default true; off for
+   * state-machine tests whose scripted upstream takes one connection per login.
+   */
+  readonly earlyUpstream?: boolean;
 }
 
 /** A bound local port and the connections it is serving. */
@@ -283,7 +288,10 @@ async function serve(
     log.debug({ event: 'client_error', err: err.message }, 'client socket error'),
   );
 
-  const earlyUpstream = EarlyUpstream.start({ ...options, protocol: options.server.protocol, log });
+  const earlyUpstream =
+    options.earlyUpstream === false
+      ? undefined
+      : EarlyUpstream.start({ ...options, protocol: options.server.protocol, log });
   const context: SessionContext = {
     id,
     server: options.server,
