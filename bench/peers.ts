@@ -22,9 +22,12 @@ import { ProxyProcess } from '../test/support/proxy-process.js';
 import { KeyCache } from '../src/tokens/key-cache.js';
 import { FileTokenStore } from '../src/tokens/stores/file-store.js';
 import { TokenCipher } from '../src/tokens/token-cipher.js';
+import { startDelayRelay, type DelayRelay } from './delay-relay.js';
 import { findProcess } from './process-stats.js';
 import type { Credentials } from './protocols/credentials.js';
 import type { SmtpChildReady, SmtpChildStart, SmtpChildTaken } from './smtp-upstream-child.js';
+import { WAN_ONE_WAY_MS } from './settings.js';
+import { startStunnel, type Stunnel } from './stunnel.js';
 
 /** A mailbox and the local password its mail client uses with the proxy. */
 export interface Account {
@@ -131,8 +134,20 @@ export class BenchPeers {
     readonly dovecot: Dovecot,
     readonly dovecotCa: Buffer,
     readonly smtp: SmtpPeer,
-    /** The proxy's local ports: IMAP, POP3, SMTP. */
-    readonly ports: { readonly imap: number; readonly pop3: number; readonly smtp: number },
+    /** stunnel in client mode in front of each server: `imap`, `pop3`, `smtp`. */
+    readonly stunnel: Stunnel,
+    /** Dovecot's IMAPS port as if across a wide-area network ({@link WAN_ONE_WAY_MS} each way). */
+    readonly farImap: DelayRelay,
+    /**
+     * The proxy's local ports: IMAP, POP3, SMTP, and `farImap`: IMAP to Dovecot through the
+     * delaying relay.
+     */
+    readonly ports: {
+      readonly imap: number;
+      readonly pop3: number;
+      readonly smtp: number;
+      readonly farImap: number;
+    },
   ) {
     this.store = new FileTokenStore(join(dir, 'tokens.ini'));
   }
@@ -147,12 +162,25 @@ export class BenchPeers {
       makeTestCa(smtpCertDir).then((certs) => startSmtpChild(idp, certs)),
     ]);
     // Only now: ports picked while Dovecot picks its own could be the same ones.
-    const [imap = 0, pop3 = 0, smtpPort = 0] = await freePorts(3);
-    const peers = new BenchPeers(dir, idp, dovecot, await readFile(dovecot.caFile), smtp, {
-      imap,
-      pop3,
-      smtp: smtpPort,
-    });
+    const [stunnel, farImap] = await Promise.all([
+      startStunnel(dir, [
+        { name: 'imap', port: dovecot.imapsPort, caFile: dovecot.caFile },
+        { name: 'pop3', port: dovecot.pop3sPort, caFile: dovecot.caFile },
+        { name: 'smtp', port: smtp.port, caFile: smtp.caFile, starttls: 'smtp' },
+      ]),
+      startDelayRelay(dovecot.imapsPort, WAN_ONE_WAY_MS),
+    ]);
+    const [imap = 0, pop3 = 0, smtpPort = 0, farImapPort = 0] = await freePorts(4);
+    const peers = new BenchPeers(
+      dir,
+      idp,
+      dovecot,
+      await readFile(dovecot.caFile),
+      smtp,
+      stunnel,
+      farImap,
+      { imap, pop3, smtp: smtpPort, farImap: farImapPort },
+    );
     return peers;
   }
 
@@ -171,6 +199,11 @@ export class BenchPeers {
       `[POP-${this.ports.pop3}]`,
       'server_address = 127.0.0.1',
       `server_port = ${this.dovecot.pop3sPort}`,
+      `server_ca_file = ${this.dovecot.caFile}`,
+      '',
+      `[IMAP-${this.ports.farImap}]`,
+      'server_address = 127.0.0.1',
+      `server_port = ${this.farImap.port}`,
       `server_ca_file = ${this.dovecot.caFile}`,
       '',
       `[SMTP-${this.ports.smtp}]`,
@@ -229,7 +262,13 @@ export class BenchPeers {
   }
 
   async stop(): Promise<void> {
-    await Promise.allSettled([this.dovecot.stop(), this.idp.stop(), this.smtp.stop()]);
+    await Promise.allSettled([
+      this.stunnel.stop(),
+      this.farImap.close(),
+      this.dovecot.stop(),
+      this.idp.stop(),
+      this.smtp.stop(),
+    ]);
     await rm(this.dir, { recursive: true, force: true });
   }
 }

@@ -39,25 +39,46 @@ function format(value: number | undefined, unit: string): string {
   return value.toFixed(digits);
 }
 
-function comparison(row: Row): string {
-  if (row.comparison === undefined) return '';
-  const { kind, value } = row.comparison;
+function comparison(
+  row: Row,
+  compared: { readonly kind: 'ratio' | 'added'; readonly value: number } | undefined,
+): string {
+  if (compared === undefined) return '';
+  const { kind, value } = compared;
   return kind === 'ratio'
     ? `x ${value.toFixed(2)}`
     : `${value >= 0 ? '+' : ''}${format(value, row.unit)} ${row.unit}`;
 }
 
+/** The targets, the one against stunnel marked as such. */
+function targets(row: Row): string {
+  const floor = row.floor?.target && `${row.floor.target.text} vs stunnel`;
+  return [row.target?.text, floor].filter(Boolean).join('; ');
+}
+
 /** The table as Markdown (readable in a terminal, pasteable into docs/performance.md). */
 export function table(rows: readonly Row[]): string {
-  const header = ['measurement', 'unit', 'direct', 'proxy', 'proxy vs direct', 'target', 'met'];
+  const header = [
+    'measurement',
+    'unit',
+    'direct',
+    'stunnel',
+    'proxy',
+    'proxy vs direct',
+    'proxy vs stunnel',
+    'target',
+    'met',
+  ];
   const lines = rows.map((row) => [
     row.label,
     row.unit,
     format(row.direct, row.unit),
+    format(row.floor?.stunnel, row.unit),
     format(row.proxy, row.unit),
-    comparison(row),
-    row.target?.text ?? '',
-    row.target === undefined ? '' : misses(row) ? 'NO' : 'yes',
+    comparison(row, row.comparison),
+    comparison(row, row.floor),
+    targets(row),
+    row.target === undefined && row.floor?.target === undefined ? '' : misses(row) ? 'NO' : 'yes',
   ]);
   const widths = header.map((title, column) =>
     Math.max(title.length, ...lines.map((line) => line[column]!.length)),
@@ -86,7 +107,8 @@ export async function writeResults(path: string, result: ResultFile): Promise<vo
   const rows = result.rows.map((row) => ({
     ...row,
     target: row.target?.text,
-    met: row.target === undefined ? undefined : !misses(row),
+    floor: row.floor && { ...row.floor, target: row.floor.target?.text },
+    met: row.target === undefined && row.floor?.target === undefined ? undefined : !misses(row),
   }));
   await writeFile(path, `${JSON.stringify({ ...result, rows }, null, 2)}\n`);
 }

@@ -22,7 +22,18 @@ export interface Row {
   readonly target?: Target;
   /** The value the target applies to: the comparison when there is one, else the proxy's figure. */
   readonly judged?: number;
+  /** The same measurement through stunnel (the floor for a TLS-unwrapping hop), and the proxy against it. */
+  readonly floor?: Floor;
   readonly note?: string;
+}
+
+/** A row's figure through stunnel, how the proxy compares with it, and the target on that. */
+export interface Floor {
+  readonly stunnel: number;
+  readonly kind: 'ratio' | 'added';
+  /** proxy/stunnel (the median of per-pair ratios), or proxy - stunnel. */
+  readonly value: number;
+  readonly target?: Target;
 }
 
 /** A value must be at least `limit`. */
@@ -48,9 +59,30 @@ export const exactly = (wanted: number): Target => ({
 
 /** Whether the row has a target and misses it. */
 export function misses(row: Row): boolean {
+  return missesDirect(row) || missesFloor(row);
+}
+
+function missesDirect(row: Row): boolean {
   if (row.target === undefined) return false;
   const value = row.judged ?? row.comparison?.value ?? row.proxy;
   return !(Number.isFinite(value) && row.target.met(value));
+}
+
+function missesFloor(row: Row): boolean {
+  const floor = row.floor;
+  if (floor?.target === undefined) return false;
+  return !(Number.isFinite(floor.value) && floor.target.met(floor.value));
+}
+
+/** The row with `stunnel`'s figure as its floor; `value` defaults as in {@link compared}. */
+export function withFloor(
+  row: Row,
+  stunnel: number,
+  target?: Target,
+  value = row.comparison?.kind === 'added' ? row.proxy - stunnel : row.proxy / stunnel,
+): Row {
+  const kind = row.comparison?.kind ?? 'ratio';
+  return { ...row, floor: { stunnel, kind, value, ...(target && { target }) } };
 }
 
 /**

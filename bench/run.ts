@@ -21,6 +21,7 @@ import { idleSessions } from './scenarios/idle.js';
 import { cachedLogin } from './scenarios/login.js';
 import { noopLatency } from './scenarios/noop.js';
 import { loginStorm } from './scenarios/storm.js';
+import { farLogin } from './scenarios/wan-login.js';
 import { startup } from './scenarios/startup.js';
 import { throughput } from './scenarios/throughput.js';
 import { parseSettings, type ScenarioName, type Settings } from './settings.js';
@@ -80,12 +81,18 @@ async function run(settings: Settings): Promise<Row[]> {
       imap: {
         direct: { port: peers.dovecot.imapsPort, ca: peers.dovecotCa },
         proxy: { port: peers.ports.imap },
+        stunnel: { port: peers.stunnel.ports.imap! },
       },
       pop3: {
         direct: { port: peers.dovecot.pop3sPort, ca: peers.dovecotCa },
         proxy: { port: peers.ports.pop3 },
+        stunnel: { port: peers.stunnel.ports.pop3! },
       },
-      smtp: { direct: { port: peers.smtp.port }, proxy: { port: peers.ports.smtp } },
+      smtp: {
+        direct: { port: peers.smtp.port },
+        proxy: { port: peers.ports.smtp },
+        stunnel: { port: peers.stunnel.ports.smtp! },
+      },
       main,
       second,
       progress,
@@ -97,6 +104,7 @@ async function run(settings: Settings): Promise<Row[]> {
       if (wanted('noop')) rows.push(...(await noopLatency(context)));
       if (wanted('login')) rows.push(...(await cachedLogin(context)));
       if (wanted('storm')) rows.push(...(await loginStorm(context)));
+      if (wanted('wan')) rows.push(...(await farLogin(context)));
       if (wanted('idle') && !settings.quick)
         rows.push(...(await idleSessions(context, 'after-load')));
     } finally {

@@ -7,7 +7,8 @@ const FETCH_TAG = 'F9';
 
 /**
  * Connects and logs in: `direct` with `AUTHENTICATE XOAUTH2` over TLS as an OAuth2-capable client
- * would, `proxy` with a plain `LOGIN` as fetchmail does against the proxy.
+ * would (`stunnel`: the same in plain text, stunnel adding the TLS), `proxy` with a plain `LOGIN`
+ * as fetchmail does against the proxy.
  */
 export async function imapLogin(
   route: RouteName,
@@ -16,7 +17,7 @@ export async function imapLogin(
 ): Promise<Wire> {
   const wire = await Wire.connect(endpoint);
   expectReply(await wire.line(), /^\* OK/, 'IMAP greeting');
-  if (route === 'direct') {
+  if (route !== 'proxy') {
     wire.send(`L1 AUTHENTICATE XOAUTH2 ${xoauth2(credentials.user, credentials.accessToken)}\r\n`);
   } else {
     wire.send(`L1 LOGIN ${credentials.user} "${credentials.password}"\r\n`);

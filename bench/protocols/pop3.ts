@@ -5,7 +5,10 @@ import { expectReply, xoauth2, type Credentials } from './credentials.js';
 
 const END_OF_MULTILINE = Buffer.from('\r\n.\r\n');
 
-/** Connects and logs in. `direct`: `AUTH XOAUTH2` over TLS; `proxy`: `USER` / `PASS` in plain text, as fetchmail does. */
+/**
+ * Connects and logs in. `direct`: `AUTH XOAUTH2` over TLS (`stunnel`: the same in plain text to
+ * stunnel); `proxy`: `USER` / `PASS` in plain text, as fetchmail does.
+ */
 export async function pop3Login(
   route: RouteName,
   endpoint: Endpoint,
@@ -13,7 +16,7 @@ export async function pop3Login(
 ): Promise<Wire> {
   const wire = await Wire.connect(endpoint);
   expectReply(await wire.line(), /^\+OK/, 'POP3 greeting');
-  if (route === 'direct') {
+  if (route !== 'proxy') {
     wire.send(`AUTH XOAUTH2 ${xoauth2(credentials.user, credentials.accessToken)}\r\n`);
   } else {
     wire.send(`USER ${credentials.user}\r\n`);
@@ -34,4 +37,10 @@ export async function pop3Retrieve(wire: Wire, number: number): Promise<number> 
   });
   if (refused) throw new Error(`POP3 RETR ${number} refused`);
   return bytes;
+}
+
+/** One `NOOP` round trip. */
+export async function pop3Noop(wire: Wire): Promise<void> {
+  wire.send('NOOP\r\n');
+  expectReply(await wire.line(), /^\+OK/, 'POP3 NOOP');
 }

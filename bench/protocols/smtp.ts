@@ -12,6 +12,7 @@ export function smtpReply(wire: Wire): Promise<string> {
 
 /**
  * `direct`: plain connection, `STARTTLS`, then `AUTH XOAUTH2` (Office 365's port 587);
+ * `stunnel`: `AUTH XOAUTH2` in plain text to stunnel, which did the STARTTLS itself;
  * `proxy`: plain connection to the proxy and `AUTH PLAIN`, as msmtp or mutt do.
  */
 export async function smtpLogin(
@@ -30,6 +31,8 @@ export async function smtpLogin(
     wire = await wire.startTls(upstreamCa);
     wire.send(EHLO);
     expectReply(await smtpReply(wire), /^250 /, 'SMTP EHLO after STARTTLS');
+    wire.send(`AUTH XOAUTH2 ${xoauth2(credentials.user, credentials.accessToken)}\r\n`);
+  } else if (route === 'stunnel') {
     wire.send(`AUTH XOAUTH2 ${xoauth2(credentials.user, credentials.accessToken)}\r\n`);
   } else {
     wire.send(`AUTH PLAIN ${plain(credentials.user, credentials.password)}\r\n`);
@@ -66,4 +69,10 @@ export async function smtpSend(
   wire.send('.\r\n');
   expectReply(await smtpReply(wire), /^250 /, 'SMTP end of data');
   return header.length + body.length * times;
+}
+
+/** One `NOOP` round trip. */
+export async function smtpNoop(wire: Wire): Promise<void> {
+  wire.send('NOOP\r\n');
+  expectReply(await smtpReply(wire), /^250 /, 'SMTP NOOP');
 }

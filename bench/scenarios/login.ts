@@ -4,7 +4,7 @@
  * a plain `LOGIN` that it turns into the same upstream login with its cached key.
  */
 import type { Context } from '../context.js';
-import { interleaved } from '../interleave.js';
+import { interleaved, type RouteName } from '../interleave.js';
 import { imapLogin } from '../protocols/imap.js';
 import { atMost, compared, type Row } from '../results.js';
 import { median, percentile } from '../stats.js';
@@ -13,7 +13,7 @@ const WARM_UP = 5;
 
 /** Median and p90 of each route, and what the proxy adds. */
 export async function cachedLogin(context: Context): Promise<Row[]> {
-  const login = async (route: 'direct' | 'proxy'): Promise<number> => {
+  const login = async (route: RouteName): Promise<number> => {
     const started = performance.now();
     const wire = await imapLogin(route, context.imap[route], context.main);
     const ms = performance.now() - started;

@@ -8,13 +8,13 @@
  */
 import { availableParallelism } from 'node:os';
 import { proxyPid, type Context } from '../context.js';
-import { interleaved, pairedRatio, type RouteName } from '../interleave.js';
+import { ALL_ROUTES, interleaved, pairedRatio, type RouteName } from '../interleave.js';
 import { base64Lines, headers } from '../mail.js';
 import { MB, ownCpu, processCpu, processTreeCpu, type CpuMeter } from '../process-stats.js';
 import { imapExamineInbox, imapFetchAll, imapLogin } from '../protocols/imap.js';
 import { pop3Login, pop3Retrieve } from '../protocols/pop3.js';
 import { smtpLogin, smtpSend } from '../protocols/smtp.js';
-import { atLeast, compared, type Row, type Target } from '../results.js';
+import { atLeast, compared, withFloor, type Row, type Target } from '../results.js';
 import { ISSUE_BULK_TARGET } from '../settings.js';
 import { median } from '../stats.js';
 
@@ -32,20 +32,26 @@ interface Transfer {
   readonly cpu: CpuShares;
 }
 
-type Meters = Record<(typeof PARTS)[number], CpuMeter>;
+/** `proxy` is the hop between client and server: the proxy, or stunnel on its route. */
+type Meters = Record<(typeof PARTS)[number], CpuMeter> & { readonly stunnel: CpuMeter };
 
 /** Runs `work` (which returns the bytes moved), timing it and reading every CPU meter around it. */
-async function timed(meters: Meters, work: () => Promise<number>): Promise<Transfer> {
+async function timed(
+  meters: Meters,
+  route: RouteName,
+  work: () => Promise<number>,
+): Promise<Transfer> {
+  const hopMeter = route === 'stunnel' ? meters.stunnel : meters.proxy;
   // The client's own meter is read innermost, so reading the others (a scan of /proc) is not billed to it.
   const server = meters.server();
-  const proxy = meters.proxy();
+  const hop = hopMeter();
   const client = meters.client();
   const started = performance.now();
   const bytes = await work();
   const ms = performance.now() - started;
   const cpu = {
     client: meters.client() - client,
-    proxy: meters.proxy() - proxy,
+    proxy: hopMeter() - hop,
     server: meters.server() - server,
   };
   return { bytes, ms, cpu };
@@ -66,21 +72,29 @@ async function measure(
   transfer: (route: RouteName) => Promise<Transfer>,
 ): Promise<Row[]> {
   context.progress(`${protocol}: warm-up`);
-  const warm = { direct: await transfer('direct'), proxy: await transfer('proxy') };
-  // The same response either way, but for the server's status line (IMAP reports its timings there).
-  if (Math.abs(warm.direct.bytes - warm.proxy.bytes) > 256) {
-    throw new Error(
-      `${protocol}: the proxy delivered ${warm.proxy.bytes} bytes where the server sent ${warm.direct.bytes} directly`,
-    );
+  const warm = {
+    direct: await transfer('direct'),
+    proxy: await transfer('proxy'),
+    stunnel: await transfer('stunnel'),
+  };
+  // The same response every way, but for the server's status line (IMAP reports its timings there).
+  for (const route of ['proxy', 'stunnel'] as const) {
+    if (Math.abs(warm.direct.bytes - warm[route].bytes) > 256) {
+      throw new Error(
+        `${protocol}: ${route} delivered ${warm[route].bytes} bytes where the server sent ${warm.direct.bytes} directly`,
+      );
+    }
   }
   const megabytes = (warm.direct.bytes / MB).toFixed(0);
   context.progress(
     `${protocol}: ${context.settings.bulkRepetitions} transfers of ${megabytes} MB per route`,
   );
-  const transfers = await interleaved(context.settings.bulkRepetitions, transfer);
+  const transfers = await interleaved(context.settings.bulkRepetitions, transfer, ALL_ROUTES);
+  const rate = (t: Transfer): number => t.bytes / MB / (t.ms / 1000);
   const rates = {
-    direct: transfers.direct.map((t) => t.bytes / MB / (t.ms / 1000)),
-    proxy: transfers.proxy.map((t) => t.bytes / MB / (t.ms / 1000)),
+    direct: transfers.direct.map(rate),
+    proxy: transfers.proxy.map(rate),
+    stunnel: transfers.stunnel.map(rate),
   };
   const id = protocol.toLowerCase().replace(/\W+/g, '_');
   /** Median CPU milliseconds per 100 MB of one part, or of all parts together. */
@@ -93,39 +107,51 @@ async function measure(
       ),
     );
   const shares = (route: RouteName): string =>
-    PARTS.map((part) => `${part} ${cpuPer100MB(route, part).toFixed(0)}`).join(', ');
+    PARTS.map(
+      (part) =>
+        `${part === 'proxy' && route === 'stunnel' ? 'stunnel' : part} ${cpuPer100MB(route, part).toFixed(0)}`,
+    ).join(', ');
   const cpuDirect = cpuPer100MB('direct');
   const cpuProxy = cpuPer100MB('proxy');
   /** Cores kept busy by the transfer's processes: their CPU time over the wall time, per 100 MB. */
   const coresBusy = (route: RouteName): string =>
     (cpuPer100MB(route) / ((100 / median(rates[route])) * 1000)).toFixed(2);
 
+  const list = (values: number[]): string => values.map((r) => r.toFixed(0)).join(' ');
   return [
-    compared(
-      {
-        id: `${id}_throughput`,
-        label: `${protocol} (${megabytes} MB)`,
-        unit: 'MB/s',
-        direct: median(rates.direct),
-        proxy: median(rates.proxy),
-        target: ratioTarget(context.settings.bulkTarget),
-        note: `median of per-pair ratios over ${rates.direct.length} pairs; direct ${rates.direct.map((r) => r.toFixed(0)).join(' ')}, proxy ${rates.proxy.map((r) => r.toFixed(0)).join(' ')} MB/s`,
-      },
-      'ratio',
-      pairedRatio(rates),
+    withFloor(
+      compared(
+        {
+          id: `${id}_throughput`,
+          label: `${protocol} (${megabytes} MB)`,
+          unit: 'MB/s',
+          direct: median(rates.direct),
+          proxy: median(rates.proxy),
+          target: ratioTarget(context.settings.bulkTarget),
+          note: `median of per-pair ratios over ${rates.direct.length} pairs; direct ${list(rates.direct)}, proxy ${list(rates.proxy)}, stunnel ${list(rates.stunnel)} MB/s`,
+        },
+        'ratio',
+        pairedRatio(rates),
+      ),
+      median(rates.stunnel),
+      atLeast(context.settings.floorBulkTarget),
+      pairedRatio(rates, 'stunnel'),
     ),
-    compared(
-      {
-        id: `${id}_cpu_per_100mb`,
-        label: `${protocol}: CPU per 100 MB, all processes`,
-        unit: 'ms',
-        direct: cpuDirect,
-        proxy: cpuProxy,
-        note:
-          `direct: ${shares('direct')}; proxy: ${shares('proxy')} (ms per 100 MB); cores kept busy: direct ${coresBusy('direct')}, ` +
-          `proxy ${coresBusy('proxy')} of ${availableParallelism()}. Where the cores are the limit, the proxy route can reach at most ${(cpuDirect / cpuProxy).toFixed(2)} of direct`,
-      },
-      'ratio',
+    withFloor(
+      compared(
+        {
+          id: `${id}_cpu_per_100mb`,
+          label: `${protocol}: CPU per 100 MB, all processes`,
+          unit: 'ms',
+          direct: cpuDirect,
+          proxy: cpuProxy,
+          note:
+            `direct: ${shares('direct')}; proxy: ${shares('proxy')}; stunnel: ${shares('stunnel')} (ms per 100 MB); cores kept busy: direct ${coresBusy('direct')}, ` +
+            `proxy ${coresBusy('proxy')}, stunnel ${coresBusy('stunnel')} of ${availableParallelism()}. Where the cores are the limit, the proxy route can reach at most ${(cpuDirect / cpuProxy).toFixed(2)} of direct`,
+        },
+        'ratio',
+      ),
+      cpuPer100MB('stunnel'),
     ),
   ];
 }
@@ -134,14 +160,20 @@ async function measure(
 export async function throughput(context: Context): Promise<Row[]> {
   const { settings, main, peers } = context;
   const proxy = processCpu(proxyPid(context));
-  const dovecot: Meters = { client: ownCpu, proxy, server: processTreeCpu(peers.dovecotPid()) };
-  const smtpServer: Meters = { client: ownCpu, proxy, server: processCpu(peers.smtp.pid) };
+  const stunnel = processCpu(peers.stunnel.pid);
+  const dovecot: Meters = {
+    client: ownCpu,
+    proxy,
+    stunnel,
+    server: processTreeCpu(peers.dovecotPid()),
+  };
+  const smtpServer: Meters = { client: ownCpu, proxy, stunnel, server: processCpu(peers.smtp.pid) };
 
   const imap = await measure(context, 'IMAP FETCH', async (route) => {
     const wire = await imapLogin(route, context.imap[route], main);
     try {
       await imapExamineInbox(wire);
-      return await timed(dovecot, () => imapFetchAll(wire, settings.messages));
+      return await timed(dovecot, route, () => imapFetchAll(wire, settings.messages));
     } finally {
       wire.close();
     }
@@ -150,7 +182,7 @@ export async function throughput(context: Context): Promise<Row[]> {
   const pop3 = await measure(context, 'POP3 RETR', async (route) => {
     const wire = await pop3Login(route, context.pop3[route], main);
     try {
-      return await timed(dovecot, async () => {
+      return await timed(dovecot, route, async () => {
         let bytes = 0;
         for (let number = 1; number <= settings.messages; number += 1)
           bytes += await pop3Retrieve(wire, number);
@@ -167,7 +199,7 @@ export async function throughput(context: Context): Promise<Row[]> {
   const smtp = await measure(context, 'SMTP DATA', async (route) => {
     const wire = await smtpLogin(route, context.smtp[route], main, peers.smtp.ca);
     try {
-      const transfer = await timed(smtpServer, () =>
+      const transfer = await timed(smtpServer, route, () =>
         smtpSend(wire, main.user, RECIPIENT, header, block, blocks),
       );
       const accepted = await peers.smtp.take();

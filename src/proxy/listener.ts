@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Authenticator } from '../auth/types.js';
 import type { ServerConfig } from '../config/types.js';
 import { PreAuthGate, type Admission } from './admission.js';
+import { EarlyUpstream } from './early-upstream.js';
 import { farewell } from './farewells.js';
 import { startLocalTls } from './local-tls.js';
 import { PreAuthClient } from './pre-auth-client.js';
@@ -30,6 +31,11 @@ export interface ListenerOptions {
    * a gate of this listener's own, from `limits`.
    */
   readonly gate?: PreAuthGate;
+  /**
+   * Open the IMAP/POP3 upstream as a client connects (`early-upstream.ts`). Default true; off for
+   * state-machine tests whose scripted upstream takes one connection per login.
+   */
+  readonly earlyUpstream?: boolean;
 }
 
 /** A bound local port and the connections it is serving. */
@@ -294,6 +300,10 @@ async function serve(
     log.debug({ event: 'client_error', err: err.message }, 'client socket error'),
   );
 
+  const earlyUpstream =
+    options.earlyUpstream === false
+      ? undefined
+      : EarlyUpstream.start({ ...options, protocol: options.server.protocol, log });
   const context: SessionContext = {
     id,
     server: options.server,
@@ -306,12 +316,14 @@ async function serve(
     localTls: options.localTls?.implicit === false ? options.localTls.context : undefined,
     hostname: options.hostname,
     plaintextLoginsFromNetwork: options.plaintextLoginsFromNetwork === true,
+    ...(earlyUpstream !== undefined && { earlyUpstream }),
   };
   const started = Date.now();
   let outcome;
   try {
     outcome = await options.session(context);
   } finally {
+    earlyUpstream?.close();
     release();
   }
   if (outcome.kind === 'closed') {

@@ -5,8 +5,8 @@ import { isLoopbackHost } from '../config/loopback.js';
 import type { Protocol } from '../config/types.js';
 import type { PlainCredentials } from './sasl.js';
 import type { SessionContext } from './session.js';
-import { connectUpstream, describeTarget, UpstreamError } from './upstream.js';
-import { UpstreamLines } from './upstream-dialogue.js';
+import { upstreamForLogin, type UpstreamConversation } from './early-upstream.js';
+import { UpstreamError } from './upstream.js';
 
 /**
  * How the upstream took our XOAUTH2 login. Each protocol reads its server's answer into one of
@@ -88,24 +88,25 @@ async function attemptOverNewConnection<V extends UpstreamVerdict>(
   const started = performance.now();
   const refusal = refuseBeforeAsking(context, login, secure);
   if (refusal) return { kind: 'refused-locally', failure: refusal };
-  // Opened once the authenticator lets the attempt through, while it looks up the token.
-  let connection: Promise<net.Socket> | undefined;
-  const connect = (): Promise<net.Socket> => {
+  // Usually opened as the client connected (`early-upstream.ts`); otherwise opened once the
+  // authenticator lets the attempt through, while it looks up the token.
+  let connection: Promise<UpstreamConversation> | undefined;
+  const connect = (): Promise<UpstreamConversation> => {
     if (connection === undefined) {
-      connection = connectUpstream(context.upstream, context.upstreamTls);
+      connection = upstreamForLogin(context.earlyUpstream, context);
       connection.catch(() => undefined);
     }
     return connection;
   };
   const dropConnection = (): void =>
     void connection?.then(
-      (socket) => socket.destroy(),
+      ({ socket }) => socket.destroy(),
       () => undefined,
     );
 
   let credentials: UpstreamCredentials | LoginFailure;
   try {
-    credentials = await askAuthenticator(context, protocol, login, connect);
+    credentials = await askAuthenticator(context, protocol, login, () => void connect());
   } catch (err) {
     dropConnection();
     throw err;
@@ -117,11 +118,9 @@ async function attemptOverNewConnection<V extends UpstreamVerdict>(
 
   let socket: net.Socket | undefined;
   try {
-    socket = await connect();
-    const upstream = new UpstreamLines(socket, describeTarget(context.upstream), {
-      maxLineBytes: context.limits.maxLineBytes,
-      silenceTimeoutMs: context.upstreamTls.connectTimeoutMs,
-    });
+    const conversation = await connect();
+    socket = conversation.socket;
+    const upstream = conversation.lines;
     const verdict = await exchange(upstream, credentials);
     const upstreamPending = upstream.release();
     recordVerdict(context, login.username, credentials, verdict, started);

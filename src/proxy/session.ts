@@ -3,6 +3,7 @@ import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { Authenticator } from '../auth/types.js';
 import type { ServerConfig } from '../config/types.js';
+import type { EarlyUpstream } from './early-upstream.js';
 import type { UpstreamTarget, UpstreamTlsOptions } from './upstream.js';
 
 /** Bounds on what a client may make us hold before it has authenticated. */
@@ -63,6 +64,8 @@ export interface SessionContext {
    * (`allow_plaintext_network_logins`). Loopback clients may always log in without TLS.
    */
   readonly plaintextLoginsFromNetwork: boolean;
+  /** The upstream connection opened as the client connected, for the first login to take. */
+  readonly earlyUpstream?: EarlyUpstream;
 }
 
 /** Both sides of a connection ready for the splice, with what each sent past the conversation. */

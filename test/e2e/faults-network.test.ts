@@ -28,7 +28,7 @@ import { ScriptedTlsServer } from '../support/faults/scripted-tls-server.js';
 import { SilentServer, TricklingServer } from '../support/faults/stalling-servers.js';
 import { storeBytes, storedTokens } from '../support/faults/token-files.js';
 import type { ProxyProcess } from '../support/proxy-process.js';
-import { PASSWORD, USER, World } from '../support/world.js';
+import { PASSWORD, serverSection, USER, World } from '../support/world.js';
 
 /** The daemon's upstream connect timeout; `run` has no option to change it. */
 const UPSTREAM_CONNECT_TIMEOUT_S = 5;
@@ -84,14 +84,8 @@ beforeAll(async () => {
   await world.seedTokens();
 
   ports = await freePorts(8);
-  const section = (index: number, protocol: string, upstreamPort: number): string =>
-    [
-      `[${protocol}-${ports[index]}]`,
-      'server_address = localhost',
-      `server_port = ${upstreamPort}`,
-      `server_ca_file = ${certs.caFile}`,
-      '',
-    ].join('\n');
+  const section = (index: number, protocol: 'IMAP' | 'POP' | 'SMTP', upstreamPort: number) =>
+    serverSection(protocol, ports[index]!, upstreamPort, certs.caFile);
   const faulty = [
     section(0, 'IMAP', silent.port),
     section(1, 'IMAP', trickling.port),

@@ -220,6 +220,9 @@ export async function startSessionUnderTest(options: {
     upstreamTls: { extraCa: [options.caPem], connectTimeoutMs: 5_000 },
     localTls: options.localTls,
     hostname: 'proxy.test',
+    // These tests script one upstream connection per login; test/e2e/early-upstream.test.ts
+    // covers the connection opened as the client connects.
+    earlyUpstream: false,
   });
   const open: Conversation[] = [];
   return {

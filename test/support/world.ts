@@ -20,6 +20,22 @@ export const USER = 'john.smith@example.com';
 /** The password the mail client uses with the proxy (it encrypts the stored tokens). */
 export const PASSWORD = 'fetchmail local secret';
 
+/** A `[PROTOCOL-port]` section in front of a local TLS server whose CA is `caFile`. */
+export function serverSection(
+  protocol: 'IMAP' | 'POP' | 'SMTP',
+  localPort: number,
+  upstreamPort: number,
+  caFile: string,
+): string {
+  return [
+    `[${protocol}-${localPort}]`,
+    'server_address = localhost',
+    `server_port = ${upstreamPort}`,
+    `server_ca_file = ${caFile}`,
+    '',
+  ].join('\n');
+}
+
 /**
  * Real peers for end-to-end tests: the test identity provider (shaped like Microsoft's), Dovecot
  * checking XOAUTH2 tokens against it, a temp dir, and free local ports for the proxy.
@@ -113,13 +129,7 @@ export class World {
 
   /** An `[IMAP-port]` section in front of this world's Dovecot. */
   imapSection(port: number): string {
-    return [
-      `[IMAP-${port}]`,
-      'server_address = localhost',
-      `server_port = ${this.dovecot.imapsPort}`,
-      `server_ca_file = ${this.dovecot.caFile}`,
-      '',
-    ].join('\n');
+    return serverSection('IMAP', port, this.dovecot.imapsPort, this.dovecot.caFile);
   }
 
   /**

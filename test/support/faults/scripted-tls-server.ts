@@ -30,6 +30,8 @@ export class ScriptedTlsServer {
   accepted = 0;
   /** TLS handshakes completed: zero means no byte of any login ever reached this server. */
   handshakes = 0;
+  /** Handshakes that resumed an earlier TLS session instead of a full key exchange. */
+  resumed = 0;
   /** Every line the proxy sent, in order. */
   readonly received: string[] = [];
   private readonly sockets = new Set<net.Socket>();
@@ -66,6 +68,7 @@ export class ScriptedTlsServer {
 
   private serve(socket: tls.TLSSocket): void {
     this.handshakes += 1;
+    if (socket.isSessionReused()) this.resumed += 1;
     const script = this.script;
     socket.on('error', () => undefined);
     socket.write(`${script.greeting}\r\n`);
