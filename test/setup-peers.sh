@@ -1,7 +1,8 @@
 #!/bin/sh
 # The first step of `npm test`: every real peer the tests talk to must be installed, because a
 # missing one is a failed test, never a skipped one. As root, installs the missing Debian packages
-# of test/peers/debian-packages.txt; otherwise stops at once with the one line to run as root.
+# of test/peers/debian-packages.txt; as anyone else, stops at once: with the one line to run as
+# root when packages are missing, else saying the suite needs root.
 # Then installs the npm dependencies when node_modules is missing (a fresh clone).
 set -eu
 cd "$(dirname "$0")/.."
@@ -19,12 +20,19 @@ for package in $wanted; do
   [ "$status" = installed ] || missing="$missing $package"
 done
 
-if [ -n "$missing" ]; then
-  if [ "$(id -u)" -ne 0 ]; then
+if [ "$(id -u)" -ne 0 ]; then
+  if [ -n "$missing" ]; then
     echo "The tests need Debian packages that are missing. Run as root, then npm test again:" >&2
     echo "  apt-get update && apt-get install -y --no-install-recommends$missing" >&2
-    exit 1
+  else
+    # Dovecot's mail processes run as nobody over folders the tests chown, and the package test
+    # installs the .deb: without root those tests could only fail.
+    echo "The test suite runs as root (Dovecot as nobody, the .deb installed and purged): sudo npm test" >&2
   fi
+  exit 1
+fi
+
+if [ -n "$missing" ]; then
   echo "Installing the test peers' Debian packages:$missing"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

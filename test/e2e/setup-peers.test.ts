@@ -7,8 +7,9 @@ import { runClient } from '../support/clients.js';
 
 /**
  * `npm test` starts with test/setup-peers.sh: every Debian package the real peers come from must
- * be there, because a missing peer fails tests rather than skipping them. A normal user is told
- * at once the one line to run as root; here that user is `nobody`, as on any Debian machine.
+ * be there, because a missing peer fails tests rather than skipping them, and the suite needs root.
+ * A normal user is stopped at once, with the one line to run as root when packages are missing;
+ * here that user is `nobody`, as on any Debian machine.
  */
 const SCRIPT = fileURLToPath(new URL('../setup-peers.sh', import.meta.url));
 const MISSING = 'oauth2-mail-proxy-test-no-such-package';
@@ -32,9 +33,15 @@ afterAll(async () => {
 });
 
 describe("the test command's setup", () => {
-  it('passes for a normal user when every package of the list is installed', async () => {
+  it('stops a normal user at once, when every package is installed, saying the suite runs as root', async () => {
     const setup = await asNobody();
-    expect(setup).toMatchObject({ code: 0, stderr: '' });
+    expect(setup).toMatchObject({ code: 1, stdout: '' });
+    expect(setup.stderr).toMatch(/^The test suite runs as root .*: sudo npm test\n$/);
+  });
+
+  it('passes for root when every package of the list is installed, installing nothing', async () => {
+    const setup = await runClient('sh', [SCRIPT], { timeoutMs: 30_000 });
+    expect(setup).toMatchObject({ code: 0, stdout: '', stderr: '' });
   });
 
   it('stops a normal user at once with the one apt-get line, naming only what is missing', async () => {
