@@ -12,8 +12,8 @@ import { PASSWORD, USER, World } from '../support/world.js';
  * The Debian package as an administrator gets it: built by `npm run package:deb`, checked by
  * lintian, installed on this machine with `apt-get install ./...deb`, its units verified, its
  * command logging a mail client in through the test peers, then removed and purged. It changes
- * the machine (a package, a system user), so it runs as root, and leaves only what an
- * administrator's purge would leave. Its `Depends: nodejs (>= 20)` is met by whatever nodejs
+ * the machine (a package, a system user), so it runs as root, refuses to run where the package
+ * is or was installed, and cleans up after itself. Its `Depends: nodejs (>= 20)` is met by whatever nodejs
  * package the machine has (NodeSource's here; Debian 12's own is Node 18, which it must refuse).
  */
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -24,6 +24,8 @@ const SYSTEM_UNIT = `/usr/lib/systemd/system/${NAME}.service`;
 const USER_UNIT = `/usr/lib/systemd/user/${NAME}.service`;
 
 let dir: string;
+/** Set once the checks pass: from then on the package, user and folders are the test's. */
+let ours = false;
 let deb: string;
 let userExisted: boolean;
 
@@ -41,9 +43,15 @@ const systemUser = async (): Promise<boolean> =>
 
 beforeAll(async () => {
   if (process.getuid?.() !== 0) throw new Error('the .deb test installs a package: run it as root');
+  // A real installation's config and tokens must never be touched by a test: refuse instead.
+  if ((await packageStatus()) !== '' || existsSync(CONFIG_DIR) || existsSync(STATE_DIR))
+    throw new Error(
+      `${NAME} is (or was) installed here: ${CONFIG_DIR} or ${STATE_DIR} exists. Run this test on a ` +
+        `test machine, or, if they are left from an interrupted run of it: apt-get purge ${NAME}; ` +
+        `rm -r ${CONFIG_DIR} ${STATE_DIR}`,
+    );
+  ours = true;
   dir = await mkdtemp(join(tmpdir(), 'omp-deb-'));
-  // A package left by an interrupted run would make the install an upgrade.
-  if ((await packageStatus()) !== '') await apt('purge', NAME);
   userExisted = await systemUser();
   const built = await runClient('bash', ['packaging/build-deb.sh', dir], {
     cwd: ROOT,
@@ -54,6 +62,7 @@ beforeAll(async () => {
 }, 360_000);
 
 afterAll(async () => {
+  if (!ours) return;
   if ((await packageStatus()) !== '') await apt('purge', NAME);
   await rm(join(CONFIG_DIR, 'config.ini'), { force: true });
   await rmdir(CONFIG_DIR).catch(() => undefined); // only when empty: nothing else was ours
