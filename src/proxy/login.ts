@@ -7,6 +7,7 @@ import type { PlainCredentials } from './sasl.js';
 import type { SessionContext } from './session.js';
 import { upstreamForLogin, type UpstreamConversation } from './early-upstream.js';
 import { UpstreamError } from './upstream.js';
+import type { UpstreamLines } from './upstream-dialogue.js';
 
 /**
  * How the upstream took our XOAUTH2 login. Each protocol reads its server's answer into one of

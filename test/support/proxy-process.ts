@@ -15,6 +15,8 @@ export interface ProxyProcessOptions {
   /** Run under a pseudo-terminal (util-linux `script`), as a user in a terminal would. */
   readonly tty?: boolean;
   readonly env?: NodeJS.ProcessEnv;
+  /** The program to run instead of the built CLI, e.g. an installed `/usr/bin/oauth2-mail-proxy`. */
+  readonly program?: string;
 }
 
 /** A running proxy process and everything it printed. */
@@ -48,8 +50,8 @@ export class ProxyProcess {
     const configFile = join(options.dir, 'config.ini');
     const tokenStore = join(options.dir, 'tokens.ini');
     await writeFile(configFile, options.config);
-    const argv = [
-      PROXY_BIN,
+    const [file, ...argv] = [
+      ...(options.program ? [options.program] : [process.execPath, PROXY_BIN]),
       '--config-file',
       configFile,
       '--cache-store',
@@ -58,8 +60,8 @@ export class ProxyProcess {
     ];
     const env = { ...process.env, ...options.env };
     const child = options.tty
-      ? spawnInTerminal([process.execPath, ...argv], env)
-      : spawn(process.execPath, argv, { env, stdio: 'pipe' });
+      ? spawnInTerminal([file!, ...argv], env)
+      : spawn(file!, argv, { env, stdio: 'pipe' });
     return new ProxyProcess(child, configFile, tokenStore, options.tty === true);
   }
 

@@ -1,6 +1,6 @@
 /**
  * The shipped systemd units, checked by systemd's own tools (systemd-analyze verify exits 0 on
- * warnings, so anything it prints is a failure), plus the settings the README promises.
+ * warnings, so anything it prints is a failure), plus the settings docs/service.md promises.
  */
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -131,7 +131,7 @@ describe('the system unit', () => {
     }
   });
 
-  it('has the systemd-analyze security exposure the README states', async () => {
+  it('has the systemd-analyze security exposure docs/service.md states', async () => {
     const { stdout } = await analyze('system', [
       'security',
       '--offline=true',
@@ -141,7 +141,7 @@ describe('the system unit', () => {
       stdout,
     );
     expect(exposure, stdout).not.toBeNull();
-    const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
+    const readme = await readFile(join(ROOT, 'docs/service.md'), 'utf8');
     expect(readme).toContain(
       `systemd-analyze security\` exposure level of **${exposure![1]} ${exposure![2]}**`,
     );
