@@ -17,7 +17,7 @@ import {
   type CompletedAuthorisation,
   type PendingView,
 } from './pending-authorisations.js';
-import type { TokenStore } from './store.js';
+import type { TokenStore } from './stores/token-store.js';
 import type { TokenSubject } from './subject.js';
 import type { AccountKey, AccountKeys, DecryptedTokens } from './token-cipher.js';
 import { UnattendedGrants } from './unattended-grants.js';

@@ -14,7 +14,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LoginFailure } from '../../src/auth/types.js';
 import type { AccountConfig, OAuthFlow } from '../../src/config/types.js';
 import { KeyCache } from '../../src/tokens/key-cache.js';
-import { TokenStore } from '../../src/tokens/store.js';
+import { FileTokenStore as TokenStore } from '../../src/tokens/stores/file-store.js';
 import type { TokenSubject } from '../../src/tokens/subject.js';
 import { AccountKeys } from '../../src/tokens/token-cipher.js';
 import { TokenManager } from '../../src/tokens/token-manager.js';

@@ -16,7 +16,7 @@ import { completeAuthorization, OAuthError, startAuthorization } from '../../src
 import { fernetDecrypt, fernetEncrypt } from '../../src/tokens/fernet.js';
 import { KeyCache } from '../../src/tokens/key-cache.js';
 import { DEFAULT_ITERATIONS, LEGACY_ITERATIONS } from '../../src/tokens/key-derivation.js';
-import { TokenStore } from '../../src/tokens/store.js';
+import { FileTokenStore as TokenStore } from '../../src/tokens/stores/file-store.js';
 import type { TokenSubject } from '../../src/tokens/subject.js';
 import { AccountKeys, type AccountKey } from '../../src/tokens/token-cipher.js';
 import { TokenManager, type KnownAccount } from '../../src/tokens/token-manager.js';

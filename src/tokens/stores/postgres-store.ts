@@ -21,6 +21,7 @@ import { ChangeFeed } from './postgres-change-feed.js';
 import { CHANGE_CHANNEL, LOCK_SPACE, migrate, TOKENS_TABLE } from './postgres-schema.js';
 import { TokenStoreUnavailableError } from './store-errors.js';
 import type { AccountChange, TokenStore } from './token-store.js';
+import type { Decide } from './decide.js';
 
 /** Whether a `--cache-store` value names a PostgreSQL store rather than a file. */
 export function isPostgresUrl(location: string): boolean {
@@ -138,12 +139,7 @@ export class PostgresTokenStore implements TokenStore {
     });
   }
 
-  update<T>(
-    account: string,
-    decide: (
-      current: StoredTokenFields | undefined,
-    ) => Promise<{ readonly change: AccountChange; readonly result: T }>,
-  ): Promise<T> {
+  update<T>(account: string, decide: Decide<T>): Promise<T> {
     return this.track(async () => {
       const client = await this.pool.connect();
       // The pool only watches idle connections; one lost while checked out must not end the process.
