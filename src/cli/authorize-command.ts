@@ -1,5 +1,6 @@
 import { defaultControlSocket } from '../control/socket-path.js';
 import { defaultConfigFile, defaultTokenStore } from './paths.js';
+import { redactUrl } from '../tokens/stores/postgres-store.js';
 
 /** The files a command was run with. */
 export interface CommandFiles {
@@ -24,7 +25,8 @@ export function authorizeCommandFor(account: string, files: CommandFiles): strin
   if (files.configFile !== defaultConfigFile(shell))
     parts.push('--config-file', shellQuote(files.configFile));
   if (files.cacheStore !== defaultTokenStore(shell))
-    parts.push('--cache-store', shellQuote(files.cacheStore));
+    // A database password never goes into a printed command (~/.pgpass or PGPASSWORD supply it).
+    parts.push('--cache-store', shellQuote(redactUrl(files.cacheStore)));
   if (files.controlSocket !== defaultControlSocket(files.cacheStore))
     parts.push('--control-socket', shellQuote(files.controlSocket));
   return parts.join(' ');

@@ -22,7 +22,10 @@ import {
 } from '../tokens/client-secret.js';
 import { CorruptTokenError, WrongKeyError } from '../tokens/fernet.js';
 import { KeyCache } from '../tokens/key-cache.js';
-import { FileTokenStore, TokenStoreError } from '../tokens/stores/file-store.js';
+import { TokenStoreError } from '../tokens/stores/file-store.js';
+import { openTokenStore } from '../tokens/stores/open-store.js';
+import { TokenStoreSetupError } from '../tokens/stores/store-errors.js';
+import type { TokenStore } from '../tokens/stores/token-store.js';
 import { subjectFor, type TokenSubject } from '../tokens/subject.js';
 import { AccountKeys, type AccountKey } from '../tokens/token-cipher.js';
 import { TerminalInput } from './terminal-input.js';
@@ -173,8 +176,28 @@ async function authorizeWithoutDaemon(
   }
   say('(No running proxy found; authorising here and writing the token store directly.)');
 
+  let store: TokenStore;
+  try {
+    store = await openTokenStore(options.cacheStore);
+  } catch (err) {
+    if (!(err instanceof TokenStoreSetupError)) throw err;
+    say(`Could not authorise: ${err.message}`);
+    return 2;
+  }
+  try {
+    return await authorizeInto(store, subject, input, say);
+  } finally {
+    await store.close();
+  }
+}
+
+async function authorizeInto(
+  store: TokenStore,
+  subject: TokenSubject,
+  input: TerminalInput,
+  say: Say,
+): Promise<number> {
   const keys = new AccountKeys(new KeyCache());
-  const store = new FileTokenStore(options.cacheStore);
   const unlocked = await unlockStoredSecret(subject, store, keys, input, say);
   if (typeof unlocked === 'number') return unlocked;
   const oauth: ProviderClientOptions = unlocked ? { clientSecret: unlocked.secret } : {};
@@ -218,7 +241,7 @@ async function authorizeWithoutDaemon(
     );
     return 1;
   }
-  say(`Authorised ${subject.key}; tokens stored in ${options.cacheStore}.`);
+  say(`Authorised ${subject.key}; tokens stored in ${store.location}.`);
   return 0;
 }
 
@@ -229,7 +252,7 @@ async function authorizeWithoutDaemon(
  */
 async function unlockStoredSecret(
   subject: TokenSubject,
-  store: FileTokenStore,
+  store: TokenStore,
   keys: AccountKeys,
   input: TerminalInput,
   say: Say,

@@ -12,6 +12,9 @@ import { status } from './status.js';
 import { webUrl } from './web-url.js';
 import { parseWebAddress } from '../web/web-address.js';
 
+import { copyTokens } from './tokens-copy.js';
+import { isPostgresUrl } from '../tokens/stores/postgres-store.js';
+
 interface CommonOptions {
   configFile: string;
   cacheStore: string;
@@ -28,9 +31,9 @@ function withCommonOptions(command: Command): Command {
       defaultConfigFile(),
     )
     .option(
-      '--cache-store <path>',
-      'token store (INI, mode 0600, tokens encrypted with the mail client password)',
-      absolute,
+      '--cache-store <path|url>',
+      'token store: an INI file (mode 0600), or postgresql://… shared by several instances; tokens encrypted with the mail client password',
+      storeLocation,
       defaultTokenStore(),
     )
     .option(
@@ -43,8 +46,15 @@ function withCommonOptions(command: Command): Command {
 /** Paths are made absolute once, so logs and the printed authorize command work from any directory. */
 const absolute = (path: string): string => resolve(path);
 
+/** A PostgreSQL URL stays as given (libpq's PG* variables and ~/.pgpass fill in the rest). */
+const storeLocation = (value: string): string => (isPostgresUrl(value) ? value : resolve(value));
+
+/** Beside a file store; with a database, where the default file store would be. */
 const controlSocketOf = (options: CommonOptions): string =>
-  options.controlSocket ?? defaultControlSocket(options.cacheStore);
+  options.controlSocket ??
+  defaultControlSocket(
+    isPostgresUrl(options.cacheStore) ? defaultTokenStore() : options.cacheStore,
+  );
 
 function parseCount(text: string): number {
   const count = Number(text);
@@ -293,6 +303,33 @@ withCommonOptions(
 ).action(async (options: CommonOptions) => {
   process.exitCode = await webUrl({ cacheStore: options.cacheStore });
 });
+
+program
+  .command('tokens')
+  .description('manage token stores')
+  .command('copy')
+  .description("copy every account's encrypted tokens from one store to another (never decrypted)")
+  .requiredOption(
+    '--from <path|url>',
+    'the store to read: an INI file or postgresql://…',
+    storeLocation,
+  )
+  .requiredOption(
+    '--to <path|url>',
+    'the store to write: an INI file or postgresql://…',
+    storeLocation,
+  )
+  .addHelpText(
+    'after',
+    `
+Accounts already identical in the target are left alone, so running it twice changes nothing.
+Tokens stay encrypted with each mail client's password; the target works with the same passwords.
+
+Exit codes: 0 copied, 1 a store failed part-way (run it again), 2 a store cannot be opened.`,
+  )
+  .action(async (options: { from: string; to: string }) => {
+    process.exitCode = await copyTokens(options);
+  });
 
 program.exitOverride((err) => {
   process.exit(err.exitCode === 0 ? 0 : 2);

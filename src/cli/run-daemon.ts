@@ -8,6 +8,8 @@ import { readableByOthers } from '../daemon/startup-warnings.js';
 import type { PreAuthLimits } from '../proxy/session.js';
 import { UnsafeSecretLocationError } from '../tokens/atomic-write.js';
 import { createLogger } from '../log.js';
+import { openTokenStore, type OpenedStore } from '../tokens/stores/open-store.js';
+import { TokenStoreSetupError } from '../tokens/stores/store-errors.js';
 import { authorizeCommandFor } from './authorize-command.js';
 import { TerminalAuthoriser } from './terminal-authoriser.js';
 import { WebConfigError, WebListenError } from '../web/server.js';
@@ -93,11 +95,22 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
   };
   process.on('SIGHUP', () => onHangUp());
 
+  let store: OpenedStore;
+  try {
+    store = await openTokenStore(options.cacheStore, log);
+  } catch (err) {
+    if (!(err instanceof TokenStoreSetupError)) throw err;
+    process.stderr.write(`oauth2-mail-proxy: ${err.message}\n`);
+    await flush(log);
+    return 2;
+  }
+
   let daemon: Daemon;
   try {
     daemon = await startDaemon({
       configFile: options.configFile,
       cacheStore: options.cacheStore,
+      store,
       log,
       controlSocket: options.controlSocket,
       loginWaitMs: interactive ? TERMINAL_LOGIN_WAIT_MS : options.authorisationWaitMs,
@@ -119,8 +132,8 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
       err instanceof WebConfigError ||
       err instanceof WebListenError
     ) {
-      process.stderr.write(`oauth2-mail-proxy: ${err.message}
-`);
+      process.stderr.write(`oauth2-mail-proxy: ${err.message}\n`);
+      await store.close();
       await flush(log);
       const isConfig =
         err instanceof ConfigError ||
@@ -138,7 +151,7 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
     {
       event: 'ready',
       configFile: daemon.config.file,
-      tokenStore: options.cacheStore,
+      tokenStore: store.location,
       controlSocket: options.controlSocket,
       listeners: daemon.listeners.length,
     },
@@ -169,6 +182,7 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
   );
   terminal?.close();
   const summary = await daemon.stop(options.shutdownGraceMs, hurry.signal);
+  await store.close();
   log.info({ event: 'stopped', cut: summary.cut, durationMs: summary.durationMs }, 'stopped');
   await flush(log);
   return 0;

@@ -17,6 +17,7 @@ import { sessionFor, upstreamTarget } from '../proxy/protocols.js';
 import { DEFAULT_LIMITS, type PreAuthLimits } from '../proxy/session.js';
 import { KeyCache } from '../tokens/key-cache.js';
 import { FileTokenStore } from '../tokens/stores/file-store.js';
+import type { TokenStore } from '../tokens/stores/token-store.js';
 import { AccountKeys } from '../tokens/token-cipher.js';
 import { KeepAlive } from '../tokens/keep-alive.js';
 import { subjectFor } from '../tokens/subject.js';
@@ -36,6 +37,8 @@ export { ListenError } from './listener-set.js';
 export interface DaemonOptions {
   readonly configFile: string;
   readonly cacheStore: string;
+  /** The store `cacheStore` names, opened by the caller (who closes it); default the INI file. */
+  readonly store?: TokenStore;
   readonly log: Logger;
   /** How long a login waits for a pending authorisation (0: answer "authorise first" at once). */
   readonly loginWaitMs: number;
@@ -121,7 +124,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   for (const warning of await startupWarnings(config, options.cacheStore))
     log.warn({ event: 'startup_warning' }, warning);
 
-  const store = new FileTokenStore(options.cacheStore);
+  const store = options.store ?? new FileTokenStore(options.cacheStore);
   const tokens = new TokenManager({
     store,
     keys: new AccountKeys(new KeyCache()),
