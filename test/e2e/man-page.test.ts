@@ -10,14 +10,15 @@ import { PROXY_BIN } from '../support/proxy-process.js';
  * option added to the CLI without a line in the man page (or the other way round) fails here.
  */
 const MAN_SOURCE = fileURLToPath(new URL('../../docs/oauth2-mail-proxy.1.md', import.meta.url));
-const COMMANDS = ['run', 'authorize', 'status', 'check'] as const;
+const OPTION_COMMANDS = ['run', 'authorize', 'status', 'check', 'web-url'] as const;
+const COMMANDS = [...OPTION_COMMANDS, 'tokens'] as const;
 const OPTION = /(?<![\w-])--?[a-zA-Z][\w-]*/g;
 
 /** Options `--help` prints, from its "Options:" block (one option per line, continuation indented). */
 async function helpOptions(command?: string): Promise<string[]> {
   const help = await runClient(process.execPath, [
     PROXY_BIN,
-    ...(command ? [command] : []),
+    ...(command ? command.split(' ') : []),
     '--help',
   ]);
   expect(help.code).toBe(0);
@@ -45,7 +46,7 @@ async function manOptions(): Promise<Map<string, string[]>> {
   const lists = new Map<string, string[]>();
   let current = '';
   for (const line of section.split('\n')) {
-    const heading = /^(?:Every command|`([\w-]+)`(?: alone)? also) takes:$/.exec(line);
+    const heading = /^(?:Every command|`([\w -]+)`(?: alone)?(?: also)?) takes:$/.exec(line);
     if (heading) current = heading[1] ?? 'every';
     else if (line.startsWith('* ')) {
       const term = line.slice(2).split(':')[0]!;
@@ -56,7 +57,7 @@ async function manOptions(): Promise<Map<string, string[]>> {
 }
 
 describe('the man page', () => {
-  it.each(COMMANDS)('lists the options `%s --help` lists', async (command) => {
+  it.each(OPTION_COMMANDS)('lists the options `%s --help` lists', async (command) => {
     const man = await manOptions();
     const listed = [...(man.get('every') ?? []), ...(man.get(command) ?? [])].sort();
     expect(listed).toEqual(await helpOptions(command));
@@ -68,12 +69,18 @@ describe('the man page', () => {
     expect(listed).toEqual(await helpOptions());
   });
 
+  it('lists the options of `tokens copy`, which takes none of the others', async () => {
+    const man = await manOptions();
+    const listed = [...(man.get('tokens copy') ?? []), '--help', '-h'].sort();
+    expect(listed).toEqual(await helpOptions('tokens copy'));
+  });
+
   it('names every command --help names', async () => {
     const help = await runClient(process.execPath, [PROXY_BIN, '--help']);
     const commands = help.stdout
       .split(/^Commands:\n/m)[1]!
       .split('\n')
-      .map((line) => /^ {2}(\w+)/.exec(line)?.[1])
+      .map((line) => /^ {2}([\w-]+)/.exec(line)?.[1])
       .filter((name): name is string => name !== undefined && name !== 'help');
     expect(commands).toEqual([...COMMANDS]);
     const source = await readFile(MAN_SOURCE, 'utf8');
