@@ -41,6 +41,14 @@ export const EARLY_UPSTREAM_FRESH_MS = 10_000;
 const failing = new Set<string>();
 
 /**
+ * Early connections open at once, per upstream. Every client not yet logged in could hold one, but
+ * a crowd of slow or hostile clients must not become a crowd of idle connections at the server
+ * (Dovecot and Office 365 limit connections per address): past this, clients log in as before.
+ */
+export const MAX_EARLY_PER_UPSTREAM = 16;
+const openEarly = new Map<string, number>();
+
+/**
  * The IMAP or POP3 upstream connection, opened as the client connects instead of when it logs
  * in: the TCP and TLS handshakes and the greeting cross the network while the client reads our
  * greeting and sends its login, so against a distant server a login waits for one exchange
@@ -54,19 +62,32 @@ const failing = new Set<string>();
 export class EarlyUpstream {
   private pending: Promise<UpstreamConversation> | undefined;
   private readonly openedAt = performance.now();
+  private counted = true;
 
   private constructor(
     private readonly options: EarlyUpstreamOptions,
     conversation: Promise<UpstreamConversation>,
   ) {
     this.pending = conversation;
-    conversation.catch(() => undefined);
+    conversation.catch(() => this.uncount());
+  }
+
+  private uncount(): void {
+    if (!this.counted) return;
+    this.counted = false;
+    const key = describeTarget(this.options.upstream);
+    const open = (openEarly.get(key) ?? 1) - 1;
+    if (open > 0) openEarly.set(key, open);
+    else openEarly.delete(key);
   }
 
   /** Opens the connection now, or returns undefined where there is none to open early. */
   static start(options: EarlyUpstreamOptions): EarlyUpstream | undefined {
     if (options.protocol === 'SMTP' || options.upstream.security !== 'implicit') return undefined;
-    if (failing.has(describeTarget(options.upstream))) return undefined;
+    const key = describeTarget(options.upstream);
+    if (failing.has(key)) return undefined;
+    if ((openEarly.get(key) ?? 0) >= MAX_EARLY_PER_UPSTREAM) return undefined;
+    openEarly.set(key, (openEarly.get(key) ?? 0) + 1);
     const conversation = openConversation(options).then(async (opened) => {
       // The greeting is read now too; the exchange gets it as its first line at login.
       try {
@@ -90,6 +111,7 @@ export class EarlyUpstream {
   take(): Promise<UpstreamConversation> | undefined {
     const conversation = this.pending;
     this.pending = undefined;
+    this.uncount();
     if (conversation === undefined) return undefined;
     if (performance.now() - this.openedAt > EARLY_UPSTREAM_FRESH_MS) {
       drop(conversation);
@@ -102,6 +124,7 @@ export class EarlyUpstream {
 
   /** Closes the connection unless a login took it: the client left before logging in. */
   close(): void {
+    this.uncount();
     if (this.pending === undefined) return;
     drop(this.pending);
     this.pending = undefined;

@@ -185,9 +185,10 @@ describe('found by fuzzing', () => {
     await expect(read).rejects.toBeInstanceOf(LiteralTooLargeError);
     expect(fed.delivered()).toBeLessThan(600);
 
-    // Behind a listener: the third 16 KiB literal of one command is refused, the connection closed.
+    // Behind a listener: 16 KiB literals past the command's 96 KiB (a line and two credentials)
+    // are refused, the connection closed.
     const client = await connect(await listen('IMAP'));
-    client.sendRaw(`a ID (${`{16384+}\r\n${'y'.repeat(16384)} `.repeat(3)})\r\n`);
+    client.sendRaw(`a ID (${`{16384+}\r\n${'y'.repeat(16384)} `.repeat(7)})\r\n`);
     await client.expect(/^\* BYE Literal too large/);
     await client.closedByPeer();
   });
