@@ -249,7 +249,12 @@ export class BenchPeers {
 
   /** Starts the built proxy as its own process on this configuration and waits until it is ready. */
   async startProxy(env: NodeJS.ProcessEnv = {}): Promise<ProxyProcess> {
-    const proxy = await ProxyProcess.start({ dir: this.dir, config: this.proxyConfig(), env });
+    const proxy = await ProxyProcess.start({
+      dir: this.dir,
+      config: this.proxyConfig(),
+      env,
+      args: ['--early-upstream', '16'],
+    });
     await proxy.ready();
     return proxy;
   }

@@ -41,7 +41,7 @@ export class OAuthAuthenticator implements Authenticator {
     // The owner's password, once proven, never waits behind guesses.
     const end = this.throttle.isProven(subject.key, request.password)
       ? () => undefined
-      : await this.throttle.admit(subject.key);
+      : await this.throttle.admit(subject.key, request.password);
     request.admitted?.();
     let accessToken: string;
     try {

@@ -44,7 +44,10 @@ export class LoginThrottle {
   private readonly proven = new Map<string, Buffer>();
   private readonly hmacKey = randomBytes(32);
   /** Per account: unproven attempts admitted and not yet finished, and the tail of their queue. */
-  private readonly queues = new Map<string, { inFlight: number; tail: Promise<void> }>();
+  private readonly queues = new Map<
+    string,
+    { inFlight: number; passwords: Map<string, number>; tail: Promise<void> }
+  >();
 
   constructor(
     private readonly options: LoginThrottleOptions = DEFAULT_THROTTLE,
@@ -80,26 +83,40 @@ export class LoginThrottle {
   /**
    * Waits for an unproven attempt's turn on `account` and resolves with the function that ends
    * it. On an account with recent failures, attempts go one at a time, each after the delay those
-   * failures earned; without any, up to {@link MAX_UNPROVEN_IN_FLIGHT} go at once. Past either
+   * failures earned; without any, up to {@link MAX_UNPROVEN_IN_FLIGHT} different passwords go at
+   * once (a mail client opening many connections with one password counts once). Past either
    * bound the attempt is refused as temporary, its password untried.
    */
-  async admit(account: string): Promise<() => void> {
+  async admit(account: string, password: string): Promise<() => void> {
     const key = account.toLowerCase();
-    const queue = this.queues.get(key) ?? { inFlight: 0, tail: Promise.resolve() };
+    const queue = this.queues.get(key) ?? {
+      inFlight: 0,
+      passwords: new Map<string, number>(),
+      tail: Promise.resolve(),
+    };
     const failures = this.recentFailures(key);
-    const limit = failures > 0 ? MAX_WAITING_ATTEMPTS + 1 : MAX_UNPROVEN_IN_FLIGHT;
-    if (queue.inFlight >= limit)
+    const digest = this.digest(password).toString('base64');
+    const samePasswordInFlight = queue.passwords.has(digest);
+    const busy =
+      failures > 0
+        ? queue.inFlight >= MAX_WAITING_ATTEMPTS + 1
+        : !samePasswordInFlight && queue.passwords.size >= MAX_UNPROVEN_IN_FLIGHT;
+    if (busy)
       throw new LoginFailure(
         'temporary',
         'Too many login attempts for this account at once, try again later',
       );
     queue.inFlight += 1;
+    queue.passwords.set(digest, (queue.passwords.get(digest) ?? 0) + 1);
     this.queues.set(key, queue);
     let finish = (): void => undefined;
     const done = new Promise<void>((resolve) => (finish = resolve));
     const end = (): void => {
       finish();
       queue.inFlight -= 1;
+      const left = (queue.passwords.get(digest) ?? 1) - 1;
+      if (left > 0) queue.passwords.set(digest, left);
+      else queue.passwords.delete(digest);
       if (queue.inFlight === 0) this.queues.delete(key);
     };
     if (failures === 0) return end;

@@ -63,6 +63,13 @@ function parseCount(text: string): number {
   return count;
 }
 
+function parseCountOrNone(text: string): number {
+  const count = Number(text);
+  if (!Number.isInteger(count) || count < 0)
+    throw new InvalidArgumentError('expected a whole number, 0 or more');
+  return count;
+}
+
 function parseSeconds(text: string): number {
   const seconds = Number(text);
   if (!Number.isFinite(seconds) || seconds < 0)
@@ -87,6 +94,7 @@ interface RunCommandOptions {
   webCertificate?: string;
   webKey?: string;
   loginDeadline: number;
+  earlyUpstream: number;
 }
 
 const DEFAULT_SHUTDOWN_GRACE_SECONDS = 10;
@@ -157,6 +165,12 @@ withCommonOptions(
     DEFAULT_LIMITS.loginDeadlineMs / 1000,
   )
   .option(
+    '--early-upstream <count>',
+    'open up to this many upstream connections per server as clients connect, before they log in (0: off)',
+    parseCountOrNone,
+    DEFAULT_LIMITS.maxEarlyUpstream,
+  )
+  .option(
     '--max-preauth-per-address <count>',
     'the same, per non-loopback source address',
     parseCount,
@@ -222,6 +236,7 @@ Exit codes: 0 stopped normally, 1 unexpected failure, 2 invalid configuration or
         maxPreAuthConnections: options.maxPreauthConnections,
         maxPreAuthConnectionsPerAddress: options.maxPreauthPerAddress,
         loginDeadlineMs: options.loginDeadline * 1000,
+        maxEarlyUpstream: options.earlyUpstream,
       },
     });
   });

@@ -22,7 +22,7 @@ export interface EarlyUpstreamOptions {
   readonly protocol: Protocol;
   readonly upstream: UpstreamTarget;
   readonly upstreamTls: UpstreamTlsOptions;
-  readonly limits: Pick<PreAuthLimits, 'maxLineBytes'>;
+  readonly limits: Pick<PreAuthLimits, 'maxLineBytes' | 'maxEarlyUpstream'>;
   readonly log: Logger;
 }
 
@@ -41,11 +41,10 @@ export const EARLY_UPSTREAM_FRESH_MS = 10_000;
 const failing = new Set<string>();
 
 /**
- * Early connections open at once, per upstream. Every client not yet logged in could hold one, but
- * a crowd of slow or hostile clients must not become a crowd of idle connections at the server
- * (Dovecot and Office 365 limit connections per address): past this, clients log in as before.
+ * Early connections open now, per upstream. Every client not yet logged in could hold one, but a
+ * crowd of slow or hostile clients must not become a crowd of idle connections at the server
+ * (`maxEarlyUpstream` bounds them; past it, clients log in as before).
  */
-export const MAX_EARLY_PER_UPSTREAM = 16;
 const openEarly = new Map<string, number>();
 
 /**
@@ -86,7 +85,7 @@ export class EarlyUpstream {
     if (options.protocol === 'SMTP' || options.upstream.security !== 'implicit') return undefined;
     const key = describeTarget(options.upstream);
     if (failing.has(key)) return undefined;
-    if ((openEarly.get(key) ?? 0) >= MAX_EARLY_PER_UPSTREAM) return undefined;
+    if ((openEarly.get(key) ?? 0) >= options.limits.maxEarlyUpstream) return undefined;
     openEarly.set(key, (openEarly.get(key) ?? 0) + 1);
     const conversation = openConversation(options).then(async (opened) => {
       // The greeting is read now too; the exchange gets it as its first line at login.

@@ -31,6 +31,11 @@ export interface PreAuthLimits {
    * 127.0.0.1, so for them this would only be a second, smaller total.
    */
   readonly maxPreAuthConnectionsPerAddress: number;
+  /**
+   * Upstream connections opened as clients connect, before their login, at once per upstream
+   * (0: none). They save a login the server's round trips, but are held idle at the server.
+   */
+  readonly maxEarlyUpstream: number;
 }
 
 export const DEFAULT_LIMITS: PreAuthLimits = {
@@ -40,6 +45,7 @@ export const DEFAULT_LIMITS: PreAuthLimits = {
   maxCommands: 50,
   idleTimeoutMs: 60_000,
   loginDeadlineMs: 120_000,
+  maxEarlyUpstream: 0,
   maxPreAuthConnections: 1000,
   maxPreAuthConnectionsPerAddress: 100,
 };

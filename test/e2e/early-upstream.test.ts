@@ -67,7 +67,7 @@ beforeAll(async () => {
         section(2, 'IMAP', wrongHost.port),
       ].join('\n'),
     ),
-    args: ['--authorisation-wait', '0'],
+    args: ['--authorisation-wait', '0', '--early-upstream', '16'],
   });
   await proxy.ready();
 }, 60_000);
