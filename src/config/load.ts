@@ -7,6 +7,7 @@
  * this proxy does not know are ignored (email-oauth2-proxy files carry GUI and plugin settings).
  */
 
+import { isIP } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 
@@ -249,7 +250,32 @@ function readServer(section: SectionReader, configDirectory: string): ServerConf
       : { localCertificatePath: resolve(configDirectory, certificate) }),
     ...(key === undefined ? {} : { localKeyPath: resolve(configDirectory, key) }),
     ...(serverCaFile === undefined ? {} : { serverCaFile: resolve(configDirectory, serverCaFile) }),
+    proxyProtocolFrom: readProxyProtocolFrom(section),
   };
+}
+
+/** `proxy_protocol_from`: comma-separated addresses and CIDR ranges, IPv4 or IPv6. */
+function readProxyProtocolFrom(section: SectionReader): readonly string[] | undefined {
+  const text = section.string('proxy_protocol_from');
+  if (text === undefined) return undefined;
+  const entries = text
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '');
+  if (entries.length === 0)
+    section.fail('proxy_protocol_from', 'is empty; name your load balancers, or remove the key');
+  for (const entry of entries) {
+    const [address = '', prefix, ...rest] = entry.split('/');
+    const family = isIP(address);
+    const bits = family === 4 ? 32 : 128;
+    const prefixOk = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits);
+    if (family === 0 || !prefixOk || rest.length > 0)
+      section.fail(
+        'proxy_protocol_from',
+        `${JSON.stringify(entry)} is not an IP address or CIDR range (e.g. 10.0.0.5, 10.0.0.0/24, fd00::/8)`,
+      );
+  }
+  return entries;
 }
 
 /** `server_starttls`, or its legacy spelling `starttls`; only SMTP upstreams are upgraded. */

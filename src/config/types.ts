@@ -26,6 +26,11 @@ export interface ServerConfig {
    * (for servers with a private CA). Verification itself is never switched off.
    */
   readonly serverCaFile?: string;
+  /**
+   * Our extension (`proxy_protocol_from`): the load balancers, as addresses and CIDR ranges, whose
+   * connections start with a PROXY header naming the real client. Absent: no PROXY protocol.
+   */
+  readonly proxyProtocolFrom?: readonly string[] | undefined;
 }
 
 /** email-oauth2-proxy's `oauth2_flow` values. */

@@ -77,6 +77,17 @@ export class LineReader {
     }
   }
 
+  /**
+   * The first `count` bytes without consuming them, or fewer once a line has ended or the peer
+   * has closed: enough to recognise what a connection starts with, never a wait for a short line.
+   */
+  async peek(count: number): Promise<Buffer> {
+    while (this.buffered.length < count && this.buffered.indexOf(LF) < 0) {
+      if (!(await this.fill())) break;
+    }
+    return this.buffered.subarray(0, count);
+  }
+
   /** Exactly `count` bytes (an IMAP literal), or `null` if the peer closed first. */
   async readBytes(count: number): Promise<Buffer | null> {
     while (this.buffered.length < count) {

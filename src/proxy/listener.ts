@@ -9,6 +9,8 @@ import { EarlyUpstream } from './early-upstream.js';
 import { farewell } from './farewells.js';
 import { startLocalTls } from './local-tls.js';
 import { PreAuthClient } from './pre-auth-client.js';
+import { readProxyHeader } from './proxy-protocol/read-header.js';
+import { fromTrustedBalancer } from './proxy-protocol/trusted.js';
 import type { PreAuthLimits, ProtocolSession, SessionContext } from './session.js';
 import { splice } from './splice.js';
 import { tune, type UpstreamTarget, type UpstreamTlsOptions } from './upstream.js';
@@ -80,10 +82,17 @@ const REFUSAL_GRACE_MS = 2_000;
 /** At most one "connection refused" warning this often; the rest are counted into the next one. */
 const REFUSAL_LOG_INTERVAL_MS = 60_000;
 
+/** How long a trusted load balancer may take to send its PROXY header. */
+const PROXY_HEADER_TIMEOUT_MS = 5_000;
+
 /** One accepted connection and how far it got. */
 interface Connection {
   /** The socket as accepted (plain TCP). */
   readonly socket: net.Socket;
+  /** The real client: from the PROXY header of a trusted balancer, else the socket's peer. */
+  remoteAddress: string | undefined;
+  /** The balancer the connection came through, when a PROXY header named the client. */
+  via?: string | undefined;
   /** What the session talks to: `socket`, or the TLS socket over it on an implicit-TLS port. */
   client?: net.Socket;
   phase: 'handshake' | 'pre-auth' | 'spliced' | 'refused';
@@ -113,15 +122,46 @@ export function startListener(initial: ListenerOptions): Promise<Listener> {
 
   const onSocket = (socket: net.Socket): void => {
     const options = current;
-    const connection: Connection = { socket, phase: 'handshake', options };
+    const connection: Connection = {
+      socket,
+      remoteAddress: socket.remoteAddress,
+      phase: 'handshake',
+      options,
+    };
     connections.set(socket, connection);
     socket.once('close', () => forget(connection));
     // Errors are logged per connection once it is served; before that (a refusal, a reset during
     // the handshake) there is nothing to say beyond what the close says.
     socket.on('error', () => undefined);
     tune(socket);
+    if (fromTrustedBalancer(options.server, socket.remoteAddress)) void learnClient(connection);
+    else admit(connection);
+  };
 
-    const admission = gate.admit(socket.remoteAddress);
+  /** Takes the real client's address from the balancer's PROXY header, then admits it. */
+  const learnClient = async (connection: Connection): Promise<void> => {
+    const { socket, options } = connection;
+    const reading = await readProxyHeader(socket, PROXY_HEADER_TIMEOUT_MS);
+    if (socket.destroyed) return;
+    if (!reading.ok) {
+      options.log.warn(
+        { event: 'proxy_header_refused', remote: socket.remoteAddress, reason: reading.reason },
+        `refused a connection from load balancer ${socket.remoteAddress}: ${reading.reason} ` +
+          `(proxy_protocol_from in [${options.server.section}] says it sends one)`,
+      );
+      socket.destroy();
+      return;
+    }
+    if (reading.header.kind === 'proxied') {
+      connection.via = socket.remoteAddress;
+      connection.remoteAddress = reading.header.address;
+    }
+    admit(connection);
+  };
+
+  const admit = (connection: Connection): void => {
+    const { socket, options } = connection;
+    const admission = gate.admit(connection.remoteAddress);
     if (!admission.admitted) {
       refuse(connection, admission);
       return;
@@ -149,7 +189,7 @@ export function startListener(initial: ListenerOptions): Promise<Listener> {
           event: 'connection_refused',
           reason: refusal.reason,
           limit: refusal.limit,
-          remote: socket.remoteAddress,
+          remote: connection.remoteAddress,
           alsoRefusedSinceLastWarning: refusals.unlogged,
         },
         `refused a connection: ${refusal.reason === 'too-many-connections' ? 'too many connections before login' : 'too many connections before login from one address'} (limit ${refusal.limit})`,
@@ -294,8 +334,9 @@ async function serve(
     conn: id,
     protocol: options.server.protocol,
     port: options.server.localPort,
+    remote: connection.remoteAddress,
   });
-  log.debug({ event: 'connect', remote: socket.remoteAddress }, 'client connected');
+  log.debug({ event: 'connect', via: connection.via }, 'client connected');
   socket.on('error', (err) =>
     log.debug({ event: 'client_error', err: err.message }, 'client socket error'),
   );
@@ -308,6 +349,7 @@ async function serve(
     id,
     server: options.server,
     client: socket,
+    remoteAddress: connection.remoteAddress,
     log,
     auth: options.auth,
     limits: options.limits,

@@ -179,7 +179,6 @@ function refuseBeforeAsking(
         event: 'login_refused',
         user: login.username,
         reason: 'encryption-required',
-        remote: context.client.remoteAddress,
       },
       'password sent without TLS from another machine',
     );
@@ -204,8 +203,8 @@ async function askAuthenticator(
       protocol,
       connectionId: context.id,
       ...(admitted && { admitted }),
-      ...(context.client.remoteAddress !== undefined && {
-        remoteAddress: context.client.remoteAddress,
+      ...(context.remoteAddress !== undefined && {
+        remoteAddress: context.remoteAddress,
       }),
     });
   } catch (err) {
@@ -247,9 +246,7 @@ export function recordVerdict(
 /** True when this client may not send a password until the connection is encrypted. */
 export function mustEncryptFirst(context: SessionContext, secure: boolean): boolean {
   return (
-    !secure &&
-    !context.plaintextLoginsFromNetwork &&
-    !isLoopbackHost(context.client.remoteAddress ?? '')
+    !secure && !context.plaintextLoginsFromNetwork && !isLoopbackHost(context.remoteAddress ?? '')
   );
 }
 

@@ -3,6 +3,7 @@ import type net from 'node:net';
 import { farewell } from './farewells.js';
 import { LineReader } from './line-reader.js';
 import { startLocalTls } from './local-tls.js';
+import { isProxyHeaderStart, V2_SIGNATURE } from './proxy-protocol/parse.js';
 import type { SessionContext, SessionOutcome } from './session.js';
 
 const CLOSED: SessionOutcome = { kind: 'closed' };
@@ -48,6 +49,8 @@ export class PreAuthClient {
   private waitedMs = 0;
   /** When the current wait for the client began; undefined while the client waits for us. */
   private waitStarted: number | undefined;
+  /** Whether the client's first bytes have been looked at (see {@link refusedProxyHeader}). */
+  private firstBytesSeen = false;
 
   constructor(
     private readonly context: SessionContext,
@@ -119,7 +122,10 @@ export class PreAuthClient {
     if (this.hungUp) return null;
     const reader = this.reader;
     try {
-      const result = await this.underIdleClock(() => read(reader), this.onIdle);
+      const result = await this.underIdleClock(
+        async () => ((await this.refusedProxyHeader(reader)) ? null : read(reader)),
+        this.onIdle,
+      );
       // The client shut its side after its last command, which has been answered: close ours.
       if (result === null && !this.hungUp) this.hangUp();
       return result;
@@ -218,6 +224,24 @@ export class PreAuthClient {
       upstream,
       upstreamPending,
     };
+  }
+
+  /**
+   * A PROXY header here came from no trusted balancer (those are read, and their header removed,
+   * before the conversation starts): someone claiming to speak for another address. Hang up.
+   */
+  private async refusedProxyHeader(reader: LineReader): Promise<boolean> {
+    if (this.firstBytesSeen) return false;
+    this.firstBytesSeen = true;
+    if (!isProxyHeaderStart(await reader.peek(V2_SIGNATURE.length))) return false;
+    const { log, remoteAddress, server } = this.context;
+    log.warn(
+      { event: 'proxy_header_refused', remote: remoteAddress },
+      `refused a PROXY protocol header from ${remoteAddress}, which is not a trusted load balancer ` +
+        `(add it to proxy_protocol_from in [${server.section}] if it is yours)`,
+    );
+    this.hangUp();
+    return true;
   }
 
   private gone(): boolean {

@@ -56,6 +56,8 @@ export interface SessionContext {
   readonly id: string;
   readonly server: ServerConfig;
   readonly client: net.Socket;
+  /** The real client's address: the socket's peer, or who a trusted balancer's PROXY header names. */
+  readonly remoteAddress: string | undefined;
   readonly log: Logger;
   readonly auth: Authenticator;
   readonly limits: PreAuthLimits;

@@ -193,6 +193,15 @@ describe('defaults', () => {
     ]);
   });
 
+  it('reads the load balancers allowed to send PROXY headers, addresses and ranges', () => {
+    const config = parseConfig(
+      `${IMAP_SERVER}proxy_protocol_from = 10.0.0.5, 10.0.1.0/24,fd00::/8 ,\n`,
+      'my.config',
+    );
+    expect(config.servers[0]!.proxyProtocolFrom).toEqual(['10.0.0.5', '10.0.1.0/24', 'fd00::/8']);
+    expect(parseConfig(IMAP_SERVER, 'my.config').servers[0]!.proxyProtocolFrom).toBeUndefined();
+  });
+
   it('takes [DEFAULT] values for every section, as configparser does', () => {
     const config = parseConfig(`[DEFAULT]\nlocal_address = ::1\n${IMAP_SERVER}`, 'my.config');
 
@@ -406,6 +415,20 @@ describe('configuration errors', () => {
       message:
         'my.config: section [IMAP-1993], key local_starttls: needs local_certificate_path and local_key_path ' +
         '(the certificate and key offered to local clients); set both or turn local_starttls off',
+    },
+    {
+      what: 'a load balancer that is not an address',
+      text: `${IMAP_SERVER}proxy_protocol_from = 10.0.0.5, haproxy.local\n`,
+      message:
+        'my.config: section [IMAP-1993], key proxy_protocol_from: "haproxy.local" is not an IP address or ' +
+        'CIDR range (e.g. 10.0.0.5, 10.0.0.0/24, fd00::/8)',
+    },
+    {
+      what: 'a range wider than its family',
+      text: `${IMAP_SERVER}proxy_protocol_from = 10.0.0.0/33\n`,
+      message:
+        'my.config: section [IMAP-1993], key proxy_protocol_from: "10.0.0.0/33" is not an IP address or ' +
+        'CIDR range (e.g. 10.0.0.5, 10.0.0.0/24, fd00::/8)',
     },
     {
       what: 'no server section at all',

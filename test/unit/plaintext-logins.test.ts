@@ -20,6 +20,7 @@ function contextFrom(remoteAddress: string, plaintextLoginsFromNetwork = false):
       localStarttls: true,
     },
     client: { remoteAddress } as net.Socket,
+    remoteAddress,
     log: new LogCapture().logger,
     auth: new FixedAuthenticator({ 'u@example.com': { password: 'pw', result: 'TOKEN' } }),
     limits: DEFAULT_LIMITS,
