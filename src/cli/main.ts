@@ -91,6 +91,7 @@ interface RunCommandOptions {
   maxPreauthConnections: number;
   maxPreauthPerAddress: number;
   webAddress?: { host: string; port: number };
+  metricsAddress?: { host: string; port: number };
   webCertificate?: string;
   webKey?: string;
   loginDeadline: number;
@@ -187,6 +188,11 @@ withCommonOptions(
   )
   .option('--web-certificate <path>', "the authorisation page's TLS certificate (PEM)", absolute)
   .option('--web-key <path>', "the authorisation page's TLS private key (PEM)", absolute)
+  .option(
+    '--metrics-address <[host:]port>',
+    'serve Prometheus /metrics and /healthz here (host defaults to 127.0.0.1; no authentication)',
+    parseWebAddress,
+  )
   .addOption(
     new Option('--no-gui', 'accepted for email-oauth2-proxy compatibility (there is no GUI)'),
   )
@@ -219,6 +225,7 @@ Exit codes: 0 stopped normally, 1 unexpected failure, 2 invalid configuration or
             }),
         },
       }),
+      metricsAddress: options.metricsAddress,
       configFile: options.configFile,
       cacheStore: options.cacheStore,
       controlSocket: controlSocketOf(options),

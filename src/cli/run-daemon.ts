@@ -34,6 +34,8 @@ export interface RunDaemonOptions {
   readonly limits: PreAuthLimits;
   /** Serve the authorisation page (`--web-address`). */
   readonly web?: WebAddress;
+  /** Serve `/metrics` and `/healthz` (`--metrics-address`). */
+  readonly metricsAddress?: { readonly host: string; readonly port: number } | undefined;
 }
 
 /** How long a login waits while the user pastes the redirect address into the terminal. */
@@ -117,6 +119,8 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
       identityProviderTimeoutMs: options.providerTimeoutMs,
       upstreamConnectTimeoutMs: options.upstreamTimeoutMs,
       limits: options.limits,
+      metricsAddress: options.metricsAddress,
+      storeHealth: () => store.health(),
       ...(options.notifyCommand !== undefined && { notifyCommand: options.notifyCommand }),
       localServerAuth: options.localServerAuth === true,
       ...(options.web && { web: options.web }),

@@ -9,6 +9,7 @@
 
 import { isIP } from 'node:net';
 import { readFile } from 'node:fs/promises';
+import { parseHostPort } from './host-port.js';
 import { dirname, resolve } from 'node:path';
 
 import { parseBoolean, parseIni } from './configparser.js';
@@ -175,7 +176,20 @@ function readOptions(document: IniDocument, file: string): GlobalOptions {
     useLoginPasswordAsClientCredentialsSecret:
       section.boolean('use_login_password_as_client_credentials_secret') ?? false,
     allowPlaintextNetworkLogins: section.boolean('allow_plaintext_network_logins') ?? false,
+    metricsAddress: readMetricsAddress(section),
   };
+}
+
+function readMetricsAddress(section: SectionReader): { host: string; port: number } | undefined {
+  const text = section.string('metrics_address');
+  if (text === undefined) return undefined;
+  return (
+    parseHostPort(text) ??
+    section.fail(
+      'metrics_address',
+      `${JSON.stringify(text)} is not [HOST:]PORT, e.g. 127.0.0.1:9431`,
+    )
+  );
 }
 
 /**

@@ -123,6 +123,8 @@ export interface GlobalOptions {
    * default; when on, the daemon warns at start.
    */
   readonly allowPlaintextNetworkLogins: boolean;
+  /** Our extension (`metrics_address`): serve `/metrics` and `/healthz` here; `--metrics-address` wins. */
+  readonly metricsAddress?: { readonly host: string; readonly port: number } | undefined;
 }
 
 export interface ProxyConfig {

@@ -28,6 +28,8 @@ export interface AccountStatus {
   /** Unix seconds. */
   readonly accessTokenExpiry?: number;
   readonly hasRefreshToken: boolean;
+  /** Unix seconds of the stored tokens' last write (email-oauth2-proxy's `last_activity`). */
+  readonly lastActivity?: number;
   /** Unix milliseconds of the last refresh attempt by this daemon, and how it went. */
   readonly lastRefresh?: { readonly at: number; readonly outcome: string };
   readonly pending?: {

@@ -31,6 +31,11 @@ import { accessSecretFile, webUrlFile } from '../web/access-secret.js';
 import { daemonPort } from '../web/daemon-port.js';
 import { checkWebAddress, startWebServer, type WebServer } from '../web/server.js';
 import { webPageUrl, type WebAddress } from '../web/web-address.js';
+import { Metrics } from '../metrics/metrics.js';
+import { startMetricsServer, type MetricsServer } from '../metrics/http-server.js';
+import type { StoreHealth } from '../tokens/stores/postgres-store.js';
+import type { AccountStatus } from '../control/protocol.js';
+import { LoginFailure } from '../auth/types.js';
 
 export { ListenError } from './listener-set.js';
 
@@ -58,6 +63,10 @@ export interface DaemonOptions {
   readonly limits?: PreAuthLimits;
   /** Serve the authorisation page here (`--web-address`); off when absent. */
   readonly web?: WebAddress;
+  /** Serve `/metrics` and `/healthz` here (`--metrics-address`); else the config's `metrics_address`. */
+  readonly metricsAddress?: { readonly host: string; readonly port: number } | undefined;
+  /** The token store's health, for `/metrics` and `/healthz`; a file store is always up. */
+  readonly storeHealth?: (() => StoreHealth) | undefined;
 }
 
 /** What a reload changed, by section and account name. */
@@ -146,7 +155,20 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     ),
   );
   const logins = new InFlight();
-  const auth = new TrackedAuthenticator(logins, () => config, tokens, log);
+  const storeHealth = options.storeHealth ?? ((): StoreHealth => ({ up: true }));
+  const handle = controlHandler(() => config, tokens);
+  const metricsAddress = options.metricsAddress ?? config.options.metricsAddress;
+  const metrics =
+    metricsAddress &&
+    new Metrics({
+      accounts: async () => {
+        const reply = await handle({ op: 'status' });
+        return 'accounts' in reply ? reply.accounts : ([] as AccountStatus[]);
+      },
+      storeHealth,
+    });
+  if (metrics) tokens.on('event', (event) => metrics.tokenEvent(event));
+  const auth = new TrackedAuthenticator(logins, metrics, () => config, tokens, log);
   const keepAlive = new KeepAlive(tokens, log, {
     marginSeconds: REFRESH_MARGIN_SECONDS,
     maxIntervalMs: options.keepAliveIntervalMs ?? DEFAULT_KEEPALIVE_INTERVAL_MS,
@@ -181,6 +203,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     ...(await localTls(forConfig, server)),
     hostname: machineName,
     plaintextLoginsFromNetwork: forConfig.options.allowPlaintextNetworkLogins,
+    onConnection: metrics && ((socket, protocol) => metrics.connection(socket, protocol)),
   });
 
   const ports = new ListenerSet(log);
@@ -193,7 +216,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
 
   let control: ControlServer;
   let web: WebServer | undefined;
-  const handle = controlHandler(() => config, tokens);
+  let metricsServer: MetricsServer | undefined;
+  let stopping = false;
   try {
     await ports.bindAll([...(await prepare(config)).values()]);
     // The first start of a user's daemon finds no state directory yet (systemd's StateDirectory=
@@ -209,6 +233,24 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         log,
       }).catch(async (err: unknown) => {
         await control.close();
+        throw err;
+      });
+    if (metrics && metricsAddress)
+      metricsServer = await startMetricsServer({
+        ...metricsAddress,
+        metrics,
+        log,
+        health: () => {
+          const store = storeHealth();
+          return {
+            serving: !stopping,
+            problem: stopping ? 'stopping' : undefined,
+            // Cached logins still work on every instance: failing the check would take them all out.
+            degraded: store.up ? undefined : `token store unreachable (${store.problem ?? 'down'})`,
+          };
+        },
+      }).catch(async (err: unknown) => {
+        await Promise.all([control.close(), web?.close()]);
         throw err;
       });
   } catch (err) {
@@ -251,6 +293,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     },
     async stop(graceMs = DEFAULT_SHUTDOWN_GRACE_MS, hurry?: AbortSignal) {
       const started = Date.now();
+      stopping = true;
       // A reload under way finishes first, so no port it binds is left open behind the stop.
       await reloading;
       keepAlive.close();
@@ -286,6 +329,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         sleep(TOKEN_WRITE_GRACE_MS + identityProviderTimeoutMs, undefined, { ref: false }),
       ]);
       await store.idle();
+      await metricsServer?.close();
       return { cut, durationMs: Date.now() - started };
     },
   };
@@ -297,6 +341,7 @@ class TrackedAuthenticator extends OAuthAuthenticator {
 
   constructor(
     private readonly inFlight: InFlight,
+    private readonly metrics: Metrics | undefined,
     ...args: ConstructorParameters<typeof OAuthAuthenticator>
   ) {
     super(...args);
@@ -305,7 +350,19 @@ class TrackedAuthenticator extends OAuthAuthenticator {
 
   override login(request: LoginRequest): Promise<UpstreamCredentials> {
     const account = subjectFor(this.currentConfig(), request.username)?.key ?? request.username;
-    return this.inFlight.track(super.login(request), account);
+    const login = this.inFlight.track(super.login(request), account);
+    const { metrics } = this;
+    if (metrics === undefined) return login;
+    return login.then(
+      (credentials) => {
+        metrics.login(request.protocol, 'success');
+        return credentials;
+      },
+      (err: unknown) => {
+        metrics.login(request.protocol, err instanceof LoginFailure ? err.reason : 'error');
+        throw err;
+      },
+    );
   }
 }
 

@@ -3,7 +3,7 @@ import type tls from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Authenticator } from '../auth/types.js';
-import type { ServerConfig } from '../config/types.js';
+import type { Protocol, ServerConfig } from '../config/types.js';
 import { PreAuthGate, type Admission } from './admission.js';
 import { EarlyUpstream } from './early-upstream.js';
 import { farewell } from './farewells.js';
@@ -38,6 +38,8 @@ export interface ListenerOptions {
    * state-machine tests whose scripted upstream takes one connection per login.
    */
   readonly earlyUpstream?: boolean;
+  /** Told of every accepted connection (the metrics count them and their bytes). */
+  readonly onConnection?: ((socket: net.Socket, protocol: Protocol) => void) | undefined;
 }
 
 /** A bound local port and the connections it is serving. */
@@ -134,6 +136,7 @@ export function startListener(initial: ListenerOptions): Promise<Listener> {
     // the handshake) there is nothing to say beyond what the close says.
     socket.on('error', () => undefined);
     tune(socket);
+    options.onConnection?.(socket, options.server.protocol);
     if (fromTrustedBalancer(options.server, socket.remoteAddress)) void learnClient(connection);
     else admit(connection);
   };

@@ -44,6 +44,10 @@ export async function tokenStatus(
       ...(hasTokens &&
         expiry !== undefined &&
         Number.isFinite(expiry) && { accessTokenExpiry: expiry }),
+      ...(hasTokens &&
+        Number.isFinite(Number(fields?.last_activity)) && {
+          lastActivity: Number(fields?.last_activity),
+        }),
       ...(lastRefresh && { lastRefresh }),
       ...(pending && {
         pending: {

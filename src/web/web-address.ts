@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from 'commander';
+import { parseHostPort } from '../config/host-port.js';
 
 /** Where the authorisation page listens, and its certificate when it is served with TLS. */
 export interface WebAddress {
@@ -9,11 +10,10 @@ export interface WebAddress {
 
 /** `--web-address [HOST:]PORT`; the host defaults to 127.0.0.1 (loopback, like every listener). */
 export function parseWebAddress(text: string): { host: string; port: number } {
-  const match = /^(?:\[([^\]]+)\]:|([^:]+):)?(\d{1,5})$/.exec(text.trim());
-  const port = Number(match?.[3]);
-  if (!match || !Number.isInteger(port) || port < 1 || port > 65_535)
+  const address = parseHostPort(text);
+  if (address === undefined)
     throw new InvalidArgumentError('expected [HOST:]PORT, e.g. 127.0.0.1:8025 or 8025');
-  return { host: match[1] ?? match[2] ?? '127.0.0.1', port };
+  return address;
 }
 
 /** `HOST:PORT` as it appears in a URL (an IPv6 address in brackets). */

@@ -202,6 +202,18 @@ describe('defaults', () => {
     expect(parseConfig(IMAP_SERVER, 'my.config').servers[0]!.proxyProtocolFrom).toBeUndefined();
   });
 
+  it('reads metrics_address from [emailproxy], the host defaulting to loopback', () => {
+    const at = (value: string) =>
+      parseConfig(`${IMAP_SERVER}[emailproxy]\nmetrics_address = ${value}\n`, 'my.config').options
+        .metricsAddress;
+    expect(at('9431')).toEqual({ host: '127.0.0.1', port: 9431 });
+    expect(at('[::1]:9431')).toEqual({ host: '::1', port: 9431 });
+    expect(parseConfig(IMAP_SERVER, 'my.config').options.metricsAddress).toBeUndefined();
+    expect(() => at('localhost:99999')).toThrow(
+      'my.config: section [emailproxy], key metrics_address: "localhost:99999" is not [HOST:]PORT, e.g. 127.0.0.1:9431',
+    );
+  });
+
   it('takes [DEFAULT] values for every section, as configparser does', () => {
     const config = parseConfig(`[DEFAULT]\nlocal_address = ::1\n${IMAP_SERVER}`, 'my.config');
 
