@@ -20,6 +20,7 @@ import {
   type PendingView,
 } from './pending-authorisations.js';
 import { SingleFlight } from './single-flight.js';
+import { TokenStoreUnavailableError } from './stores/store-errors.js';
 import type { AccountChange, TokenStore } from './stores/token-store.js';
 import type { TokenSubject } from './subject.js';
 import type { AccountKey, AccountKeys, DecryptedTokens } from './token-cipher.js';
@@ -126,6 +127,11 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
    * it and written as soon as the store accepts them.
    */
   private readonly unwritten = new Map<string, StoredTokenFields>();
+  /**
+   * Per account, the fields the store last returned. With a shared store unreachable, a login
+   * whose access token is still valid opens these and goes on; anything that must write fails.
+   */
+  private readonly lastRead = new Map<string, StoredTokenFields>();
   private readonly flushing = new Set<string>();
   /** The last refresh attempt per account and how it went, for `status`. */
   readonly lastRefresh = new Map<string, { at: number; outcome: string }>();
@@ -333,8 +339,19 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
       return unwritten;
     }
     try {
-      return (await this.options.store.read(subject.key)) ?? subject.account.tokensInConfig;
+      const stored = await this.options.store.read(subject.key);
+      if (stored === undefined) this.lastRead.delete(subject.key);
+      else this.lastRead.set(subject.key, stored);
+      return stored ?? subject.account.tokensInConfig;
     } catch (err) {
+      const known = this.lastRead.get(subject.key);
+      if (err instanceof TokenStoreUnavailableError && known !== undefined) {
+        this.options.log.debug(
+          { event: 'token_store_unavailable', account: subject.key, err: err.message },
+          'token store unreachable; using the tokens it last returned',
+        );
+        return known;
+      }
       this.options.log.error(
         { event: 'token_store_unreadable', err: (err as Error).message },
         'cannot read the token store',
