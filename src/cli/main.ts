@@ -13,6 +13,7 @@ import { webUrl } from './web-url.js';
 import { parseWebAddress } from '../web/web-address.js';
 
 import { copyTokens } from './tokens-copy.js';
+import { loadConfig } from '../config/load.js';
 import { isPostgresUrl } from '../tokens/stores/postgres-store.js';
 
 interface CommonOptions {
@@ -352,6 +353,20 @@ Exit codes: 0 copied, 1 a store failed part-way (run it again), 2 a store cannot
   .action(async (options: { from: string; to: string }) => {
     process.exitCode = await copyTokens(options);
   });
+
+// `cache_store` in the config's [emailproxy] section stands in for a --cache-store not given.
+program.hook('preAction', async (_program, command) => {
+  if (command.getOptionValueSource('cacheStore') !== 'default') return;
+  const configFile = command.getOptionValue('configFile') as string | undefined;
+  if (configFile === undefined) return;
+  // A config that does not load is reported by the command itself, with its own exit code.
+  const configured = await loadConfig(configFile).then(
+    (config) => config.options.cacheStore,
+    () => undefined,
+  );
+  if (configured !== undefined)
+    command.setOptionValueWithSource('cacheStore', configured, 'config');
+});
 
 program.exitOverride((err) => {
   process.exit(err.exitCode === 0 ? 0 : 2);

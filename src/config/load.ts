@@ -135,7 +135,7 @@ function describeReadFailure(error: unknown): string {
 export function parseConfig(text: string, file: string): ProxyConfig {
   const document = parseIni(text, file);
   const absoluteFile = resolve(file);
-  const options = readOptions(document, file);
+  const options = readOptions(document, file, dirname(absoluteFile));
   const servers: ServerConfig[] = [];
   const accounts: AccountConfig[] = [];
 
@@ -162,7 +162,7 @@ export function parseConfig(text: string, file: string): ProxyConfig {
   return { file: absoluteFile, servers, accounts, options };
 }
 
-function readOptions(document: IniDocument, file: string): GlobalOptions {
+function readOptions(document: IniDocument, file: string, configDirectory: string): GlobalOptions {
   const section = new SectionReader(
     file,
     GLOBAL_SECTION,
@@ -177,7 +177,22 @@ function readOptions(document: IniDocument, file: string): GlobalOptions {
       section.boolean('use_login_password_as_client_credentials_secret') ?? false,
     allowPlaintextNetworkLogins: section.boolean('allow_plaintext_network_logins') ?? false,
     metricsAddress: readMetricsAddress(section),
+    cacheStore: readCacheStore(section, configDirectory),
   };
+}
+
+/** `cache_store`: a file path (relative to the config file's folder) or a `postgresql://` URL. */
+function readCacheStore(section: SectionReader, configDirectory: string): string | undefined {
+  const text = section.string('cache_store');
+  if (text === undefined) return undefined;
+  if (/^postgres(ql)?:\/\//i.test(text)) return text;
+  if (/^[a-z][a-z0-9+.-]*:/i.test(text) && !/^[a-z]:[\\/]/i.test(text))
+    section.fail(
+      'cache_store',
+      `${JSON.stringify(text.split(':')[0])} stores are not supported (email-oauth2-proxy's aws: store, say); ` +
+        'use a file path or a postgresql:// URL, and move tokens with "oauth2-mail-proxy tokens copy"',
+    );
+  return resolve(configDirectory, text);
 }
 
 function readMetricsAddress(section: SectionReader): { host: string; port: number } | undefined {

@@ -125,6 +125,8 @@ export interface GlobalOptions {
   readonly allowPlaintextNetworkLogins: boolean;
   /** Our extension (`metrics_address`): serve `/metrics` and `/healthz` here; `--metrics-address` wins. */
   readonly metricsAddress?: { readonly host: string; readonly port: number } | undefined;
+  /** Our extension (`cache_store`): the token store, a path or `postgresql://`; `--cache-store` wins. */
+  readonly cacheStore?: string | undefined;
 }
 
 export interface ProxyConfig {

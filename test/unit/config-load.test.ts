@@ -214,6 +214,20 @@ describe('defaults', () => {
     );
   });
 
+  it('reads cache_store from [emailproxy]: a path beside the config, or a PostgreSQL URL', () => {
+    const store = (value: string) =>
+      parseConfig(`${IMAP_SERVER}[emailproxy]\ncache_store = ${value}\n`, '/etc/proxy/my.config')
+        .options.cacheStore;
+    expect(store('tokens.ini')).toBe('/etc/proxy/tokens.ini');
+    expect(store('/var/lib/t.ini')).toBe('/var/lib/t.ini');
+    expect(store('postgresql://proxy@db/tokens?sslmode=verify-full')).toBe(
+      'postgresql://proxy@db/tokens?sslmode=verify-full',
+    );
+    expect(() => store('aws:my-secret')).toThrow(
+      /key cache_store: "aws" stores are not supported .*use a file path or a postgresql:\/\/ URL/,
+    );
+  });
+
   it('takes [DEFAULT] values for every section, as configparser does', () => {
     const config = parseConfig(`[DEFAULT]\nlocal_address = ::1\n${IMAP_SERVER}`, 'my.config');
 
