@@ -18,7 +18,7 @@ import { probeUpstream } from '../doctor/upstream-probe.js';
 import { describeTarget } from '../proxy/upstream.js';
 import { upstreamTarget } from '../proxy/protocols.js';
 import { KeyCache } from '../tokens/key-cache.js';
-import { FileTokenStore } from '../tokens/stores/file-store.js';
+import { openStoreForCheck } from '../doctor/token-store-check.js';
 import { subjectFor } from '../tokens/subject.js';
 import { AccountKeys } from '../tokens/token-cipher.js';
 import { authorizeCommandFor } from './authorize-command.js';
@@ -61,10 +61,9 @@ export async function check(options: CheckOptions): Promise<number> {
     return 2;
   }
 
+  const opened = await openStoreForCheck(options.cacheStore);
   // Only to describe the client: an unreadable store is reported by the token check below.
-  const stored = await new FileTokenStore(options.cacheStore)
-    .read(subject.key)
-    .catch(() => undefined);
+  const stored = await opened.store?.read(subject.key).catch(() => undefined);
   const storedSecret = stored?.client_secret_encrypted !== undefined;
   out(
     `Checking ${subject.loginName}\n\n${formatSummary(accountSummary(config, subject, options.cacheStore, storedSecret))}\n`,
@@ -76,6 +75,12 @@ export async function check(options: CheckOptions): Promise<number> {
     out(formatResult(result, marks));
   };
   for (const result of configChecks(config, subject.account)) report(result);
+  if (opened.result) report(opened.result);
+  if (opened.store === undefined) {
+    out(`\n${summarise(results)}`);
+    return exitCodeFor(results);
+  }
+  const store = opened.store;
 
   const authorizeCommand = authorizeCommandFor(subject.key, options);
   // Opened only when a password is needed: a reader on stdin would otherwise hold a terminal for nothing.
@@ -97,7 +102,7 @@ export async function check(options: CheckOptions): Promise<number> {
   let accessToken: string | undefined;
   try {
     ({ accessToken } = await checkAccessToken({
-      store: new FileTokenStore(options.cacheStore),
+      store,
       keys: new AccountKeys(new KeyCache()),
       oauth: { requestTimeoutMs: options.timeoutMs },
       askPassword,
@@ -106,6 +111,8 @@ export async function check(options: CheckOptions): Promise<number> {
     }));
   } finally {
     input?.close();
+    // A PostgreSQL pool would keep the command running.
+    await store.close();
   }
 
   let claimProblems: ClaimProblem[] = [];

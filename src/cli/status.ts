@@ -1,5 +1,5 @@
 import { controlRequest, DaemonNotRunningError } from '../control/client.js';
-import type { AccountStatus } from '../control/protocol.js';
+import type { AccountStatus, StoreStatus } from '../control/protocol.js';
 import { UntrustedControlSocketError } from '../control/socket-trust.js';
 
 /** `oauth2-mail-proxy status [--json]`: per account token state, from the running daemon. */
@@ -17,12 +17,20 @@ export async function status(options: { controlSocket: string; json: boolean }):
     process.stderr.write(`${reply.ok ? 'unexpected answer' : reply.message}\n`);
     return 1;
   }
+  const { store } = reply;
   process.stdout.write(
     options.json
-      ? `${JSON.stringify({ accounts: reply.accounts }, null, 2)}\n`
-      : table(reply.accounts),
+      ? `${JSON.stringify({ accounts: reply.accounts, store }, null, 2)}\n`
+      : (store?.up === false ? storeDown(store) : '') + table(reply.accounts),
   );
   return 0;
+}
+
+function storeDown(store: StoreStatus): string {
+  return (
+    `Token store ${store.location} does not answer (${store.problem ?? 'down'}); reconnecting.\n` +
+    'Logins whose access token is still valid go on; those that need a refresh or a sign-in get a temporary failure.\n\n'
+  );
 }
 
 function table(accounts: readonly AccountStatus[]): string {

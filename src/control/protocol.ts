@@ -22,6 +22,13 @@ export type ControlRequest =
 export type TokenState =
   'none' | 'pending' | 'active' | 'expired' | 'needs-reauthorisation' | 'authorised-unsaved';
 
+export interface StoreStatus {
+  readonly location: string;
+  readonly up: boolean;
+  /** Why it does not answer (no secrets); the daemon reconnects by itself. */
+  readonly problem?: string | undefined;
+}
+
 export interface AccountStatus {
   readonly account: string;
   readonly state: TokenState;
@@ -42,7 +49,13 @@ export interface AccountStatus {
 }
 
 export type ControlReply =
-  | { readonly done: true; readonly ok: true; readonly accounts: readonly AccountStatus[] }
+  | {
+      readonly done: true;
+      readonly ok: true;
+      readonly accounts: readonly AccountStatus[];
+      /** The token store (its URL without a password) and whether it answers. */
+      readonly store?: StoreStatus;
+    }
   | {
       readonly done: true;
       readonly ok: true;

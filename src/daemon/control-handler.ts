@@ -1,20 +1,25 @@
 import { isCatchAll } from '../config/accounts.js';
 import type { ProxyConfig } from '../config/types.js';
 import type { ControlHandler } from '../control/server.js';
-import type { ControlReply } from '../control/protocol.js';
+import type { ControlReply, StoreStatus } from '../control/protocol.js';
 import { noSignInFor, OAuthError } from '../oauth/index.js';
 import { subjectFor } from '../tokens/subject.js';
 import type { TokenManager } from '../tokens/token-manager.js';
 import { tokenStatus } from '../tokens/token-status.js';
 
 /** Answers the CLI's `status` and `authorize` requests from the running daemon's state. */
-export function controlHandler(config: () => ProxyConfig, tokens: TokenManager): ControlHandler {
+export function controlHandler(
+  config: () => ProxyConfig,
+  tokens: TokenManager,
+  store?: () => StoreStatus,
+): ControlHandler {
   return async (request) => {
     if (request.op === 'status') {
       const subjects = config()
         .accounts.filter((account) => !isCatchAll(account))
         .map((account) => ({ key: account.name, account, loginName: account.name }));
-      return { done: true, ok: true, accounts: await tokenStatus(tokens, subjects) };
+      const accounts = await tokenStatus(tokens, subjects);
+      return { done: true, ok: true, accounts, ...(store && { store: store() }) };
     }
 
     const subject = subjectFor(config(), request.account);

@@ -33,7 +33,7 @@ import { checkWebAddress, startWebServer, type WebServer } from '../web/server.j
 import { webPageUrl, type WebAddress } from '../web/web-address.js';
 import { Metrics } from '../metrics/metrics.js';
 import { startMetricsServer, type MetricsServer } from '../metrics/http-server.js';
-import type { StoreHealth } from '../tokens/stores/postgres-store.js';
+import { isPostgresUrl, redactUrl, type StoreHealth } from '../tokens/stores/postgres-store.js';
 import type { AccountStatus } from '../control/protocol.js';
 import { LoginFailure } from '../auth/types.js';
 
@@ -156,7 +156,17 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   );
   const logins = new InFlight();
   const storeHealth = options.storeHealth ?? ((): StoreHealth => ({ up: true }));
-  const handle = controlHandler(() => config, tokens);
+  const storeLocation = isPostgresUrl(options.cacheStore)
+    ? redactUrl(options.cacheStore)
+    : options.cacheStore;
+  const handle = controlHandler(
+    () => config,
+    tokens,
+    () => ({
+      location: storeLocation,
+      ...storeHealth(),
+    }),
+  );
   const metricsAddress = options.metricsAddress ?? config.options.metricsAddress;
   const metrics =
     metricsAddress &&

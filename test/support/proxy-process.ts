@@ -15,6 +15,8 @@ export interface ProxyProcessOptions {
   /** Run under a pseudo-terminal (util-linux `script`), as a user in a terminal would. */
   readonly tty?: boolean;
   readonly env?: NodeJS.ProcessEnv;
+  /** Pass no `--cache-store`: the config's `cache_store` (or the default) names the store. */
+  readonly storeFromConfig?: boolean;
   /** The program to run instead of the built CLI, e.g. an installed `/usr/bin/oauth2-mail-proxy`. */
   readonly program?: string;
 }
@@ -54,11 +56,15 @@ export class ProxyProcess {
       ...(options.program ? [options.program] : [process.execPath, PROXY_BIN]),
       '--config-file',
       configFile,
-      '--cache-store',
-      tokenStore,
+      ...(options.storeFromConfig === true ? [] : ['--cache-store', tokenStore]),
       ...(options.args ?? []),
     ];
-    const env = { ...process.env, ...options.env };
+    const env = {
+      ...process.env,
+      // The default state folder (control socket, and the store unless the config names one).
+      ...(options.storeFromConfig === true && { XDG_STATE_HOME: options.dir }),
+      ...options.env,
+    };
     const child = options.tty
       ? spawnInTerminal([file!, ...argv], env)
       : spawn(file!, argv, { env, stdio: 'pipe' });
