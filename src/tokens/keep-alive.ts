@@ -64,9 +64,16 @@ export class KeepAlive {
     const account = entry.known.subject.key;
     if (this.tracked.get(account) !== entry) return;
     try {
-      const outcome = await this.tokens.refreshIfDue(entry.known, force);
+      const outcome = await this.tokens.refreshIfDue(
+        entry.known,
+        force,
+        this.options.maxIntervalMs,
+      );
       if (!outcome) return this.forget(entry, 'no refresh token');
       if (outcome.refreshed) entry.lastRefresh = Date.now();
+      // Someone else (another instance, a login) refreshed: the interval counts from then.
+      else if (outcome.lastActivityMs !== undefined)
+        entry.lastRefresh = Math.max(entry.lastRefresh, outcome.lastActivityMs);
       entry.failures = 0;
       this.schedule(entry, outcome.expiry);
     } catch (err) {

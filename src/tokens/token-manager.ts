@@ -284,13 +284,24 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
   async refreshIfDue(
     known: KnownAccount,
     force: boolean,
-  ): Promise<{ expiry: number | undefined; refreshed: boolean } | undefined> {
+    intervalMs = Infinity,
+  ): Promise<
+    { expiry: number | undefined; refreshed: boolean; lastActivityMs?: number } | undefined
+  > {
     const fields = await this.readFields(known.subject);
     if (!fields?.refresh_token) return undefined;
     const tokens = this.options.keys.open(known.key, fields);
     if (!tokens.refreshToken) return undefined;
+    // Tokens written within the interval (another instance's keep-alive, a login's refresh) have
+    // just used the refresh token: one keep-alive refresh per interval for the whole fleet.
+    const lastActivityMs = Number(fields.last_activity) * 1000;
+    if (force && Date.now() - lastActivityMs < intervalMs) force = false;
     if (!force && this.isFresh(tokens))
-      return { expiry: tokens.accessTokenExpiry, refreshed: false };
+      return {
+        expiry: tokens.accessTokenExpiry,
+        refreshed: false,
+        ...(Number.isFinite(lastActivityMs) && { lastActivityMs }),
+      };
     await this.sharedRefresh(known.subject, known.key, tokens.refreshToken);
     const after = await this.readFields(known.subject);
     return {
