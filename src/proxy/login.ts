@@ -5,7 +5,7 @@ import { isLoopbackHost } from '../config/loopback.js';
 import type { Protocol } from '../config/types.js';
 import type { PlainCredentials } from './sasl.js';
 import type { SessionContext } from './session.js';
-import { upstreamForLogin, type UpstreamConversation } from './early-upstream.js';
+import { closedWhileIdle, upstreamForLogin, type UpstreamConversation } from './early-upstream.js';
 import { UpstreamError } from './upstream.js';
 import type { UpstreamLines } from './upstream-dialogue.js';
 
@@ -119,11 +119,19 @@ async function attemptOverNewConnection<V extends UpstreamVerdict>(
 
   let socket: net.Socket | undefined;
   try {
-    const conversation = await connect();
+    let conversation = await connect();
     socket = conversation.socket;
-    const upstream = conversation.lines;
-    const verdict = await exchange(upstream, credentials);
-    const upstreamPending = upstream.release();
+    let verdict: V;
+    try {
+      verdict = await exchange(conversation.lines, credentials);
+    } catch (err) {
+      if (!closedWhileIdle(conversation, err)) throw err;
+      socket.destroy();
+      conversation = await upstreamForLogin(undefined, context);
+      socket = conversation.socket;
+      verdict = await exchange(conversation.lines, credentials);
+    }
+    const upstreamPending = conversation.lines.release();
     recordVerdict(context, login.username, credentials, verdict, started);
     if (isAccepted(verdict))
       return { kind: 'logged-in', credentials, verdict, upstream: socket, upstreamPending };

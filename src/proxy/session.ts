@@ -45,7 +45,7 @@ export const DEFAULT_LIMITS: PreAuthLimits = {
   maxCommands: 50,
   idleTimeoutMs: 60_000,
   loginDeadlineMs: 120_000,
-  maxEarlyUpstream: 0,
+  maxEarlyUpstream: 16,
   maxPreAuthConnections: 1000,
   maxPreAuthConnectionsPerAddress: 100,
 };

@@ -14,6 +14,10 @@ import { finalReply, greeted } from '../support/faults/imap-steps.js';
 import { ScriptedTlsServer, type ServerScript } from '../support/faults/scripted-tls-server.js';
 import type { ProxyProcess } from '../support/proxy-process.js';
 import { PASSWORD, serverSection, USER, World } from '../support/world.js';
+import {
+  EARLY_UPSTREAM_FRESH_MS,
+  EARLY_UPSTREAM_IDLE_RETRY_MS,
+} from '../../src/proxy/early-upstream.js';
 
 /** An IMAP server that takes any XOAUTH2 login. */
 const ACCEPTING_IMAP: ServerScript = {
@@ -39,24 +43,31 @@ let certs: FaultCertificates;
 let imap: ScriptedTlsServer;
 let pop3: ScriptedTlsServer;
 let wrongHost: ScriptedTlsServer;
+/** Servers that close idle connections before login: on their own, and as a login arrives. */
+let idle: ScriptedTlsServer;
+let stale: ScriptedTlsServer;
 let proxy: ProxyProcess;
-/** Local ports: IMAP, POP3 and IMAP to the server with a certificate for another host. */
+/** Local ports: IMAP, POP3, IMAP to the server with a certificate for another host, `idle`, `stale`. */
 let ports: number[];
 
 beforeAll(async () => {
   world = await World.start();
   certsDir = await mkdtemp(join(tmpdir(), 'omp-early-certs-'));
   certs = await makeFaultCertificates(certsDir);
-  [imap, pop3, wrongHost] = await Promise.all([
+  [imap, pop3, wrongHost, idle, stale] = await Promise.all([
     ScriptedTlsServer.start(certs.good),
     ScriptedTlsServer.start(certs.good),
     ScriptedTlsServer.start(certs.wrongHost),
+    ScriptedTlsServer.start(certs.good),
+    ScriptedTlsServer.start(certs.good),
   ]);
   imap.script = ACCEPTING_IMAP;
   pop3.script = ACCEPTING_POP3;
   wrongHost.script = ACCEPTING_IMAP;
+  idle.script = { ...ACCEPTING_IMAP, idleHangUpMs: 300 };
+  stale.script = { ...ACCEPTING_IMAP, how: 'reset', staleAfterMs: 1_500 };
   await world.seedTokens();
-  ports = await freePorts(3);
+  ports = await freePorts(5);
   const section = (index: number, protocol: 'IMAP' | 'POP', upstreamPort: number) =>
     serverSection(protocol, ports[index]!, upstreamPort, certs.caFile);
   proxy = await world.startProxy({
@@ -65,6 +76,8 @@ beforeAll(async () => {
         section(0, 'IMAP', imap.port),
         section(1, 'POP', pop3.port),
         section(2, 'IMAP', wrongHost.port),
+        section(3, 'IMAP', idle.port),
+        section(4, 'IMAP', stale.port),
       ].join('\n'),
     ),
     args: ['--authorisation-wait', '0', '--early-upstream', '16'],
@@ -74,7 +87,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await proxy?.stop();
-  await Promise.allSettled([imap, pop3, wrongHost].map((server) => server?.close()));
+  await Promise.allSettled([imap, pop3, wrongHost, idle, stale].map((server) => server?.close()));
   await world?.stop();
   if (certsDir) await rm(certsDir, { recursive: true, force: true });
 });
@@ -118,14 +131,23 @@ describe('the upstream connection is opened as the client connects', () => {
     expect(pop3.accepted).toBe(before + 1);
   });
 
-  it('is closed when the client leaves without logging in, and nothing of a login reaches the server', async () => {
-    await vi.waitFor(() => expect(imap.open).toBe(0));
-    const client = await greeted(port(0));
+  it('is kept for the next client when its client leaves without logging in, and closed once stale', async () => {
+    await vi.waitFor(() => expect(imap.open).toBe(0), { timeout: EARLY_UPSTREAM_FRESH_MS + 5_000 });
+    const accepted = imap.accepted;
+    const leaving = await greeted(port(0));
     await vi.waitFor(() => expect(imap.open).toBe(1));
-    client.close();
-    await vi.waitFor(() => expect(imap.open).toBe(0));
-    expect(imap.received).toEqual([]);
-  });
+    leaving.close();
+    // The next client gets the same connection: the server sees no new one, and the login uses it.
+    expect(await loginAndLeave(port(0))).toMatch(/^a1 OK /);
+    expect(imap.accepted).toBe(accepted + 1);
+    expect(imap.received.map((line) => line.split(' ')[1])).toEqual(['AUTHENTICATE']);
+    // A spare nobody takes is closed once stale, without a byte of any login sent on it.
+    const spare = await greeted(port(0));
+    await vi.waitFor(() => expect(imap.open).toBe(1));
+    spare.close();
+    await vi.waitFor(() => expect(imap.open).toBe(0), { timeout: EARLY_UPSTREAM_FRESH_MS + 5_000 });
+    expect(imap.received.map((line) => line.split(' ')[1])).toEqual(['AUTHENTICATE']);
+  }, 40_000);
 
   it('resumes the TLS session of an earlier connection', async () => {
     // The first session's tickets arrive after its handshake; every later handshake can use one.
@@ -133,6 +155,33 @@ describe('the upstream connection is opened as the client connects', () => {
     const resumedBefore = imap.resumed;
     expect(await loginAndLeave(port(0))).toMatch(/^a1 OK /);
     expect(imap.resumed).toBe(resumedBefore + 1);
+  });
+});
+
+describe('an early connection the server closed', () => {
+  it('while it sat idle before the login: the login gets a fresh connection', async () => {
+    const accepted = idle.accepted;
+    const client = await greeted(port(3));
+    await vi.waitFor(() => expect(idle.accepted).toBe(accepted + 1));
+    await vi.waitFor(() => expect(idle.open).toBe(0));
+    client.send(`a1 LOGIN "${USER}" "${PASSWORD}"`);
+    expect(await finalReply(client, 'a1')).toBe('a1 OK [CAPABILITY IMAP4rev1] Logged in');
+    client.close();
+    expect(idle.accepted).toBe(accepted + 2);
+    expect(idle.received.map((line) => line.split(' ')[1])).toEqual(['AUTHENTICATE']);
+  });
+
+  it('as the login arrived (a reset): the login is made again on a fresh connection', async () => {
+    const { accepted, handshakes } = stale;
+    const client = await greeted(port(4));
+    await vi.waitFor(() => expect(stale.handshakes).toBe(handshakes + 1));
+    // Idle past the server's limit; the login's command is the line it hangs up on.
+    await new Promise((resolve) => setTimeout(resolve, EARLY_UPSTREAM_IDLE_RETRY_MS + 1_000));
+    client.send(`a1 LOGIN "${USER}" "${PASSWORD}"`);
+    expect(await finalReply(client, 'a1')).toBe('a1 OK [CAPABILITY IMAP4rev1] Logged in');
+    client.close();
+    expect(stale.accepted).toBe(accepted + 2);
+    expect(stale.received.map((line) => line.split(' ')[1])).toEqual(['AUTHENTICATE']);
   });
 });
 

@@ -162,7 +162,8 @@ describe('IMAP login failures a user can act on', () => {
     expect(await loginReply(OTHER, 'pw')).toMatch(
       new RegExp(`^a1 NO \\[UNAVAILABLE\\] ${OTHER} needs authorising: `),
     );
-    expect(Date.now() - started).toBeLessThan(5_000);
+    // Left hanging, it would meet loginReply's own 20 s limit; the margin is for a loaded machine.
+    expect(Date.now() - started).toBeLessThan(15_000);
   });
 
   it('a token the server refuses (issued to someone else) gets the server-side reason and the command to run', async () => {

@@ -4,6 +4,7 @@
  * already proven) is answered at once, never queued behind the guesses.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { DEFAULT_THROTTLE } from '../../src/auth/login-throttle.js';
 import { loginReply } from '../support/faults/imap-steps.js';
 import type { ProxyProcess } from '../support/proxy-process.js';
 import { PASSWORD, USER, World } from '../support/world.js';
@@ -57,5 +58,8 @@ it('guesses on 40 connections are tested a few a second at most; the owner is ne
   );
   // Before: about 5 a second (299 in 60 s over 40 connections), a right guess answered at once.
   expect(tested.length).toBeLessThan(25);
-  for (const ms of owner) expect(ms).toBeLessThan(2_000);
+  // A login queued behind the guesses would wait out the throttle's delay, by now its maximum
+  // (30 s). Unqueued it takes well under a second, but several on a loaded machine (6.8 s seen
+  // with two busy cores): the bound tells the two apart without being a speed target.
+  for (const ms of owner) expect(ms).toBeLessThan(DEFAULT_THROTTLE.maxDelayMs / 2);
 }, 120_000);

@@ -70,9 +70,12 @@ describe('slow clients before login', () => {
     await Promise.all(tricklers.map((t) => t.greeted));
     await new Promise((r) => setTimeout(r, (DAWDLING_S + 1) * 1000));
 
+    // Without room made for it, the login is refused or waits for the first trickler cut at the
+    // deadline, some 9 s from now; the bound stays under that, with a margin for a loaded machine.
+    const roomByDeadlineMs = (DEADLINE_S - DAWDLING_S - 1) * 1000;
     const started = Date.now();
-    expect(await loginReply(world.imapPort, USER, PASSWORD, 5_000)).toMatch(/^a1 OK /);
-    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(await loginReply(world.imapPort, USER, PASSWORD, roomByDeadlineMs)).toMatch(/^a1 OK /);
+    expect(Date.now() - started).toBeLessThan(roomByDeadlineMs - 1_000);
     // The proxy made room by sending away one trickler (the oldest), not many.
     expect(tricklers.filter((t) => t.closedAfterMs !== undefined).length).toBeLessThanOrEqual(2);
 

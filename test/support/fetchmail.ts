@@ -32,7 +32,10 @@ export async function fetchmailHome(home: string, imapPort: number) {
       return file;
     },
     run(file: string, flags: readonly string[] = [], timeoutMs = 30_000): Promise<CommandResult> {
-      return runClient('fetchmail', [...flags, '-f', file, '--nodetach'], {
+      // As root, fetchmail's lock is /var/run/fetchmail.pid whatever FETCHMAILHOME says: two test
+      // files (or two engineers) polling at once then get exit 8, "another fetchmail is running".
+      const pidfile = ['--pidfile', join(home, 'fetchmail.pid')];
+      return runClient('fetchmail', [...flags, ...pidfile, '-f', file, '--nodetach'], {
         env: { FETCHMAILHOME: home, LC_ALL: 'C' },
         timeoutMs,
       });

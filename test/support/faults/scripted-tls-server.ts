@@ -20,6 +20,13 @@ export interface ServerScript {
   readonly hangUp: 'after-greeting' | RegExp;
   /** `close`: TLS close_notify and FIN, as a server shutting down. `reset`: a TCP RST, as a crash. */
   readonly how: 'close' | 'reset';
+  /** Hangs up a connection on which no line has arrived this long: a pre-login idle timeout. */
+  readonly idleHangUpMs?: number;
+  /**
+   * Hangs up, instead of answering, on a line that arrives after the connection sat idle this
+   * long: a server whose idle timer fired just as the line was on its way.
+   */
+  readonly staleAfterMs?: number;
 }
 
 /** A TLS server running a {@link ServerScript}, counting what reached it. */
@@ -75,7 +82,15 @@ export class ScriptedTlsServer {
     if (script.hangUp === 'after-greeting') return this.hangUp(socket, script);
     const hangUpOn = script.hangUp;
     let buffered = '';
+    let lastHeard = performance.now();
+    if (script.idleHangUpMs !== undefined) {
+      socket.setTimeout(script.idleHangUpMs, () => this.hangUp(socket, script));
+    }
     socket.on('data', (chunk: Buffer) => {
+      const idleMs = performance.now() - lastHeard;
+      lastHeard = performance.now();
+      if (script.staleAfterMs !== undefined && idleMs > script.staleAfterMs)
+        return this.hangUp(socket, script);
       buffered += chunk.toString('latin1');
       for (let end = buffered.indexOf('\n'); end >= 0; end = buffered.indexOf('\n')) {
         const line = buffered.slice(0, end).replace(/\r$/, '');
