@@ -22,6 +22,7 @@ import { cachedLogin } from './scenarios/login.js';
 import { noopLatency } from './scenarios/noop.js';
 import { loginStorm } from './scenarios/storm.js';
 import { farLogin } from './scenarios/wan-login.js';
+import { fleet } from './scenarios/fleet.js';
 import { startup } from './scenarios/startup.js';
 import { throughput } from './scenarios/throughput.js';
 import { parseSettings, type ScenarioName, type Settings } from './settings.js';
@@ -105,6 +106,7 @@ async function run(settings: Settings): Promise<Row[]> {
       if (wanted('login')) rows.push(...(await cachedLogin(context)));
       if (wanted('storm')) rows.push(...(await loginStorm(context)));
       if (wanted('wan')) rows.push(...(await farLogin(context)));
+      if (wanted('fleet')) rows.push(...(await fleet(context)));
       if (wanted('idle') && !settings.quick)
         rows.push(...(await idleSessions(context, 'after-load')));
     } finally {

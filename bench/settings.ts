@@ -21,6 +21,7 @@ export const SCENARIOS = [
   'storm',
   'idle',
   'wan',
+  'fleet',
 ] as const;
 /** One measurement group, as `--only` names it. */
 export type ScenarioName = (typeof SCENARIOS)[number];
