@@ -3,6 +3,7 @@
  * POP3S) checking XOAUTH2 tokens against it, the SMTP submission server (STARTTLS) in a child
  * process, and the token store the proxy reads. The proxy itself is started by the scenarios.
  */
+import { MANY_CONNECTIONS } from '../test/peers/dovecot-config.js';
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -45,45 +46,6 @@ export const SECOND_ACCOUNT: Account = {
   user: 'jane.doe@example.com',
   password: 'bench-local-secret-2',
 };
-
-/**
- * Dovecot's defaults hold about a hundred TLS connections (one login process each) and a thousand
- * sessions per user and address. The benchmark holds 2,000 sessions of one user from 127.0.0.1,
- * so the login processes serve many connections each ("high-performance" mode, as large
- * installations run it) and the limits are raised. Validated tokens are cached for an hour, as a
- * large provider would, so that the server's own cost of a login stays small next to the proxy's.
- * Direct and proxied runs use the same instance.
- */
-const DOVECOT_LIMITS = `
-auth_cache_size = 10M
-auth_cache_ttl = 1 hour
-default_client_limit = 10000
-default_vsz_limit = 1G
-protocol imap {
-  mail_max_userip_connections = 10000
-}
-protocol pop3 {
-  mail_max_userip_connections = 10000
-}
-service imap-login {
-  service_count = 0
-  process_min_avail = 2
-  client_limit = 6000
-}
-service pop3-login {
-  service_count = 0
-  process_min_avail = 1
-}
-service imap {
-  process_limit = 6000
-}
-service anvil {
-  client_limit = 20000
-}
-service auth {
-  client_limit = 20000
-}
-`;
 
 /** The SMTP upstream running in its child process. */
 export interface SmtpPeer {
@@ -158,7 +120,7 @@ export class BenchPeers {
     const smtpCertDir = join(dir, 'smtp-certs');
     await mkdir(smtpCertDir);
     const [dovecot, smtp] = await Promise.all([
-      startDovecot({ idp, extraConfig: DOVECOT_LIMITS }),
+      startDovecot({ idp, extraConfig: MANY_CONNECTIONS }),
       makeTestCa(smtpCertDir).then((certs) => startSmtpChild(idp, certs)),
     ]);
     // Only now: ports picked while Dovecot picks its own could be the same ones.

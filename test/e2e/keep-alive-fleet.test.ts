@@ -5,18 +5,15 @@
  * at the same moment, finds them under the account's lock) and keeps them.
  * Tokens live 303 s and are refreshed 300 s before expiry: a refresh is due about every 3 s.
  */
-import { execFile } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { freePorts } from '../peers/free-ports.js';
 import { startPostgres, type Postgres } from '../peers/postgres.js';
 import { loginReply } from '../support/faults/imap-steps.js';
-import { PROXY_BIN, ProxyProcess } from '../support/proxy-process.js';
+import { ProxyProcess } from '../support/proxy-process.js';
 import { PASSWORD, USER, World } from '../support/world.js';
 
-const run = promisify(execFile);
 const WINDOW_MS = 12_000;
 /** A refresh makes the token due again 3 s later, and a timer waits at least 1 s more. */
 const DUE_EVERY_MS = 3_000;
@@ -28,15 +25,7 @@ const instances: { proxy: ProxyProcess; imapPort: number }[] = [];
 beforeAll(async () => {
   [world, pg] = await Promise.all([World.start({ accessTokenTtlSeconds: 303 }), startPostgres()]);
   await world.seedTokens();
-  await run(process.execPath, [
-    PROXY_BIN,
-    'tokens',
-    'copy',
-    '--from',
-    world.tokenStore,
-    '--to',
-    pg.url,
-  ]);
+  await world.copyTokensTo(pg.url);
   for (const name of ['a', 'b']) {
     const [imapPort, popPort] = (await freePorts(2)) as [number, number];
     const dir = join(world.dir, name);

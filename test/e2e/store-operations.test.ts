@@ -3,17 +3,13 @@
  * (and stops saying it once it is back, with no restart), a login with a cached token goes on
  * meanwhile, and `check` reports the store it reads the tokens from.
  */
-import { execFile } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPostgres, type Postgres } from '../peers/postgres.js';
 import { loginReply } from '../support/faults/imap-steps.js';
-import { PROXY_BIN, ProxyProcess } from '../support/proxy-process.js';
+import { ProxyProcess } from '../support/proxy-process.js';
 import { PASSWORD, USER, World } from '../support/world.js';
-
-const run = promisify(execFile);
 
 let world: World;
 let pg: Postgres;
@@ -23,15 +19,7 @@ let controlSocket: string;
 beforeAll(async () => {
   [world, pg] = await Promise.all([World.start(), startPostgres()]);
   await world.seedTokens();
-  await run(process.execPath, [
-    PROXY_BIN,
-    'tokens',
-    'copy',
-    '--from',
-    world.tokenStore,
-    '--to',
-    pg.url,
-  ]);
+  await world.copyTokensTo(pg.url);
   const dir = join(world.dir, 'instance');
   await mkdir(dir);
   controlSocket = join(dir, 'control.sock');

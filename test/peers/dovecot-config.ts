@@ -126,3 +126,42 @@ service anvil {
 }
 ${settings.extraConfig ?? ''}`;
 }
+
+/**
+ * Dovecot's defaults hold about a hundred TLS connections (one login process each) and a thousand
+ * sessions per user and address. The benchmark holds 2,000 sessions of one user from 127.0.0.1,
+ * so the login processes serve many connections each ("high-performance" mode, as large
+ * installations run it) and the limits are raised. Validated tokens are cached for an hour, as a
+ * large provider would, so that the server's own cost of a login stays small next to the proxy's.
+ * The benchmark's direct and proxied runs use the same instance; the fleet tests use it too.
+ */
+export const MANY_CONNECTIONS = `
+auth_cache_size = 10M
+auth_cache_ttl = 1 hour
+default_client_limit = 10000
+default_vsz_limit = 1G
+protocol imap {
+  mail_max_userip_connections = 10000
+}
+protocol pop3 {
+  mail_max_userip_connections = 10000
+}
+service imap-login {
+  service_count = 0
+  process_min_avail = 2
+  client_limit = 6000
+}
+service pop3-login {
+  service_count = 0
+  process_min_avail = 1
+}
+service imap {
+  process_limit = 6000
+}
+service anvil {
+  client_limit = 20000
+}
+service auth {
+  client_limit = 20000
+}
+`;

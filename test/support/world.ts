@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +15,7 @@ import { startDovecot, type Dovecot } from '../peers/dovecot.js';
 import { FileTokenStore } from '../../src/tokens/stores/file-store.js';
 import { TokenCipher } from '../../src/tokens/token-cipher.js';
 import { KeyCache } from '../../src/tokens/key-cache.js';
-import { ProxyProcess } from './proxy-process.js';
+import { PROXY_BIN, ProxyProcess } from './proxy-process.js';
 
 /** The mailbox every end-to-end test reads. */
 export const USER = 'john.smith@example.com';
@@ -51,10 +53,17 @@ export class World {
     readonly ports: number[],
   ) {}
 
-  static async start(idpOptions: IdpOptions = {}): Promise<World> {
+  /** `dovecotConfig`: extra Dovecot settings (e.g. `MANY_CONNECTIONS` for hundreds of sessions). */
+  static async start(
+    idpOptions: IdpOptions = {},
+    options: { dovecotConfig?: string } = {},
+  ): Promise<World> {
     const dir = await mkdtemp(join(tmpdir(), 'omp-e2e-'));
     const idp = await startIdp({ defaultUser: USER, ...idpOptions });
-    const dovecot = await startDovecot({ idp });
+    const dovecot = await startDovecot({
+      idp,
+      ...(options.dovecotConfig !== undefined && { extraConfig: options.dovecotConfig }),
+    });
     return new World(dir, idp, dovecot, await freePorts(6));
   }
 
@@ -110,6 +119,19 @@ export class World {
     );
     await new FileTokenStore(this.tokenStore).write(USER, fields);
     return { accessToken: issued.accessToken, refreshToken: issued.refreshToken };
+  }
+
+  /** Copies the token store into `location` (a PostgreSQL URL) with the CLI's `tokens copy`. */
+  async copyTokensTo(location: string): Promise<void> {
+    await promisify(execFile)(process.execPath, [
+      PROXY_BIN,
+      'tokens',
+      'copy',
+      '--from',
+      this.tokenStore,
+      '--to',
+      location,
+    ]);
   }
 
   get tokenStore(): string {
