@@ -284,7 +284,7 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
   async refreshIfDue(
     known: KnownAccount,
     force: boolean,
-    intervalMs = Infinity,
+    intervalMs = 0,
   ): Promise<
     { expiry: number | undefined; refreshed: boolean; lastActivityMs?: number } | undefined
   > {
