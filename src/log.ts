@@ -42,7 +42,8 @@ export function createLogger(options: LogOptions): Logger {
   const level = options.debug ? 'debug' : 'info';
   const base = {
     level,
-    base: undefined,
+    // No pid and hostname on every line.
+    base: null,
     redact: {
       paths: REDACT,
       censor: (value: unknown, path: string[]) =>

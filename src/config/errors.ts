@@ -8,11 +8,11 @@ export interface ConfigProblem {
   /** The file as the user named it (not resolved), so the message matches what they typed. */
   readonly file: string;
   /** 1-based line number, known for syntax problems only (validation works on parsed values). */
-  readonly line?: number;
+  readonly line?: number | undefined;
   /** The section name as written, without brackets. */
-  readonly section?: string;
+  readonly section?: string | undefined;
   /** The key, lowercased as configparser reads it. */
-  readonly key?: string;
+  readonly key?: string | undefined;
   /** What is wrong and what to do about it, without the location prefix. */
   readonly problem: string;
   /** The underlying error, e.g. the file system error for an unreadable file. */

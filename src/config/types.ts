@@ -39,18 +39,18 @@ export type OAuthFlow =
 
 /** Token fields as email-oauth2-proxy writes them, values still encrypted / as strings. */
 export interface StoredTokenFields {
-  access_token?: string;
-  access_token_expiry?: string;
-  refresh_token?: string;
-  token_salt?: string;
-  token_iterations?: string;
+  access_token?: string | undefined;
+  access_token_expiry?: string | undefined;
+  refresh_token?: string | undefined;
+  token_salt?: string | undefined;
+  token_iterations?: string | undefined;
   /**
    * The client secret, Fernet-encrypted with the same key as the tokens (email-oauth2-proxy's
    * `encrypt_client_secret_on_first_use`). It belongs with the `token_salt` it was encrypted
    * under, which is why it is kept, read and re-encrypted together with the tokens.
    */
-  client_secret_encrypted?: string;
-  last_activity?: string;
+  client_secret_encrypted?: string | undefined;
+  last_activity?: string | undefined;
 }
 
 /**

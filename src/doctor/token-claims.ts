@@ -21,7 +21,7 @@ export interface AccessTokenClaims {
   /** App-only permissions (`roles`). */
   readonly roles: readonly string[];
   /** `upn`, `unique_name`, `preferred_username` or `email`: whose mailbox the token opens. */
-  readonly user?: string;
+  readonly user?: string | undefined;
   /** Unix seconds. */
   readonly expiresAt?: number;
   /** Microsoft's directory (tenant) ID. */

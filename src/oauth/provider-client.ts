@@ -20,7 +20,7 @@ export interface ProviderClientOptions {
    * `client_secret_encrypted`, or the login password under
    * `use_login_password_as_client_credentials_secret`.
    */
-  readonly clientSecret?: string;
+  readonly clientSecret?: string | undefined;
 }
 
 /**

@@ -21,8 +21,10 @@ export function providerFetch(timeoutMs: number): CustomFetch {
     const timeout = AbortSignal.timeout(delay);
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
     const response = await fetch(url, {
-      ...options,
-      body: options.body as RequestInit['body'],
+      method: options.method,
+      headers: options.headers,
+      body: (options.body ?? null) as NonNullable<RequestInit['body']> | null,
+      redirect: options.redirect,
       signal,
     });
     return normaliseSuccessBody(response);

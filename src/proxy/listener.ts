@@ -24,7 +24,8 @@ export interface ListenerOptions {
   readonly upstream: UpstreamTarget;
   readonly upstreamTls: UpstreamTlsOptions;
   /** Implicit TLS towards clients (certificate configured, no local STARTTLS). */
-  readonly localTls?: { readonly context: tls.SecureContext; readonly implicit: boolean };
+  readonly localTls?:
+    { readonly context: tls.SecureContext; readonly implicit: boolean } | undefined;
   readonly hostname: string;
   /** See {@link SessionContext.plaintextLoginsFromNetwork}; off unless the config allows it. */
   readonly plaintextLoginsFromNetwork?: boolean;

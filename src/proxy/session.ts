@@ -64,7 +64,7 @@ export interface SessionContext {
   readonly upstream: UpstreamTarget;
   readonly upstreamTls: UpstreamTlsOptions;
   /** For local STARTTLS/STLS, when the section configures a certificate. */
-  readonly localTls?: tls.SecureContext;
+  readonly localTls?: tls.SecureContext | undefined;
   /** Name the proxy uses for itself in greetings. */
   readonly hostname: string;
   /**

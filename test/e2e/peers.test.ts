@@ -42,7 +42,7 @@ async function postForm(
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams(fields),
-    signal,
+    signal: signal ?? null,
   });
   return {
     status: response.status,

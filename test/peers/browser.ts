@@ -99,7 +99,7 @@ export async function browse(startUrl: string, options: BrowseOptions): Promise<
     if (form !== undefined) headers['content-type'] = 'application/x-www-form-urlencoded';
     const response = await fetch(url, {
       method: form === undefined ? 'GET' : 'POST',
-      body: form?.toString(),
+      body: form?.toString() ?? null,
       headers,
       redirect: 'manual',
     });

@@ -192,8 +192,8 @@ export async function startSessionUnderTest(options: {
   upstream: ScriptedUpstream;
   upstreamSecurity: 'implicit' | 'starttls';
   caPem: string;
-  limits?: Partial<PreAuthLimits>;
-  localTls?: { context: tls.SecureContext; implicit: boolean };
+  limits?: Partial<PreAuthLimits> | undefined;
+  localTls?: { context: tls.SecureContext; implicit: boolean } | undefined;
 }): Promise<SessionUnderTest> {
   const logs = new LogCapture();
   const server: ServerConfig = {

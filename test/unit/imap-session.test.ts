@@ -60,7 +60,7 @@ afterEach(async () => {
 
 async function restartProxy(
   options: {
-    limits?: Partial<PreAuthLimits>;
+    limits?: Partial<PreAuthLimits> | undefined;
     localTls?: { context: tls.SecureContext; implicit: boolean };
   } = {},
 ): Promise<void> {

@@ -43,7 +43,7 @@ function accounts(): FixedAuthenticator {
 
 async function restartProxy(
   options: {
-    limits?: Partial<PreAuthLimits>;
+    limits?: Partial<PreAuthLimits> | undefined;
     localTls?: { context: tls.SecureContext; implicit: boolean };
   } = {},
 ): Promise<void> {
