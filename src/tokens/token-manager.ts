@@ -24,6 +24,7 @@ import type { AccountChange, TokenStore } from './stores/token-store.js';
 import type { TokenSubject } from './subject.js';
 import type { AccountKey, AccountKeys, DecryptedTokens } from './token-cipher.js';
 import { UnattendedGrants } from './unattended-grants.js';
+import { readFields } from './vault.js';
 
 export interface TokenManagerOptions {
   readonly store: TokenStore;
@@ -333,7 +334,7 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
       return unwritten;
     }
     try {
-      return (await this.options.store.read(subject.key)) ?? subject.account.tokensInConfig;
+      return (await readFields(this.options.store, subject)).fields;
     } catch (err) {
       this.options.log.error(
         { event: 'token_store_unreadable', err: (err as Error).message },
