@@ -28,6 +28,7 @@ import { TokenStoreSetupError } from '../tokens/stores/store-errors.js';
 import type { TokenStore } from '../tokens/stores/token-store.js';
 import { subjectFor, type TokenSubject } from '../tokens/subject.js';
 import { AccountKeys, type AccountKey } from '../tokens/token-cipher.js';
+import { readFields } from '../tokens/vault.js';
 import { TerminalInput } from './terminal-input.js';
 
 export interface AuthorizeOptions {
@@ -259,7 +260,7 @@ async function unlockStoredSecret(
 ): Promise<{ password: string; secret: string } | undefined | number> {
   let fields: StoredTokenFields | undefined;
   try {
-    fields = (await store.read(subject.key)) ?? subject.account.tokensInConfig;
+    fields = (await readFields(store, subject)).fields;
   } catch (err) {
     if (!(err instanceof TokenStoreError)) throw err;
     // Saving the tokens will fail and say why; until then the config section is all there is to go by.

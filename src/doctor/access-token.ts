@@ -31,6 +31,7 @@ import { CorruptTokenError, WrongKeyError } from '../tokens/fernet.js';
 import { DEFAULT_ITERATIONS } from '../tokens/key-derivation.js';
 import type { TokenStore } from '../tokens/stores/token-store.js';
 import type { AccountKey, AccountKeys, DecryptedTokens } from '../tokens/token-cipher.js';
+import { readFields } from '../tokens/vault.js';
 import { explainTokenFailure, type AccountContext } from './explain.js';
 import type { CheckResult } from './report.js';
 
@@ -67,9 +68,9 @@ export async function checkAccessToken(
   let fields: StoredTokenFields | undefined;
   let source: string;
   try {
-    const stored = await options.store.read(subject.key);
-    fields = stored ?? subject.account.tokensInConfig;
-    source = stored
+    const read = await readFields(options.store, subject);
+    fields = read.fields;
+    source = read.fromStore
       ? options.store.location
       : `${options.explain.config.file} (tokens left in the config file)`;
   } catch (err) {
@@ -438,9 +439,10 @@ async function encryptedSecretIn(
   options: AccessTokenStepOptions,
 ): Promise<{ fields: StoredTokenFields | undefined } | undefined> {
   const { account } = options.explain.subject;
-  const fields =
-    (await options.store.read(options.explain.subject.key).catch(() => undefined)) ??
-    account.tokensInConfig;
+  const fields = await readFields(options.store, options.explain.subject).then(
+    (read) => read.fields,
+    () => account.tokensInConfig,
+  );
   return encryptedClientSecret(account, fields) === undefined ? undefined : { fields };
 }
 

@@ -25,6 +25,7 @@ import type { AccountChange, TokenStore } from './stores/token-store.js';
 import type { TokenSubject } from './subject.js';
 import type { AccountKey, AccountKeys, DecryptedTokens } from './token-cipher.js';
 import { UnattendedGrants } from './unattended-grants.js';
+import { readFields } from './vault.js';
 
 export interface TokenManagerOptions {
   readonly store: TokenStore;
@@ -350,10 +351,10 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
       return unwritten;
     }
     try {
-      const stored = await this.options.store.read(subject.key);
-      if (stored === undefined) this.lastRead.delete(subject.key);
-      else this.lastRead.set(subject.key, stored);
-      return stored ?? subject.account.tokensInConfig;
+      const { fields, fromStore } = await readFields(this.options.store, subject);
+      if (fromStore && fields !== undefined) this.lastRead.set(subject.key, fields);
+      else this.lastRead.delete(subject.key);
+      return fields;
     } catch (err) {
       const known = this.lastRead.get(subject.key);
       if (err instanceof TokenStoreUnavailableError && known !== undefined) {
