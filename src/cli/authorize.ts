@@ -81,7 +81,7 @@ export async function authorize(options: AuthorizeOptions): Promise<number> {
         0,
       );
       if (!outcome.ok) return failed(outcome, say);
-      return authorised(outcome, options, input, say);
+      return authorized(outcome, options, input, say);
     }
 
     const exitCode = await askForPaste(started.url, input, say, async (pasted) => {
@@ -90,7 +90,7 @@ export async function authorize(options: AuthorizeOptions): Promise<number> {
         account: options.account,
         redirect: pasted,
       });
-      if (reply.ok) return authorised(reply, options, input, say);
+      if (reply.ok) return authorized(reply, options, input, say);
       if (reply.kind !== 'paste') return failed(reply, say);
       return { again: `${reply.message}. ${reply.hint ?? ''}`.trimEnd() };
     });
@@ -111,7 +111,7 @@ export async function authorize(options: AuthorizeOptions): Promise<number> {
  * otherwise the first login would set the password that protects them, whoever makes it. In a
  * terminal the owner can close that gap by typing the mail client's password here.
  */
-async function authorised(
+async function authorized(
   reply: ControlReply,
   options: AuthorizeOptions,
   input: TerminalInput,

@@ -234,7 +234,7 @@ Exit codes: 0 stopped normally, 1 unexpected failure, 2 invalid configuration or
       debug: options.debug === true,
       providerTimeoutMs: options.providerTimeout * 1000,
       upstreamTimeoutMs: options.upstreamTimeout * 1000,
-      authorisationWaitMs: options.authorisationWait * 1000,
+      authorizationWaitMs: options.authorisationWait * 1000,
       ...(options.logFile !== undefined && { logFile: options.logFile }),
       ...(options.notifyCommand !== undefined && { notifyCommand: options.notifyCommand }),
       localServerAuth: options.localServerAuth === true,

@@ -11,7 +11,7 @@ import { createLogger } from '../log.js';
 import { openTokenStore, type OpenedStore } from '../tokens/stores/open-store.js';
 import { TokenStoreSetupError } from '../tokens/stores/store-errors.js';
 import { authorizeCommandFor } from './authorize-command.js';
-import { TerminalAuthoriser } from './terminal-authoriser.js';
+import { TerminalAuthorizer } from './terminal-authorizer.js';
 import { WebConfigError, WebListenError } from '../web/server.js';
 import { webPageUrl, type WebAddress } from '../web/web-address.js';
 
@@ -24,7 +24,7 @@ export interface RunDaemonOptions {
   readonly upstreamTimeoutMs: number;
   readonly controlSocket: string;
   /** How long a login waits for a pending authorisation when no terminal prompt is running. */
-  readonly authorisationWaitMs: number;
+  readonly authorizationWaitMs: number;
   readonly logFile?: string;
   readonly notifyCommand?: string;
   readonly localServerAuth?: boolean;
@@ -74,7 +74,7 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
     );
   }
   const web = options.web;
-  const howToAuthorise = interactive
+  const howToAuthorize = interactive
     ? () =>
         'open the sign-in link printed in the terminal where oauth2-mail-proxy runs, and paste the address the browser ends on there'
     : web
@@ -115,7 +115,7 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
       store,
       log,
       controlSocket: options.controlSocket,
-      loginWaitMs: interactive ? TERMINAL_LOGIN_WAIT_MS : options.authorisationWaitMs,
+      loginWaitMs: interactive ? TERMINAL_LOGIN_WAIT_MS : options.authorizationWaitMs,
       identityProviderTimeoutMs: options.providerTimeoutMs,
       upstreamConnectTimeoutMs: options.upstreamTimeoutMs,
       limits: options.limits,
@@ -124,7 +124,7 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
       ...(options.notifyCommand !== undefined && { notifyCommand: options.notifyCommand }),
       localServerAuth: options.localServerAuth === true,
       ...(options.web && { web: options.web }),
-      howToAuthorise,
+      howToAuthorize,
     });
   } catch (err) {
     if (
@@ -149,7 +149,7 @@ export async function runDaemon(options: RunDaemonOptions): Promise<number> {
   }
 
   const terminal = interactive
-    ? new TerminalAuthoriser(daemon.tokens, process.stdin, process.stdout)
+    ? new TerminalAuthorizer(daemon.tokens, process.stdin, process.stdout)
     : undefined;
   log.info(
     {

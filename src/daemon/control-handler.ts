@@ -43,7 +43,7 @@ export function controlHandler(
               message: noSignIn.message,
               hint: noSignIn.hint,
             };
-          const pending = await tokens.authorise(subject);
+          const pending = await tokens.authorize(subject);
           return {
             done: true,
             ok: true,
@@ -67,7 +67,7 @@ export function controlHandler(
         case 'wait':
           return await waitForOutcome(tokens, subject.key);
         case 'store': {
-          const stored = await tokens.storeAuthorised(subject, request.password);
+          const stored = await tokens.storeAuthorized(subject, request.password);
           if (!stored)
             return {
               done: true,

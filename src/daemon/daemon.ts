@@ -48,7 +48,7 @@ export interface DaemonOptions {
   /** How long a login waits for a pending authorisation (0: answer "authorise first" at once). */
   readonly loginWaitMs: number;
   /** What a user must do to authorise an account, for replies and logs. */
-  readonly howToAuthorise: (account: string) => string;
+  readonly howToAuthorize: (account: string) => string;
   /** Unix socket the CLI's `status` and `authorize` talk to. */
   readonly controlSocket: string;
   /** Run on token events (authorisation needed, refreshed, failed); see notifier.ts. */
@@ -146,12 +146,12 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       return config.options.deleteAccountTokenOnPasswordError;
     },
     loginPasswordIsAppSecret: () => config.options.useLoginPasswordAsClientCredentialsSecret,
-    howToAuthorise: options.howToAuthorise,
+    howToAuthorize: options.howToAuthorize,
   });
   tokens.pending.on('pending', (pending) =>
     log.warn(
       { event: 'authorisation_needed', account: pending.key, url: pending.url },
-      `${pending.loginName} needs authorising: ${options.howToAuthorise(pending.key)}`,
+      `${pending.loginName} needs authorising: ${options.howToAuthorize(pending.key)}`,
     ),
   );
   const logins = new InFlight();
@@ -311,7 +311,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       stopRedirectServers();
       await ports.stopAccepting();
       // Logins waiting for an authorisation nobody can complete any more will not write tokens.
-      const awaitingAuthorisation = new Set(tokens.pending.list().map((pending) => pending.key));
+      const awaitingAuthorization = new Set(tokens.pending.list().map((pending) => pending.key));
       tokens.close();
       const controlClosed = control.close();
       await web?.close();
@@ -333,7 +333,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       // A login that was refreshing a token when its client was sent away still stores the result.
       await Promise.race([
         Promise.all([
-          logins.settled((account) => awaitingAuthorisation.has(account)),
+          logins.settled((account) => awaitingAuthorization.has(account)),
           controlClosed,
         ]),
         sleep(TOKEN_WRITE_GRACE_MS + identityProviderTimeoutMs, undefined, { ref: false }),

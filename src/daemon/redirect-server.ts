@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { Logger } from 'pino';
 import { OAuthError } from '../oauth/index.js';
-import type { PendingView } from '../tokens/pending-authorisations.js';
+import type { PendingView } from '../tokens/pending-authorizations.js';
 import type { TokenManager } from '../tokens/token-manager.js';
 
 /**

@@ -31,7 +31,7 @@ function sectionOf(context: AccountContext, section: string): string {
   return `[${section}] of ${context.config.file}`;
 }
 
-function authoriseAgain(context: AccountContext): string {
+function authorizeAgain(context: AccountContext): string {
   return `Authorise again, signing in as ${context.subject.loginName}: ${context.authorizeCommand}`;
 }
 
@@ -45,7 +45,7 @@ export function explainTokenFailure(
   const details: string[] = [];
   switch (error.kind) {
     case 'reauthorise':
-      details.push(error.hint, authoriseAgain(context));
+      details.push(error.hint, authorizeAgain(context));
       break;
     case 'config':
       details.push(error.hint);
@@ -131,7 +131,7 @@ export function explainProbe(
       return {
         status: 'fail',
         title: `${name}: ${outcome.reason}`,
-        details: [...tokenRejectedReasons(server, context), authoriseAgain(context)],
+        details: [...tokenRejectedReasons(server, context), authorizeAgain(context)],
       };
     case 'dropped':
       return {
@@ -143,7 +143,7 @@ export function explainProbe(
             : [
                 `Office 365 does this when the token belongs to another user than ${context.subject.loginName}.`,
               ]),
-          authoriseAgain(context),
+          authorizeAgain(context),
         ],
       };
     case 'refused':

@@ -13,12 +13,12 @@ import { ClientSecrets, EncryptedClientSecretError } from './client-secret.js';
 import { CorruptTokenError, WrongKeyError } from './fernet.js';
 import { DEFAULT_ITERATIONS } from './key-derivation.js';
 import {
-  PendingAuthorisations,
+  PendingAuthorizations,
   TooManyPendingError,
-  type CompletedAuthorisation,
+  type CompletedAuthorization,
   type PendingLimits,
   type PendingView,
-} from './pending-authorisations.js';
+} from './pending-authorizations.js';
 import { SingleFlight } from './single-flight.js';
 import { TokenStoreUnavailableError } from './stores/store-errors.js';
 import type { AccountChange, TokenStore } from './stores/token-store.js';
@@ -48,7 +48,7 @@ export interface TokenManagerOptions {
    */
   readonly loginPasswordIsAppSecret?: () => boolean;
   /** Tells the user what to run to authorise (the text depends on how the proxy was started). */
-  readonly howToAuthorise: (account: string) => string;
+  readonly howToAuthorize: (account: string) => string;
   /** Lifetime and caps of pending authorisations; {@link DEFAULT_PENDING_LIMITS} when absent. */
   readonly pendingLimits?: PendingLimits;
 }
@@ -103,7 +103,7 @@ export interface KnownAccount {
  * for the account sends it, and every save re-encrypts it with the tokens (see client-secret.ts).
  */
 export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [KnownAccount] }> {
-  readonly pending: PendingAuthorisations;
+  readonly pending: PendingAuthorizations;
   /** One refresh per account at a time in this process, shared by every login that needs it. */
   private readonly refreshes = new SingleFlight<string>();
   /** Grants without a sign-in: app-only, service account, the account's own password. */
@@ -151,7 +151,7 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
       known: (subject, key) => this.emit('known', { subject, key }),
       loginPasswordIsAppSecret: () => options.loginPasswordIsAppSecret?.() ?? false,
     });
-    this.pending = new PendingAuthorisations(
+    this.pending = new PendingAuthorizations(
       (subject) => this.oauthFor(subject),
       (completed) => this.saveCompleted(completed),
       options.pendingLimits,
@@ -163,7 +163,7 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
         account: pending.key,
         url: pending.url,
         ...(pending.userCode && { userCode: pending.userCode }),
-        reason: options.howToAuthorise(pending.key),
+        reason: options.howToAuthorize(pending.key),
       });
     });
     this.stopWatching = options.store.onChange((account) => this.changedElsewhere(account));
@@ -259,7 +259,7 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
    * Whether the account's last token request found its grant dead (the provider said to
    * authorise again), for `status`.
    */
-  needsReauthorisation(key: string): boolean {
+  needsReauthorization(key: string): boolean {
     return this.reauthorise.has(key);
   }
 
@@ -313,7 +313,7 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
   }
 
   /** Starts (or joins) the account's authorisation, for the CLI's `authorize`. */
-  authorise(subject: TokenSubject): Promise<PendingView> {
+  authorize(subject: TokenSubject): Promise<PendingView> {
     this.unsaved.delete(subject.key);
     return this.pending.begin(subject);
   }
@@ -323,7 +323,7 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
    * client's, typed into `authorize`), so the next login need not be the one that sets it. False
    * when there are none (already stored by a login).
    */
-  async storeAuthorised(subject: TokenSubject, password: string): Promise<boolean> {
+  async storeAuthorized(subject: TokenSubject, password: string): Promise<boolean> {
     const tokens = this.unsaved.get(subject.key);
     if (!tokens) return false;
     this.unsaved.delete(subject.key);
@@ -688,7 +688,7 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
         () =>
           new LoginFailure(
             'authorisation-needed',
-            `${subject.loginName} was authorised, but a wrong password had deleted its tokens, so only the password typed into authorize in a terminal may protect the new ones (${this.options.howToAuthorise(subject.key)})`,
+            `${subject.loginName} was authorised, but a wrong password had deleted its tokens, so only the password typed into authorize in a terminal may protect the new ones (${this.options.howToAuthorize(subject.key)})`,
           ),
       );
     }
@@ -729,7 +729,7 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
     const needed = (): LoginFailure =>
       new LoginFailure(
         'authorisation-needed',
-        `${subject.loginName} needs authorising: ${this.options.howToAuthorise(subject.key)}`,
+        `${subject.loginName} needs authorising: ${this.options.howToAuthorize(subject.key)}`,
       );
     if (password === undefined) throw needed();
     return this.pending.wait(subject.key, password, vouched, this.options.loginWaitMs, needed);
@@ -739,7 +739,7 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
     subject,
     tokens,
     password,
-  }: CompletedAuthorisation): Promise<void> {
+  }: CompletedAuthorization): Promise<void> {
     this.options.log.info({ event: 'token_obtained', account: subject.key }, 'account authorised');
     this.emit('event', { type: 'token_obtained', account: subject.key });
     if (password === undefined) {

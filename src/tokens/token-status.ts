@@ -31,7 +31,7 @@ export async function tokenStatus(
       : tokens.isUnsaved(key)
         ? 'authorised-unsaved'
         : !hasTokens
-          ? tokens.needsReauthorisation(key)
+          ? tokens.needsReauthorization(key)
             ? 'needs-reauthorisation'
             : 'none'
           : expiry !== undefined && expiry > now

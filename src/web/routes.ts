@@ -253,7 +253,7 @@ const FORMS: Readonly<Record<string, FormAction>> = {
       return reply.kind === 'paste'
         ? problem(account, `That address did not work: ${explain(reply)}`)
         : failure(account, reply);
-    return authorised(port, account, reply, form.get('password') ?? '');
+    return authorized(port, account, reply, form.get('password') ?? '');
   },
   '/store': async (port, form) => {
     const account = form.get('account') ?? '';
@@ -272,7 +272,7 @@ const STORED =
  * After a successful sign-in: a waiting login has stored the tokens with its password; otherwise
  * the password typed on the page encrypts them now (the rule of `authorize` in a terminal).
  */
-async function authorised(
+async function authorized(
   port: DaemonPort,
   account: string,
   reply: ControlReply,

@@ -24,7 +24,7 @@ let proxy: ProxyProcess;
 /** Tokens and secret in the store; a legacy iteration count, so the first save moves to a new salt. */
 const MIGRATED = 'migrated.user@example.com';
 /** Only token_salt and the secret are stored (its tokens were dropped): it needs authorising. */
-const UNAUTHORISED = 'unauthorised.user@example.com';
+const UNAUTHORIZED = 'unauthorised.user@example.com';
 /** The secret is encrypted under another key than the tokens: a damaged section. */
 const DAMAGED = 'damaged.user@example.com';
 /** Authorised with the stand-alone CLI (no daemon), which asks the password first. */
@@ -124,7 +124,7 @@ async function authorizeByPaste(run: ProxyProcess, user: string): Promise<number
 
 beforeAll(async () => {
   world = await World.start();
-  const accounts = [MIGRATED, UNAUTHORISED, DAMAGED, STANDALONE].map(desktopSection).join('\n');
+  const accounts = [MIGRATED, UNAUTHORIZED, DAMAGED, STANDALONE].map(desktopSection).join('\n');
   proxy = await world.startProxy({
     config: world.config(accounts),
     args: ['--debug', '--authorisation-wait', '0'],
@@ -164,25 +164,25 @@ describe('a client secret email-oauth2-proxy stored encrypted', () => {
   });
 
   it('cannot be used by `authorize` before a login decrypted it, and says what to do; after one it can', async () => {
-    const before = await seed(UNAUTHORISED, await keys.create(PASSWORD), { tokens: false });
-    const refused = proxy.cli(['authorize', UNAUTHORISED]);
+    const before = await seed(UNAUTHORIZED, await keys.create(PASSWORD), { tokens: false });
+    const refused = proxy.cli(['authorize', UNAUTHORIZED]);
     expect(await refused.exit()).toBe(2);
     printed.push(refused.output);
     expect(refused.output).toContain(
-      `Could not authorise: The client secret of ${UNAUTHORISED} is stored encrypted (client_secret_encrypted) and no login has decrypted it yet. ` +
+      `Could not authorise: The client secret of ${UNAUTHORIZED} is stored encrypted (client_secret_encrypted) and no login has decrypted it yet. ` +
         'Log in once with the mail client so the proxy can decrypt it, or put the secret in client_secret.',
     );
 
     // The login decrypts the secret (the password opens it with the stored salt) and starts the authorisation.
-    expect(await loginReply(UNAUTHORISED)).toMatch(
-      new RegExp(`^a1 NO \\[UNAVAILABLE\\] ${UNAUTHORISED} needs authorising`),
+    expect(await loginReply(UNAUTHORIZED)).toMatch(
+      new RegExp(`^a1 NO \\[UNAVAILABLE\\] ${UNAUTHORIZED} needs authorising`),
     );
     world.idp.resetTokenRequests();
-    expect(await authorizeByPaste(proxy.cli(['authorize', UNAUTHORISED]), UNAUTHORISED)).toBe(0);
+    expect(await authorizeByPaste(proxy.cli(['authorize', UNAUTHORIZED]), UNAUTHORIZED)).toBe(0);
     expect(world.idp.tokenRequests.byGrantType.authorization_code).toBe(1);
-    expect(await loginReply(UNAUTHORISED)).toMatch(/^a1 OK /);
+    expect(await loginReply(UNAUTHORIZED)).toMatch(/^a1 OK /);
 
-    const after = await storedSecret(UNAUTHORISED);
+    const after = await storedSecret(UNAUTHORIZED);
     expect(after.fields.token_salt).not.toBe(before.token_salt);
     expect(after.secret).toBe(secret());
   });

@@ -131,7 +131,7 @@ function manager(options: { deleteTokensOnWrongPassword?: boolean } = {}): {
     refreshMarginSeconds: 300,
     loginWaitMs: 0,
     deleteTokensOnWrongPassword: options.deleteTokensOnWrongPassword ?? false,
-    howToAuthorise: (account) => `run: oauth2-mail-proxy authorize ${account}`,
+    howToAuthorize: (account) => `run: oauth2-mail-proxy authorize ${account}`,
   });
   return { tokens, store };
 }
@@ -214,7 +214,7 @@ describe('a service_account account', () => {
       /client_id must be set to `file` or `key`\. Set client_id = file and client_secret to the path/,
     );
     expect(tokens.pending.get(USER)).toBeUndefined();
-    await expect(tokens.authorise(subject('service_account'))).rejects.toMatchObject({
+    await expect(tokens.authorize(subject('service_account'))).rejects.toMatchObject({
       kind: 'config',
       configKey: 'oauth2_flow',
     });

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vites
 import { LoginFailure } from '../../src/auth/types.js';
 import type { AccountConfig } from '../../src/config/types.js';
 import { KeyCache } from '../../src/tokens/key-cache.js';
-import type { PendingLimits } from '../../src/tokens/pending-authorisations.js';
+import type { PendingLimits } from '../../src/tokens/pending-authorizations.js';
 import { FileTokenStore } from '../../src/tokens/stores/file-store.js';
 import type { TokenSubject } from '../../src/tokens/subject.js';
 import { AccountKeys } from '../../src/tokens/token-cipher.js';
@@ -73,7 +73,7 @@ function manager(
     refreshMarginSeconds: 300,
     loginWaitMs: options.loginWaitMs ?? 0,
     deleteTokensOnWrongPassword: options.deleteTokensOnWrongPassword ?? false,
-    howToAuthorise: (key) => `run: oauth2-mail-proxy authorize ${key}`,
+    howToAuthorize: (key) => `run: oauth2-mail-proxy authorize ${key}`,
     ...(options.pendingLimits && { pendingLimits: options.pendingLimits }),
   });
   return tokens;
@@ -163,7 +163,7 @@ describe('a waiting login whose password nothing proved', () => {
 
     // The owner types the password into `authorize` in a terminal: only the login that brings it
     // gets the tokens; the other is told to log in again.
-    expect(await tokens.storeAuthorised(subjectOf(), PASSWORD)).toBe(true);
+    expect(await tokens.storeAuthorized(subjectOf(), PASSWORD)).toBe(true);
     await expect(ownerLogin).resolves.toEqual(expect.any(String));
     const refused = await attacker;
     expect(refused.reason).toBe('temporary');

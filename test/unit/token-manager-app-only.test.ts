@@ -62,7 +62,7 @@ function manager(options: { deleteTokensOnWrongPassword?: boolean } = {}): Token
     refreshMarginSeconds: 300,
     loginWaitMs: 0,
     deleteTokensOnWrongPassword: options.deleteTokensOnWrongPassword ?? false,
-    howToAuthorise: (account) => `run: oauth2-mail-proxy authorize ${account}`,
+    howToAuthorize: (account) => `run: oauth2-mail-proxy authorize ${account}`,
   });
 }
 

@@ -70,7 +70,7 @@ function manager(
     refreshMarginSeconds: 300,
     loginWaitMs: options.loginWaitMs ?? 0,
     deleteTokensOnWrongPassword: options.deleteTokensOnWrongPassword ?? false,
-    howToAuthorise: (account) => `run: oauth2-mail-proxy authorize ${account}`,
+    howToAuthorize: (account) => `run: oauth2-mail-proxy authorize ${account}`,
   });
 }
 
@@ -196,7 +196,7 @@ describe('a client secret stored encrypted beside the tokens', () => {
 describe('authorising an account whose secret is stored encrypted', () => {
   it('is refused before any login has decrypted the secret, saying what to do', async () => {
     await seed(await keys.create(PASSWORD), { tokens: false });
-    const error = await refusal(manager().authorise(desktop()));
+    const error = await refusal(manager().authorize(desktop()));
     expect(error).toBeInstanceOf(OAuthError);
     expect(error).toMatchObject({
       kind: 'config',

@@ -28,7 +28,7 @@ export interface AadstsAdvice {
   readonly forPasswordGrant?: { readonly kind: 'credentials' | 'config'; readonly hint: string };
 }
 
-const AUTHORISE_AGAIN = 'Authorise the account again to get a new refresh token.';
+const AUTHORIZE_AGAIN = 'Authorise the account again to get a new refresh token.';
 /**
  * Microsoft documents that the password grant (ROPC) fails whenever the sign-in needs more than a
  * password: multi-factor authentication, a consent prompt, a federated identity provider.
@@ -43,7 +43,7 @@ export const AADSTS_ADVICE: ReadonlyMap<number, AadstsAdvice> = new Map<number, 
     {
       meaning: 'the grant (refresh token or code) is invalid or expired',
       kind: 'reauthorise',
-      hint: `The provider no longer accepts the saved grant. ${AUTHORISE_AGAIN}`,
+      hint: `The provider no longer accepts the saved grant. ${AUTHORIZE_AGAIN}`,
     },
   ],
   [
@@ -51,7 +51,7 @@ export const AADSTS_ADVICE: ReadonlyMap<number, AadstsAdvice> = new Map<number, 
     {
       meaning: 'the refresh token or code expired',
       kind: 'reauthorise',
-      hint: `The refresh token expired (it dies after 90 days without use). ${AUTHORISE_AGAIN}`,
+      hint: `The refresh token expired (it dies after 90 days without use). ${AUTHORIZE_AGAIN}`,
     },
   ],
   [
@@ -59,7 +59,7 @@ export const AADSTS_ADVICE: ReadonlyMap<number, AadstsAdvice> = new Map<number, 
     {
       meaning: 'the refresh token expired after 90 days without use',
       kind: 'reauthorise',
-      hint: `The refresh token was unused for 90 days and expired. ${AUTHORISE_AGAIN}`,
+      hint: `The refresh token was unused for 90 days and expired. ${AUTHORIZE_AGAIN}`,
     },
   ],
   [
@@ -67,7 +67,7 @@ export const AADSTS_ADVICE: ReadonlyMap<number, AadstsAdvice> = new Map<number, 
     {
       meaning: 'the grant was revoked (password changed or sessions revoked)',
       kind: 'reauthorise',
-      hint: `The sign-in was revoked, usually after a password change or an admin revoking sessions. ${AUTHORISE_AGAIN}`,
+      hint: `The sign-in was revoked, usually after a password change or an admin revoking sessions. ${AUTHORIZE_AGAIN}`,
     },
   ],
   [
@@ -75,7 +75,7 @@ export const AADSTS_ADVICE: ReadonlyMap<number, AadstsAdvice> = new Map<number, 
     {
       meaning: 'Conditional Access sign-in frequency ended the session',
       kind: 'reauthorise',
-      hint: `Your organisation's Conditional Access policy requires signing in again after a set time; rotation cannot extend it. ${AUTHORISE_AGAIN}`,
+      hint: `Your organisation's Conditional Access policy requires signing in again after a set time; rotation cannot extend it. ${AUTHORIZE_AGAIN}`,
     },
   ],
   [
@@ -83,7 +83,7 @@ export const AADSTS_ADVICE: ReadonlyMap<number, AadstsAdvice> = new Map<number, 
     {
       meaning: 'multi-factor authentication is required',
       kind: 'reauthorise',
-      hint: `Your organisation now requires multi-factor authentication for this sign-in. ${AUTHORISE_AGAIN}`,
+      hint: `Your organisation now requires multi-factor authentication for this sign-in. ${AUTHORIZE_AGAIN}`,
       forPasswordGrant: {
         kind: 'config',
         hint: `Your organisation requires multi-factor authentication for this sign-in, and ${USE_BROWSER_FLOW}`,
@@ -119,7 +119,7 @@ export const AADSTS_ADVICE: ReadonlyMap<number, AadstsAdvice> = new Map<number, 
     {
       meaning: 'an external security challenge was not satisfied',
       kind: 'reauthorise',
-      hint: `Your organisation requires an extra sign-in step (a third-party MFA or Conditional Access control). ${AUTHORISE_AGAIN}`,
+      hint: `Your organisation requires an extra sign-in step (a third-party MFA or Conditional Access control). ${AUTHORIZE_AGAIN}`,
       forPasswordGrant: {
         kind: 'config',
         hint: `Your organisation requires an extra sign-in step, and ${USE_BROWSER_FLOW}`,

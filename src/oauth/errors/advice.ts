@@ -11,7 +11,7 @@ export interface ErrorAdvice {
   readonly configKey?: ConfigKey;
 }
 
-const AUTHORISE_AGAIN = 'Authorise the account again.';
+const AUTHORIZE_AGAIN = 'Authorise the account again.';
 export const OPEN_LINK_AGAIN = 'Open the sign-in link again and paste the new address.';
 export const TRY_LATER =
   'The identity provider is unavailable; tokens are kept and the request will be retried.';
@@ -19,15 +19,15 @@ export const TRY_LATER =
 export const ERROR_ADVICE: Readonly<Record<string, ErrorAdvice>> = {
   invalid_grant: {
     kind: 'reauthorise',
-    hint: `The provider no longer accepts the saved refresh token (expired, revoked, or the password changed). ${AUTHORISE_AGAIN}`,
+    hint: `The provider no longer accepts the saved refresh token (expired, revoked, or the password changed). ${AUTHORIZE_AGAIN}`,
   },
   interaction_required: {
     kind: 'reauthorise',
-    hint: `The provider wants you to sign in interactively (for example for multi-factor authentication). ${AUTHORISE_AGAIN}`,
+    hint: `The provider wants you to sign in interactively (for example for multi-factor authentication). ${AUTHORIZE_AGAIN}`,
   },
   login_required: {
     kind: 'reauthorise',
-    hint: `The provider wants you to sign in again. ${AUTHORISE_AGAIN}`,
+    hint: `The provider wants you to sign in again. ${AUTHORIZE_AGAIN}`,
   },
   consent_required: {
     kind: 'reauthorise',
@@ -35,11 +35,11 @@ export const ERROR_ADVICE: Readonly<Record<string, ErrorAdvice>> = {
   },
   access_denied: {
     kind: 'reauthorise',
-    hint: `The sign-in was declined or cancelled. ${AUTHORISE_AGAIN}`,
+    hint: `The sign-in was declined or cancelled. ${AUTHORIZE_AGAIN}`,
   },
   authorization_declined: {
     kind: 'reauthorise',
-    hint: `The sign-in was declined. ${AUTHORISE_AGAIN}`,
+    hint: `The sign-in was declined. ${AUTHORIZE_AGAIN}`,
   },
   expired_token: {
     kind: 'reauthorise',
@@ -47,7 +47,7 @@ export const ERROR_ADVICE: Readonly<Record<string, ErrorAdvice>> = {
   },
   bad_verification_code: {
     kind: 'reauthorise',
-    hint: `The provider did not recognise the device code. ${AUTHORISE_AGAIN}`,
+    hint: `The provider did not recognise the device code. ${AUTHORIZE_AGAIN}`,
   },
   invalid_client: {
     kind: 'config',

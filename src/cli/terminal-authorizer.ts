@@ -1,7 +1,7 @@
 import readline from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { OAuthError } from '../oauth/index.js';
-import type { PendingView } from '../tokens/pending-authorisations.js';
+import type { PendingView } from '../tokens/pending-authorizations.js';
 import type { TokenManager } from '../tokens/token-manager.js';
 
 /**
@@ -9,7 +9,7 @@ import type { TokenManager } from '../tokens/token-manager.js';
  * account that needs authorising gets its sign-in link printed and a prompt for the address the
  * browser ends on. One account at a time; a bad paste gets an explanation and another prompt.
  */
-export class TerminalAuthoriser {
+export class TerminalAuthorizer {
   private readonly queue: PendingView[] = [];
   private readonly lines: readline.Interface;
   private current: PendingView | undefined;

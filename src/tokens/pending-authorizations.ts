@@ -83,7 +83,7 @@ type Entry = {
 );
 
 /** The outcome of a completed authorisation, for whoever stores the tokens. */
-export interface CompletedAuthorisation {
+export interface CompletedAuthorization {
   readonly subject: TokenSubject;
   readonly tokens: TokenSet;
   /**
@@ -93,10 +93,10 @@ export interface CompletedAuthorisation {
   readonly password?: string;
 }
 
-export interface AuthorisationEvents {
+export interface AuthorizationEvents {
   /** A new authorisation is waiting for the user (not emitted when one is joined). */
   pending: [PendingView];
-  completed: [CompletedAuthorisation];
+  completed: [CompletedAuthorization];
   /** A device authorisation expired or was declined; nothing is pending any more. */
   failed: [{ key: string; error: OAuthError }];
 }
@@ -105,12 +105,12 @@ export interface AuthorisationEvents {
  * Authorisations waiting for the user, at most one per account: every login for that account
  * joins it, and a single paste (or device approval) completes them all.
  */
-export class PendingAuthorisations extends EventEmitter<AuthorisationEvents> {
+export class PendingAuthorizations extends EventEmitter<AuthorizationEvents> {
   private readonly entries = new Map<string, Entry>();
   private readonly starting = new SingleFlight<PendingView>();
   /**
    * Per account, logins whose password nothing proved, waiting for the owner to give the password
-   * of tokens authorised meanwhile (see {@link PendingAuthorisations.passwordGiven}).
+   * of tokens authorised meanwhile (see {@link PendingAuthorizations.passwordGiven}).
    */
   private readonly parked = new Map<string, Set<Waiter>>();
   /** Authorisations being started, per config section (counted against its limit). */
@@ -122,7 +122,7 @@ export class PendingAuthorisations extends EventEmitter<AuthorisationEvents> {
    */
   constructor(
     private readonly oauthOptions: (subject: TokenSubject) => Promise<ProviderClientOptions>,
-    private readonly onCompleted: (completed: CompletedAuthorisation) => Promise<void>,
+    private readonly onCompleted: (completed: CompletedAuthorization) => Promise<void>,
     private readonly limits: PendingLimits = DEFAULT_PENDING_LIMITS,
   ) {
     super();
@@ -250,8 +250,8 @@ export class PendingAuthorisations extends EventEmitter<AuthorisationEvents> {
   }
 
   /**
-   * Waits, like {@link PendingAuthorisations.wait}, for the owner to give the password of tokens
-   * authorised while no login with a proven password waited ({@link PendingAuthorisations.passwordGiven}).
+   * Waits, like {@link PendingAuthorizations.wait}, for the owner to give the password of tokens
+   * authorised while no login with a proven password waited ({@link PendingAuthorizations.passwordGiven}).
    */
   awaitOwner(
     key: string,
@@ -339,7 +339,7 @@ export class PendingAuthorisations extends EventEmitter<AuthorisationEvents> {
    *
    * @throws OAuthError, or Error when no code-flow authorisation is pending for the key.
    */
-  async complete(key: string, pastedText: string): Promise<CompletedAuthorisation> {
+  async complete(key: string, pastedText: string): Promise<CompletedAuthorization> {
     const entry = this.entries.get(key);
     if (!entry) throw new Error(`No authorisation is pending for ${key}`);
     if (entry.flow !== 'authorization_code')
@@ -426,12 +426,12 @@ export class PendingAuthorisations extends EventEmitter<AuthorisationEvents> {
     await this.finish(entry, tokens).catch(() => undefined);
   }
 
-  private async finish(entry: Entry, tokens: TokenSet): Promise<CompletedAuthorisation> {
+  private async finish(entry: Entry, tokens: TokenSet): Promise<CompletedAuthorization> {
     this.entries.delete(entry.subject.key);
     clearTimeout(entry.expiry);
     // Only a login whose password nothing refused may set the password of the new tokens.
     const first = [...entry.waiters].find((waiter) => waiter.vouched);
-    const completed: CompletedAuthorisation = {
+    const completed: CompletedAuthorization = {
       subject: entry.subject,
       tokens,
       ...(first && { password: first.password }),
