@@ -12,9 +12,10 @@ import {
 } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { StoredTokenFields } from '../../src/config/types.js';
 import { FileTokenStore, TokenStoreError } from '../../src/tokens/stores/file-store.js';
+import { eventually } from '../support/eventually.js';
 
 let directory: string;
 let path: string;
@@ -305,7 +306,7 @@ describe('onChange', () => {
     await new Promise((resolve) => setTimeout(resolve, 100));
     await store.write('own@example.com', tokensFor('own again'));
     await new FileTokenStore(path).write('theirs@example.com', tokensFor('theirs'));
-    await vi.waitFor(() => expect(changed).toEqual(['theirs@example.com']));
+    await eventually(() => expect(changed).toEqual(['theirs@example.com']));
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(changed).toEqual(['theirs@example.com']);
     stop();

@@ -1,6 +1,6 @@
 import tls from 'node:tls';
 import { readFile } from 'node:fs/promises';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { UpstreamCredentials } from '../../src/auth/types.js';
 import { imapSession } from '../../src/proxy/imap/session.js';
 import { startListener } from '../../src/proxy/listener.js';
@@ -15,6 +15,7 @@ import {
   testCa,
   type SessionUnderTest,
 } from '../support/session-harness.js';
+import { eventually } from '../support/eventually.js';
 
 const USER = 'john.smith@example.com';
 const PASSWORD = 'local pass';
@@ -223,7 +224,7 @@ describe('IMAP login', () => {
     client.send(`a1 LOGIN ${USER} wrong`);
     await client.expect(`a1 NO [AUTHENTICATIONFAILED] Wrong password for ${USER}`);
     // The upstream connection opened alongside the first attempt is dropped unused.
-    await vi.waitFor(() => expect(upstream.rawSockets.size).toBe(0));
+    await eventually(() => expect(upstream.rawSockets.size).toBe(0));
     client.send(`a2 LOGIN ${USER} "${PASSWORD}"`);
     await serverAcceptsToken(await upstream.next());
     await client.expect(/^a2 OK /);
@@ -514,7 +515,7 @@ describe('IMAP local STARTTLS', () => {
     await client.expect('a1 OK Begin TLS negotiation now');
     client.send('a2 NOOP'); // plain text where the TLS ClientHello belongs
     await client.closedByPeer();
-    await vi.waitFor(() => expect(proxy.logs.text).toContain('"event":"local_tls_failed"'));
+    await eventually(() => expect(proxy.logs.text).toContain('"event":"local_tls_failed"'));
     expect(proxy.logs.text).not.toContain('session_error');
   });
 });

@@ -2,8 +2,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
+import { eventually } from '../support/eventually.js';
 
 /** The daemon's logger writing to a file, as with `--log-file`; each test reads back what it wrote. */
 let dir: string;
@@ -21,7 +22,7 @@ afterEach(async () => {
 
 /** The lines written once `count` have arrived (the file is opened and written asynchronously). */
 async function written(count: number): Promise<string[]> {
-  return vi.waitFor(async () => {
+  return eventually(async () => {
     log.flush();
     const lines = (await readFile(file, 'utf8').catch(() => ''))
       .split('\n')

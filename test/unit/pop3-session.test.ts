@@ -1,6 +1,6 @@
 import tls from 'node:tls';
 import { readFile } from 'node:fs/promises';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { PreAuthLimits } from '../../src/proxy/session.js';
 import { pop3Session } from '../../src/proxy/pop3/session.js';
 import { encodeXoauth2 } from '../../src/proxy/sasl.js';
@@ -12,6 +12,7 @@ import {
   testCa,
   type SessionUnderTest,
 } from '../support/session-harness.js';
+import { eventually } from '../support/eventually.js';
 
 const USER = 'john.smith@example.com';
 const PASSWORD = 'local pass';
@@ -246,7 +247,7 @@ describe('POP3 login', () => {
     client.send('PASS wrong');
     await client.expect(`-ERR [AUTH] Wrong password for ${USER}`);
     // The upstream connection opened alongside the first attempt is dropped unused.
-    await vi.waitFor(() => expect(upstream.rawSockets.size).toBe(0));
+    await eventually(() => expect(upstream.rawSockets.size).toBe(0));
     client.send(`USER ${USER}`);
     await client.line();
     client.send(`PASS ${PASSWORD}`);

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { LoginFailure } from '../../src/auth/types.js';
 import type { AccountConfig } from '../../src/config/types.js';
 import { KeyCache } from '../../src/tokens/key-cache.js';
@@ -18,6 +18,7 @@ import { AccountKeys } from '../../src/tokens/token-cipher.js';
 import { tokenStatus } from '../../src/tokens/token-status.js';
 import { TokenManager, type TokenEvent } from '../../src/tokens/token-manager.js';
 import { OFFICE365_TEST_SCOPE, TEST_REDIRECT_URI, startIdp, type Idp } from '../peers/idp.js';
+import { eventually } from '../support/eventually.js';
 
 const USER = 'fleet.user@example.com';
 const PASSWORD = 'the owner’s mail password';
@@ -132,7 +133,7 @@ describe('one store, several instances', () => {
     const tokens = manager({ loginWaitMs: 15_000 });
     const owner = tokens.accessToken(subjectOf(), PASSWORD);
     const stranger = laterRefusal(tokens.accessToken(subjectOf(), 'somebody else’s password'));
-    await vi.waitFor(() => expect(tokens.pending.get(USER)?.waiting).toBe(2));
+    await eventually(() => expect(tokens.pending.get(USER)?.waiting).toBe(2));
 
     const { accessToken } = await storeTokens();
 
@@ -149,7 +150,7 @@ describe('a waiting login whose password nothing proved', () => {
     const tokens = manager({ loginWaitMs: 15_000, deleteTokensOnWrongPassword: true });
     // Another local user's wrong password deletes the tokens and leaves a login waiting.
     const attacker = laterRefusal(tokens.accessToken(subjectOf(), 'the attacker’s password'));
-    await vi.waitFor(() => expect(tokens.pending.get(USER)?.waiting).toBe(1));
+    await eventually(() => expect(tokens.pending.get(USER)?.waiting).toBe(1));
 
     // The owner authorises. Nothing proved the waiting login's password: it gets nothing yet.
     const completed = await tokens.pending.complete(
@@ -159,7 +160,7 @@ describe('a waiting login whose password nothing proved', () => {
     expect(completed.password).toBeUndefined();
     // The owner's mail client logs in meanwhile; its password is not proven either (nothing is stored).
     const ownerLogin = tokens.accessToken(subjectOf(), PASSWORD);
-    await vi.waitFor(() => expect(tokens.pending.awaitingOwner(USER)).toBe(2));
+    await eventually(() => expect(tokens.pending.awaitingOwner(USER)).toBe(2));
 
     // The owner types the password into `authorize` in a terminal: only the login that brings it
     // gets the tokens; the other is told to log in again.
@@ -180,7 +181,7 @@ describe('a waiting login whose password nothing proved', () => {
     await storeTokens();
     const tokens = manager({ loginWaitMs: 300, deleteTokensOnWrongPassword: true });
     const attacker = tokens.accessToken(subjectOf(), 'the attacker’s password');
-    await vi.waitFor(() => expect(tokens.pending.get(USER)?.waiting).toBe(1));
+    await eventually(() => expect(tokens.pending.get(USER)?.waiting).toBe(1));
     await tokens.pending.complete(USER, await idp.browser(tokens.pending.get(USER)!.url, USER));
     expect((await refusal(attacker)).reason).toBe('authorisation-needed');
     // Its next login does not pick up the unsaved tokens either.
@@ -207,7 +208,7 @@ describe('pending authorisations from made-up addresses (a catch-all section)', 
     expect(outcomes.filter((failure) => failure.reason === 'temporary')).toHaveLength(9);
     expect(tokens.pending.list()).toHaveLength(3);
 
-    await vi.waitFor(() => expect(tokens.pending.list()).toHaveLength(0));
+    await eventually(() => expect(tokens.pending.list()).toHaveLength(0));
     tokens.close();
   });
 
@@ -249,7 +250,7 @@ describe('status', () => {
       'authorisation-needed',
     );
     expect((await tokenStatus(tokens, [subjectOf()]))[0]?.state).toBe('pending');
-    await vi.waitFor(async () =>
+    await eventually(async () =>
       expect((await tokenStatus(tokens, [subjectOf()]))[0]?.state).toBe('needs-reauthorisation'),
     );
     tokens.close();
