@@ -16,7 +16,10 @@ export interface ControlServer {
 /** Another process already serves this control socket. */
 export class ControlSocketInUseError extends Error {
   constructor(readonly path: string) {
-    super(`another oauth2-mail-proxy is already running with control socket ${path}`);
+    super(
+      `another oauth2-mail-proxy is already running with control socket ${path} ` +
+        '(several instances on one machine each need their own --control-socket)',
+    );
     this.name = 'ControlSocketInUseError';
   }
 }
