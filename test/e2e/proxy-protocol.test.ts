@@ -4,7 +4,6 @@
  * `proxy_protocol_from` may say who the client is; anyone else sending a header is hung up on,
  * and a listed balancer that sends none is refused.
  */
-import net from 'node:net';
 import tls from 'node:tls';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -76,16 +75,6 @@ afterAll(async () => {
   await world?.stop();
 });
 
-/** A plain connection to `port` from the loopback address `from` (any of 127.0.0.0/8). */
-function connectFrom(port: number, from: string): Promise<Conversation> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ port, host: '127.0.0.1', localAddress: from }, () =>
-      resolve(new Conversation(socket)),
-    );
-    socket.once('error', reject);
-  });
-}
-
 /** The proxy's log lines of `event` that name `remote` as the client. */
 function eventsFrom(event: string, remote: string): Array<Record<string, unknown>> {
   return proxy.events().filter((line) => line.event === event && line.remote === remote);
@@ -102,7 +91,7 @@ async function until<T>(probe: () => T | undefined, what: string): Promise<T> {
 
 describe('through HAProxy', () => {
   it('IMAP (PROXY v2): logs in, and the log names the real client, not the balancer', async () => {
-    const client = await connectFrom(haproxy.ports.imap!, '127.0.0.2');
+    const client = await Conversation.connect(haproxy.ports.imap!, '127.0.0.2');
     await client.expect(/^\* OK /);
     client.send(`a1 LOGIN "${USER}" "wrong password"`);
     expect(await finalReply(client, 'a1')).toMatch(/^a1 NO /);
@@ -118,7 +107,7 @@ describe('through HAProxy', () => {
   });
 
   it('POP3 (PROXY v1): logs in as the real client', async () => {
-    const client = await connectFrom(haproxy.ports.pop3!, '127.0.0.3');
+    const client = await Conversation.connect(haproxy.ports.pop3!, '127.0.0.3');
     await client.expect(/^\+OK /);
     client.send(`USER ${USER}`);
     await client.expect(/^\+OK/);
@@ -130,7 +119,7 @@ describe('through HAProxy', () => {
   });
 
   it('implicit TLS: the header comes before the handshake, which then completes', async () => {
-    const plain = await connectFrom(haproxy.ports.imaps!, '127.0.0.4');
+    const plain = await Conversation.connect(haproxy.ports.imaps!, '127.0.0.4');
     const socket = tls.connect({
       socket: plain.socket,
       servername: 'localhost',
@@ -184,7 +173,7 @@ describe('who may send a PROXY header', () => {
         Buffer.from([192, 0, 2, 1, 127, 0, 0, 1, 0, 1, 0, 2]),
       ]),
     ]) {
-      const client = await connectFrom(port.direct(), '127.0.0.5');
+      const client = await Conversation.connect(port.direct(), '127.0.0.5');
       await client.expect(/^\* OK /);
       client.sendRaw(header);
       await client.closedByPeer();

@@ -5,7 +5,6 @@
  * address intact.
  */
 import { execFile, spawn } from 'node:child_process';
-import { connect } from 'node:net';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -148,12 +147,7 @@ it('its SQL makes a role the proxy runs as, and its HAProxy carries a login to t
 }, 120_000);
 
 async function loginThroughBalancer(port: number): Promise<string> {
-  const client = await new Promise<Conversation>((resolve, reject) => {
-    const socket = connect({ port, host: '127.0.0.1', localAddress: '127.0.0.7' }, () =>
-      resolve(new Conversation(socket)),
-    );
-    socket.once('error', reject);
-  });
+  const client = await Conversation.connect(port, '127.0.0.7');
   try {
     await client.expect(/^\* OK /, 5_000);
     client.send(`a1 LOGIN "${USER}" "${PASSWORD}"`);

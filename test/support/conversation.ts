@@ -22,9 +22,15 @@ export class Conversation {
     socket.on('error', () => undefined);
   }
 
-  static connect(port: number, host = '127.0.0.1'): Promise<Conversation> {
+  /**
+   * Connects to `port` on 127.0.0.1. `from` picks the loopback source address (any of
+   * 127.0.0.0/8), which the proxy's log then names: a test can find its own connection there.
+   */
+  static connect(port: number, from?: string): Promise<Conversation> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ port, host }, () => resolve(new Conversation(socket)));
+      const socket = net.connect({ port, host: '127.0.0.1', localAddress: from }, () =>
+        resolve(new Conversation(socket)),
+      );
       socket.once('error', reject);
     });
   }

@@ -2,27 +2,13 @@
  * The few IMAP steps the fault tests take by hand, on a {@link Conversation}: a raw client can
  * vanish at any byte, which real client programs cannot be made to do.
  */
-import net from 'node:net';
 import { Conversation } from '../conversation.js';
 
-/**
- * Connects and reads the proxy's greeting. `from` picks the loopback source address (any of
- * 127.0.0.0/8), which the daemon's log names: a test can then find its own connection there.
- */
+/** Connects (from the loopback address `from`, if given) and reads the proxy's greeting. */
 export async function greeted(port: number, from?: string): Promise<Conversation> {
-  const client =
-    from === undefined ? await Conversation.connect(port) : await connectFrom(port, from);
+  const client = await Conversation.connect(port, from);
   await client.expect(/^\* OK /);
   return client;
-}
-
-function connectFrom(port: number, localAddress: string): Promise<Conversation> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ port, host: '127.0.0.1', localAddress }, () =>
-      resolve(new Conversation(socket)),
-    );
-    socket.once('error', reject);
-  });
 }
 
 /** Reads lines until the tagged reply to `tag` (or a BYE), returning that last line. */
