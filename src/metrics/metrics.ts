@@ -41,6 +41,7 @@ export class Metrics {
 
   constructor(private readonly sources: MetricSources) {
     const registers = [this.registry];
+    const open = this.open;
     // prom-client's default process metrics are left out: `promtool check metrics` objects to
     // three of their names, and the service manager already watches the process.
     this.logins = new Counter({
@@ -74,7 +75,11 @@ export class Metrics {
       help: 'Client connections open now, before or after their login, by protocol.',
       labelNames: ['protocol'],
       registers,
-      collect: () => this.countOpen(),
+      collect() {
+        const counts: Record<Protocol, number> = { IMAP: 0, POP: 0, SMTP: 0 };
+        for (const { protocol } of open.values()) counts[protocol] += 1;
+        for (const [protocol, count] of Object.entries(counts)) this.set({ protocol }, count);
+      },
     });
     this.accountGauges(registers);
     new Gauge({
@@ -115,13 +120,6 @@ export class Metrics {
     if (fromClient > 0) this.bytes.inc({ protocol, direction: 'from_client' }, fromClient);
     if (toClient > 0) this.bytes.inc({ protocol, direction: 'to_client' }, toClient);
     connection.counted = { fromClient: socket.bytesRead, toClient: socket.bytesWritten };
-  }
-
-  private countOpen(): void {
-    const gauge = this.registry.getSingleMetric(`${PREFIX}open_connections`) as Gauge<'protocol'>;
-    const counts: Record<Protocol, number> = { IMAP: 0, POP: 0, SMTP: 0 };
-    for (const { protocol } of this.open.values()) counts[protocol] += 1;
-    for (const [protocol, count] of Object.entries(counts)) gauge.set({ protocol }, count);
   }
 
   /** Per account, at scrape time: how long its tokens last, and who waits for a sign-in. */
