@@ -235,8 +235,9 @@ export class PreAuthClient {
     this.firstBytesSeen = true;
     if (!isProxyHeaderStart(await reader.peek(V2_SIGNATURE.length))) return false;
     const { log, remoteAddress, server } = this.context;
+    // The connection's logger already names the client (`remote`).
     log.warn(
-      { event: 'proxy_header_refused', remote: remoteAddress },
+      { event: 'proxy_header_refused' },
       `refused a PROXY protocol header from ${remoteAddress}, which is not a trusted load balancer ` +
         `(add it to proxy_protocol_from in [${server.section}] if it is yours)`,
     );
