@@ -11,6 +11,7 @@ import { runDaemon } from './run-daemon.js';
 import { status } from './status.js';
 import { webUrl } from './web-url.js';
 import { parseWebAddress } from '../web/web-address.js';
+import { parseHostPort } from '../config/host-port.js';
 
 import { copyTokens } from './tokens-copy.js';
 import { loadConfig } from '../config/load.js';
@@ -56,6 +57,13 @@ const controlSocketOf = (options: CommonOptions): string =>
   defaultControlSocket(
     isPostgresUrl(options.cacheStore) ? defaultTokenStore() : options.cacheStore,
   );
+
+function parseMetricsAddress(text: string): { host: string; port: number } {
+  const address = parseHostPort(text);
+  if (address === undefined)
+    throw new InvalidArgumentError('expected [HOST:]PORT, e.g. 127.0.0.1:9431 or 9431');
+  return address;
+}
 
 function parseCount(text: string): number {
   const count = Number(text);
@@ -192,7 +200,7 @@ withCommonOptions(
   .option(
     '--metrics-address <[host:]port>',
     'serve Prometheus /metrics and /healthz here (host defaults to 127.0.0.1; no authentication)',
-    parseWebAddress,
+    parseMetricsAddress,
   )
   .addOption(
     new Option('--no-gui', 'accepted for email-oauth2-proxy compatibility (there is no GUI)'),
