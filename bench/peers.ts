@@ -20,15 +20,15 @@ import {
   type Idp,
 } from '../test/peers/idp.js';
 import { ProxyProcess } from '../test/support/proxy-process.js';
-import { KeyCache } from '../src/tokens/key-cache.js';
 import { FileTokenStore } from '../src/tokens/stores/file-store.js';
-import { TokenCipher } from '../src/tokens/token-cipher.js';
 import { startDelayRelay, type DelayRelay } from './delay-relay.js';
 import { findProcess } from './process-stats.js';
 import type { Credentials } from './protocols/credentials.js';
 import type { SmtpChildReady, SmtpChildStart, SmtpChildTaken } from './smtp-upstream-child.js';
 import { WAN_ONE_WAY_MS } from './settings.js';
 import { startStunnel, type Stunnel } from './stunnel.js';
+import { Vault } from '../src/tokens/vault/vault.js';
+import { sealTokens } from '../test/support/sealed-tokens.js';
 
 /** A mailbox and the local password its mail client uses with the proxy. */
 export interface Account {
@@ -87,7 +87,7 @@ async function startSmtpChild(idp: Idp, certs: TestCa): Promise<SmtpPeer> {
 
 /** The peers of one run, and the proxy configuration and token store that point at them. */
 export class BenchPeers {
-  private readonly keys = new KeyCache();
+  private readonly vault = new Vault();
   readonly store: FileTokenStore;
 
   private constructor(
@@ -192,18 +192,15 @@ export class BenchPeers {
     const issued = await this.idp.issueTokensFor(account.user, OFFICE365_TEST_SCOPE);
     const now = Math.floor(Date.now() / 1000);
     const existing = options.keepSalt ? await this.store.read(account.user) : undefined;
-    const keep =
-      existing?.token_salt && existing.token_iterations
-        ? { salt: existing.token_salt, iterations: Number(existing.token_iterations) }
-        : undefined;
-    const fields = await new TokenCipher(this.keys).encryptTokens(
+    const fields = await sealTokens(
       {
         accessToken: issued.accessToken,
         accessTokenExpiry: options.expired ? now - 60 : now + issued.expiresIn,
         refreshToken: issued.refreshToken,
       },
       account.password,
-      keep,
+      existing,
+      this.vault,
     );
     await this.store.write(account.user, fields);
     return { ...account, accessToken: issued.accessToken };

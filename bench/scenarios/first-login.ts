@@ -4,7 +4,7 @@
  * alone, then the second account's first login while a session of the first runs NOOPs back to back.
  */
 import { randomBytes } from 'node:crypto';
-import { deriveKey, DEFAULT_ITERATIONS } from '../../src/tokens/key-derivation.js';
+import { deriveKey, DEFAULT_ITERATIONS } from '../../src/tokens/vault/key-derivation.js';
 import type { Context } from '../context.js';
 import { imapLogin, imapNoop } from '../protocols/imap.js';
 import type { Row, Target } from '../results.js';

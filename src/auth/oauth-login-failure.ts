@@ -13,11 +13,44 @@ const REASON: Readonly<Record<OAuthErrorKind, LoginFailureReason>> = {
   config: 'config',
 };
 
+/** How one request's failures are put to the mail client. */
+export interface OAuthFailureWording {
+  /**
+   * What the proxy was trying ("Cannot refresh the OAuth2 token for a@example.com"), or per kind,
+   * where the same request reads differently by outcome.
+   */
+  readonly doing: string | ((kind: OAuthErrorKind) => string);
+  /** The last sentence after a transient failure, instead of the hint. */
+  readonly whenTransient?: string;
+  /**
+   * The reason for every kind but `transient`, for grants where nobody can sign in to fix it, so
+   * the only cure is in the config.
+   */
+  readonly otherwise?: LoginFailureReason;
+}
+
 /**
- * The one wording of an OAuth failure as a login failure: `doing` says what the proxy was trying
- * ("Cannot refresh the OAuth2 token for a@example.com"), the failure what went wrong and what to
- * do. The text goes to the mail client, so it carries no secret (an `OAuthError` never does).
+ * The one wording of an OAuth failure as a login failure: what the proxy was doing, what went
+ * wrong (the provider's own words when it refused a password) and what to do. The text goes to
+ * the mail client, so it carries no secret (an `OAuthError` never does).
  */
-export function loginFailureFromOAuth(failure: OAuthError, doing: string): LoginFailure {
-  return new LoginFailure(REASON[failure.kind], `${doing}: ${failure.message}. ${failure.hint}`);
+export function loginFailureFromOAuth(
+  failure: OAuthError,
+  wording: OAuthFailureWording | string,
+): LoginFailure {
+  const { doing, whenTransient, otherwise } =
+    typeof wording === 'string' ? { doing: wording } : wording;
+  const prefix = typeof doing === 'string' ? doing : doing(failure.kind);
+  const what =
+    failure.kind === 'credentials'
+      ? sentence(failure.description ?? failure.code)
+      : `${failure.message}.`;
+  const advice = failure.kind === 'transient' ? (whenTransient ?? failure.hint) : failure.hint;
+  const reason = failure.kind === 'transient' ? 'temporary' : (otherwise ?? REASON[failure.kind]);
+  return new LoginFailure(reason, `${prefix}: ${what} ${advice}`);
+}
+
+/** Ends the provider's words with a full stop, unless they already end a sentence. */
+function sentence(text: string): string {
+  return /[.!?]$/.test(text) ? text : `${text}.`;
 }

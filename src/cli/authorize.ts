@@ -14,21 +14,18 @@ import {
   type ProviderClientOptions,
   type TokenSet,
 } from '../oauth/index.js';
-import {
-  decryptClientSecret,
-  EncryptedClientSecretError,
-  encryptedClientSecret,
-  withEncryptedClientSecret,
-} from '../tokens/client-secret.js';
-import { CorruptTokenError, WrongKeyError } from '../tokens/fernet.js';
-import { KeyCache } from '../tokens/key-cache.js';
 import { TokenStoreError } from '../tokens/stores/file-store.js';
 import { openTokenStore } from '../tokens/stores/open-store.js';
 import { TokenStoreSetupError } from '../tokens/stores/store-errors.js';
 import type { TokenStore } from '../tokens/stores/token-store.js';
 import { subjectFor, type TokenSubject } from '../tokens/subject.js';
-import { AccountKeys, type AccountKey } from '../tokens/token-cipher.js';
-import { readFields } from '../tokens/vault.js';
+import { Passphrase } from '../tokens/vault/passphrase.js';
+import {
+  encryptedClientSecret,
+  readFields,
+  secretPasswordRefused,
+  Vault,
+} from '../tokens/vault/vault.js';
 import { TerminalInput } from './terminal-input.js';
 
 export interface AuthorizeOptions {
@@ -198,8 +195,8 @@ async function authorizeInto(
   input: TerminalInput,
   say: Say,
 ): Promise<number> {
-  const keys = new AccountKeys(new KeyCache());
-  const unlocked = await unlockStoredSecret(subject, store, keys, input, say);
+  const vault = new Vault();
+  const unlocked = await unlockStoredSecret(subject, store, vault, input, say);
   if (typeof unlocked === 'number') return unlocked;
   const oauth: ProviderClientOptions = unlocked ? { clientSecret: unlocked.secret } : {};
 
@@ -225,14 +222,16 @@ async function authorizeInto(
     say('No password given; nothing was stored.');
     return 1;
   }
-  const key = await keys.create(password);
-  let fields = keys.seal(key, {
-    accessToken: tokens.accessToken,
-    accessTokenExpiry: tokens.expiresAt,
-    ...(tokens.refreshToken && { refreshToken: tokens.refreshToken }),
-  });
+  const key = await vault.newKey(new Passphrase(password));
   // The new tokens get a new salt: the secret moves with them, or nothing could decrypt it any more.
-  if (unlocked) fields = withEncryptedClientSecret(fields, key, unlocked.secret);
+  const fields = vault.seal(key, {
+    tokens: {
+      accessToken: tokens.accessToken,
+      accessTokenExpiry: tokens.expiresAt,
+      ...(tokens.refreshToken && { refreshToken: tokens.refreshToken }),
+    },
+    clientSecret: unlocked?.secret,
+  });
   try {
     await store.write(subject.key, fields);
   } catch (err) {
@@ -254,7 +253,7 @@ async function authorizeInto(
 async function unlockStoredSecret(
   subject: TokenSubject,
   store: TokenStore,
-  keys: AccountKeys,
+  vault: Vault,
   input: TerminalInput,
   say: Say,
 ): Promise<{ password: string; secret: string } | undefined | number> {
@@ -274,24 +273,16 @@ async function unlockStoredSecret(
     say('No password given; nothing was done.');
     return 1;
   }
-  // The key that opens the stored tokens is the one the secret was encrypted with; tokens this
-  // password does not open (a new password, say) leave the secret to say whether it is right.
-  let opened: AccountKey | undefined;
-  if (fields?.access_token !== undefined || fields?.refresh_token !== undefined) {
-    try {
-      opened = (await keys.unlock(fields, password)).key;
-    } catch (err) {
-      if (!(err instanceof WrongKeyError || err instanceof CorruptTokenError)) throw err;
-    }
+  const opened = await vault.openClientSecretOnly(fields, new Passphrase(password), subject);
+  if (opened.outcome === 'wrong-password') {
+    say(`Could not authorise: ${secretPasswordRefused(subject.loginName)}.`);
+    return 1;
   }
-  try {
-    const secret = await decryptClientSecret(keys, subject, fields, password, opened);
-    return secret === undefined ? undefined : { password, secret };
-  } catch (err) {
-    if (!(err instanceof EncryptedClientSecretError)) throw err;
-    say(`Could not authorise: ${err.message}.`);
-    return err.problem === 'wrong-password' ? 1 : 2;
+  if (opened.outcome === 'undecryptable') {
+    say(`Could not authorise: ${opened.problem}.`);
+    return 2;
   }
+  return opened.clientSecret === undefined ? undefined : { password, secret: opened.clientSecret };
 }
 
 async function pasteFlow(

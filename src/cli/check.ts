@@ -17,10 +17,9 @@ import { claimsCheck, type ClaimProblem } from '../doctor/token-claims.js';
 import { probeUpstream } from '../doctor/upstream-probe.js';
 import { describeTarget } from '../proxy/upstream.js';
 import { upstreamTarget } from '../proxy/protocols.js';
-import { KeyCache } from '../tokens/key-cache.js';
 import { openStoreForCheck } from '../doctor/token-store-check.js';
 import { subjectFor } from '../tokens/subject.js';
-import { AccountKeys } from '../tokens/token-cipher.js';
+import { Vault } from '../tokens/vault/vault.js';
 import { authorizeCommandFor } from './authorize-command.js';
 import { TerminalInput } from './terminal-input.js';
 
@@ -103,7 +102,7 @@ export async function check(options: CheckOptions): Promise<number> {
   try {
     ({ accessToken } = await checkAccessToken({
       store,
-      keys: new AccountKeys(new KeyCache()),
+      vault: new Vault(),
       oauth: { requestTimeoutMs: options.timeoutMs },
       askPassword,
       report,

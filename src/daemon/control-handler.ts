@@ -3,6 +3,7 @@ import type { ProxyConfig } from '../config/types.js';
 import type { ControlHandler } from '../control/server.js';
 import type { ControlReply, StoreStatus } from '../control/protocol.js';
 import { noSignInFor, OAuthError } from '../oauth/index.js';
+import type { CompletedAuthorization } from '../tokens/pending-authorizations.js';
 import { subjectFor } from '../tokens/subject.js';
 import type { TokenManager } from '../tokens/token-manager.js';
 import { tokenStatus } from '../tokens/token-status.js';
@@ -102,7 +103,7 @@ function waitForOutcome(tokens: TokenManager, key: string): Promise<ControlReply
       message: `No authorisation is pending for ${key}`,
     });
   return new Promise((resolve) => {
-    const onCompleted = (completed: { subject: { key: string }; password?: string }): void => {
+    const onCompleted = (completed: CompletedAuthorization): void => {
       if (completed.subject.key !== key) return;
       cleanup();
       resolve({

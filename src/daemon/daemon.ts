@@ -15,10 +15,9 @@ import { PreAuthGate } from '../proxy/admission.js';
 import type { Listener, ListenerOptions } from '../proxy/listener.js';
 import { sessionFor, upstreamTarget } from '../proxy/protocols.js';
 import { DEFAULT_LIMITS, type PreAuthLimits } from '../proxy/session.js';
-import { KeyCache } from '../tokens/key-cache.js';
 import { FileTokenStore } from '../tokens/stores/file-store.js';
 import type { TokenStore } from '../tokens/stores/token-store.js';
-import { AccountKeys } from '../tokens/token-cipher.js';
+import { Vault } from '../tokens/vault/vault.js';
 import { KeepAlive } from '../tokens/keep-alive.js';
 import { subjectFor } from '../tokens/subject.js';
 import { TokenManager } from '../tokens/token-manager.js';
@@ -136,7 +135,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const store = options.store ?? new FileTokenStore(options.cacheStore);
   const tokens = new TokenManager({
     store,
-    keys: new AccountKeys(new KeyCache()),
+    vault: new Vault(),
     log,
     oauth: { requestTimeoutMs: identityProviderTimeoutMs },
     refreshMarginSeconds: REFRESH_MARGIN_SECONDS,

@@ -21,23 +21,22 @@ import {
   type ServiceAccountKey,
   type TokenSet,
 } from '../oauth/index.js';
-import {
-  decryptClientSecret,
-  EncryptedClientSecretError,
-  encryptedClientSecret,
-  withEncryptedClientSecret,
-} from '../tokens/client-secret.js';
-import { CorruptTokenError, WrongKeyError } from '../tokens/fernet.js';
-import { DEFAULT_ITERATIONS } from '../tokens/key-derivation.js';
 import type { TokenStore } from '../tokens/stores/token-store.js';
-import type { AccountKey, AccountKeys, DecryptedTokens } from '../tokens/token-cipher.js';
-import { readFields } from '../tokens/vault.js';
+import { Passphrase } from '../tokens/vault/passphrase.js';
+import {
+  encryptedClientSecret,
+  hasTokens,
+  readFields,
+  secretPasswordRefused,
+  type PlainTokens,
+  type Vault,
+} from '../tokens/vault/vault.js';
 import { explainTokenFailure, type AccountContext } from './explain.js';
 import type { CheckResult } from './report.js';
 
 export interface AccessTokenStepOptions {
   readonly store: TokenStore;
-  readonly keys: AccountKeys;
+  readonly vault: Vault;
   readonly oauth: ProviderClientOptions & { readonly requestTimeoutMs: number };
   /** Asks for the mail client's password; undefined when none was given. */
   readonly askPassword: () => Promise<string | undefined>;
@@ -77,7 +76,7 @@ export async function checkAccessToken(
     report({ status: 'fail', title: `stored tokens: ${(err as Error).message}` });
     return {};
   }
-  if (fields?.access_token === undefined && fields?.refresh_token === undefined) {
+  if (!hasTokens(fields)) {
     if (passwordFlow)
       return tokensFromPassword(options, fields, await options.askPassword(), 'none were stored');
     report({
@@ -98,49 +97,48 @@ export async function checkAccessToken(
     });
     return {};
   }
-  let key: AccountKey;
-  let tokens: DecryptedTokens;
-  try {
-    ({ key, tokens } = await options.keys.unlock(fields, password));
-  } catch (err) {
-    if (err instanceof WrongKeyError && passwordFlow) {
-      report({
-        status: 'warn',
-        title: `stored tokens: the password does not decrypt the tokens stored for ${subject.key}`,
-        details: [
-          "With oauth2_flow = password the identity provider decides whether it is the account's (new) password.",
-        ],
-      });
-      return tokensFromPassword(
-        options,
-        fields,
-        password,
-        'the password did not decrypt the stored tokens',
-      );
-    }
-    if (err instanceof WrongKeyError) {
-      report({
-        status: 'fail',
-        title: `stored tokens: wrong password, it does not decrypt the tokens stored for ${subject.key}`,
-        details: [
-          'Give the password the mail client logs in to the proxy with: the tokens were encrypted with it.',
-          `If that password has changed, authorise again to store the tokens under the new one: ${options.explain.authorizeCommand}`,
-        ],
-      });
-      return {};
-    }
-    if (err instanceof CorruptTokenError) {
-      report({
-        status: 'fail',
-        title: `stored tokens: unreadable (${err.message})`,
-        details: [
-          `They cannot be used with any password. Authorise again, signing in as ${subject.loginName}: ${options.explain.authorizeCommand}`,
-        ],
-      });
-      return {};
-    }
-    throw err;
+  const opened = await options.vault.open(fields, new Passphrase(password), subject);
+  if (opened.outcome === 'wrong-password' && opened.refusedBy === 'tokens' && passwordFlow) {
+    report({
+      status: 'warn',
+      title: `stored tokens: the password does not decrypt the tokens stored for ${subject.key}`,
+      details: [
+        "With oauth2_flow = password the identity provider decides whether it is the account's (new) password.",
+      ],
+    });
+    return tokensFromPassword(
+      options,
+      fields,
+      password,
+      'the password did not decrypt the stored tokens',
+    );
   }
+  if (opened.outcome === 'wrong-password' && opened.refusedBy === 'tokens') {
+    report({
+      status: 'fail',
+      title: `stored tokens: wrong password, it does not decrypt the tokens stored for ${subject.key}`,
+      details: [
+        'Give the password the mail client logs in to the proxy with: the tokens were encrypted with it.',
+        `If that password has changed, authorise again to store the tokens under the new one: ${options.explain.authorizeCommand}`,
+      ],
+    });
+    return {};
+  }
+  if (opened.outcome === 'wrong-password') {
+    reportWrongSecretPassword(options);
+    return {};
+  }
+  if (opened.unreadable !== undefined || !opened.key) {
+    report({
+      status: 'fail',
+      title: `stored tokens: unreadable (${opened.unreadable ?? 'no token could be opened'})`,
+      details: [
+        `They cannot be used with any password. Authorise again, signing in as ${subject.loginName}: ${options.explain.authorizeCommand}`,
+      ],
+    });
+    return {};
+  }
+  const { key, tokens } = opened;
   const now = Date.now() / 1000;
   const storedAccess =
     tokens.accessToken && tokens.accessTokenExpiry !== undefined && tokens.accessTokenExpiry > now
@@ -150,9 +148,11 @@ export async function checkAccessToken(
     status: 'pass',
     title: `stored tokens: decrypted from ${source} (${describeStored(tokens, now)})`,
   });
-  // With the key that opened the tokens, before any switch to a new one.
-  const secret = await clientSecretFor(options, fields, password, key);
-  if (secret === false) return storedAccess ? { accessToken: storedAccess } : {};
+  if (opened.secretProblem !== undefined) {
+    report({ status: 'fail', title: `client secret: ${opened.secretProblem}` });
+    return storedAccess ? { accessToken: storedAccess } : {};
+  }
+  const secret = opened.clientSecret;
 
   if (!tokens.refreshToken) {
     report({
@@ -191,14 +191,14 @@ export async function checkAccessToken(
   }
 
   // As the daemon does: a store from an old email-oauth2-proxy moves to the current iteration count.
-  const saveKey = key.iterations < DEFAULT_ITERATIONS ? await options.keys.create(password) : key;
-  const sealed = options.keys.seal(saveKey, {
-    accessToken: refreshed.accessToken,
-    accessTokenExpiry: refreshed.expiresAt,
-    ...(refreshed.refreshToken && { refreshToken: refreshed.refreshToken }),
+  const fieldsToSave = options.vault.seal(key, {
+    tokens: {
+      accessToken: refreshed.accessToken,
+      accessTokenExpiry: refreshed.expiresAt,
+      ...(refreshed.refreshToken && { refreshToken: refreshed.refreshToken }),
+    },
+    clientSecret: secret,
   });
-  const fieldsToSave =
-    secret === undefined ? sealed : withEncryptedClientSecret(sealed, saveKey, secret);
   try {
     await options.store.write(subject.key, fieldsToSave);
   } catch (err) {
@@ -244,7 +244,8 @@ async function tokensFromPassword(
     });
     return {};
   }
-  const secret = await clientSecretFor(options, fields, password);
+  const passphrase = new Passphrase(password);
+  const secret = await clientSecretFor(options, fields, passphrase);
   if (secret === false) return {};
   let tokens: TokenSet;
   try {
@@ -272,17 +273,16 @@ async function tokensFromPassword(
     );
     return {};
   }
-  const key = await options.keys.create(password);
-  const sealed = options.keys.seal(key, {
-    accessToken: tokens.accessToken,
-    accessTokenExpiry: tokens.expiresAt,
-    ...(tokens.refreshToken && { refreshToken: tokens.refreshToken }),
+  const sealed = options.vault.seal(await options.vault.newKey(passphrase), {
+    tokens: {
+      accessToken: tokens.accessToken,
+      accessTokenExpiry: tokens.expiresAt,
+      ...(tokens.refreshToken && { refreshToken: tokens.refreshToken }),
+    },
+    clientSecret: secret,
   });
   try {
-    await options.store.write(
-      subject.key,
-      secret === undefined ? sealed : withEncryptedClientSecret(sealed, key, secret),
-    );
+    await options.store.write(subject.key, sealed);
   } catch (err) {
     options.report({
       status: 'fail',
@@ -408,30 +408,27 @@ async function delegatedToken(options: AccessTokenStepOptions): Promise<AccessTo
 async function clientSecretFor(
   options: AccessTokenStepOptions,
   fields: StoredTokenFields | undefined,
-  password: string,
-  unlocked?: AccountKey,
+  passphrase: Passphrase,
 ): Promise<string | undefined | false> {
-  try {
-    return await decryptClientSecret(
-      options.keys,
-      options.explain.subject,
-      fields,
-      password,
-      unlocked,
-    );
-  } catch (err) {
-    if (!(err instanceof EncryptedClientSecretError)) throw err;
-    options.report({
-      status: 'fail',
-      title: `client secret: ${err.message}`,
-      ...(err.problem === 'wrong-password' && {
-        details: [
-          'Give the password the mail client logs in to the proxy with: the client secret was encrypted with it.',
-        ],
-      }),
-    });
-    return false;
-  }
+  const opened = await options.vault.openClientSecretOnly(
+    fields,
+    passphrase,
+    options.explain.subject,
+  );
+  if (opened.outcome === 'opened') return opened.clientSecret;
+  if (opened.outcome === 'wrong-password') reportWrongSecretPassword(options);
+  else options.report({ status: 'fail', title: `client secret: ${opened.problem}` });
+  return false;
+}
+
+function reportWrongSecretPassword(options: AccessTokenStepOptions): void {
+  options.report({
+    status: 'fail',
+    title: `client secret: ${secretPasswordRefused(options.explain.subject.loginName)}`,
+    details: [
+      'Give the password the mail client logs in to the proxy with: the client secret was encrypted with it.',
+    ],
+  });
 }
 
 /** The stored fields (token store, else config) when they make the account's client secret an encrypted one. */
@@ -465,25 +462,7 @@ async function storedSecretByPassword(
     });
     return false;
   }
-  return clientSecretFor(
-    options,
-    encrypted.fields,
-    password,
-    await openedBy(options, encrypted.fields, password),
-  );
-}
-
-/** The key that opens the stored tokens with this password, which vouches for it; undefined when none does. */
-async function openedBy(
-  options: AccessTokenStepOptions,
-  fields: StoredTokenFields | undefined,
-  password: string,
-): Promise<AccountKey | undefined> {
-  if (fields?.access_token === undefined && fields?.refresh_token === undefined) return undefined;
-  return options.keys.unlock(fields, password).then(
-    ({ key }) => key,
-    () => undefined,
-  );
+  return clientSecretFor(options, encrypted.fields, new Passphrase(password));
 }
 
 function withSecret(
@@ -493,7 +472,7 @@ function withSecret(
   return secret === undefined ? oauth : { ...oauth, clientSecret: secret };
 }
 
-function describeStored(tokens: DecryptedTokens, now: number): string {
+function describeStored(tokens: PlainTokens, now: number): string {
   const refreshPart = tokens.refreshToken ? 'refresh token present' : 'no refresh token';
   if (!tokens.accessToken) return `${refreshPart}; no access token`;
   if (tokens.accessTokenExpiry === undefined) return `${refreshPart}; access token without expiry`;

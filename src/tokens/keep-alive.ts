@@ -1,6 +1,5 @@
 import type { Logger } from 'pino';
 import { LoginFailure } from '../auth/types.js';
-import { WrongKeyError } from './fernet.js';
 import type { KnownAccount, TokenManager } from './token-manager.js';
 
 export interface KeepAliveOptions {
@@ -45,7 +44,7 @@ export class KeepAlive {
 
   private track(known: KnownAccount): void {
     const existing = this.tracked.get(known.subject.key);
-    if (existing?.known.key.key.equals(known.key.key)) return;
+    if (existing?.known.key.seals.bytes.equals(known.key.seals.bytes)) return;
     clearTimeout(existing?.timer);
     const entry: Tracked = { known, lastRefresh: Date.now(), failures: 0 };
     this.tracked.set(known.subject.key, entry);
@@ -69,16 +68,22 @@ export class KeepAlive {
         force,
         this.options.maxIntervalMs,
       );
-      if (!outcome) return this.forget(entry, 'no refresh token');
-      if (outcome.refreshed) entry.lastRefresh = Date.now();
-      // Someone else (another instance, a login) refreshed: the interval counts from then.
-      else if (outcome.lastActivityMs !== undefined)
-        entry.lastRefresh = Math.max(entry.lastRefresh, outcome.lastActivityMs);
+      switch (outcome.outcome) {
+        case 'no-refresh-token':
+          return this.forget(entry, 'no refresh token');
+        case 're-encrypted':
+          return this.forget(entry, 'the tokens were re-encrypted with another password');
+        case 'refreshed':
+          entry.lastRefresh = Date.now();
+          break;
+        case 'not-due':
+          // Someone else (another instance, a login) refreshed: the interval counts from then.
+          if (outcome.lastActivityMs !== undefined)
+            entry.lastRefresh = Math.max(entry.lastRefresh, outcome.lastActivityMs);
+      }
       entry.failures = 0;
       this.schedule(entry, outcome.expiry);
     } catch (err) {
-      if (err instanceof WrongKeyError)
-        return this.forget(entry, 'the tokens were re-encrypted with another password');
       if (err instanceof LoginFailure && err.reason === 'temporary') {
         const retry = Math.min(this.options.retryMs * 2 ** entry.failures, MAX_RETRY_MS);
         entry.failures += 1;

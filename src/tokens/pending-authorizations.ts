@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { loginFailureFromOAuth } from '../auth/oauth-login-failure.js';
 import { LoginFailure } from '../auth/types.js';
 import {
   classifyOAuthFailure,
@@ -14,6 +15,7 @@ import {
 } from '../oauth/index.js';
 import { SingleFlight } from './single-flight.js';
 import type { TokenSubject } from './subject.js';
+import type { Passphrase } from './vault/passphrase.js';
 
 /** What may be shown about a pending authorisation (never the PKCE verifier or device code). */
 export interface PendingView {
@@ -32,7 +34,7 @@ export interface PendingView {
 }
 
 interface Waiter {
-  readonly password: string;
+  readonly password: Passphrase;
   /**
    * Whether this login may set the password of tokens someone else authorised: false when its
    * password was refused by tokens the account had (it may be anyone's), true when there was
@@ -90,7 +92,7 @@ export interface CompletedAuthorization {
    * The waiting logins' password, to encrypt the tokens with; absent when nobody was waiting
    * (the next login supplies it).
    */
-  readonly password?: string;
+  readonly password?: Passphrase;
 }
 
 export interface AuthorizationEvents {
@@ -99,6 +101,8 @@ export interface AuthorizationEvents {
   completed: [CompletedAuthorization];
   /** A device authorisation expired or was declined; nothing is pending any more. */
   failed: [{ key: string; error: OAuthError }];
+  /** The authorisation ended without tokens (expired, failed, settled elsewhere, shutdown). */
+  ended: [{ key: string }];
 }
 
 /**
@@ -231,6 +235,7 @@ export class PendingAuthorizations extends EventEmitter<AuthorizationEvents> {
     if (entry.flow === 'device') entry.stop.abort();
     for (const waiter of entry.waiters) waiter.reject(failure);
     entry.waiters.clear();
+    this.emit('ended', { key: entry.subject.key });
   }
 
   /**
@@ -239,7 +244,7 @@ export class PendingAuthorizations extends EventEmitter<AuthorizationEvents> {
    */
   wait(
     key: string,
-    password: string,
+    password: Passphrase,
     vouched: boolean,
     timeoutMs: number,
     failure: () => LoginFailure,
@@ -255,7 +260,7 @@ export class PendingAuthorizations extends EventEmitter<AuthorizationEvents> {
    */
   awaitOwner(
     key: string,
-    password: string,
+    password: Passphrase,
     timeoutMs: number,
     failure: () => LoginFailure,
   ): Promise<string> {
@@ -273,11 +278,11 @@ export class PendingAuthorizations extends EventEmitter<AuthorizationEvents> {
    * The owner gave the password of the account's new tokens (`authorize` in a terminal): logins
    * waiting with that password get `accessToken`; the others are told to log in again.
    */
-  passwordGiven(subject: TokenSubject, password: string, accessToken: string): void {
+  passwordGiven(subject: TokenSubject, password: Passphrase, accessToken: string): void {
     const parked = this.parked.get(subject.key);
     this.parked.delete(subject.key);
     for (const waiter of [...(parked ?? [])]) {
-      if (waiter.password === password) waiter.resolve(accessToken);
+      if (waiter.password.sameAs(password)) waiter.resolve(accessToken);
       else waiter.reject(logInAgain(subject));
     }
   }
@@ -291,7 +296,7 @@ export class PendingAuthorizations extends EventEmitter<AuthorizationEvents> {
 
   private join(
     waiters: Set<Waiter>,
-    password: string,
+    password: Passphrase,
     vouched: boolean,
     timeoutMs: number,
     failure: () => LoginFailure,
@@ -385,7 +390,10 @@ export class PendingAuthorizations extends EventEmitter<AuthorizationEvents> {
    * waiting login gets what `claim` makes of its password (an access token when the password opens
    * the new tokens); the others are told to log in again, never given the tokens.
    */
-  settledElsewhere(key: string, claim: (password: string) => Promise<string | undefined>): void {
+  settledElsewhere(
+    key: string,
+    claim: (password: Passphrase) => Promise<string | undefined>,
+  ): void {
     const entry = this.entries.get(key);
     if (!entry) return;
     const waiters = [...entry.waiters];
@@ -414,10 +422,10 @@ export class PendingAuthorizations extends EventEmitter<AuthorizationEvents> {
       const error = classifyOAuthFailure(err, 'device');
       this.end(
         entry,
-        new LoginFailure(
-          'authorisation-needed',
-          `${entry.subject.loginName}: the device authorisation failed: ${error.message}. ${error.hint}`,
-        ),
+        loginFailureFromOAuth(error, {
+          doing: `${entry.subject.loginName}: the device authorisation failed`,
+          otherwise: 'authorisation-needed',
+        }),
       );
       this.emit('failed', { key: entry.subject.key, error });
       return;
@@ -447,7 +455,8 @@ export class PendingAuthorizations extends EventEmitter<AuthorizationEvents> {
         // Nobody proved a password: these wait for the owner's, typed into `authorize`.
         if (first) waiter.reject(logInAgain(entry.subject));
         else this.park(entry.subject.key, waiter);
-      } else if (waiter.password === first?.password) waiter.resolve(tokens.accessToken);
+      } else if (first && waiter.password.sameAs(first.password))
+        waiter.resolve(tokens.accessToken);
       else
         waiter.reject(
           new LoginFailure(

@@ -1,17 +1,43 @@
+/**
+ * Turns (account, password) into a usable access token, keeping one state per account
+ * (account-slots.ts). The password opens the vault and goes no further; the slot keeps the key.
+ *
+ *                     login: the stored tokens open
+ *   empty ─────────────────────────────────────────────────────────────► active ◄──────────┐
+ *     │ login: no usable tokens                                           │ access token   │
+ *     ▼                                                                   ▼ due            │
+ *   pending ──sign-in; a login with a proven password waits──► active   refreshing ───ok──┤
+ *     │   └──sign-in; none waits──► authorized-unsaved                    │   (or theirs,  │
+ *     │        ──a login, or authorize with the password──► active        │   under the    │
+ *     │                                                                   │   store's lock)│
+ *     └──expires, refused, or another                                     ├─transient or config──► failed
+ *        instance stored tokens──► the state it came from                 │     (tokens kept) ──login──► refreshing
+ *                                                                         └─grant dead──► needs-reauthorization
+ *   any ──wrong password, delete_account_token_on_password_error──► empty    (tokens dropped) ──login──► pending
+ *
+ * `oauth2_flow = password`, `client_credentials` and `service_account` never wait in `pending`:
+ * wherever the diagram signs in, they make their grant (the login's password, the app's secret,
+ * the service account's key) and go to `active`, or to `failed` / `needs-reauthorization` as the
+ * provider answers. A password that does not open the stored tokens is refused and changes
+ * nothing, except with the password flow, where the provider judges it (the user may have changed
+ * it).
+ *
+ * Grants, flows and pending authorisations return token sets; this class alone saves them (the
+ * client secret re-encrypted with them, see vault.ts) and emits the events.
+ */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
+import { loginFailureFromOAuth } from '../auth/oauth-login-failure.js';
 import { LoginFailure } from '../auth/types.js';
 import type { StoredTokenFields } from '../config/types.js';
 import {
   classifyOAuthFailure,
+  OAuthError,
   refresh,
-  type OAuthError,
   type ProviderClientOptions,
   type TokenSet,
 } from '../oauth/index.js';
-import { ClientSecrets, EncryptedClientSecretError } from './client-secret.js';
-import { CorruptTokenError, WrongKeyError } from './fernet.js';
-import { DEFAULT_ITERATIONS } from './key-derivation.js';
+import { AccountSlots, type AccountState, type SettledState } from './account-slots.js';
 import {
   PendingAuthorizations,
   TooManyPendingError,
@@ -19,17 +45,34 @@ import {
   type PendingLimits,
   type PendingView,
 } from './pending-authorizations.js';
+import { AccountStore } from './account-store.js';
+import { NotificationLimit } from './notification-limit.js';
 import { SingleFlight } from './single-flight.js';
-import { TokenStoreUnavailableError } from './stores/store-errors.js';
 import type { AccountChange, TokenStore } from './stores/token-store.js';
 import type { TokenSubject } from './subject.js';
-import type { AccountKey, AccountKeys, DecryptedTokens } from './token-cipher.js';
-import { UnattendedGrants } from './unattended-grants.js';
-import { readFields } from './vault.js';
+import {
+  appSecretIsLoginPassword,
+  GrantFailure,
+  providerJudgesPassword,
+  requestAppOnly,
+  requestPasswordGrant,
+  requestServiceAccount,
+} from './unattended-grants.js';
+import { Passphrase } from './vault/passphrase.js';
+import {
+  encryptedClientSecret,
+  hasTokens,
+  secretPasswordRefused,
+  type AccountKey,
+  type PlainTokens,
+  type Vault,
+  withoutTokens,
+} from './vault/vault.js';
+import { judgeWrongPassword } from './wrong-password.js';
 
 export interface TokenManagerOptions {
   readonly store: TokenStore;
-  readonly keys: AccountKeys;
+  readonly vault: Vault;
   readonly log: Logger;
   /** Options for every request to the provider; an account's decrypted client secret is added per request. */
   readonly oauth: ProviderClientOptions;
@@ -77,87 +120,36 @@ export interface KnownAccount {
   readonly key: AccountKey;
 }
 
-/**
- * Turns (account, password) into a usable access token. Per account, as `status` shows it:
- *
- *   none ──login──► pending ──paste / device / redirect──► (a proven password waits?) ─yes─► active
- *    ▲                 │  expires (1 h), or caps reached: refused     │ no: authorised-unsaved
- *    │                 └◄── tokens another instance stored ──────────►│   ──authorize + password──► active
- *    │
- *   active ──expiring──► refreshing (store.update: the account's lock; theirs if newer) ──► active
- *    ▲                        ├─ transient: every token kept, "try again later" ───────────► expired
- *    │                        ├─ reauthorise: the dead tokens dropped ──► needs-reauthorisation ──► pending
- *    │                        └─ config: say which key to fix
- *    └── wrong password: refused, tokens untouched (or deleted, with
- *        delete_account_token_on_password_error: then no waiting login's password is proven)
- *
- * `oauth2_flow = password` has no pending authorisations: wherever the diagram authorises, the
- * login's password (the account's own) goes to the provider in a password grant, and the provider
- * also judges a password that does not unlock the stored tokens (the user may have changed it).
- * `client_credentials` and `service_account` have none either, nor refresh tokens: wherever the
- * diagram authorises or refreshes, they ask for a new access token (one request per account).
- *
- * After the first login the account's derived key (never the password) is kept, so refreshed
- * tokens can be saved and idle accounts refreshed in the background. So is a client secret stored
- * encrypted (`client_secret_encrypted`): the login that opens the tokens decrypts it, every request
- * for the account sends it, and every save re-encrypts it with the tokens (see client-secret.ts).
- */
+/** What {@link TokenManager.refreshIfDue} did. */
+export type BackgroundRefresh =
+  | { readonly outcome: 'no-refresh-token' }
+  /** The stored tokens are under another key now: re-encrypted with another password. */
+  | { readonly outcome: 're-encrypted' }
+  | { readonly outcome: 'not-due'; readonly expiry?: number; readonly lastActivityMs?: number }
+  | { readonly outcome: 'refreshed'; readonly expiry?: number };
+
 export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [KnownAccount] }> {
   readonly pending: PendingAuthorizations;
-  /** One refresh per account at a time in this process, shared by every login that needs it. */
+  private readonly slots = new AccountSlots();
+  private readonly stored: AccountStore;
+  /** Refreshes under way, one per account. */
   private readonly refreshes = new SingleFlight<string>();
-  /** Grants without a sign-in: app-only, service account, the account's own password. */
-  private readonly grants: UnattendedGrants;
-  /** Accounts whose access token the upstream refused: refresh on next use. */
-  private readonly distrusted = new Set<string>();
-  /**
-   * Accounts whose tokens a wrong password deleted (`delete_account_token_on_password_error`):
-   * until new tokens are stored, no waiting login may set their password.
-   */
-  private readonly contested = new Set<string>();
-  /** Accounts whose last token request the provider answered "authorise again". */
-  private readonly reauthorise = new Set<string>();
-  /** When the last `authorisation_needed` events went out, for their rate limit. */
-  private readonly notified: number[] = [];
+  /** Grants under way, one per account (per password, where it takes part). */
+  private readonly grants = new SingleFlight<string>();
+  private readonly notifications: NotificationLimit;
   private readonly stopWatching: () => void;
-  /** Tokens authorised while no login was waiting; the next login's password encrypts them. */
-  private readonly unsaved = new Map<string, TokenSet>();
-  /**
-   * Encrypted fields the store refused to take (read-only or full disk). They are newer than the
-   * file (the provider has already rotated the refresh token on it), so they are used instead of
-   * it and written as soon as the store accepts them.
-   */
-  private readonly unwritten = new Map<string, StoredTokenFields>();
-  /**
-   * Per account, the fields the store last returned. With a shared store unreachable, a login
-   * whose access token is still valid opens these and goes on; anything that must write fails.
-   */
-  private readonly lastRead = new Map<string, StoredTokenFields>();
-  private readonly flushing = new Set<string>();
-  /** The last refresh attempt per account and how it went, for `status`. */
-  readonly lastRefresh = new Map<string, { at: number; outcome: string }>();
-  private readonly secrets: ClientSecrets;
 
   constructor(private readonly options: TokenManagerOptions) {
     super();
-    this.secrets = new ClientSecrets(options.keys);
-    this.grants = new UnattendedGrants({
-      log: options.log,
-      keys: options.keys,
-      oauthFor: (subject) => this.oauthFor(subject),
-      save: (subject, tokens, key) => this.save(subject, tokens, key),
-      recordOutcome: (subject, outcome, kind) => this.recordOutcome(subject.key, outcome, kind),
-      announce: (subject) => this.emit('event', { type: 'token_obtained', account: subject.key }),
-      known: (subject, key) => this.emit('known', { subject, key }),
-      loginPasswordIsAppSecret: () => options.loginPasswordIsAppSecret?.() ?? false,
-    });
+    this.stored = new AccountStore(options.store, this.slots, options.log);
+    this.notifications = new NotificationLimit(options.log);
     this.pending = new PendingAuthorizations(
       (subject) => this.oauthFor(subject),
       (completed) => this.saveCompleted(completed),
       options.pendingLimits,
     );
     this.pending.on('pending', (pending) => {
-      if (!this.mayNotify(pending.key)) return;
+      if (!this.notifications.allow(pending.key)) return;
       this.emit('event', {
         type: 'authorisation_needed',
         account: pending.key,
@@ -165,6 +157,10 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
         ...(pending.userCode && { userCode: pending.userCode }),
         reason: options.howToAuthorize(pending.key),
       });
+    });
+    this.pending.on('ended', ({ key }) => {
+      const slot = this.slots.get(key);
+      if (slot.state.name === 'pending') slot.state = slot.state.before;
     });
     this.stopWatching = options.store.onChange((account) => this.changedElsewhere(account));
   }
@@ -175,147 +171,108 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
     this.pending.close();
   }
 
-  /**
-   * At most {@link NOTIFICATIONS_PER_MINUTE} `authorisation_needed` events a minute: each may run
-   * the notification command, and a catch-all section lets anyone make up addresses.
-   */
-  private mayNotify(account: string): boolean {
-    const now = Date.now();
-    while (this.notified.length > 0 && this.notified[0]! <= now - 60_000) this.notified.shift();
-    if (this.notified.length >= NOTIFICATIONS_PER_MINUTE) {
-      this.options.log.warn(
-        { event: 'notification_suppressed', account },
-        'too many authorisations needed this minute; no notification sent for this one',
-      );
-      return false;
-    }
-    this.notified.push(now);
-    return true;
-  }
-
-  /**
-   * Another process or instance changed the account's stored fields: what was known of them here
-   * is dropped, and when they now hold tokens, a login waiting for an authorisation here gets them
-   * if its password opens them (that is how `authorize` on one instance completes a login waiting
-   * on another); the other waiting logins are told to log in again.
-   */
-  private changedElsewhere(account: string): void {
-    this.unwritten.delete(account);
-    this.distrusted.delete(account);
-    const subject = this.pending.subject(account);
-    if (!subject) return;
-    void this.readFields(subject).then(
-      (fields) => {
-        if (fields?.access_token === undefined && fields?.refresh_token === undefined) return;
-        this.contested.delete(account);
-        this.pending.settledElsewhere(account, (password) =>
-          this.options.keys.unlock(fields, password).then(
-            () => this.accessToken(subject, password),
-            () => undefined,
-          ),
-        );
-      },
-      () => undefined,
-    );
-  }
-
   /** @throws LoginFailure */
-  async accessToken(subject: TokenSubject, password: string): Promise<string> {
+  async accessToken(subject: TokenSubject, password: string | Passphrase): Promise<string> {
+    const passphrase = password instanceof Passphrase ? password : new Passphrase(password);
+    const slot = this.slots.get(subject.key);
     const fields = await this.readFields(subject);
-    if (fields?.access_token === undefined && fields?.refresh_token === undefined) {
-      await this.learnClientSecret(subject, fields, password);
-      return this.withoutToken(subject, password);
+    const opened = await this.options.vault.open(fields, passphrase, subject);
+    if (opened.outcome === 'wrong-password') {
+      if (opened.refusedBy === 'tokens') return this.wrongPassword(subject, passphrase, fields!);
+      this.options.log.info(
+        { event: 'wrong_password', account: subject.key },
+        'password does not decrypt the stored client secret',
+      );
+      throw new LoginFailure('bad-password', secretPasswordRefused(subject.loginName));
     }
+    if (opened.secretProblem !== undefined) {
+      this.options.log.warn(
+        { event: 'client_secret_undecryptable', account: subject.key },
+        opened.secretProblem,
+      );
+      throw new LoginFailure('config', opened.secretProblem);
+    }
+    slot.clientSecret = opened.clientSecret ?? null;
+    if (opened.unreadable !== undefined)
+      this.options.log.warn(
+        { event: 'tokens_unreadable', account: subject.key, problem: opened.unreadable },
+        'stored tokens are unusable; authorisation needed',
+      );
 
-    let key: AccountKey;
-    let tokens: DecryptedTokens;
-    try {
-      ({ key, tokens } = await this.options.keys.unlock(fields, password));
-    } catch (err) {
-      if (err instanceof WrongKeyError) return this.wrongPassword(subject, password, fields);
-      if (err instanceof CorruptTokenError) {
-        this.options.log.warn(
-          { event: 'tokens_unreadable', account: subject.key, problem: err.message },
-          'stored tokens are unusable; authorisation needed',
-        );
-        await this.learnClientSecret(subject, fields, password);
-        return this.withoutToken(subject, password);
-      }
-      throw err;
-    }
-    // With the key that opened the tokens: the one client_secret_encrypted was encrypted with.
-    await this.learnClientSecret(subject, fields, password, key);
-    // Stores from older email-oauth2-proxy versions move to the current iteration count at the next save.
-    if (key.iterations < DEFAULT_ITERATIONS) key = await this.options.keys.create(password);
+    const { key, tokens } = opened;
+    if (!key) return this.withoutToken(subject, passphrase);
+    slot.key = key;
     this.emit('known', { subject, key });
-
-    if (tokens.accessToken && this.isFresh(tokens) && !this.distrusted.has(subject.key))
+    if (tokens.accessToken && this.isFresh(tokens) && !slot.distrusted) {
+      // Fresh tokens in the store settle whatever this daemon last saw go wrong.
+      if (['empty', 'failed', 'needs-reauthorization'].includes(slot.state.name))
+        slot.state = { name: 'active' };
       return tokens.accessToken;
-    if (!tokens.refreshToken) return this.withoutToken(subject, password, key);
-    return this.sharedRefresh(subject, key, tokens.refreshToken, password);
+    }
+    if (!tokens.refreshToken) return this.withoutToken(subject, passphrase, key);
+    return this.sharedRefresh(subject, key, tokens.refreshToken, passphrase);
   }
 
-  /**
-   * Whether the account's last token request found its grant dead (the provider said to
-   * authorise again), for `status`.
-   */
-  needsReauthorization(key: string): boolean {
-    return this.reauthorise.has(key);
+  /** The account's state, for `status`. */
+  state(key: string): AccountState {
+    return this.slots.peek(key)?.state ?? { name: 'empty' };
   }
 
-  /** How the account's last token request went: the text `status` shows, and its kind. */
-  private recordOutcome(key: string, outcome: string, kind?: OAuthError['kind']): void {
-    this.lastRefresh.set(key, { at: Date.now(), outcome });
-    if (kind === 'reauthorise') this.reauthorise.add(key);
-    else this.reauthorise.delete(key);
+  /** How the account's last token request went, in words, for `status`. */
+  lastOutcome(key: string): { readonly at: number; readonly outcome: string } | undefined {
+    return this.slots.peek(key)?.lastOutcome;
+  }
+
+  /** Accounts holding tokens authorised while no login waited. */
+  unsavedKeys(): string[] {
+    return [...this.slots.inState('authorized-unsaved')];
   }
 
   /** The upstream refused an access token we thought valid: the next login refreshes. */
   distrust(key: string): void {
-    this.distrusted.add(key);
+    this.slots.get(key).distrusted = true;
   }
 
   /**
    * Refreshes a known account now if its access token is due, or regardless with `force`
-   * (background keep-alive). Undefined when there is no refresh token to use.
+   * (background keep-alive), unless tokens were written within `intervalMs` (by another
+   * instance's keep-alive, or a login's refresh): one keep-alive refresh per interval per fleet.
    *
-   * @throws LoginFailure as a login would get it; WrongKeyError when the store was re-encrypted
-   *   under another password meanwhile.
+   * @throws LoginFailure as a login would get it.
    */
   async refreshIfDue(
     known: KnownAccount,
     force: boolean,
     intervalMs = 0,
-  ): Promise<
-    { expiry: number | undefined; refreshed: boolean; lastActivityMs?: number } | undefined
-  > {
+  ): Promise<BackgroundRefresh> {
     const fields = await this.readFields(known.subject);
-    if (!fields?.refresh_token) return undefined;
-    const tokens = this.options.keys.open(known.key, fields);
-    if (!tokens.refreshToken) return undefined;
-    // Tokens written within the interval (another instance's keep-alive, a login's refresh) have
-    // just used the refresh token: one keep-alive refresh per interval for the whole fleet.
+    if (!fields?.refresh_token) return { outcome: 'no-refresh-token' };
+    const tokens = this.options.vault.reopen(known.key, fields);
+    if (!tokens) return { outcome: 're-encrypted' };
+    if (!tokens.refreshToken) return { outcome: 'no-refresh-token' };
     const lastActivityMs = Number(fields.last_activity) * 1000;
     if (force && Date.now() - lastActivityMs < intervalMs) force = false;
     if (!force && this.isFresh(tokens))
       return {
-        expiry: tokens.accessTokenExpiry,
-        refreshed: false,
+        outcome: 'not-due',
+        ...(tokens.accessTokenExpiry !== undefined && { expiry: tokens.accessTokenExpiry }),
         ...(Number.isFinite(lastActivityMs) && { lastActivityMs }),
       };
     await this.sharedRefresh(known.subject, known.key, tokens.refreshToken);
     const after = await this.readFields(known.subject);
     return {
-      expiry:
-        after?.access_token_expiry === undefined ? undefined : Number(after.access_token_expiry),
-      refreshed: true,
+      outcome: 'refreshed',
+      ...(after?.access_token_expiry !== undefined && {
+        expiry: Number(after.access_token_expiry),
+      }),
     };
   }
 
   /** Starts (or joins) the account's authorisation, for the CLI's `authorize`. */
-  authorize(subject: TokenSubject): Promise<PendingView> {
-    this.unsaved.delete(subject.key);
-    return this.pending.begin(subject);
+  async authorize(subject: TokenSubject): Promise<PendingView> {
+    const slot = this.slots.get(subject.key);
+    if (slot.state.name === 'authorized-unsaved') slot.state = { name: 'empty' };
+    return this.beginAuthorization(subject);
   }
 
   /**
@@ -324,108 +281,43 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
    * when there are none (already stored by a login).
    */
   async storeAuthorized(subject: TokenSubject, password: string): Promise<boolean> {
-    const tokens = this.unsaved.get(subject.key);
-    if (!tokens) return false;
-    this.unsaved.delete(subject.key);
-    const key = await this.options.keys.create(password);
-    await this.save(subject, tokens, key);
-    this.emit('known', { subject, key });
-    this.pending.passwordGiven(subject, password, tokens.accessToken);
+    const slot = this.slots.get(subject.key);
+    if (slot.state.name !== 'authorized-unsaved') return false;
+    const { tokens } = slot.state;
+    slot.state = { name: 'active' };
+    const passphrase = new Passphrase(password);
+    await this.saveNew(subject, tokens, await this.options.vault.newKey(passphrase));
+    this.pending.passwordGiven(subject, passphrase, tokens.accessToken);
     return true;
   }
 
-  /** Authorised but not yet stored (no login has supplied a password since). */
-  isUnsaved(key: string): boolean {
-    return this.unsaved.has(key);
+  /** An account's stored fields, as logins see them (see {@link AccountStore.read}). */
+  readFields(subject: TokenSubject): Promise<StoredTokenFields | undefined> {
+    return this.stored.read(subject);
   }
 
-  unsavedKeys(): string[] {
-    return [...this.unsaved.keys()];
-  }
-
-  /** Reads an account's stored fields: the token store first, then tokens left in the config file. */
-  async readFields(subject: TokenSubject): Promise<StoredTokenFields | undefined> {
-    const unwritten = this.unwritten.get(subject.key);
-    if (unwritten) {
-      this.flushUnwritten(subject.key, unwritten);
-      return unwritten;
-    }
-    try {
-      const { fields, fromStore } = await readFields(this.options.store, subject);
-      if (fromStore && fields !== undefined) this.lastRead.set(subject.key, fields);
-      else this.lastRead.delete(subject.key);
-      return fields;
-    } catch (err) {
-      const known = this.lastRead.get(subject.key);
-      if (err instanceof TokenStoreUnavailableError && known !== undefined) {
-        this.options.log.debug(
-          { event: 'token_store_unavailable', account: subject.key, err: err.message },
-          'token store unreachable; using the tokens it last returned',
-        );
-        return known;
-      }
-      this.options.log.error(
-        { event: 'token_store_unreadable', err: (err as Error).message },
-        'cannot read the token store',
-      );
-      throw new LoginFailure(
-        'temporary',
-        `The proxy cannot read its token store: ${(err as Error).message}`,
-      );
-    }
-  }
-
-  /** The provider-client options of one request for the account, with its decrypted client secret. */
-  private oauthFor(subject: TokenSubject): Promise<ProviderClientOptions> {
-    return this.secrets.options(subject, this.options.oauth, () => this.readFields(subject));
-  }
-
-  /** Decrypts the account's `client_secret_encrypted`, if any, with the login's password. */
-  private async learnClientSecret(
-    subject: TokenSubject,
-    fields: StoredTokenFields | undefined,
-    password: string,
-    unlocked?: AccountKey,
-  ): Promise<void> {
-    try {
-      await this.secrets.learn(subject, fields, password, unlocked);
-    } catch (err) {
-      if (!(err instanceof EncryptedClientSecretError)) throw err;
-      if (err.problem === 'wrong-password') {
-        this.options.log.info(
-          { event: 'wrong_password', account: subject.key },
-          'password does not decrypt the stored client secret',
-        );
-        throw new LoginFailure('bad-password', err.message);
-      }
-      this.options.log.warn(
-        { event: 'client_secret_undecryptable', account: subject.key },
-        err.message,
-      );
-      throw new LoginFailure('config', err.message);
-    }
-  }
-
-  private isFresh(tokens: DecryptedTokens): boolean {
-    return (
-      tokens.accessTokenExpiry !== undefined &&
-      tokens.accessTokenExpiry - this.options.refreshMarginSeconds > Date.now() / 1000
-    );
-  }
+  // ── Refreshing ──────────────────────────────────────────────────────────────────────────────
 
   /**
-   * `password` is the login's, when a login asked: should the refresh token turn out dead, the
+   * `passphrase` is the login's, when a login asked: should the refresh token turn out dead, the
    * login waits for the new authorisation like any other (background refreshes have none).
    */
   private sharedRefresh(
     subject: TokenSubject,
     key: AccountKey,
     refreshToken: string,
-    password?: string,
+    passphrase?: Passphrase,
   ): Promise<string> {
-    return this.refreshes.run(subject.key, () =>
-      this.refreshLocked(subject, key, refreshToken, password),
-    );
+    return this.refreshes.run(subject.key, async () => {
+      try {
+        return await this.refreshLocked(subject, key, refreshToken, passphrase);
+      } finally {
+        // Whatever the store threw, the refresh is over: the tokens it had are kept.
+        const slot = this.slots.get(subject.key);
+        if (slot.state.name === 'refreshing')
+          slot.state = { name: 'failed', kind: 'transient', code: 'token_store' };
+      }
+    });
   }
 
   /**
@@ -439,18 +331,19 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
     subject: TokenSubject,
     key: AccountKey,
     used: string,
-    password: string | undefined,
+    passphrase: Passphrase | undefined,
   ): Promise<string> {
+    const slot = this.slots.get(subject.key);
+    slot.state = { name: 'refreshing' };
     let decided = false;
     let sealed: StoredTokenFields | undefined;
     let outcome: RefreshOutcome;
     try {
-      outcome = await this.options.store.update<RefreshOutcome>(subject.key, async (current) => {
+      outcome = await this.stored.update<RefreshOutcome>(subject, async (newest, inStore) => {
         decided = true;
-        const stored = this.unwritten.get(subject.key) ?? current ?? subject.account.tokensInConfig;
-        const theirs = stored && tryOpen(this.options.keys, key, stored);
+        const theirs = newest && this.options.vault.reopen(key, newest);
         if (theirs?.refreshToken && theirs.refreshToken !== used) {
-          if (theirs.accessToken && this.isFresh(theirs) && !this.distrusted.has(subject.key))
+          if (theirs.accessToken && this.isFresh(theirs) && !slot.distrusted)
             return { change: { kind: 'keep' }, result: { kind: 'theirs', tokens: theirs } };
           used = theirs.refreshToken;
         }
@@ -458,27 +351,20 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
         if (result.kind === 'dead') {
           // The dead tokens go; the salt and an encrypted client secret stay for the next ones.
           const change: AccountChange =
-            current === undefined
+            inStore === undefined
               ? { kind: 'keep' }
-              : { kind: 'write', fields: withoutTokens(current) };
+              : { kind: 'write', fields: withoutTokens(inStore) };
           return { change, result };
         }
-        const fields = (sealed = this.seal(subject, result.tokens, key));
-        // Kept in memory first: should the write fail, the rotated refresh token is not lost.
-        // (Marked as being written, so that a read meanwhile does not write it a second time.)
-        this.unwritten.set(subject.key, fields);
-        this.flushing.add(subject.key);
-        return { change: { kind: 'write', fields }, result };
+        sealed = this.seal(subject, result.tokens, key);
+        return { change: { kind: 'write', fields: sealed }, result };
       });
-      if (outcome.kind === 'refreshed') this.unwritten.delete(subject.key);
     } catch (err) {
       if (err instanceof LoginFailure) throw err;
-      this.flushing.delete(subject.key);
       if (sealed) {
         // The provider answered and the store refused the tokens: they stay in memory.
-        this.storeRefused(subject.key, err);
-        const opened = this.options.keys.open(key, sealed);
-        return this.refreshed(subject, opened.accessToken ?? '');
+        this.stored.refused(subject.key, err);
+        return this.refreshed(subject, this.options.vault.reopen(key, sealed)?.accessToken ?? '');
       }
       if (decided) throw err;
       // No lock could be taken (a read-only directory): refresh without it, as a lone process would.
@@ -488,16 +374,16 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
       );
       const result = await this.refreshRequest(subject, used);
       if (result.kind === 'dead')
-        return this.refreshTokenDead(subject, key, result.failure, password);
+        return this.refreshTokenDead(subject, key, result.failure, passphrase);
       await this.save(subject, result.tokens, key);
       return this.refreshed(subject, result.tokens.accessToken);
     }
-    this.flushing.delete(subject.key);
     switch (outcome.kind) {
       case 'theirs':
+        slot.state = { name: 'active' };
         return outcome.tokens.accessToken ?? '';
       case 'dead':
-        return this.refreshTokenDead(subject, key, outcome.failure, password);
+        return this.refreshTokenDead(subject, key, outcome.failure, passphrase);
       case 'refreshed':
         return this.refreshed(subject, outcome.tokens.accessToken);
     }
@@ -511,7 +397,7 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
     const started = Date.now();
     try {
       const tokens = await refresh(subject.account, refreshToken, await this.oauthFor(subject));
-      this.recordOutcome(subject.key, 'ok');
+      this.settle(subject.key, 'ok');
       // Logged as it arrives; the write follows at once (a log line costs no measurable time).
       this.options.log.info(
         {
@@ -530,12 +416,12 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
         failure.kind === 'reauthorise' && subject.account.flow === 'password'
           ? SIGN_IN_AGAIN_WITH_PASSWORD
           : failure.hint;
-      this.recordOutcome(
+      this.settle(
         subject.key,
         failure.kind === 'transient'
           ? `failed (${failure.code}); tokens kept`
           : `failed (${failure.code}): ${failure.kind}`,
-        failure.kind,
+        failure,
       );
       this.options.log.warn(
         {
@@ -554,22 +440,20 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
         reason: `${failure.message}. ${hint}`,
       });
       if (failure.kind === 'reauthorise') return { kind: 'dead', failure };
-      if (failure.kind === 'config') {
-        throw new LoginFailure(
-          'config',
-          `Account ${subject.key} cannot get tokens: ${failure.message}. ${failure.hint}`,
-        );
-      }
-      throw new LoginFailure(
-        'temporary',
-        `Cannot refresh the OAuth2 token for ${subject.key}: ${failure.message}. The stored tokens are kept; try again later`,
-      );
+      throw loginFailureFromOAuth(failure, {
+        doing: (kind) =>
+          kind === 'transient'
+            ? `Cannot refresh the OAuth2 token for ${subject.key}`
+            : `Account ${subject.key} cannot get tokens`,
+        whenTransient: 'The stored tokens are kept; try again later',
+        otherwise: 'config',
+      });
     }
   }
 
   /** Tells of a refresh whose tokens are saved (or kept in memory). */
   private refreshed(subject: TokenSubject, accessToken: string): string {
-    this.distrusted.delete(subject.key);
+    this.slots.get(subject.key).distrusted = false;
     this.emit('event', { type: 'token_refreshed', account: subject.key });
     return accessToken;
   }
@@ -582,9 +466,9 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
     subject: TokenSubject,
     key: AccountKey,
     failure: OAuthError,
-    password: string | undefined,
+    passphrase: Passphrase | undefined,
   ): Promise<string> {
-    this.unwritten.delete(subject.key);
+    this.stored.forget(subject.key);
     if (subject.account.flow === 'password') {
       this.options.log.info(
         { event: 'refresh_token_dropped', account: subject.key, reason: failure.code },
@@ -596,94 +480,65 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
         failure.hint,
       );
     }
-    return this.withoutToken(subject, password, key);
+    return this.withoutToken(subject, passphrase, key);
   }
 
+  // ── Passwords that do not open the tokens ───────────────────────────────────────────────────
+
+  /** The password does not open the stored tokens; what happens depends on the flow and options. */
   private async wrongPassword(
     subject: TokenSubject,
-    password: string,
+    passphrase: Passphrase,
     fields: StoredTokenFields,
   ): Promise<string> {
-    if (subject.account.flow === 'password') {
-      // Only the provider knows whether this is a typo or the account's new password. Either way
-      // the stored tokens stay until it accepts the password; then new ones replace them.
-      this.options.log.info(
-        { event: 'wrong_password', account: subject.key },
-        'password does not unlock the stored tokens; asking the identity provider',
-      );
-      return this.grants.password(subject, password);
+    const verdict = judgeWrongPassword(subject, fields, {
+      deleteTokens: this.options.deleteTokensOnWrongPassword,
+      providerJudges: providerJudgesPassword(subject, this.loginPasswordIsAppSecret()),
+      log: this.options.log,
+    });
+    switch (verdict) {
+      case 'ask-provider':
+        return this.passwordGrant(subject, passphrase);
+      case 'delete-tokens': {
+        await this.options.store.remove(subject.key);
+        const slot = this.slots.get(subject.key);
+        slot.contested = true;
+        slot.state = { name: 'empty' };
+        return this.withoutToken(subject, passphrase);
+      }
+      default:
+        throw verdict;
     }
-    const secretStoredHere =
-      !subject.account.clientSecret && fields.client_secret_encrypted !== undefined;
-    if (this.options.deleteTokensOnWrongPassword && secretStoredHere) {
-      // Deleting the section would delete the only copy of the client secret, and without it no
-      // new authorisation could succeed: only the old password can still decrypt it.
-      this.options.log.warn(
-        { event: 'wrong_password', account: subject.key },
-        'wrong password: tokens kept despite delete_account_token_on_password_error, because client_secret_encrypted is stored with them',
-      );
-      throw new LoginFailure(
-        'bad-password',
-        `Wrong password for ${subject.loginName}: it does not decrypt the account's stored OAuth2 tokens. They were not deleted, because the client secret is stored encrypted with them (client_secret_encrypted); to change the password, put the secret in client_secret`,
-      );
-    }
-    if (this.options.deleteTokensOnWrongPassword && !this.grants.providerJudgesPassword(subject)) {
-      // Where nobody signs in (app-only, service account), the password that encrypts the stored
-      // token is all that stands between a local user and the mailbox: deleting the token would let
-      // any password in (email-oauth2-proxy refuses here too).
-      this.options.log.warn(
-        { event: 'wrong_password', account: subject.key },
-        'wrong password: token kept despite delete_account_token_on_password_error, because nobody signs in for this account',
-      );
-      throw new LoginFailure(
-        'bad-password',
-        `Wrong password for ${subject.loginName}: it does not decrypt the account's stored token, and with oauth2_flow = ${subject.account.flow} a wrong password never replaces it; to change the password, remove [${subject.key}] from the token store`,
-      );
-    }
-    if (this.options.deleteTokensOnWrongPassword) {
-      this.options.log.warn(
-        { event: 'tokens_deleted', account: subject.key },
-        'wrong password: tokens deleted (delete_account_token_on_password_error)',
-      );
-      await this.options.store.remove(subject.key);
-      this.contested.add(subject.key);
-      return this.withoutToken(subject, password);
-    }
-    this.options.log.info(
-      { event: 'wrong_password', account: subject.key },
-      'password does not unlock the stored tokens',
-    );
-    throw new LoginFailure(
-      'bad-password',
-      `Wrong password for ${subject.loginName}: it does not decrypt the account's stored OAuth2 tokens`,
-    );
   }
 
+  // ── Getting new tokens ──────────────────────────────────────────────────────────────────────
+
   /**
-   * No usable token: take one authorised without a waiting login, get an app-only one, or start
-   * (or join) an authorisation. `key` is the account's key when the password already unlocked it.
+   * No usable token: take one authorised without a waiting login, make the flow's grant, or start
+   * (or join) an authorisation. `known` is the account's key when the password already opened it.
    */
   private async withoutToken(
     subject: TokenSubject,
-    password: string | undefined,
+    passphrase: Passphrase | undefined,
     known?: AccountKey,
   ): Promise<string> {
+    const slot = this.slots.get(subject.key);
     const keyFor = async (): Promise<AccountKey> =>
-      known ?? (await this.options.keys.create(password ?? ''));
+      known ?? (await this.options.vault.newKey(passphrase ?? new Passphrase('')));
     // After a wrong password deleted the account's tokens, no login's password is proven until
     // the owner stores new tokens with `authorize` in a terminal: it may be anyone's.
-    const vouched = known !== undefined || !this.contested.has(subject.key);
-    const ready = this.unsaved.get(subject.key);
-    if (ready && password !== undefined && vouched) {
-      this.unsaved.delete(subject.key);
-      await this.save(subject, ready, await keyFor());
-      return ready.accessToken;
-    }
-    if (ready && password !== undefined) {
+    const vouched = known !== undefined || !slot.contested;
+    if (slot.state.name === 'authorized-unsaved' && passphrase) {
+      if (vouched) {
+        const { tokens } = slot.state;
+        slot.state = { name: 'active' };
+        await this.saveNew(subject, tokens, await keyFor());
+        return tokens.accessToken;
+      }
       // Authorised, but this login's password may be anyone's: it waits for the owner's.
       return this.pending.awaitOwner(
         subject.key,
-        password,
+        passphrase,
         this.options.loginWaitMs,
         () =>
           new LoginFailure(
@@ -692,23 +547,42 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
           ),
       );
     }
-    if (subject.account.flow === 'client_credentials')
-      return this.grants.appOnly(subject, keyFor, password);
-    if (subject.account.flow === 'service_account')
-      return this.grants.serviceAccount(subject, keyFor);
-    if (subject.account.flow === 'password') {
-      if (password === undefined) {
-        // A background refresh found the refresh token dead; the next login's password gets new tokens.
-        throw new LoginFailure(
-          'authorisation-needed',
-          `${subject.loginName} has no usable refresh token; the next login gets new tokens with its password`,
-        );
-      }
-      return this.grants.password(subject, password, known);
+    switch (subject.account.flow) {
+      case 'client_credentials':
+        return this.appOnly(subject, keyFor, passphrase);
+      case 'service_account':
+        return this.obtain(subject, subject.key, keyFor, async (options) => {
+          const tokens = await requestServiceAccount(subject, options, this.options.log);
+          this.options.log.info(
+            { event: 'token_obtained', account: subject.key, flow: 'service_account' },
+            'access token obtained with the service account key',
+          );
+          this.emit('event', { type: 'token_obtained', account: subject.key });
+          return tokens;
+        });
+      case 'password':
+        if (!passphrase) {
+          // A background refresh found the refresh token dead; the next login's password gets new tokens.
+          throw new LoginFailure(
+            'authorisation-needed',
+            `${subject.loginName} has no usable refresh token; the next login gets new tokens with its password`,
+          );
+        }
+        return this.passwordGrant(subject, passphrase, known);
+      case 'authorization_code':
+      case 'device':
+        return this.signIn(subject, passphrase, vouched);
     }
+  }
 
+  /** Starts (or joins) the account's sign-in and waits for it, as long as a login may. */
+  private async signIn(
+    subject: TokenSubject,
+    passphrase: Passphrase | undefined,
+    vouched: boolean,
+  ): Promise<string> {
     try {
-      await this.pending.begin(subject);
+      await this.beginAuthorization(subject);
     } catch (err) {
       if (err instanceof TooManyPendingError) {
         this.options.log.warn(
@@ -720,10 +594,9 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
           `${subject.loginName} needs authorising, but ${err.message}; try again later`,
         );
       }
-      const failure = classifyOAuthFailure(err, 'authorization_response');
-      throw new LoginFailure(
-        'config',
-        `Account ${subject.key} cannot be authorised: ${failure.message}. ${failure.hint}`,
+      throw loginFailureFromOAuth(
+        classifyOAuthFailure(err, 'authorization_response'),
+        `Account ${subject.key} cannot be authorised`,
       );
     }
     const needed = (): LoginFailure =>
@@ -731,10 +604,28 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
         'authorisation-needed',
         `${subject.loginName} needs authorising: ${this.options.howToAuthorize(subject.key)}`,
       );
-    if (password === undefined) throw needed();
-    return this.pending.wait(subject.key, password, vouched, this.options.loginWaitMs, needed);
+    if (!passphrase) throw needed();
+    return this.pending.wait(subject.key, passphrase, vouched, this.options.loginWaitMs, needed);
   }
 
+  private async beginAuthorization(subject: TokenSubject): Promise<PendingView> {
+    const view = await this.pending.begin(subject);
+    const slot = this.slots.get(subject.key);
+    const { state } = slot;
+    if (state.name !== 'pending' && this.pending.get(subject.key)) {
+      // Where the account goes back to if nobody signs in: nothing is under way by then.
+      const before: SettledState =
+        state.name === 'authorized-unsaved'
+          ? { name: 'empty' }
+          : state.name === 'refreshing'
+            ? { name: 'active' }
+            : state;
+      slot.state = { name: 'pending', before };
+    }
+    return view;
+  }
+
+  /** A sign-in completed: its tokens are saved under the waiting login's password, or kept for one. */
   private async saveCompleted({
     subject,
     tokens,
@@ -742,77 +633,223 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
   }: CompletedAuthorization): Promise<void> {
     this.options.log.info({ event: 'token_obtained', account: subject.key }, 'account authorised');
     this.emit('event', { type: 'token_obtained', account: subject.key });
+    const slot = this.slots.get(subject.key);
     if (password === undefined) {
-      this.unsaved.set(subject.key, tokens);
+      slot.state = { name: 'authorized-unsaved', tokens };
       return;
     }
-    const key = await this.options.keys.create(password);
+    slot.state = { name: 'active' };
+    await this.saveNew(subject, tokens, await this.options.vault.newKey(password));
+  }
+
+  /**
+   * `client_credentials`: a new access token whenever the old one expires. Under
+   * `use_login_password_as_client_credentials_secret` the login's password is the secret, and
+   * only logins with the same password share a request: the provider judges each.
+   */
+  private appOnly(
+    subject: TokenSubject,
+    keyFor: () => Promise<AccountKey>,
+    passphrase: Passphrase | undefined,
+  ): Promise<string> {
+    const secretIsPassword = appSecretIsLoginPassword(
+      subject.account,
+      this.loginPasswordIsAppSecret(),
+    );
+    if (secretIsPassword && !passphrase) {
+      return Promise.reject(
+        new LoginFailure(
+          'authorisation-needed',
+          `${subject.loginName} gets app-only tokens with the login's password as the client secret; the next login gets them`,
+        ),
+      );
+    }
+    const appSecret = secretIsPassword ? passphrase : undefined;
+    return this.obtain(subject, appSecret?.tag() ?? '', keyFor, (options) =>
+      requestAppOnly(subject, options, appSecret),
+    );
+  }
+
+  /**
+   * `password`: the login's password goes to the provider. Logins share a grant only when their
+   * passwords match. `known` is the account's key when this password opened the stored tokens.
+   */
+  private passwordGrant(
+    subject: TokenSubject,
+    passphrase: Passphrase,
+    known?: AccountKey,
+  ): Promise<string> {
+    return this.obtain(
+      subject,
+      passphrase.tag(),
+      async () => known ?? (await this.options.vault.newKey(passphrase)),
+      async (options) => {
+        const tokens = await requestPasswordGrant(subject, passphrase, options, this.options.log);
+        this.options.log.info(
+          { event: 'token_obtained', account: subject.key, flow: 'password' },
+          'tokens obtained with the password grant',
+        );
+        this.emit('event', { type: 'token_obtained', account: subject.key });
+        return tokens;
+      },
+      'ok (password grant)',
+      'password grant failed',
+    );
+  }
+
+  /**
+   * One grant per account (and `tag`) at a time, shared by every login that needs it. The key is
+   * derived while the request runs, so logins that arrive during the derivation join too; the
+   * tokens are saved under it.
+   */
+  private obtain(
+    subject: TokenSubject,
+    tag: string,
+    keyFor: () => Promise<AccountKey>,
+    request: (options: ProviderClientOptions) => Promise<TokenSet>,
+    succeeded = 'ok',
+    failed = 'failed',
+  ): Promise<string> {
+    return this.grants.run(
+      subject.key,
+      async () => {
+        const key = keyFor();
+        // Awaited only after a successful request; a failed one leaves the derivation unheard.
+        key.catch(() => undefined);
+        let tokens: TokenSet;
+        try {
+          tokens = await request(await this.oauthFor(subject));
+        } catch (err) {
+          if (!(err instanceof GrantFailure)) throw err;
+          this.settle(
+            subject.key,
+            `${failed} (${err.failure.code}): ${err.failure.kind}`,
+            err.failure,
+          );
+          throw err.login;
+        }
+        this.settle(subject.key, succeeded);
+        await this.saveNew(subject, tokens, await key);
+        return tokens.accessToken;
+      },
+      tag,
+    );
+  }
+
+  // ── Saving ──────────────────────────────────────────────────────────────────────────────────
+
+  /** Saves tokens a grant or sign-in produced, and makes the key known for background refreshes. */
+  private async saveNew(subject: TokenSubject, tokens: TokenSet, key: AccountKey): Promise<void> {
     await this.save(subject, tokens, key);
     this.emit('known', { subject, key });
   }
 
-  /**
-   * Encrypts and stores. A failed write is logged loudly but the login goes on: the token is
-   * valid, and refusing the user mail would not bring the disk back. The fields are kept in memory
-   * and written when the store takes them again.
-   */
+  /** Encrypts and stores (or keeps in memory, see {@link AccountStore.write}). */
   private async save(subject: TokenSubject, tokens: TokenSet, key: AccountKey): Promise<void> {
+    const slot = this.slots.get(subject.key);
+    slot.key = key;
     // New tokens, whichever way they came: the upstream's refusal of the old one no longer applies.
-    this.distrusted.delete(subject.key);
-    this.contested.delete(subject.key);
-    const fields = this.seal(subject, tokens, key);
-    this.unwritten.delete(subject.key);
-    try {
-      await this.options.store.write(subject.key, fields);
-    } catch (err) {
-      this.unwritten.set(subject.key, fields);
-      this.storeRefused(subject.key, err);
-    }
+    slot.distrusted = false;
+    slot.contested = false;
+    await this.stored.write(subject.key, this.seal(subject, tokens, key));
   }
 
-  /** The fields the store keeps for these tokens under `key`. */
+  /** The fields the store keeps for these tokens under `key`, the client secret re-encrypted with them. */
   private seal(subject: TokenSubject, tokens: TokenSet, key: AccountKey): StoredTokenFields {
-    // The client secret is re-encrypted with whatever key the tokens get, so a new salt never strands it.
-    return this.secrets.seal(
-      subject,
-      key,
-      this.options.keys.seal(key, {
+    const { clientSecret } = this.slots.get(subject.key);
+    return this.options.vault.seal(key, {
+      tokens: {
         accessToken: tokens.accessToken,
         accessTokenExpiry: tokens.expiresAt,
         ...(tokens.refreshToken && { refreshToken: tokens.refreshToken }),
-      }),
+      },
+      clientSecret: subject.account.clientSecret ? undefined : (clientSecret ?? undefined),
+    });
+  }
+
+  // ── Everything else ─────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Another process or instance changed the account's stored fields: what was known of them here
+   * is dropped, and when they now hold tokens, a login waiting for an authorisation here gets them
+   * if its password opens them (that is how `authorize` on one instance completes a login waiting
+   * on another); the other waiting logins are told to log in again.
+   */
+  private changedElsewhere(account: string): void {
+    const slot = this.slots.get(account);
+    this.stored.forget(account);
+    slot.distrusted = false;
+    const subject = this.pending.subject(account);
+    if (!subject) return;
+    void this.readFields(subject).then(
+      (fields) => {
+        if (!hasTokens(fields)) return;
+        slot.contested = false;
+        this.pending.settledElsewhere(account, async (passphrase) => {
+          const opened = await this.options.vault.open(fields, passphrase);
+          return opened.outcome === 'opened' && opened.key
+            ? this.accessToken(subject, passphrase)
+            : undefined;
+        });
+      },
+      () => undefined,
     );
   }
 
-  private storeRefused(account: string, err: unknown): void {
-    this.options.log.error(
-      { event: 'token_store_write_failed', account, err: (err as Error).message },
-      'could not save tokens; they are kept in memory and written when the store accepts them (until then a restart loses them)',
-    );
+  /**
+   * The account's last token request went as `outcome` says (words for `status`); `failure`, if
+   * it failed, moves the account to the state the provider's verdict calls for.
+   */
+  private settle(key: string, outcome: string, failure?: OAuthError): void {
+    const slot = this.slots.get(key);
+    slot.lastOutcome = { at: Date.now(), outcome };
+    if (!failure) slot.state = { name: 'active' };
+    else if (failure.kind === 'reauthorise')
+      slot.state = { name: 'needs-reauthorization', code: failure.code };
+    else slot.state = { name: 'failed', kind: failure.kind, code: failure.code };
   }
 
-  /** Retries writing fields the store refused earlier; one attempt per account at a time. */
-  private flushUnwritten(key: string, fields: StoredTokenFields): void {
-    if (this.flushing.has(key)) return;
-    this.flushing.add(key);
-    this.options.store
-      .write(key, fields)
-      .then(
-        () => {
-          if (this.unwritten.get(key) === fields) this.unwritten.delete(key);
-          this.options.log.info(
-            { event: 'token_store_written', account: key },
-            'tokens kept in memory are now saved',
-          );
-        },
-        () => undefined,
-      )
-      .finally(() => this.flushing.delete(key));
+  /** The provider-client options of one request for the account, with its decrypted client secret. */
+  private async oauthFor(subject: TokenSubject): Promise<ProviderClientOptions> {
+    const base = this.options.oauth;
+    if (subject.account.clientSecret) return base;
+    const { clientSecret } = this.slots.get(subject.key);
+    if (typeof clientSecret === 'string') return { ...base, clientSecret };
+    if (clientSecret === null) return base;
+    // An unreadable store is reported by whoever reads it next; here it only means "not known to be encrypted".
+    const fields = await this.readFields(subject).catch(() => undefined);
+    if (encryptedClientSecret(subject.account, fields) !== undefined)
+      throw clientSecretLocked(subject.key);
+    return base;
+  }
+
+  private loginPasswordIsAppSecret(): boolean {
+    return this.options.loginPasswordIsAppSecret?.() ?? false;
+  }
+
+  private isFresh(tokens: PlainTokens): boolean {
+    return (
+      tokens.accessTokenExpiry !== undefined &&
+      tokens.accessTokenExpiry - this.options.refreshMarginSeconds > Date.now() / 1000
+    );
   }
 }
 
-/** How many `authorisation_needed` notifications may go out in a minute. */
-const NOTIFICATIONS_PER_MINUTE = 10;
+/**
+ * What a request needs when the secret is stored encrypted and no login has decrypted it yet:
+ * only the mail password can, and nothing else holds it.
+ */
+function clientSecretLocked(key: string): OAuthError {
+  return new OAuthError(
+    `The client secret of ${key} is stored encrypted (client_secret_encrypted) and no login has decrypted it yet`,
+    {
+      kind: 'config',
+      code: 'client_secret_locked',
+      hint: 'Log in once with the mail client so the proxy can decrypt it, or put the secret in client_secret.',
+      configKey: 'client_secret',
+    },
+  );
+}
 
 const SIGN_IN_AGAIN_WITH_PASSWORD =
   'The refresh token was refused; the login under way (or else the next one) gets new tokens with the password grant.';
@@ -821,24 +858,6 @@ type RefreshOutcome =
   /** New tokens from the provider, stored (or kept in memory when the store refused them). */
   | { readonly kind: 'refreshed'; readonly tokens: TokenSet }
   /** Another process or instance had refreshed meanwhile; its fresh access token is used. */
-  | { readonly kind: 'theirs'; readonly tokens: DecryptedTokens }
+  | { readonly kind: 'theirs'; readonly tokens: PlainTokens }
   /** The provider refused the refresh token and nobody had a newer one. */
   | { readonly kind: 'dead'; readonly failure: OAuthError };
-
-/** The fields without the dead tokens (the salt and an encrypted client secret stay). */
-function withoutTokens(fields: StoredTokenFields): StoredTokenFields {
-  const { access_token: _a, access_token_expiry: _e, refresh_token: _r, ...rest } = fields;
-  return rest;
-}
-
-function tryOpen(
-  keys: AccountKeys,
-  key: AccountKey,
-  fields: StoredTokenFields,
-): DecryptedTokens | undefined {
-  try {
-    return keys.open(key, fields);
-  } catch {
-    return undefined;
-  }
-}

@@ -1,4 +1,5 @@
 import type { AccountStatus, TokenState } from '../control/protocol.js';
+import type { AccountState } from './account-slots.js';
 import type { TokenSubject } from './subject.js';
 import type { TokenManager } from './token-manager.js';
 
@@ -16,7 +17,6 @@ export async function tokenStatus(
     ...tokens.pending.list().map((pending) => pending.key),
     ...tokens.unsavedKeys(),
   ]);
-  const now = Date.now() / 1000;
   const result: AccountStatus[] = [];
   for (const key of keys) {
     const subject = bySubject.get(key);
@@ -24,22 +24,11 @@ export async function tokenStatus(
     const expiry =
       fields?.access_token_expiry === undefined ? undefined : Number(fields.access_token_expiry);
     const pending = tokens.pending.get(key);
-    const lastRefresh = tokens.lastRefresh.get(key);
+    const lastRefresh = tokens.lastOutcome(key);
     const hasTokens = fields?.access_token !== undefined || fields?.refresh_token !== undefined;
-    const state: TokenState = pending
-      ? 'pending'
-      : tokens.isUnsaved(key)
-        ? 'authorised-unsaved'
-        : !hasTokens
-          ? tokens.needsReauthorization(key)
-            ? 'needs-reauthorisation'
-            : 'none'
-          : expiry !== undefined && expiry > now
-            ? 'active'
-            : 'expired';
     result.push({
       account: key,
-      state,
+      state: shownState(tokens.state(key), hasTokens, expiry),
       hasRefreshToken: fields?.refresh_token !== undefined,
       ...(hasTokens &&
         expiry !== undefined &&
@@ -61,4 +50,20 @@ export async function tokenStatus(
     });
   }
   return result;
+}
+
+/**
+ * What `status` calls the account's state. Sign-ins and unsaved tokens come from the daemon's
+ * state; whether tokens are stored, and whether they are still valid, from the store, which
+ * another process may have changed since.
+ */
+function shownState(
+  state: AccountState,
+  hasTokens: boolean,
+  expiry: number | undefined,
+): TokenState {
+  if (state.name === 'pending') return 'pending';
+  if (state.name === 'authorized-unsaved') return 'authorised-unsaved';
+  if (!hasTokens) return state.name === 'needs-reauthorization' ? 'needs-reauthorisation' : 'none';
+  return expiry !== undefined && expiry > Date.now() / 1000 ? 'active' : 'expired';
 }

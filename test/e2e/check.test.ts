@@ -2,9 +2,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { claimProblems, readAccessTokenClaims } from '../../src/doctor/token-claims.js';
-import { KeyCache } from '../../src/tokens/key-cache.js';
 import { FileTokenStore } from '../../src/tokens/stores/file-store.js';
-import { TokenCipher } from '../../src/tokens/token-cipher.js';
 import { makeTestCa } from '../peers/certs.js';
 import { freePorts } from '../peers/free-ports.js';
 import { OFFICE365_TEST_SCOPE } from '../peers/idp.js';
@@ -12,6 +10,7 @@ import { startSmtpUpstream, type SmtpUpstream } from '../peers/smtp-upstream.js'
 import { PROXY_BIN, ProxyProcess } from '../support/proxy-process.js';
 import { spawnInTerminal } from '../support/terminal.js';
 import { PASSWORD, USER, World } from '../support/world.js';
+import { openTokens, sealTokens } from '../support/sealed-tokens.js';
 
 /**
  * `oauth2-mail-proxy check <account>` against the real peers: the test identity provider,
@@ -110,7 +109,7 @@ async function storeTokens(tokens: {
   expiresIn: number;
 }): Promise<void> {
   tokenValues.push(tokens.accessToken, tokens.refreshToken);
-  const fields = await new TokenCipher(new KeyCache()).encryptTokens(
+  const fields = await sealTokens(
     {
       accessToken: tokens.accessToken,
       accessTokenExpiry: Math.floor(Date.now() / 1000) + tokens.expiresIn,
@@ -124,9 +123,7 @@ async function storeTokens(tokens: {
 /** The refresh token stored for USER, decrypted. */
 async function storedRefreshToken(): Promise<string | undefined> {
   const fields = await new FileTokenStore(world.tokenStore).read(USER);
-  return fields
-    ? (await new TokenCipher(new KeyCache()).decryptTokens(fields, PASSWORD)).refreshToken
-    : undefined;
+  return fields ? (await openTokens(fields, PASSWORD)).refreshToken : undefined;
 }
 
 /** An unsigned-looking JWT with these claims (the doctor reads claims, it never verifies them). */

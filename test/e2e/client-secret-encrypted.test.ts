@@ -2,14 +2,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredTokenFields } from '../../src/config/types.js';
 import { completeAuthorization, startAuthorization } from '../../src/oauth/index.js';
-import { fernetDecrypt, fernetEncrypt } from '../../src/tokens/fernet.js';
-import { KeyCache } from '../../src/tokens/key-cache.js';
-import { DEFAULT_ITERATIONS, LEGACY_ITERATIONS } from '../../src/tokens/key-derivation.js';
+import { fernetDecrypt, fernetEncrypt } from '../../src/tokens/vault/fernet.js';
+import { DEFAULT_ITERATIONS, LEGACY_ITERATIONS } from '../../src/tokens/vault/key-derivation.js';
 import { FileTokenStore } from '../../src/tokens/stores/file-store.js';
-import { AccountKeys, type AccountKey } from '../../src/tokens/token-cipher.js';
+import type { AccountKey } from '../../src/tokens/vault/vault.js';
 import { OFFICE365_TEST_SCOPE } from '../peers/idp.js';
 import { Conversation } from '../support/conversation.js';
 import { ProxyProcess } from '../support/proxy-process.js';
+import { accountKey, openingKey, sealWith } from '../support/sealed-tokens.js';
 import { PASSWORD, World } from '../support/world.js';
 
 /**
@@ -29,7 +29,6 @@ const UNAUTHORIZED = 'unauthorised.user@example.com';
 const DAMAGED = 'damaged.user@example.com';
 /** Authorised with the stand-alone CLI (no daemon), which asks the password first. */
 const STANDALONE = 'standalone.user@example.com';
-const keys = new AccountKeys(new KeyCache());
 const printed: string[] = [];
 
 /** An account of the desktop client with no client_secret in the config. */
@@ -65,13 +64,8 @@ async function desktopTokens(user: string): Promise<{ accessToken: string; refre
   return { accessToken: tokens.accessToken, refreshToken: tokens.refreshToken! };
 }
 
-async function legacyKey(): Promise<AccountKey> {
-  const salt = Buffer.from('0123456789abcdef');
-  return {
-    salt: salt.toString('base64'),
-    iterations: LEGACY_ITERATIONS,
-    key: await new KeyCache().get(PASSWORD, salt, LEGACY_ITERATIONS),
-  };
+function legacyKey(): Promise<AccountKey> {
+  return accountKey(PASSWORD, LEGACY_ITERATIONS, Buffer.from('0123456789abcdef'));
 }
 
 /** Writes `user`'s section the way email-oauth2-proxy's cache store holds it. */
@@ -85,8 +79,8 @@ async function seed(
       ? {}
       : { ...(await desktopTokens(user)), accessTokenExpiry: Math.floor(Date.now() / 1000) - 60 };
   const fields = {
-    ...keys.seal(key, tokens),
-    client_secret_encrypted: fernetEncrypt((options.secretKey ?? key).key, secret()),
+    ...sealWith(key, tokens),
+    client_secret_encrypted: fernetEncrypt((options.secretKey ?? key).seals.bytes, secret()),
   };
   await store().write(user, fields);
   return fields;
@@ -95,8 +89,8 @@ async function seed(
 /** The stored section of `user` and its secret, decrypted with the key PASSWORD gives for the section's own salt. */
 async function storedSecret(user: string): Promise<{ fields: StoredTokenFields; secret: string }> {
   const fields = (await store().read(user))!;
-  const { key } = await keys.unlock(fields, PASSWORD);
-  return { fields, secret: fernetDecrypt(key.key, fields.client_secret_encrypted!) };
+  const key = await openingKey(fields, PASSWORD);
+  return { fields, secret: fernetDecrypt(key.opens.bytes, fields.client_secret_encrypted!) };
 }
 
 async function loginReply(user: string, password = PASSWORD): Promise<string> {
@@ -164,7 +158,7 @@ describe('a client secret email-oauth2-proxy stored encrypted', () => {
   });
 
   it('cannot be used by `authorize` before a login decrypted it, and says what to do; after one it can', async () => {
-    const before = await seed(UNAUTHORIZED, await keys.create(PASSWORD), { tokens: false });
+    const before = await seed(UNAUTHORIZED, await accountKey(PASSWORD), { tokens: false });
     const refused = proxy.cli(['authorize', UNAUTHORIZED]);
     expect(await refused.exit()).toBe(2);
     printed.push(refused.output);
@@ -188,8 +182,8 @@ describe('a client secret email-oauth2-proxy stored encrypted', () => {
   });
 
   it('under another key than the tokens refuses the login as a config problem, naming the fix', async () => {
-    await seed(DAMAGED, await keys.create(PASSWORD), {
-      secretKey: await keys.create('another password'),
+    await seed(DAMAGED, await accountKey(PASSWORD), {
+      secretKey: await accountKey('another password'),
     });
     expect(await loginReply(DAMAGED)).toBe(
       `a1 NO [AUTHENTICATIONFAILED] The client secret of ${DAMAGED} is stored encrypted (client_secret_encrypted), but the password that ` +
@@ -198,7 +192,7 @@ describe('a client secret email-oauth2-proxy stored encrypted', () => {
   });
 
   it('is decrypted by the stand-alone `authorize` with the password it asks first, and stored with the new tokens', async () => {
-    const before = await seed(STANDALONE, await keys.create(PASSWORD), { tokens: false });
+    const before = await seed(STANDALONE, await accountKey(PASSWORD), { tokens: false });
     const files = { configFile: proxy.configFile, tokenStore: proxy.tokenStore };
     const noDaemon = [
       'authorize',
@@ -228,7 +222,7 @@ describe('a client secret email-oauth2-proxy stored encrypted', () => {
   });
 
   it('is decrypted and sent by `check`, which saves it again with the refreshed tokens', async () => {
-    await seed(MIGRATED, await keys.create(PASSWORD));
+    await seed(MIGRATED, await accountKey(PASSWORD));
     const check = ProxyProcess.command(['check', MIGRATED, '--timeout', '5'], {
       configFile: proxy.configFile,
       tokenStore: proxy.tokenStore,

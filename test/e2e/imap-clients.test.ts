@@ -10,12 +10,11 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ImapFlow, type ImapFlowOptions } from 'imapflow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KeyCache } from '../../src/tokens/key-cache.js';
 import { FileTokenStore } from '../../src/tokens/stores/file-store.js';
-import { TokenCipher } from '../../src/tokens/token-cipher.js';
 import { python, runClient } from '../support/clients.js';
 import { Conversation } from '../support/conversation.js';
 import { fetchmailHome } from '../support/fetchmail.js';
+import { openTokens } from '../support/sealed-tokens.js';
 import type { ProxyProcess } from '../support/proxy-process.js';
 import { PASSWORD, USER, World } from '../support/world.js';
 
@@ -398,7 +397,7 @@ print(json.dumps(result))
     const fields = await new FileTokenStore(world.tokenStore).read(USER);
     expect(fields?.access_token).toMatch(/^gAAAAA/);
     expect(fields?.refresh_token).toMatch(/^gAAAAA/);
-    const current = await new TokenCipher(new KeyCache()).decryptTokens(fields!, PASSWORD);
+    const current = await openTokens(fields!, PASSWORD);
 
     const secrets = [
       PASSWORD,

@@ -2,13 +2,12 @@ import { readFile, stat } from 'node:fs/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { AccountConfig, StoredTokenFields } from '../../src/config/types.js';
 import { OAuthError, passwordGrant, refresh } from '../../src/oauth/index.js';
-import { KeyCache } from '../../src/tokens/key-cache.js';
 import { FileTokenStore } from '../../src/tokens/stores/file-store.js';
-import { TokenCipher } from '../../src/tokens/token-cipher.js';
 import { OFFICE365_TEST_SCOPE, TEST_USER_PASSWORD } from '../peers/idp.js';
 import { introspect } from '../peers/introspect.js';
 import { python } from '../support/clients.js';
 import { loginReply } from '../support/faults/imap-steps.js';
+import { openTokens, sealTokens } from '../support/sealed-tokens.js';
 import type { ProxyProcess } from '../support/proxy-process.js';
 import { USER, World } from '../support/world.js';
 
@@ -26,7 +25,6 @@ const MFA_USER = 'mfa.user@example.com';
 const SERVICE_USER = 'robot@example.com';
 const NEW_PASSWORD = 'the account password after a change';
 const WRONG_PASSWORD = 'a mistyped account password';
-const cipher = new TokenCipher(new KeyCache());
 const store = (): FileTokenStore => new FileTokenStore(world.tokenStore);
 
 function passwordSection(name: string): string {
@@ -103,7 +101,7 @@ async function openStored(
 > {
   const fields = await storedFields();
   if (!fields) return undefined;
-  return cipher.decryptTokens(fields, password).catch(() => undefined);
+  return openTokens(fields, password).catch(() => undefined);
 }
 
 /** Rewrites the stored tokens as expired, still under `password`, as time passing would. */
@@ -112,7 +110,7 @@ async function expireStoredTokens(password: string): Promise<void> {
   if (!tokens?.accessToken) throw new Error('no stored tokens to expire');
   await store().write(
     USER,
-    await cipher.encryptTokens(
+    await sealTokens(
       {
         ...tokens,
         accessToken: tokens.accessToken,

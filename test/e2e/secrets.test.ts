@@ -2,11 +2,10 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { parseIni } from '../../src/config/configparser.js';
-import { KeyCache } from '../../src/tokens/key-cache.js';
-import { TokenCipher } from '../../src/tokens/token-cipher.js';
 import { Conversation } from '../support/conversation.js';
 import type { ProxyProcess } from '../support/proxy-process.js';
 import { PASSWORD, USER, World } from '../support/world.js';
+import { openTokens } from '../support/sealed-tokens.js';
 
 /**
  * Every secret the proxy handles, through every path that prints something (debug logs, the
@@ -100,10 +99,9 @@ it('keeps every password, token and client secret out of logs, hooks, CLI output
 
   // Every token that is or was in the store, decrypted, joins the list of secrets.
   const store = parseIni(await readFile(world.tokenStore, 'utf8'), 'store');
-  const cipher = new TokenCipher(new KeyCache());
   for (const account of [USER, DESKTOP_USER]) {
     const fields = Object.fromEntries(store.get(account)!);
-    const tokens = await cipher.decryptTokens(fields, PASSWORD);
+    const tokens = await openTokens(fields, PASSWORD);
     secrets.add(tokens.accessToken!).add(tokens.refreshToken!);
   }
 

@@ -4,14 +4,13 @@
  * client never hears of it; a second rejection is reported as before, after one refresh only.
  */
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { KeyCache } from '../../src/tokens/key-cache.js';
 import { FileTokenStore } from '../../src/tokens/stores/file-store.js';
-import { TokenCipher } from '../../src/tokens/token-cipher.js';
 import { OFFICE365_TEST_SCOPE } from '../peers/idp.js';
 import { Conversation } from '../support/conversation.js';
 import { finalReply, greeted, loginReply } from '../support/faults/imap-steps.js';
 import type { ProxyProcess } from '../support/proxy-process.js';
 import { PASSWORD, USER, World } from '../support/world.js';
+import { sealTokens } from '../support/sealed-tokens.js';
 
 let world: World;
 let proxy: ProxyProcess;
@@ -35,7 +34,7 @@ beforeEach(() => world.idp.resetTokenRequests());
  */
 async function seed(tokenOwner: string, accessToken?: string): Promise<void> {
   const issued = await world.idp.issueTokensFor(tokenOwner, OFFICE365_TEST_SCOPE);
-  const fields = await new TokenCipher(new KeyCache()).encryptTokens(
+  const fields = await sealTokens(
     {
       accessToken: accessToken ?? issued.accessToken,
       accessTokenExpiry: Math.floor(Date.now() / 1000) + 3600,

@@ -13,9 +13,8 @@ import {
 } from '../peers/idp.js';
 import { startDovecot, type Dovecot } from '../peers/dovecot.js';
 import { FileTokenStore } from '../../src/tokens/stores/file-store.js';
-import { TokenCipher } from '../../src/tokens/token-cipher.js';
-import { KeyCache } from '../../src/tokens/key-cache.js';
 import { PROXY_BIN, ProxyProcess } from './proxy-process.js';
+import { sealTokens } from './sealed-tokens.js';
 
 /** The mailbox every end-to-end test reads. */
 export const USER = 'john.smith@example.com';
@@ -109,7 +108,7 @@ export class World {
     const expiry = options.expired
       ? Math.floor(Date.now() / 1000) - 60
       : Math.floor(Date.now() / 1000) + issued.expiresIn;
-    const fields = await new TokenCipher(new KeyCache()).encryptTokens(
+    const fields = await sealTokens(
       {
         accessToken: issued.accessToken,
         accessTokenExpiry: expiry,

@@ -5,8 +5,8 @@ import {
   fernetDecrypt,
   fernetEncrypt,
   toUrlSafeBase64,
-} from '../../src/tokens/fernet.js';
-import { DEFAULT_ITERATIONS, deriveKey } from '../../src/tokens/key-derivation.js';
+} from '../../src/tokens/vault/fernet.js';
+import { DEFAULT_ITERATIONS, deriveKey } from '../../src/tokens/vault/key-derivation.js';
 
 // The vector from docs (made with Python's `cryptography`): password `pw`, 1,200,000 iterations.
 const VECTOR = {

@@ -13,10 +13,10 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LoginFailure } from '../../src/auth/types.js';
 import type { AccountConfig, OAuthFlow } from '../../src/config/types.js';
-import { KeyCache } from '../../src/tokens/key-cache.js';
 import { FileTokenStore } from '../../src/tokens/stores/file-store.js';
 import type { TokenSubject } from '../../src/tokens/subject.js';
-import { AccountKeys } from '../../src/tokens/token-cipher.js';
+import { Vault } from '../../src/tokens/vault/vault.js';
+import { accountKey, sealWith } from '../support/sealed-tokens.js';
 import { TokenManager } from '../../src/tokens/token-manager.js';
 
 const USER = 'user@example.com';
@@ -125,7 +125,7 @@ function manager(options: { deleteTokensOnWrongPassword?: boolean } = {}): {
   const store = new FileTokenStore(join(dir, 'tokens.ini'));
   const tokens = new TokenManager({
     store,
-    keys: new AccountKeys(new KeyCache()),
+    vault: new Vault(),
     log: pino({ level: 'silent' }),
     oauth: { requestTimeoutMs: 5_000 },
     refreshMarginSeconds: 300,
@@ -184,11 +184,10 @@ describe('password-flow logins that overlap', () => {
 describe('a password-flow account in the background', () => {
   it('stops refreshing when the refresh token is dead, and leaves new tokens to the next login', async () => {
     const { tokens, store } = manager();
-    const keys = new AccountKeys(new KeyCache());
-    const key = await keys.create(RIGHT);
+    const key = await accountKey(RIGHT);
     await store.write(
       USER,
-      keys.seal(key, {
+      sealWith(key, {
         accessToken: 'old-access',
         accessTokenExpiry: Math.floor(Date.now() / 1000) - 60,
         refreshToken: 'dead-refresh',

@@ -10,11 +10,11 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { LoginFailure } from '../../src/auth/types.js';
 import type { AccountConfig } from '../../src/config/types.js';
-import { KeyCache } from '../../src/tokens/key-cache.js';
 import type { PendingLimits } from '../../src/tokens/pending-authorizations.js';
 import { FileTokenStore } from '../../src/tokens/stores/file-store.js';
 import type { TokenSubject } from '../../src/tokens/subject.js';
-import { AccountKeys } from '../../src/tokens/token-cipher.js';
+import { Vault } from '../../src/tokens/vault/vault.js';
+import { accountKey, openTokens, sealWith } from '../support/sealed-tokens.js';
 import { tokenStatus } from '../../src/tokens/token-status.js';
 import { TokenManager, type TokenEvent } from '../../src/tokens/token-manager.js';
 import { OFFICE365_TEST_SCOPE, TEST_REDIRECT_URI, startIdp, type Idp } from '../peers/idp.js';
@@ -68,7 +68,7 @@ function manager(
 ): TokenManager {
   const tokens = new TokenManager({
     store: new FileTokenStore(path),
-    keys: new AccountKeys(new KeyCache()),
+    vault: new Vault(),
     log: pino({ level: 'silent' }),
     oauth: { requestTimeoutMs: 5_000 },
     refreshMarginSeconds: 300,
@@ -85,11 +85,10 @@ async function storeTokens(
   options: { expired?: boolean; password?: string } = {},
 ): Promise<{ accessToken: string }> {
   const issued = await idp.issueTokensFor(USER);
-  const keys = new AccountKeys(new KeyCache());
   const expiry = Math.floor(Date.now() / 1000) + (options.expired ? -60 : issued.expiresIn);
   await new FileTokenStore(path).write(
     USER,
-    keys.seal(await keys.create(options.password ?? PASSWORD), {
+    sealWith(await accountKey(options.password ?? PASSWORD), {
       accessToken: issued.accessToken,
       accessTokenExpiry: expiry,
       refreshToken: issued.refreshToken,
@@ -171,9 +170,7 @@ describe('a waiting login whose password nothing proved', () => {
     expect(refused.message).toMatch(/log in again/);
     await expect(tokens.accessToken(subjectOf(), PASSWORD)).resolves.toEqual(expect.any(String));
     const fields = await new FileTokenStore(path).read(USER);
-    await expect(
-      new AccountKeys(new KeyCache()).unlock(fields!, 'the attacker’s password'),
-    ).rejects.toThrow();
+    await expect(openTokens(fields!, 'the attacker’s password')).rejects.toThrow();
     tokens.close();
   });
 
@@ -188,7 +185,7 @@ describe('a waiting login whose password nothing proved', () => {
     expect((await refusal(tokens.accessToken(subjectOf(), 'the attacker’s password'))).reason).toBe(
       'authorisation-needed',
     );
-    expect(tokens.isUnsaved(USER)).toBe(true);
+    expect(tokens.state(USER).name).toBe('authorized-unsaved');
     tokens.close();
   });
 });

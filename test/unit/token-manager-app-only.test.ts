@@ -9,10 +9,9 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { LoginFailure } from '../../src/auth/types.js';
-import { KeyCache } from '../../src/tokens/key-cache.js';
 import { FileTokenStore } from '../../src/tokens/stores/file-store.js';
 import type { TokenSubject } from '../../src/tokens/subject.js';
-import { AccountKeys } from '../../src/tokens/token-cipher.js';
+import { Vault } from '../../src/tokens/vault/vault.js';
 import { TokenManager } from '../../src/tokens/token-manager.js';
 import { startIdp, type Idp } from '../peers/idp.js';
 
@@ -56,7 +55,7 @@ function appOnly(): TokenSubject {
 function manager(options: { deleteTokensOnWrongPassword?: boolean } = {}): TokenManager {
   return new TokenManager({
     store: new FileTokenStore(join(dir, 'tokens.ini')),
-    keys: new AccountKeys(new KeyCache()),
+    vault: new Vault(),
     log: pino({ level: 'silent' }),
     oauth: { requestTimeoutMs: 5_000 },
     refreshMarginSeconds: 300,

@@ -5,7 +5,6 @@
  * decrypted and sent. The token store is a real file.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -13,12 +12,12 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { LoginFailure } from '../../src/auth/types.js';
 import type { AccountConfig, StoredTokenFields } from '../../src/config/types.js';
 import { completeAuthorization, OAuthError, startAuthorization } from '../../src/oauth/index.js';
-import { fernetDecrypt, fernetEncrypt } from '../../src/tokens/fernet.js';
-import { KeyCache } from '../../src/tokens/key-cache.js';
-import { DEFAULT_ITERATIONS, LEGACY_ITERATIONS } from '../../src/tokens/key-derivation.js';
+import { fernetDecrypt, fernetEncrypt } from '../../src/tokens/vault/fernet.js';
+import { DEFAULT_ITERATIONS, LEGACY_ITERATIONS } from '../../src/tokens/vault/key-derivation.js';
 import { FileTokenStore } from '../../src/tokens/stores/file-store.js';
 import type { TokenSubject } from '../../src/tokens/subject.js';
-import { AccountKeys, type AccountKey } from '../../src/tokens/token-cipher.js';
+import { Vault, type AccountKey } from '../../src/tokens/vault/vault.js';
+import { accountKey, openingKey, sealWith } from '../support/sealed-tokens.js';
 import { TokenManager, type KnownAccount } from '../../src/tokens/token-manager.js';
 import { OFFICE365_TEST_SCOPE, startIdp, type Idp } from '../peers/idp.js';
 
@@ -28,7 +27,6 @@ const PASSWORD = 'mail client password';
 let idp: Idp;
 let dir: string;
 let store: FileTokenStore;
-const keys = new AccountKeys(new KeyCache());
 
 beforeAll(async () => {
   idp = await startIdp({ defaultUser: USER });
@@ -64,7 +62,7 @@ function manager(
 ): TokenManager {
   return new TokenManager({
     store,
-    keys,
+    vault: new Vault(),
     log: pino({ level: 'silent' }),
     oauth: { requestTimeoutMs: 5_000 },
     refreshMarginSeconds: 300,
@@ -87,14 +85,9 @@ async function desktopTokens(): Promise<{ accessToken: string; refreshToken: str
   return { accessToken: tokens.accessToken, refreshToken: tokens.refreshToken! };
 }
 
-/** A key at any iteration count (AccountKeys.create only makes current ones). */
-async function keyAt(iterations: number): Promise<AccountKey> {
-  const salt = randomBytes(16);
-  return {
-    salt: salt.toString('base64'),
-    iterations,
-    key: await new KeyCache().get(PASSWORD, salt, iterations),
-  };
+/** A key at any iteration count (the vault only makes current ones). */
+function keyAt(iterations: number): Promise<AccountKey> {
+  return accountKey(PASSWORD, iterations);
 }
 
 /** Writes a section as email-oauth2-proxy leaves it: expired tokens and the secret under `key`. */
@@ -107,9 +100,9 @@ async function seed(
       ? {}
       : { ...(await desktopTokens()), accessTokenExpiry: Math.floor(Date.now() / 1000) - 60 };
   const fields = {
-    ...keys.seal(key, tokens),
+    ...sealWith(key, tokens),
     client_secret_encrypted: fernetEncrypt(
-      (options.secretKey ?? key).key,
+      (options.secretKey ?? key).seals.bytes,
       idp.clients.desktop.clientSecret,
     ),
   };
@@ -121,8 +114,8 @@ async function seed(
 /** The store's secret, decrypted with the key the password gives for the store's own salt. */
 async function storedSecret(): Promise<{ fields: StoredTokenFields; secret: string }> {
   const fields = (await store.read(USER))!;
-  const { key } = await keys.unlock(fields, PASSWORD);
-  return { fields, secret: fernetDecrypt(key.key, fields.client_secret_encrypted!) };
+  const key = await openingKey(fields, PASSWORD);
+  return { fields, secret: fernetDecrypt(key.opens.bytes, fields.client_secret_encrypted!) };
 }
 
 async function refusal(promise: Promise<unknown>): Promise<unknown> {
@@ -134,7 +127,7 @@ async function refusal(promise: Promise<unknown>): Promise<unknown> {
 
 describe('a client secret stored encrypted beside the tokens', () => {
   it('without it the provider refuses the refresh: this client is confidential', async () => {
-    const fields = await seed(await keys.create(PASSWORD));
+    const fields = await seed(await accountKey(PASSWORD));
     const { client_secret_encrypted: _dropped, ...withoutSecret } = fields;
     await store.write(USER, withoutSecret);
     const error = await refusal(manager().accessToken(desktop(), PASSWORD));
@@ -160,20 +153,20 @@ describe('a client secret stored encrypted beside the tokens', () => {
   });
 
   it('is used by background refreshes of an account a login made known', async () => {
-    await seed(await keys.create(PASSWORD));
+    await seed(await accountKey(PASSWORD));
     const tokens = manager();
     let known: KnownAccount | undefined;
     tokens.on('known', (account) => (known = account));
     await tokens.accessToken(desktop(), PASSWORD);
     idp.resetTokenRequests();
 
-    expect(await tokens.refreshIfDue(known!, true)).toMatchObject({ refreshed: true });
+    expect(await tokens.refreshIfDue(known!, true)).toMatchObject({ outcome: 'refreshed' });
     expect(idp.tokenRequests.byGrantType.refresh_token).toBe(1);
     expect((await storedSecret()).secret).toBe(idp.clients.desktop.clientSecret);
   });
 
   it("that the tokens' password cannot decrypt makes the login fail as a config problem naming the fix", async () => {
-    await seed(await keys.create(PASSWORD), { secretKey: await keys.create('another password') });
+    await seed(await accountKey(PASSWORD), { secretKey: await accountKey('another password') });
     const error = await refusal(manager().accessToken(desktop(), PASSWORD));
     expect(error).toBeInstanceOf(LoginFailure);
     expect(error).toMatchObject({ reason: 'config' });
@@ -183,7 +176,7 @@ describe('a client secret stored encrypted beside the tokens', () => {
   });
 
   it('is not deleted with the tokens on a wrong password (delete_account_token_on_password_error)', async () => {
-    const before = await seed(await keys.create(PASSWORD));
+    const before = await seed(await accountKey(PASSWORD));
     const error = await refusal(
       manager({ deleteTokensOnWrongPassword: true }).accessToken(desktop(), 'not the password'),
     );
@@ -195,7 +188,7 @@ describe('a client secret stored encrypted beside the tokens', () => {
 
 describe('authorising an account whose secret is stored encrypted', () => {
   it('is refused before any login has decrypted the secret, saying what to do', async () => {
-    await seed(await keys.create(PASSWORD), { tokens: false });
+    await seed(await accountKey(PASSWORD), { tokens: false });
     const error = await refusal(manager().authorize(desktop()));
     expect(error).toBeInstanceOf(OAuthError);
     expect(error).toMatchObject({
@@ -206,7 +199,7 @@ describe('authorising an account whose secret is stored encrypted', () => {
   });
 
   it('a login decrypts it from a section without tokens, the code exchange sends it, and the new key re-encrypts it', async () => {
-    const before = await seed(await keys.create(PASSWORD), { tokens: false });
+    const before = await seed(await accountKey(PASSWORD), { tokens: false });
     const tokens = manager({ loginWaitMs: 20_000 });
     const login = tokens.accessToken(desktop(), PASSWORD);
     const pending = await new Promise<{ url: string }>((resolve) =>
@@ -223,7 +216,7 @@ describe('authorising an account whose secret is stored encrypted', () => {
   });
 
   it('a wrong password for a section without tokens is refused as a wrong password', async () => {
-    await seed(await keys.create(PASSWORD), { tokens: false });
+    await seed(await accountKey(PASSWORD), { tokens: false });
     const error = await refusal(manager().accessToken(desktop(), 'not the password'));
     expect(error).toMatchObject({ reason: 'bad-password' });
     expect((error as Error).message).toContain('client_secret_encrypted');
@@ -232,11 +225,11 @@ describe('authorising an account whose secret is stored encrypted', () => {
 
 describe('client_credentials with the secret encrypted in the config section', () => {
   it('gets an app-only token with the decrypted secret and stores it with the re-encrypted secret', async () => {
-    const key = await keys.create(PASSWORD);
+    const key = await accountKey(PASSWORD);
     const inConfig: StoredTokenFields = {
-      token_salt: key.salt,
-      token_iterations: String(key.iterations),
-      client_secret_encrypted: fernetEncrypt(key.key, idp.clients.service.clientSecret),
+      token_salt: key.seals.salt,
+      token_iterations: String(key.seals.iterations),
+      client_secret_encrypted: fernetEncrypt(key.seals.bytes, idp.clients.service.clientSecret),
     };
     const subject = desktop({
       clientId: idp.clients.service.clientId,

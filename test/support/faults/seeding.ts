@@ -2,11 +2,10 @@
  * Token stores for fault tests, at any path: tokens issued by the test identity provider and
  * encrypted with the mail password, as an earlier authorisation would have left them.
  */
-import { KeyCache } from '../../../src/tokens/key-cache.js';
 import { FileTokenStore } from '../../../src/tokens/stores/file-store.js';
-import { TokenCipher } from '../../../src/tokens/token-cipher.js';
 import type { IssuedTokens } from '../../peers/idp.js';
 import { PASSWORD, type World } from '../world.js';
+import { sealTokens } from '../sealed-tokens.js';
 
 /** Stores fresh (or already expired) tokens for `account` in the store at `path`; returns them. */
 export async function seedStore(
@@ -17,7 +16,7 @@ export async function seedStore(
 ): Promise<IssuedTokens> {
   const issued = await world.idp.issueTokensFor(account);
   const now = Math.floor(Date.now() / 1000);
-  const fields = await new TokenCipher(new KeyCache()).encryptTokens(
+  const fields = await sealTokens(
     {
       accessToken: issued.accessToken,
       accessTokenExpiry: options.expired ? now - 60 : now + issued.expiresIn,

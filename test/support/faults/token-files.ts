@@ -6,9 +6,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { parseIni } from '../../../src/config/configparser.js';
 import type { StoredTokenFields } from '../../../src/config/types.js';
-import { KeyCache } from '../../../src/tokens/key-cache.js';
 import { TOKEN_FIELD_NAMES } from '../../../src/tokens/stores/file-store.js';
-import { TokenCipher } from '../../../src/tokens/token-cipher.js';
+import { openTokens } from '../sealed-tokens.js';
 
 /** The store's bytes, or undefined when there is no file. */
 export async function storeBytes(path: string): Promise<Buffer | undefined> {
@@ -41,7 +40,7 @@ export async function storedTokens(
 ): Promise<{ accessToken?: string; refreshToken?: string; expiry?: number }> {
   const fields = await storedFields(path, account);
   if (fields === undefined) throw new Error(`${path} has no section for ${account}`);
-  const tokens = await new TokenCipher(new KeyCache()).decryptTokens(fields, password);
+  const tokens = await openTokens(fields, password);
   return {
     ...(tokens.accessToken !== undefined && { accessToken: tokens.accessToken }),
     ...(tokens.refreshToken !== undefined && { refreshToken: tokens.refreshToken }),
