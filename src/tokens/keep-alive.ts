@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { LoginFailure } from '../auth/types.js';
-import type { KnownAccount, TokenManager } from './token-manager.js';
+import type { TokenSubject } from './subject.js';
+import type { TokenManager } from './token-manager.js';
 
 export interface KeepAliveOptions {
   /** Refresh this long before the access token expires. */
@@ -12,7 +13,7 @@ export interface KeepAliveOptions {
 }
 
 interface Tracked {
-  known: KnownAccount;
+  readonly subject: TokenSubject;
   timer?: NodeJS.Timeout;
   lastRefresh: number;
   failures: number;
@@ -26,7 +27,7 @@ const MAX_RETRY_MS = 60 * 60 * 1000;
  */
 export class KeepAlive {
   private readonly tracked = new Map<string, Tracked>();
-  private readonly onKnown = (known: KnownAccount): void => this.track(known);
+  private readonly onKnown = (subject: TokenSubject): void => this.track(subject);
 
   constructor(
     private readonly tokens: TokenManager,
@@ -42,12 +43,11 @@ export class KeepAlive {
     this.tracked.clear();
   }
 
-  private track(known: KnownAccount): void {
-    const existing = this.tracked.get(known.subject.key);
-    if (existing?.known.key.seals.bytes.equals(known.key.seals.bytes)) return;
-    clearTimeout(existing?.timer);
-    const entry: Tracked = { known, lastRefresh: Date.now(), failures: 0 };
-    this.tracked.set(known.subject.key, entry);
+  /** Starts refreshing an account whose key the token manager now holds (once per account). */
+  private track(subject: TokenSubject): void {
+    if (this.tracked.has(subject.key)) return;
+    const entry: Tracked = { subject, lastRefresh: Date.now(), failures: 0 };
+    this.tracked.set(subject.key, entry);
     void this.run(entry, false);
   }
 
@@ -60,18 +60,18 @@ export class KeepAlive {
   }
 
   private async run(entry: Tracked, force: boolean): Promise<void> {
-    const account = entry.known.subject.key;
+    const account = entry.subject.key;
     if (this.tracked.get(account) !== entry) return;
     try {
       const outcome = await this.tokens.refreshIfDue(
-        entry.known,
+        entry.subject,
         force,
         this.options.maxIntervalMs,
       );
       switch (outcome.outcome) {
         case 'no-refresh-token':
           return this.forget(entry, 'no refresh token');
-        case 're-encrypted':
+        case 'no-key':
           return this.forget(entry, 'the tokens were re-encrypted with another password');
         case 'refreshed':
           entry.lastRefresh = Date.now();
@@ -99,10 +99,9 @@ export class KeepAlive {
   }
 
   private forget(entry: Tracked, why: string): void {
-    if (this.tracked.get(entry.known.subject.key) === entry)
-      this.tracked.delete(entry.known.subject.key);
+    if (this.tracked.get(entry.subject.key) === entry) this.tracked.delete(entry.subject.key);
     this.log.info(
-      { event: 'keepalive_stopped', account: entry.known.subject.key },
+      { event: 'keepalive_stopped', account: entry.subject.key },
       `background refresh stopped: ${why}`,
     );
   }

@@ -114,21 +114,19 @@ export type TokenEvent =
       readonly reason: string;
     };
 
-/** An account whose key the daemon knows (a client logged in), for background refreshes. */
-export interface KnownAccount {
-  readonly subject: TokenSubject;
-  readonly key: AccountKey;
-}
-
 /** What {@link TokenManager.refreshIfDue} did. */
 export type BackgroundRefresh =
   | { readonly outcome: 'no-refresh-token' }
-  /** The stored tokens are under another key now: re-encrypted with another password. */
-  | { readonly outcome: 're-encrypted' }
+  /** No key this daemon holds opens the stored tokens (re-encrypted with another password). */
+  | { readonly outcome: 'no-key' }
   | { readonly outcome: 'not-due'; readonly expiry?: number; readonly lastActivityMs?: number }
   | { readonly outcome: 'refreshed'; readonly expiry?: number };
 
-export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [KnownAccount] }> {
+export class TokenManager extends EventEmitter<{
+  event: [TokenEvent];
+  /** The account's key is held now: background refreshes can save what they get. */
+  known: [TokenSubject];
+}> {
   readonly pending: PendingAuthorizations;
   private readonly slots = new AccountSlots();
   private readonly stored: AccountStore;
@@ -202,7 +200,7 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
     const { key, tokens } = opened;
     if (!key) return this.withoutToken(subject, passphrase);
     slot.key = key;
-    this.emit('known', { subject, key });
+    this.emit('known', subject);
     if (tokens.accessToken && this.isFresh(tokens) && !slot.distrusted) {
       // Fresh tokens in the store settle whatever this daemon last saw go wrong.
       if (['empty', 'failed', 'needs-reauthorization'].includes(slot.state.name))
@@ -241,14 +239,15 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
    * @throws LoginFailure as a login would get it.
    */
   async refreshIfDue(
-    known: KnownAccount,
+    subject: TokenSubject,
     force: boolean,
     intervalMs = 0,
   ): Promise<BackgroundRefresh> {
-    const fields = await this.readFields(known.subject);
+    const fields = await this.readFields(subject);
     if (!fields?.refresh_token) return { outcome: 'no-refresh-token' };
-    const tokens = this.options.vault.reopen(known.key, fields);
-    if (!tokens) return { outcome: 're-encrypted' };
+    const { key } = this.slots.get(subject.key);
+    const tokens = key && this.options.vault.reopen(key, fields);
+    if (!key || !tokens) return { outcome: 'no-key' };
     if (!tokens.refreshToken) return { outcome: 'no-refresh-token' };
     const lastActivityMs = Number(fields.last_activity) * 1000;
     if (force && Date.now() - lastActivityMs < intervalMs) force = false;
@@ -258,8 +257,8 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
         ...(tokens.accessTokenExpiry !== undefined && { expiry: tokens.accessTokenExpiry }),
         ...(Number.isFinite(lastActivityMs) && { lastActivityMs }),
       };
-    await this.sharedRefresh(known.subject, known.key, tokens.refreshToken);
-    const after = await this.readFields(known.subject);
+    await this.sharedRefresh(subject, key, tokens.refreshToken);
+    const after = await this.readFields(subject);
     return {
       outcome: 'refreshed',
       ...(after?.access_token_expiry !== undefined && {
@@ -551,7 +550,7 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
       case 'client_credentials':
         return this.appOnly(subject, keyFor, passphrase);
       case 'service_account':
-        return this.obtain(subject, subject.key, keyFor, async (options) => {
+        return this.obtain(subject, '', keyFor, async (options) => {
           const tokens = await requestServiceAccount(subject, options, this.options.log);
           this.options.log.info(
             { event: 'token_obtained', account: subject.key, flow: 'service_account' },
@@ -741,7 +740,7 @@ export class TokenManager extends EventEmitter<{ event: [TokenEvent]; known: [Kn
   /** Saves tokens a grant or sign-in produced, and makes the key known for background refreshes. */
   private async saveNew(subject: TokenSubject, tokens: TokenSet, key: AccountKey): Promise<void> {
     await this.save(subject, tokens, key);
-    this.emit('known', { subject, key });
+    this.emit('known', subject);
   }
 
   /** Encrypts and stores (or keeps in memory, see {@link AccountStore.write}). */

@@ -184,16 +184,17 @@ describe('password-flow logins that overlap', () => {
 describe('a password-flow account in the background', () => {
   it('stops refreshing when the refresh token is dead, and leaves new tokens to the next login', async () => {
     const { tokens, store } = manager();
-    const key = await accountKey(RIGHT);
     await store.write(
       USER,
-      sealWith(key, {
+      sealWith(await accountKey(RIGHT), {
         accessToken: 'old-access',
-        accessTokenExpiry: Math.floor(Date.now() / 1000) - 60,
+        accessTokenExpiry: Math.floor(Date.now() / 1000) + 3600,
         refreshToken: 'dead-refresh',
       }),
     );
-    const refused = await tokens.refreshIfDue({ subject: subject(), key }, true).then(
+    // A login makes the key known; the background refresh then finds the refresh token dead.
+    expect(await tokens.accessToken(subject(), RIGHT)).toBe('old-access');
+    const refused = await tokens.refreshIfDue(subject(), true).then(
       () => expect.fail('the refresh should have failed'),
       (error: unknown) => error as LoginFailure,
     );

@@ -18,7 +18,7 @@ import { FileTokenStore } from '../../src/tokens/stores/file-store.js';
 import type { TokenSubject } from '../../src/tokens/subject.js';
 import { Vault, type AccountKey } from '../../src/tokens/vault/vault.js';
 import { accountKey, openingKey, sealWith } from '../support/sealed-tokens.js';
-import { TokenManager, type KnownAccount } from '../../src/tokens/token-manager.js';
+import { TokenManager } from '../../src/tokens/token-manager.js';
 import { OFFICE365_TEST_SCOPE, startIdp, type Idp } from '../peers/idp.js';
 
 const USER = 'desk.user@example.com';
@@ -155,8 +155,8 @@ describe('a client secret stored encrypted beside the tokens', () => {
   it('is used by background refreshes of an account a login made known', async () => {
     await seed(await accountKey(PASSWORD));
     const tokens = manager();
-    let known: KnownAccount | undefined;
-    tokens.on('known', (account) => (known = account));
+    let known: TokenSubject | undefined;
+    tokens.on('known', (subject) => (known = subject));
     await tokens.accessToken(desktop(), PASSWORD);
     idp.resetTokenRequests();
 
