@@ -89,3 +89,13 @@ export class AccountSlots {
     for (const [key, slot] of this.slots) if (slot.state.name === name) yield key;
   }
 }
+
+/**
+ * Moves an account to `next` as a request or a refresh ends. A pending sign-in stays pending, and
+ * `next` becomes where it goes back to if nobody completes it; tokens authorised while no login
+ * waited stay until a password stores them: they are newer than anything a refresh settles.
+ */
+export function moveTo(slot: AccountSlot, next: SettledState): void {
+  if (slot.state.name === 'pending') slot.state = { name: 'pending', before: next };
+  else if (slot.state.name !== 'authorized-unsaved') slot.state = next;
+}

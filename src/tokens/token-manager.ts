@@ -2,25 +2,27 @@
  * Turns (account, password) into a usable access token, keeping one state per account
  * (account-slots.ts). The password opens the vault and goes no further; the slot keeps the key.
  *
- *                     login: the stored tokens open
- *   empty ─────────────────────────────────────────────────────────────► active ◄──────────┐
- *     │ login: no usable tokens                                           │ access token   │
- *     ▼                                                                   ▼ due            │
- *   pending ──sign-in; a login with a proven password waits──► active   refreshing ───ok──┤
- *     │   └──sign-in; none waits──► authorized-unsaved                    │   (or theirs,  │
- *     │        ──a login, or authorize with the password──► active        │   under the    │
- *     │                                                                   │   store's lock)│
- *     └──expires, refused, or another                                     ├─transient or config──► failed
- *        instance stored tokens──► the state it came from                 │     (tokens kept) ──login──► refreshing
- *                                                                         └─grant dead──► needs-reauthorization
- *   any ──wrong password, delete_account_token_on_password_error──► empty    (tokens dropped) ──login──► pending
+ *                    login: the stored tokens open
+ *   empty ─────────────────────────────────────────────► active ◄────────────────────┐
+ *     │ login: no usable tokens                           │ access token due         │ ok, or
+ *     ▼                                                   ▼                          │ theirs
+ *   pending ─sign-in; a proven password waits─► active   refreshing ─────────────────┘
+ *     │                                                   │
+ *     ├─sign-in; none waits─► authorized-unsaved          ├─transient or config─► failed
+ *     │    ─a login, or authorize + password─► active     │     ─login─► refreshing
+ *     │                                                   │
+ *     └─expires, refused, or stored elsewhere             └─grant dead─► needs-reauthorization
+ *          ─► the state it came from                            ─login─► pending
+ *
+ *   any ─wrong password with delete_account_token_on_password_error─► empty
  *
  * `oauth2_flow = password`, `client_credentials` and `service_account` never wait in `pending`:
  * wherever the diagram signs in, they make their grant (the login's password, the app's secret,
  * the service account's key) and go to `active`, or to `failed` / `needs-reauthorization` as the
  * provider answers. A password that does not open the stored tokens is refused and changes
  * nothing, except with the password flow, where the provider judges it (the user may have changed
- * it).
+ * it). A refresh or grant that ends while a sign-in is pending changes only the state it returns
+ * to, and tokens authorised while no login waited stay until a password stores them (moveTo).
  *
  * Grants, flows and pending authorisations return token sets; this class alone saves them (the
  * client secret re-encrypted with them, see vault.ts) and emits the events.
@@ -37,7 +39,7 @@ import {
   type ProviderClientOptions,
   type TokenSet,
 } from '../oauth/index.js';
-import { AccountSlots, type AccountState, type SettledState } from './account-slots.js';
+import { AccountSlots, moveTo, type AccountState, type SettledState } from './account-slots.js';
 import {
   PendingAuthorizations,
   TooManyPendingError,
@@ -314,7 +316,7 @@ export class TokenManager extends EventEmitter<{
         // Whatever the store threw, the refresh is over: the tokens it had are kept.
         const slot = this.slots.get(subject.key);
         if (slot.state.name === 'refreshing')
-          slot.state = { name: 'failed', kind: 'transient', code: 'token_store' };
+          moveTo(slot, { name: 'failed', kind: 'transient', code: 'token_store' });
       }
     });
   }
@@ -333,7 +335,7 @@ export class TokenManager extends EventEmitter<{
     passphrase: Passphrase | undefined,
   ): Promise<string> {
     const slot = this.slots.get(subject.key);
-    slot.state = { name: 'refreshing' };
+    moveTo(slot, { name: 'refreshing' });
     let decided = false;
     let sealed: StoredTokenFields | undefined;
     let outcome: RefreshOutcome;
@@ -379,7 +381,7 @@ export class TokenManager extends EventEmitter<{
     }
     switch (outcome.kind) {
       case 'theirs':
-        slot.state = { name: 'active' };
+        moveTo(slot, { name: 'active' });
         return outcome.tokens.accessToken ?? '';
       case 'dead':
         return this.refreshTokenDead(subject, key, outcome.failure, passphrase);
@@ -502,7 +504,7 @@ export class TokenManager extends EventEmitter<{
         await this.options.store.remove(subject.key);
         const slot = this.slots.get(subject.key);
         slot.contested = true;
-        slot.state = { name: 'empty' };
+        moveTo(slot, { name: 'empty' });
         return this.withoutToken(subject, passphrase);
       }
       default:
@@ -527,7 +529,13 @@ export class TokenManager extends EventEmitter<{
     // After a wrong password deleted the account's tokens, no login's password is proven until
     // the owner stores new tokens with `authorize` in a terminal: it may be anyone's.
     const vouched = known !== undefined || !slot.contested;
-    if (slot.state.name === 'authorized-unsaved' && passphrase) {
+    if (slot.state.name === 'authorized-unsaved') {
+      // A background refresh: the tokens authorised meanwhile wait for a login's password.
+      if (!passphrase)
+        throw new LoginFailure(
+          'authorisation-needed',
+          `${subject.loginName} was authorised; the next login stores the new tokens`,
+        );
       if (vouched) {
         const { tokens } = slot.state;
         slot.state = { name: 'active' };
@@ -802,10 +810,14 @@ export class TokenManager extends EventEmitter<{
   private settle(key: string, outcome: string, failure?: OAuthError): void {
     const slot = this.slots.get(key);
     slot.lastOutcome = { at: Date.now(), outcome };
-    if (!failure) slot.state = { name: 'active' };
-    else if (failure.kind === 'reauthorise')
-      slot.state = { name: 'needs-reauthorization', code: failure.code };
-    else slot.state = { name: 'failed', kind: failure.kind, code: failure.code };
+    moveTo(
+      slot,
+      !failure
+        ? { name: 'active' }
+        : failure.kind === 'reauthorise'
+          ? { name: 'needs-reauthorization', code: failure.code }
+          : { name: 'failed', kind: failure.kind, code: failure.code },
+    );
   }
 
   /** The provider-client options of one request for the account, with its decrypted client secret. */

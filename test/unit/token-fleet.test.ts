@@ -238,6 +238,25 @@ describe('pending authorisations from made-up addresses (a catch-all section)', 
   });
 });
 
+describe('tokens authorised while no login waited', () => {
+  it('stay for the next login when a background refresh finds the old refresh token dead', async () => {
+    await storeTokens();
+    const tokens = manager();
+    await tokens.accessToken(subjectOf(), PASSWORD);
+    const pending = await tokens.authorize(subjectOf());
+    const completed = await tokens.pending.complete(USER, await idp.browser(pending.url, USER));
+    expect(tokens.state(USER).name).toBe('authorized-unsaved');
+
+    idp.failNextToken('invalid_grant');
+    expect((await refusal(tokens.refreshIfDue(subjectOf(), true))).reason).toBe(
+      'authorisation-needed',
+    );
+    expect(tokens.pending.get(USER)).toBeUndefined();
+    expect(await tokens.accessToken(subjectOf(), PASSWORD)).toBe(completed.tokens.accessToken);
+    tokens.close();
+  });
+});
+
 describe('status', () => {
   it('reads a dead refresh token from the account’s state, once its authorisation has expired', async () => {
     await storeTokens({ expired: true });
