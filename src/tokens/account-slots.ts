@@ -11,7 +11,7 @@ export type AccountState =
   /** Nothing learned since start, or the tokens were deleted. The store may still hold tokens. */
   | { readonly name: 'empty' }
   /** A sign-in waits for the user; if nobody completes it, the account goes back to `before`. */
-  | { readonly name: 'pending'; readonly before: SettledState }
+  | { readonly name: 'pending'; readonly before: ReturnState }
   /** Authorised while no login with a proven password waited: the tokens wait here for one. */
   | { readonly name: 'authorized-unsaved'; readonly tokens: TokenSet }
   /** Tokens stored, or kept in memory while the store refuses them; used until they are due. */
@@ -30,8 +30,14 @@ export type AccountState =
       readonly code: string;
     };
 
-/** A state a pending sign-in can fall back to. */
-export type SettledState = Exclude<AccountState, { name: 'pending' }>;
+/** A state a request or refresh moves an account to. */
+export type SettledState = Exclude<AccountState, { name: 'pending' | 'authorized-unsaved' }>;
+
+/**
+ * A state a pending sign-in can fall back to: nothing is under way by then, and tokens authorised
+ * meanwhile would have ended the sign-in.
+ */
+export type ReturnState = Exclude<SettledState, { name: 'refreshing' }>;
 
 export interface AccountSlot {
   state: AccountState;
@@ -96,6 +102,7 @@ export class AccountSlots {
  * waited stay until a password stores them: they are newer than anything a refresh settles.
  */
 export function moveTo(slot: AccountSlot, next: SettledState): void {
-  if (slot.state.name === 'pending') slot.state = { name: 'pending', before: next };
-  else if (slot.state.name !== 'authorized-unsaved') slot.state = next;
+  if (slot.state.name === 'pending') {
+    if (next.name !== 'refreshing') slot.state = { name: 'pending', before: next };
+  } else if (slot.state.name !== 'authorized-unsaved') slot.state = next;
 }

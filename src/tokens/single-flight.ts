@@ -25,8 +25,16 @@ export class SingleFlight<T> {
     return work;
   }
 
+  /** Settles once the work under `key`, if any, has ended, however it ended. */
+  async idle(key: string): Promise<void> {
+    const current = this.flights.get(key);
+    if (current) await current.work.then(noop, noop);
+  }
+
   /** The keys with work running. */
   keys(): IterableIterator<string> {
     return this.flights.keys();
   }
 }
+
+function noop(): void {}

@@ -39,7 +39,7 @@ import {
   type ProviderClientOptions,
   type TokenSet,
 } from '../oauth/index.js';
-import { AccountSlots, moveTo, type AccountState, type SettledState } from './account-slots.js';
+import { AccountSlots, moveTo, type AccountState, type ReturnState } from './account-slots.js';
 import {
   PendingAuthorizations,
   TooManyPendingError,
@@ -133,9 +133,12 @@ export class TokenManager extends EventEmitter<{
   private readonly slots = new AccountSlots();
   private readonly stored: AccountStore;
   /** Refreshes under way, one per account. */
-  private readonly refreshes = new SingleFlight<string>();
+  private readonly refreshes = new SingleFlight<RefreshEnd>();
   /** Grants under way, one per account (per password, where it takes part). */
   private readonly grants = new SingleFlight<string>();
+  /** New tokens being sealed and written, one save per account at a time. */
+  private readonly saves = new SingleFlight<void>();
+  private saveCount = 0;
   private readonly notifications: NotificationLimit;
   private readonly stopWatching: () => void;
 
@@ -175,6 +178,7 @@ export class TokenManager extends EventEmitter<{
   async accessToken(subject: TokenSubject, password: string | Passphrase): Promise<string> {
     const passphrase = password instanceof Passphrase ? password : new Passphrase(password);
     const slot = this.slots.get(subject.key);
+    await this.saves.idle(subject.key);
     const fields = await this.readFields(subject);
     const opened = await this.options.vault.open(fields, passphrase, subject);
     if (opened.outcome === 'wrong-password') {
@@ -210,7 +214,7 @@ export class TokenManager extends EventEmitter<{
       return tokens.accessToken;
     }
     if (!tokens.refreshToken) return this.withoutToken(subject, passphrase, key);
-    return this.sharedRefresh(subject, key, tokens.refreshToken, passphrase);
+    return this.refreshOrReauthorize(subject, key, tokens.refreshToken, passphrase);
   }
 
   /** The account's state, for `status`. */
@@ -259,7 +263,7 @@ export class TokenManager extends EventEmitter<{
         ...(tokens.accessTokenExpiry !== undefined && { expiry: tokens.accessTokenExpiry }),
         ...(Number.isFinite(lastActivityMs) && { lastActivityMs }),
       };
-    await this.sharedRefresh(subject, key, tokens.refreshToken);
+    await this.refreshOrReauthorize(subject, key, tokens.refreshToken);
     const after = await this.readFields(subject);
     return {
       outcome: 'refreshed',
@@ -270,9 +274,7 @@ export class TokenManager extends EventEmitter<{
   }
 
   /** Starts (or joins) the account's authorisation, for the CLI's `authorize`. */
-  async authorize(subject: TokenSubject): Promise<PendingView> {
-    const slot = this.slots.get(subject.key);
-    if (slot.state.name === 'authorized-unsaved') slot.state = { name: 'empty' };
+  authorize(subject: TokenSubject): Promise<PendingView> {
     return this.beginAuthorization(subject);
   }
 
@@ -287,7 +289,7 @@ export class TokenManager extends EventEmitter<{
     const { tokens } = slot.state;
     slot.state = { name: 'active' };
     const passphrase = new Passphrase(password);
-    await this.saveNew(subject, tokens, await this.options.vault.newKey(passphrase));
+    await this.saveNew(subject, tokens, () => this.options.vault.newKey(passphrase));
     this.pending.passwordGiven(subject, passphrase, tokens.accessToken);
     return true;
   }
@@ -300,20 +302,37 @@ export class TokenManager extends EventEmitter<{
   // ── Refreshing ──────────────────────────────────────────────────────────────────────────────
 
   /**
-   * `passphrase` is the login's, when a login asked: should the refresh token turn out dead, the
-   * login waits for the new authorisation like any other (background refreshes have none).
+   * Refreshes, sharing the refresh with every login that needs it. Should the refresh token turn
+   * out dead, each caller goes on its own way: a login (`passphrase`) makes its grant or waits for
+   * the new authorisation like any other; a background refresh (none) is told to authorise.
    */
-  private sharedRefresh(
+  private async refreshOrReauthorize(
     subject: TokenSubject,
     key: AccountKey,
     refreshToken: string,
     passphrase?: Passphrase,
   ): Promise<string> {
+    const end = await this.sharedRefresh(subject, key, refreshToken);
+    return end.kind === 'token' ? end.accessToken : this.withoutToken(subject, passphrase, key);
+  }
+
+  private sharedRefresh(
+    subject: TokenSubject,
+    key: AccountKey,
+    refreshToken: string,
+  ): Promise<RefreshEnd> {
     return this.refreshes.run(subject.key, async () => {
       try {
-        return await this.refreshLocked(subject, key, refreshToken, passphrase);
+        return await this.refreshLocked(subject, key, refreshToken);
+      } catch (err) {
+        if (err instanceof LoginFailure) throw err;
+        // The store failed under the lock: whatever it holds is as it was.
+        throw new LoginFailure(
+          'temporary',
+          `Cannot refresh the OAuth2 token for ${subject.key}: the token store failed (${(err as Error).message}). The stored tokens are kept; try again later`,
+        );
       } finally {
-        // Whatever the store threw, the refresh is over: the tokens it had are kept.
+        // The refresh is over whichever way it ended; a store failure leaves the tokens as they were.
         const slot = this.slots.get(subject.key);
         if (slot.state.name === 'refreshing')
           moveTo(slot, { name: 'failed', kind: 'transient', code: 'token_store' });
@@ -332,8 +351,7 @@ export class TokenManager extends EventEmitter<{
     subject: TokenSubject,
     key: AccountKey,
     used: string,
-    passphrase: Passphrase | undefined,
-  ): Promise<string> {
+  ): Promise<RefreshEnd> {
     const slot = this.slots.get(subject.key);
     moveTo(slot, { name: 'refreshing' });
     let decided = false;
@@ -374,17 +392,16 @@ export class TokenManager extends EventEmitter<{
         'cannot lock the token store; refreshing without the lock',
       );
       const result = await this.refreshRequest(subject, used);
-      if (result.kind === 'dead')
-        return this.refreshTokenDead(subject, key, result.failure, passphrase);
+      if (result.kind === 'dead') return this.refreshTokenDead(subject, result.failure);
       await this.save(subject, result.tokens, key);
       return this.refreshed(subject, result.tokens.accessToken);
     }
     switch (outcome.kind) {
       case 'theirs':
         moveTo(slot, { name: 'active' });
-        return outcome.tokens.accessToken ?? '';
+        return { kind: 'token', accessToken: outcome.tokens.accessToken ?? '' };
       case 'dead':
-        return this.refreshTokenDead(subject, key, outcome.failure, passphrase);
+        return this.refreshTokenDead(subject, outcome.failure);
       case 'refreshed':
         return this.refreshed(subject, outcome.tokens.accessToken);
     }
@@ -453,22 +470,17 @@ export class TokenManager extends EventEmitter<{
   }
 
   /** Tells of a refresh whose tokens are saved (or kept in memory). */
-  private refreshed(subject: TokenSubject, accessToken: string): string {
+  private refreshed(subject: TokenSubject, accessToken: string): RefreshEnd {
     this.slots.get(subject.key).distrusted = false;
     this.emit('event', { type: 'token_refreshed', account: subject.key });
-    return accessToken;
+    return { kind: 'token', accessToken };
   }
 
   /**
    * The provider refused the refresh token, and (under the lock) nobody had stored a newer one:
    * the dead tokens are gone from the store and the account needs authorising.
    */
-  private async refreshTokenDead(
-    subject: TokenSubject,
-    key: AccountKey,
-    failure: OAuthError,
-    passphrase: Passphrase | undefined,
-  ): Promise<string> {
+  private refreshTokenDead(subject: TokenSubject, failure: OAuthError): RefreshEnd {
     this.stored.forget(subject.key);
     if (subject.account.flow === 'password') {
       this.options.log.info(
@@ -481,7 +493,7 @@ export class TokenManager extends EventEmitter<{
         failure.hint,
       );
     }
-    return this.withoutToken(subject, passphrase, key);
+    return { kind: 'dead' };
   }
 
   // ── Passwords that do not open the tokens ───────────────────────────────────────────────────
@@ -524,8 +536,12 @@ export class TokenManager extends EventEmitter<{
     known?: AccountKey,
   ): Promise<string> {
     const slot = this.slots.get(subject.key);
-    const keyFor = async (): Promise<AccountKey> =>
-      known ?? (await this.options.vault.newKey(passphrase ?? new Passphrase('')));
+    const keyFor = async (): Promise<AccountKey> => {
+      if (known) return known;
+      // Callers without a password (background refreshes) always hold the key.
+      if (!passphrase) throw new Error(`no key to seal the tokens of ${subject.key} with`);
+      return this.options.vault.newKey(passphrase);
+    };
     // After a wrong password deleted the account's tokens, no login's password is proven until
     // the owner stores new tokens with `authorize` in a terminal: it may be anyone's.
     const vouched = known !== undefined || !slot.contested;
@@ -539,7 +555,7 @@ export class TokenManager extends EventEmitter<{
       if (vouched) {
         const { tokens } = slot.state;
         slot.state = { name: 'active' };
-        await this.saveNew(subject, tokens, await keyFor());
+        await this.saveNew(subject, tokens, keyFor);
         return tokens.accessToken;
       }
       // Authorised, but this login's password may be anyone's: it waits for the owner's.
@@ -621,7 +637,7 @@ export class TokenManager extends EventEmitter<{
     const { state } = slot;
     if (state.name !== 'pending' && this.pending.get(subject.key)) {
       // Where the account goes back to if nobody signs in: nothing is under way by then.
-      const before: SettledState =
+      const before: ReturnState =
         state.name === 'authorized-unsaved'
           ? { name: 'empty' }
           : state.name === 'refreshing'
@@ -638,15 +654,14 @@ export class TokenManager extends EventEmitter<{
     tokens,
     password,
   }: CompletedAuthorization): Promise<void> {
+    const slot = this.slots.get(subject.key);
+    // Started before anything else: from here on, a login waits for the save (see saveNew).
+    const saving =
+      password && this.saveNew(subject, tokens, () => this.options.vault.newKey(password));
+    slot.state = saving ? { name: 'active' } : { name: 'authorized-unsaved', tokens };
     this.options.log.info({ event: 'token_obtained', account: subject.key }, 'account authorised');
     this.emit('event', { type: 'token_obtained', account: subject.key });
-    const slot = this.slots.get(subject.key);
-    if (password === undefined) {
-      slot.state = { name: 'authorized-unsaved', tokens };
-      return;
-    }
-    slot.state = { name: 'active' };
-    await this.saveNew(subject, tokens, await this.options.vault.newKey(password));
+    await saving;
   }
 
   /**
@@ -713,7 +728,7 @@ export class TokenManager extends EventEmitter<{
     subject: TokenSubject,
     tag: string,
     keyFor: () => Promise<AccountKey>,
-    request: (options: ProviderClientOptions) => Promise<TokenSet>,
+    request: (options: () => Promise<ProviderClientOptions>) => Promise<TokenSet>,
     succeeded = 'ok',
     failed = 'failed',
   ): Promise<string> {
@@ -725,7 +740,7 @@ export class TokenManager extends EventEmitter<{
         key.catch(() => undefined);
         let tokens: TokenSet;
         try {
-          tokens = await request(await this.oauthFor(subject));
+          tokens = await request(() => this.oauthFor(subject));
         } catch (err) {
           if (!(err instanceof GrantFailure)) throw err;
           this.settle(
@@ -736,7 +751,7 @@ export class TokenManager extends EventEmitter<{
           throw err.login;
         }
         this.settle(subject.key, succeeded);
-        await this.saveNew(subject, tokens, await key);
+        await this.saveNew(subject, tokens, () => key);
         return tokens.accessToken;
       },
       tag,
@@ -745,10 +760,25 @@ export class TokenManager extends EventEmitter<{
 
   // ── Saving ──────────────────────────────────────────────────────────────────────────────────
 
-  /** Saves tokens a grant or sign-in produced, and makes the key known for background refreshes. */
-  private async saveNew(subject: TokenSubject, tokens: TokenSet, key: AccountKey): Promise<void> {
-    await this.save(subject, tokens, key);
-    this.emit('known', subject);
+  /**
+   * Saves tokens a grant or sign-in produced under the key `keyFor` derives (about 0.4 s), and
+   * makes the key known for background refreshes. Logins arriving meanwhile wait for it (see
+   * {@link TokenManager.accessToken}) instead of finding the store empty and starting a sign-in.
+   */
+  private saveNew(
+    subject: TokenSubject,
+    tokens: TokenSet,
+    keyFor: () => Promise<AccountKey>,
+  ): Promise<void> {
+    // A tag of its own per save: two saves in a row both land, in order, and are never merged.
+    return this.saves.run(
+      subject.key,
+      async () => {
+        await this.save(subject, tokens, await keyFor());
+        this.emit('known', subject);
+      },
+      String((this.saveCount += 1)),
+    );
   }
 
   /** Encrypts and stores (or keeps in memory, see {@link AccountStore.write}). */
@@ -864,6 +894,12 @@ function clientSecretLocked(key: string): OAuthError {
 
 const SIGN_IN_AGAIN_WITH_PASSWORD =
   'The refresh token was refused; the login under way (or else the next one) gets new tokens with the password grant.';
+
+/** How a shared refresh ended, for each login that waited on it. */
+type RefreshEnd =
+  | { readonly kind: 'token'; readonly accessToken: string }
+  /** The refresh token is dead and gone: each caller goes on without it. */
+  | { readonly kind: 'dead' };
 
 type RefreshOutcome =
   /** New tokens from the provider, stored (or kept in memory when the store refused them). */

@@ -11,9 +11,9 @@ import type { AccountConfig } from '../config/types.js';
 import {
   classifyOAuthFailure,
   clientCredentials,
+  OAuthError,
   passwordGrant,
   serviceAccountToken,
-  type OAuthError,
   type OAuthRequestContext,
   type ProviderClientOptions,
   type TokenSet,
@@ -42,22 +42,24 @@ export class GrantFailure extends Error {
  */
 export function requestAppOnly(
   subject: TokenSubject,
-  options: ProviderClientOptions,
+  options: () => Promise<ProviderClientOptions>,
   appSecret: Passphrase | undefined,
 ): Promise<TokenSet> {
   return attempt(
     'client_credentials',
-    () =>
-      clientCredentials(
+    async () => {
+      const base = await options();
+      return clientCredentials(
         subject.account,
-        appSecret ? { ...options, clientSecret: textOf(appSecret) } : options,
-      ),
+        appSecret ? { ...base, clientSecret: textOf(appSecret) } : base,
+      );
+    },
     (failure) =>
       appSecret && failure.code === 'invalid_client'
-        ? new LoginFailure(
-            'bad-password',
-            `The identity provider refused the password of ${subject.loginName} as the app's client secret (use_login_password_as_client_credentials_secret is on): ${failure.message}`,
-          )
+        ? // The provider refused the secret, which is this login's password: a wrong password.
+          loginFailureFromOAuth(asRefusedPassword(failure), {
+            doing: `The identity provider refused the password of ${subject.loginName} as the app's client secret (use_login_password_as_client_credentials_secret is on)`,
+          })
         : loginFailureFromOAuth(failure, {
             doing: `Cannot get an app-only token for ${subject.key}`,
             otherwise: 'config',
@@ -74,12 +76,12 @@ export function requestAppOnly(
  */
 export function requestServiceAccount(
   subject: TokenSubject,
-  options: ProviderClientOptions,
+  options: () => Promise<ProviderClientOptions>,
   log: Logger,
 ): Promise<TokenSet> {
   return attempt(
     'service_account',
-    () => serviceAccountToken(subject.account, subject.loginName, options),
+    async () => serviceAccountToken(subject.account, subject.loginName, await options()),
     (failure) => {
       log.warn(
         {
@@ -107,12 +109,13 @@ export function requestServiceAccount(
 export function requestPasswordGrant(
   subject: TokenSubject,
   password: Passphrase,
-  options: ProviderClientOptions,
+  options: () => Promise<ProviderClientOptions>,
   log: Logger,
 ): Promise<TokenSet> {
   return attempt(
     'password',
-    () => passwordGrant(subject.account, subject.loginName, textOf(password), options),
+    async () =>
+      passwordGrant(subject.account, subject.loginName, textOf(password), await options()),
     (failure) => {
       log.warn(
         {
@@ -159,6 +162,20 @@ export function appSecretIsLoginPassword(account: AccountConfig, optionOn: boole
   return optionOn && !account.clientSecret && account.clientSecretEncrypted === undefined;
 }
 
+/** `invalid_client` for a secret that is the login's password, as the password refusal it is. */
+function asRefusedPassword(failure: OAuthError): OAuthError {
+  return new OAuthError(failure.message, {
+    kind: 'credentials',
+    code: failure.code,
+    hint: 'Log in with the password the app registration accepts as its client secret.',
+    description: failure.message,
+  });
+}
+
+/**
+ * Runs one grant request, `options` (the account's provider-client options) included: a secret
+ * that cannot be sent yet fails the grant like any provider refusal.
+ */
 async function attempt(
   context: OAuthRequestContext,
   request: () => Promise<TokenSet>,

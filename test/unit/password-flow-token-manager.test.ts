@@ -15,6 +15,7 @@ import { LoginFailure } from '../../src/auth/types.js';
 import type { AccountConfig, OAuthFlow } from '../../src/config/types.js';
 import { FileTokenStore } from '../../src/tokens/stores/file-store.js';
 import type { TokenSubject } from '../../src/tokens/subject.js';
+import { fernetEncrypt } from '../../src/tokens/vault/fernet.js';
 import { Vault } from '../../src/tokens/vault/vault.js';
 import { accountKey, sealWith } from '../support/sealed-tokens.js';
 import { TokenManager } from '../../src/tokens/token-manager.js';
@@ -202,6 +203,25 @@ describe('a password-flow account in the background', () => {
     expect(tokens.pending.get(USER)).toBeUndefined();
     expect(endpoint.grants).toEqual(['refresh_token']);
     expect(await tokens.accessToken(subject(), RIGHT)).toBe('access-1');
+  });
+});
+
+describe('a password-flow account whose client secret is stored encrypted', () => {
+  it('answers a password that opens neither the tokens nor the secret as a config problem, asking nothing', async () => {
+    const { tokens, store } = manager();
+    const key = await accountKey(RIGHT);
+    await store.write(USER, {
+      ...sealWith(key, {
+        accessToken: 'old-access',
+        accessTokenExpiry: Math.floor(Date.now() / 1000) + 3600,
+        refreshToken: 'old-refresh',
+      }),
+      client_secret_encrypted: fernetEncrypt(key.seals.bytes, 'the client secret'),
+    });
+    const refused = await refusalOf(tokens.accessToken(subject(), WRONG));
+    expect(refused.reason).toBe('config');
+    expect(refused.message).toContain('client_secret_encrypted');
+    expect(endpoint.grants).toEqual([]);
   });
 });
 

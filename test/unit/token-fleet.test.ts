@@ -238,6 +238,24 @@ describe('pending authorisations from made-up addresses (a catch-all section)', 
   });
 });
 
+describe('a completed sign-in', () => {
+  it('serves a login that arrives while its tokens are being saved, and starts no new sign-in', async () => {
+    const tokens = manager({ loginWaitMs: 5_000 });
+    const waiting = tokens.accessToken(subjectOf(), PASSWORD);
+    await eventually(() => expect(tokens.pending.get(USER)?.waiting).toBe(1));
+    let arriving: Promise<string> | undefined;
+    // Sent as the sign-in completes, before its tokens are sealed (a key derivation) and written.
+    tokens.on('event', (event) => {
+      if (event.type === 'token_obtained') arriving = tokens.accessToken(subjectOf(), PASSWORD);
+    });
+    await tokens.pending.complete(USER, await idp.browser(tokens.pending.get(USER)!.url, USER));
+    const accessToken = await waiting;
+    expect(await arriving).toBe(accessToken);
+    expect(tokens.pending.get(USER)).toBeUndefined();
+    tokens.close();
+  });
+});
+
 describe('tokens authorised while no login waited', () => {
   it('stay for the next login when a background refresh finds the old refresh token dead', async () => {
     await storeTokens();
