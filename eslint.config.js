@@ -26,6 +26,25 @@ export default tseslint.config(
     },
   },
   {
+    // The password's text is read by the vault and by the grants that send it to the provider.
+    files: ['src/**/*.ts'],
+    ignores: ['src/tokens/vault/**', 'src/tokens/unattended-grants.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/vault/passphrase.js', './passphrase.js'],
+              importNames: ['textOf'],
+              message: 'Only the vault and the grants that send the password read its text.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['**/*.js'],
     ...tseslint.configs.disableTypeChecked,
   },

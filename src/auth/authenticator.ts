@@ -3,6 +3,7 @@ import type { ProxyConfig } from '../config/types.js';
 import { subjectFor } from '../tokens/subject.js';
 import { LoginThrottle } from './login-throttle.js';
 import type { TokenManager } from '../tokens/token-manager.js';
+import { Passphrase } from '../tokens/vault/passphrase.js';
 import {
   LoginFailure,
   type Authenticator,
@@ -38,14 +39,16 @@ export class OAuthAuthenticator implements Authenticator {
         `Unknown account ${request.username}: it is not configured in the proxy`,
       );
     }
+    // From here on the password is a Passphrase: compared and passed on, read only by the vault.
+    const password = new Passphrase(request.password);
     // The owner's password, once proven, never waits behind guesses.
-    const end = this.throttle.isProven(subject.key, request.password)
+    const end = this.throttle.isProven(subject.key, password)
       ? () => undefined
-      : await this.throttle.admit(subject.key, request.password);
+      : await this.throttle.admit(subject.key, password);
     request.admitted?.();
     let accessToken: string;
     try {
-      accessToken = await this.tokens.accessToken(subject, request.password);
+      accessToken = await this.tokens.accessToken(subject, password);
     } catch (err) {
       if (err instanceof LoginFailure && err.reason === 'bad-password')
         await this.throttle.failed(subject.key, request.remoteAddress);
@@ -53,7 +56,7 @@ export class OAuthAuthenticator implements Authenticator {
     } finally {
       end();
     }
-    this.throttle.succeeded(subject.key, request.remoteAddress, request.password);
+    this.throttle.succeeded(subject.key, request.remoteAddress, password);
     return { account: subject.key, user: request.username, accessToken };
   }
 

@@ -1,4 +1,5 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import type { Passphrase } from '../tokens/vault/passphrase.js';
 import { LoginFailure } from './types.js';
 
 /**
@@ -42,7 +43,6 @@ export class LoginThrottle {
   private readonly failures = new Map<string, Failures>();
   /** Per account: the HMAC of the password that last logged in. */
   private readonly proven = new Map<string, Buffer>();
-  private readonly hmacKey = randomBytes(32);
   /** Per account: unproven attempts admitted and not yet finished, and the tail of their queue. */
   private readonly queues = new Map<
     string,
@@ -69,15 +69,15 @@ export class LoginThrottle {
    * A correct password from this address clears its record for the account, and is remembered
    * as proven (as an HMAC) so that it skips {@link admit} from now on.
    */
-  succeeded(account: string, source: string | undefined, password?: string): void {
+  succeeded(account: string, source: string | undefined, password?: Passphrase): void {
     this.failures.delete(`${account.toLowerCase()}\0${source ?? ''}`);
-    if (password !== undefined) this.proven.set(account.toLowerCase(), this.digest(password));
+    if (password !== undefined) this.proven.set(account.toLowerCase(), password.digest());
   }
 
   /** True when `password` is the one that last logged in to `account`. */
-  isProven(account: string, password: string): boolean {
+  isProven(account: string, password: Passphrase): boolean {
     const known = this.proven.get(account.toLowerCase());
-    return known !== undefined && timingSafeEqual(known, this.digest(password));
+    return known !== undefined && timingSafeEqual(known, password.digest());
   }
 
   /**
@@ -87,7 +87,7 @@ export class LoginThrottle {
    * once (a mail client opening many connections with one password counts once). Past either
    * bound the attempt is refused as temporary, its password untried.
    */
-  async admit(account: string, password: string): Promise<() => void> {
+  async admit(account: string, password: Passphrase): Promise<() => void> {
     const key = account.toLowerCase();
     const queue = this.queues.get(key) ?? {
       inFlight: 0,
@@ -95,7 +95,7 @@ export class LoginThrottle {
       tail: Promise.resolve(),
     };
     const failures = this.recentFailures(key);
-    const digest = this.digest(password).toString('base64');
+    const digest = password.tag();
     const samePasswordInFlight = queue.passwords.has(digest);
     const busy =
       failures > 0
@@ -130,10 +130,6 @@ export class LoginThrottle {
   private recentFailures(key: string): number {
     const entry = this.failures.get(key);
     return entry && Date.now() - entry.last < this.options.windowMs ? entry.count : 0;
-  }
-
-  private digest(password: string): Buffer {
-    return createHmac('sha256', this.hmacKey).update(password).digest();
   }
 
   /** The delay after `failures` recent failures. */

@@ -7,6 +7,7 @@ import type { CompletedAuthorization } from '../tokens/pending-authorizations.js
 import { subjectFor } from '../tokens/subject.js';
 import type { TokenManager } from '../tokens/token-manager.js';
 import { tokenStatus } from '../tokens/token-status.js';
+import { Passphrase } from '../tokens/vault/passphrase.js';
 
 /** Answers the CLI's `status` and `authorize` requests from the running daemon's state. */
 export function controlHandler(
@@ -68,7 +69,7 @@ export function controlHandler(
         case 'wait':
           return await waitForOutcome(tokens, subject.key);
         case 'store': {
-          const stored = await tokens.storeAuthorized(subject, request.password);
+          const stored = await tokens.storeAuthorized(subject, new Passphrase(request.password));
           if (!stored)
             return {
               done: true,

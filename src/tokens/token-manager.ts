@@ -175,8 +175,7 @@ export class TokenManager extends EventEmitter<{
   }
 
   /** @throws LoginFailure */
-  async accessToken(subject: TokenSubject, password: string | Passphrase): Promise<string> {
-    const passphrase = password instanceof Passphrase ? password : new Passphrase(password);
+  async accessToken(subject: TokenSubject, passphrase: Passphrase): Promise<string> {
     const slot = this.slots.get(subject.key);
     await this.saves.idle(subject.key);
     const fields = await this.readFields(subject);
@@ -207,6 +206,9 @@ export class TokenManager extends EventEmitter<{
     if (!key) return this.withoutToken(subject, passphrase);
     slot.key = key;
     this.emit('known', subject);
+    // Tokens authorised since are newer than the stored ones, and this password is proven.
+    if (slot.state.name === 'authorized-unsaved')
+      return this.withoutToken(subject, passphrase, key);
     if (tokens.accessToken && this.isFresh(tokens) && !slot.distrusted) {
       // Fresh tokens in the store settle whatever this daemon last saw go wrong.
       if (['empty', 'failed', 'needs-reauthorization'].includes(slot.state.name))
@@ -214,7 +216,12 @@ export class TokenManager extends EventEmitter<{
       return tokens.accessToken;
     }
     if (!tokens.refreshToken) return this.withoutToken(subject, passphrase, key);
-    return this.refreshOrReauthorize(subject, key, tokens.refreshToken, passphrase);
+    return this.refreshOrReauthorize(
+      subject,
+      key,
+      { ...tokens, refreshToken: tokens.refreshToken },
+      passphrase,
+    );
   }
 
   /** The account's state, for `status`. */
@@ -263,7 +270,7 @@ export class TokenManager extends EventEmitter<{
         ...(tokens.accessTokenExpiry !== undefined && { expiry: tokens.accessTokenExpiry }),
         ...(Number.isFinite(lastActivityMs) && { lastActivityMs }),
       };
-    await this.refreshOrReauthorize(subject, key, tokens.refreshToken);
+    await this.refreshOrReauthorize(subject, key, { ...tokens, refreshToken: tokens.refreshToken });
     const after = await this.readFields(subject);
     return {
       outcome: 'refreshed',
@@ -279,16 +286,15 @@ export class TokenManager extends EventEmitter<{
   }
 
   /**
-   * Stores tokens authorised while no login was waiting, encrypted with `password` (the mail
+   * Stores tokens authorised while no login was waiting, encrypted with `passphrase` (the mail
    * client's, typed into `authorize`), so the next login need not be the one that sets it. False
    * when there are none (already stored by a login).
    */
-  async storeAuthorized(subject: TokenSubject, password: string): Promise<boolean> {
+  async storeAuthorized(subject: TokenSubject, passphrase: Passphrase): Promise<boolean> {
     const slot = this.slots.get(subject.key);
     if (slot.state.name !== 'authorized-unsaved') return false;
     const { tokens } = slot.state;
     slot.state = { name: 'active' };
-    const passphrase = new Passphrase(password);
     await this.saveNew(subject, tokens, () => this.options.vault.newKey(passphrase));
     this.pending.passwordGiven(subject, passphrase, tokens.accessToken);
     return true;
@@ -309,21 +315,21 @@ export class TokenManager extends EventEmitter<{
   private async refreshOrReauthorize(
     subject: TokenSubject,
     key: AccountKey,
-    refreshToken: string,
+    seen: PlainTokens & { readonly refreshToken: string },
     passphrase?: Passphrase,
   ): Promise<string> {
-    const end = await this.sharedRefresh(subject, key, refreshToken);
+    const end = await this.sharedRefresh(subject, key, seen);
     return end.kind === 'token' ? end.accessToken : this.withoutToken(subject, passphrase, key);
   }
 
   private sharedRefresh(
     subject: TokenSubject,
     key: AccountKey,
-    refreshToken: string,
+    seen: PlainTokens & { readonly refreshToken: string },
   ): Promise<RefreshEnd> {
     return this.refreshes.run(subject.key, async () => {
       try {
-        return await this.refreshLocked(subject, key, refreshToken);
+        return await this.refreshLocked(subject, key, seen);
       } catch (err) {
         if (err instanceof LoginFailure) throw err;
         // The store failed under the lock: whatever it holds is as it was.
@@ -350,10 +356,11 @@ export class TokenManager extends EventEmitter<{
   private async refreshLocked(
     subject: TokenSubject,
     key: AccountKey,
-    used: string,
+    seen: PlainTokens & { readonly refreshToken: string },
   ): Promise<RefreshEnd> {
     const slot = this.slots.get(subject.key);
     moveTo(slot, { name: 'refreshing' });
+    let used = seen.refreshToken;
     let decided = false;
     let sealed: StoredTokenFields | undefined;
     let outcome: RefreshOutcome;
@@ -361,11 +368,14 @@ export class TokenManager extends EventEmitter<{
       outcome = await this.stored.update<RefreshOutcome>(subject, async (newest, inStore) => {
         decided = true;
         const theirs = newest && this.options.vault.reopen(key, newest);
-        if (theirs?.refreshToken && theirs.refreshToken !== used) {
-          if (theirs.accessToken && this.isFresh(theirs) && !slot.distrusted)
-            return { change: { kind: 'keep' }, result: { kind: 'theirs', tokens: theirs } };
-          used = theirs.refreshToken;
-        }
+        // Someone wrote other tokens than the ones this refresh started from (a provider that
+        // keeps refresh tokens changes only the access token): fresh ones are used as they are.
+        const written =
+          theirs !== undefined &&
+          (theirs.refreshToken !== seen.refreshToken || theirs.accessToken !== seen.accessToken);
+        if (written && theirs.accessToken && this.isFresh(theirs) && !slot.distrusted)
+          return { change: { kind: 'keep' }, result: { kind: 'theirs', tokens: theirs } };
+        if (theirs?.refreshToken) used = theirs.refreshToken;
         const result = await this.refreshRequest(subject, used);
         if (result.kind === 'dead') {
           // The dead tokens go; the salt and an encrypted client secret stay for the next ones.

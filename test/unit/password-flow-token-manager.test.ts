@@ -9,16 +9,16 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LoginFailure } from '../../src/auth/types.js';
 import type { AccountConfig, OAuthFlow } from '../../src/config/types.js';
 import { FileTokenStore } from '../../src/tokens/stores/file-store.js';
 import type { TokenSubject } from '../../src/tokens/subject.js';
 import { fernetEncrypt } from '../../src/tokens/vault/fernet.js';
-import { Vault } from '../../src/tokens/vault/vault.js';
 import { accountKey, sealWith } from '../support/sealed-tokens.js';
-import { TokenManager } from '../../src/tokens/token-manager.js';
+import { Passphrase } from '../../src/tokens/vault/passphrase.js';
+import type { TokenManager } from '../../src/tokens/token-manager.js';
+import { testTokenManager } from '../support/token-manager.js';
 
 const USER = 'user@example.com';
 const RIGHT = 'the right account password';
@@ -124,16 +124,7 @@ function manager(options: { deleteTokensOnWrongPassword?: boolean } = {}): {
   store: FileTokenStore;
 } {
   const store = new FileTokenStore(join(dir, 'tokens.ini'));
-  const tokens = new TokenManager({
-    store,
-    vault: new Vault(),
-    log: pino({ level: 'silent' }),
-    oauth: { requestTimeoutMs: 5_000 },
-    refreshMarginSeconds: 300,
-    loginWaitMs: 0,
-    deleteTokensOnWrongPassword: options.deleteTokensOnWrongPassword ?? false,
-    howToAuthorize: (account) => `run: oauth2-mail-proxy authorize ${account}`,
-  });
+  const tokens = testTokenManager(store, options);
   return { tokens, store };
 }
 
@@ -150,7 +141,7 @@ describe('password-flow logins that overlap', () => {
   it('share one grant when they send the same password', async () => {
     const { tokens } = manager();
     const results = await Promise.all(
-      Array.from({ length: 5 }, () => tokens.accessToken(subject(), RIGHT)),
+      Array.from({ length: 5 }, () => tokens.accessToken(subject(), new Passphrase(RIGHT))),
     );
     expect(new Set(results)).toEqual(new Set(['access-1']));
     expect(endpoint.grants).toEqual(['password']);
@@ -159,8 +150,8 @@ describe('password-flow logins that overlap', () => {
   it("never hand one password's token to a login with another: the provider judges each, one at a time", async () => {
     const { tokens } = manager();
     const [right, wrong] = await Promise.allSettled([
-      tokens.accessToken(subject(), RIGHT),
-      tokens.accessToken(subject(), WRONG),
+      tokens.accessToken(subject(), new Passphrase(RIGHT)),
+      tokens.accessToken(subject(), new Passphrase(WRONG)),
     ]);
     expect(right).toEqual({ status: 'fulfilled', value: 'access-1' });
     expect(wrong.status).toBe('rejected');
@@ -171,9 +162,9 @@ describe('password-flow logins that overlap', () => {
 
   it('leave the stored tokens alone when the provider refuses a password, even with delete_account_token_on_password_error', async () => {
     const { tokens, store } = manager({ deleteTokensOnWrongPassword: true });
-    await tokens.accessToken(subject(), RIGHT);
+    await tokens.accessToken(subject(), new Passphrase(RIGHT));
     const before = await store.read(USER);
-    const refused = await refusalOf(tokens.accessToken(subject(), WRONG));
+    const refused = await refusalOf(tokens.accessToken(subject(), new Passphrase(WRONG)));
     expect(refused.reason).toBe('bad-password');
     expect(refused.message).toMatch(
       /^The identity provider refused the password for user@example\.com: AADSTS50126: /,
@@ -194,7 +185,7 @@ describe('a password-flow account in the background', () => {
       }),
     );
     // A login makes the key known; the background refresh then finds the refresh token dead.
-    expect(await tokens.accessToken(subject(), RIGHT)).toBe('old-access');
+    expect(await tokens.accessToken(subject(), new Passphrase(RIGHT))).toBe('old-access');
     const refused = await tokens.refreshIfDue(subject(), true).then(
       () => expect.fail('the refresh should have failed'),
       (error: unknown) => error as LoginFailure,
@@ -202,7 +193,7 @@ describe('a password-flow account in the background', () => {
     expect(refused).toMatchObject({ reason: 'authorisation-needed' });
     expect(tokens.pending.get(USER)).toBeUndefined();
     expect(endpoint.grants).toEqual(['refresh_token']);
-    expect(await tokens.accessToken(subject(), RIGHT)).toBe('access-1');
+    expect(await tokens.accessToken(subject(), new Passphrase(RIGHT))).toBe('access-1');
   });
 });
 
@@ -218,7 +209,7 @@ describe('a password-flow account whose client secret is stored encrypted', () =
       }),
       client_secret_encrypted: fernetEncrypt(key.seals.bytes, 'the client secret'),
     });
-    const refused = await refusalOf(tokens.accessToken(subject(), WRONG));
+    const refused = await refusalOf(tokens.accessToken(subject(), new Passphrase(WRONG)));
     expect(refused.reason).toBe('config');
     expect(refused.message).toContain('client_secret_encrypted');
     expect(endpoint.grants).toEqual([]);
@@ -228,7 +219,9 @@ describe('a password-flow account whose client secret is stored encrypted', () =
 describe('a service_account account', () => {
   it('whose client_id is neither file nor key is refused as a configuration problem, with no request and nothing pending', async () => {
     const { tokens } = manager();
-    const refused = await refusalOf(tokens.accessToken(subject('service_account'), RIGHT));
+    const refused = await refusalOf(
+      tokens.accessToken(subject('service_account'), new Passphrase(RIGHT)),
+    );
     expect(refused.reason).toBe('config');
     expect(refused.message).toMatch(
       /client_id must be set to `file` or `key`\. Set client_id = file and client_secret to the path/,

@@ -6,17 +6,17 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { LoginFailure } from '../../src/auth/types.js';
 import type { AccountConfig } from '../../src/config/types.js';
 import type { PendingLimits } from '../../src/tokens/pending-authorizations.js';
 import { FileTokenStore } from '../../src/tokens/stores/file-store.js';
 import type { TokenSubject } from '../../src/tokens/subject.js';
-import { Vault } from '../../src/tokens/vault/vault.js';
 import { accountKey, openTokens, sealWith } from '../support/sealed-tokens.js';
 import { tokenStatus } from '../../src/tokens/token-status.js';
-import { TokenManager, type TokenEvent } from '../../src/tokens/token-manager.js';
+import { Passphrase } from '../../src/tokens/vault/passphrase.js';
+import type { TokenManager, TokenEvent } from '../../src/tokens/token-manager.js';
+import { testTokenManager } from '../support/token-manager.js';
 import { OFFICE365_TEST_SCOPE, TEST_REDIRECT_URI, startIdp, type Idp } from '../peers/idp.js';
 import { eventually } from '../support/eventually.js';
 
@@ -66,17 +66,7 @@ function manager(
     pendingLimits?: PendingLimits;
   } = {},
 ): TokenManager {
-  const tokens = new TokenManager({
-    store: new FileTokenStore(path),
-    vault: new Vault(),
-    log: pino({ level: 'silent' }),
-    oauth: { requestTimeoutMs: 5_000 },
-    refreshMarginSeconds: 300,
-    loginWaitMs: options.loginWaitMs ?? 0,
-    deleteTokensOnWrongPassword: options.deleteTokensOnWrongPassword ?? false,
-    howToAuthorize: (key) => `run: oauth2-mail-proxy authorize ${key}`,
-    ...(options.pendingLimits && { pendingLimits: options.pendingLimits }),
-  });
+  const tokens = testTokenManager(new FileTokenStore(path), options);
   return tokens;
 }
 
@@ -119,8 +109,8 @@ describe('one store, several instances', () => {
     await storeTokens({ expired: true });
     const [a, b] = [manager(), manager()];
     const [fromA, fromB] = await Promise.all([
-      a.accessToken(subjectOf(), PASSWORD),
-      b.accessToken(subjectOf(), PASSWORD),
+      a.accessToken(subjectOf(), new Passphrase(PASSWORD)),
+      b.accessToken(subjectOf(), new Passphrase(PASSWORD)),
     ]);
     expect(fromA).toBe(fromB);
     expect(idp.tokenRequests.byGrantType.refresh_token).toBe(1);
@@ -130,8 +120,10 @@ describe('one store, several instances', () => {
 
   it('a login waiting for authorisation completes when another instance stores tokens it can open', async () => {
     const tokens = manager({ loginWaitMs: 15_000 });
-    const owner = tokens.accessToken(subjectOf(), PASSWORD);
-    const stranger = laterRefusal(tokens.accessToken(subjectOf(), 'somebody else’s password'));
+    const owner = tokens.accessToken(subjectOf(), new Passphrase(PASSWORD));
+    const stranger = laterRefusal(
+      tokens.accessToken(subjectOf(), new Passphrase('somebody else’s password')),
+    );
     await eventually(() => expect(tokens.pending.get(USER)?.waiting).toBe(2));
 
     const { accessToken } = await storeTokens();
@@ -148,7 +140,9 @@ describe('a waiting login whose password nothing proved', () => {
     await storeTokens();
     const tokens = manager({ loginWaitMs: 15_000, deleteTokensOnWrongPassword: true });
     // Another local user's wrong password deletes the tokens and leaves a login waiting.
-    const attacker = laterRefusal(tokens.accessToken(subjectOf(), 'the attacker’s password'));
+    const attacker = laterRefusal(
+      tokens.accessToken(subjectOf(), new Passphrase('the attacker’s password')),
+    );
     await eventually(() => expect(tokens.pending.get(USER)?.waiting).toBe(1));
 
     // The owner authorises. Nothing proved the waiting login's password: it gets nothing yet.
@@ -158,17 +152,19 @@ describe('a waiting login whose password nothing proved', () => {
     );
     expect(completed.password).toBeUndefined();
     // The owner's mail client logs in meanwhile; its password is not proven either (nothing is stored).
-    const ownerLogin = tokens.accessToken(subjectOf(), PASSWORD);
+    const ownerLogin = tokens.accessToken(subjectOf(), new Passphrase(PASSWORD));
     await eventually(() => expect(tokens.pending.awaitingOwner(USER)).toBe(2));
 
     // The owner types the password into `authorize` in a terminal: only the login that brings it
     // gets the tokens; the other is told to log in again.
-    expect(await tokens.storeAuthorized(subjectOf(), PASSWORD)).toBe(true);
+    expect(await tokens.storeAuthorized(subjectOf(), new Passphrase(PASSWORD))).toBe(true);
     await expect(ownerLogin).resolves.toEqual(expect.any(String));
     const refused = await attacker;
     expect(refused.reason).toBe('temporary');
     expect(refused.message).toMatch(/log in again/);
-    await expect(tokens.accessToken(subjectOf(), PASSWORD)).resolves.toEqual(expect.any(String));
+    await expect(tokens.accessToken(subjectOf(), new Passphrase(PASSWORD))).resolves.toEqual(
+      expect.any(String),
+    );
     const fields = await new FileTokenStore(path).read(USER);
     await expect(openTokens(fields!, 'the attacker’s password')).rejects.toThrow();
     tokens.close();
@@ -177,14 +173,15 @@ describe('a waiting login whose password nothing proved', () => {
   it('a login whose password nothing proved does not wait for tokens it can never get', async () => {
     await storeTokens();
     const tokens = manager({ loginWaitMs: 300, deleteTokensOnWrongPassword: true });
-    const attacker = tokens.accessToken(subjectOf(), 'the attacker’s password');
+    const attacker = tokens.accessToken(subjectOf(), new Passphrase('the attacker’s password'));
     await eventually(() => expect(tokens.pending.get(USER)?.waiting).toBe(1));
     await tokens.pending.complete(USER, await idp.browser(tokens.pending.get(USER)!.url, USER));
     expect((await refusal(attacker)).reason).toBe('authorisation-needed');
     // Its next login does not pick up the unsaved tokens either.
-    expect((await refusal(tokens.accessToken(subjectOf(), 'the attacker’s password'))).reason).toBe(
-      'authorisation-needed',
-    );
+    expect(
+      (await refusal(tokens.accessToken(subjectOf(), new Passphrase('the attacker’s password'))))
+        .reason,
+    ).toBe('authorisation-needed');
     expect(tokens.state(USER).name).toBe('authorized-unsaved');
     tokens.close();
   });
@@ -198,7 +195,7 @@ describe('pending authorisations from made-up addresses (a catch-all section)', 
     const tokens = manager({ pendingLimits: { lifetimeMs: 300, perSection: 3, total: 5 } });
     const outcomes = await Promise.all(
       Array.from({ length: 12 }, (_, n) =>
-        refusal(tokens.accessToken(subjectOf(address(n), catchAll()), PASSWORD)),
+        refusal(tokens.accessToken(subjectOf(address(n), catchAll()), new Passphrase(PASSWORD))),
       ),
     );
     expect(outcomes.filter((failure) => failure.reason === 'authorisation-needed')).toHaveLength(3);
@@ -217,7 +214,7 @@ describe('pending authorisations from made-up addresses (a catch-all section)', 
         refusal(
           tokens.accessToken(
             n % 2 ? subjectOf(address(n), catchAll()) : subjectOf(`x${n}@example.org`, other),
-            PASSWORD,
+            new Passphrase(PASSWORD),
           ),
         ),
       ),
@@ -231,7 +228,9 @@ describe('pending authorisations from made-up addresses (a catch-all section)', 
     const events: TokenEvent[] = [];
     tokens.on('event', (event) => events.push(event));
     for (let n = 0; n < 15; n += 1)
-      await refusal(tokens.accessToken(subjectOf(address(n), catchAll()), PASSWORD));
+      await refusal(
+        tokens.accessToken(subjectOf(address(n), catchAll()), new Passphrase(PASSWORD)),
+      );
     expect(tokens.pending.list()).toHaveLength(15);
     expect(events.filter((event) => event.type === 'authorisation_needed')).toHaveLength(10);
     tokens.close();
@@ -241,12 +240,13 @@ describe('pending authorisations from made-up addresses (a catch-all section)', 
 describe('a completed sign-in', () => {
   it('serves a login that arrives while its tokens are being saved, and starts no new sign-in', async () => {
     const tokens = manager({ loginWaitMs: 5_000 });
-    const waiting = tokens.accessToken(subjectOf(), PASSWORD);
+    const waiting = tokens.accessToken(subjectOf(), new Passphrase(PASSWORD));
     await eventually(() => expect(tokens.pending.get(USER)?.waiting).toBe(1));
     let arriving: Promise<string> | undefined;
     // Sent as the sign-in completes, before its tokens are sealed (a key derivation) and written.
     tokens.on('event', (event) => {
-      if (event.type === 'token_obtained') arriving = tokens.accessToken(subjectOf(), PASSWORD);
+      if (event.type === 'token_obtained')
+        arriving = tokens.accessToken(subjectOf(), new Passphrase(PASSWORD));
     });
     await tokens.pending.complete(USER, await idp.browser(tokens.pending.get(USER)!.url, USER));
     const accessToken = await waiting;
@@ -257,10 +257,26 @@ describe('a completed sign-in', () => {
 });
 
 describe('tokens authorised while no login waited', () => {
+  it('are stored by the next login whose password opens the tokens already there', async () => {
+    await storeTokens();
+    const tokens = manager();
+    const pending = await tokens.authorize(subjectOf());
+    const completed = await tokens.pending.complete(USER, await idp.browser(pending.url, USER));
+    expect(tokens.state(USER).name).toBe('authorized-unsaved');
+
+    expect(await tokens.accessToken(subjectOf(), new Passphrase(PASSWORD))).toBe(
+      completed.tokens.accessToken,
+    );
+    expect(tokens.state(USER).name).toBe('active');
+    const stored = await new FileTokenStore(path).read(USER);
+    expect((await openTokens(stored!, PASSWORD)).accessToken).toBe(completed.tokens.accessToken);
+    tokens.close();
+  });
+
   it('stay for the next login when a background refresh finds the old refresh token dead', async () => {
     await storeTokens();
     const tokens = manager();
-    await tokens.accessToken(subjectOf(), PASSWORD);
+    await tokens.accessToken(subjectOf(), new Passphrase(PASSWORD));
     const pending = await tokens.authorize(subjectOf());
     const completed = await tokens.pending.complete(USER, await idp.browser(pending.url, USER));
     expect(tokens.state(USER).name).toBe('authorized-unsaved');
@@ -270,7 +286,9 @@ describe('tokens authorised while no login waited', () => {
       'authorisation-needed',
     );
     expect(tokens.pending.get(USER)).toBeUndefined();
-    expect(await tokens.accessToken(subjectOf(), PASSWORD)).toBe(completed.tokens.accessToken);
+    expect(await tokens.accessToken(subjectOf(), new Passphrase(PASSWORD))).toBe(
+      completed.tokens.accessToken,
+    );
     tokens.close();
   });
 });
@@ -280,7 +298,7 @@ describe('status', () => {
     await storeTokens({ expired: true });
     const tokens = manager({ pendingLimits: { lifetimeMs: 200, perSection: 20, total: 100 } });
     idp.failNextToken('invalid_grant');
-    expect((await refusal(tokens.accessToken(subjectOf(), PASSWORD))).reason).toBe(
+    expect((await refusal(tokens.accessToken(subjectOf(), new Passphrase(PASSWORD)))).reason).toBe(
       'authorisation-needed',
     );
     expect((await tokenStatus(tokens, [subjectOf()]))[0]?.state).toBe('pending');

@@ -6,13 +6,13 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { LoginFailure } from '../../src/auth/types.js';
 import { FileTokenStore } from '../../src/tokens/stores/file-store.js';
 import type { TokenSubject } from '../../src/tokens/subject.js';
-import { Vault } from '../../src/tokens/vault/vault.js';
-import { TokenManager } from '../../src/tokens/token-manager.js';
+import { Passphrase } from '../../src/tokens/vault/passphrase.js';
+import type { TokenManager } from '../../src/tokens/token-manager.js';
+import { testTokenManager } from '../support/token-manager.js';
 import { startIdp, type Idp } from '../peers/idp.js';
 
 const USER = 'scanner@example.com';
@@ -53,16 +53,7 @@ function appOnly(): TokenSubject {
 }
 
 function manager(options: { deleteTokensOnWrongPassword?: boolean } = {}): TokenManager {
-  return new TokenManager({
-    store: new FileTokenStore(join(dir, 'tokens.ini')),
-    vault: new Vault(),
-    log: pino({ level: 'silent' }),
-    oauth: { requestTimeoutMs: 5_000 },
-    refreshMarginSeconds: 300,
-    loginWaitMs: 0,
-    deleteTokensOnWrongPassword: options.deleteTokensOnWrongPassword ?? false,
-    howToAuthorize: (account) => `run: oauth2-mail-proxy authorize ${account}`,
-  });
+  return testTokenManager(new FileTokenStore(join(dir, 'tokens.ini')), options);
 }
 
 const requests = (): number => idp.tokenRequests.byGrantType.client_credentials ?? 0;
@@ -70,23 +61,23 @@ const requests = (): number => idp.tokenRequests.byGrantType.client_credentials 
 it('asks once, reuses the stored token, and after the server refused it asks exactly once more', async () => {
   const tokens = manager();
   const subject = appOnly();
-  const first = await tokens.accessToken(subject, PASSWORD);
-  expect(await tokens.accessToken(subject, PASSWORD)).toBe(first);
+  const first = await tokens.accessToken(subject, new Passphrase(PASSWORD));
+  expect(await tokens.accessToken(subject, new Passphrase(PASSWORD))).toBe(first);
   expect(requests()).toBe(1);
 
   // The mail server refused the token: the next login gets a new one, and later logins use that.
   tokens.distrust(USER);
-  const second = await tokens.accessToken(subject, PASSWORD);
+  const second = await tokens.accessToken(subject, new Passphrase(PASSWORD));
   expect(second).not.toBe(first);
-  expect(await tokens.accessToken(subject, PASSWORD)).toBe(second);
-  expect(await tokens.accessToken(subject, PASSWORD)).toBe(second);
+  expect(await tokens.accessToken(subject, new Passphrase(PASSWORD))).toBe(second);
+  expect(await tokens.accessToken(subject, new Passphrase(PASSWORD))).toBe(second);
   expect(requests()).toBe(2);
 });
 
 it('concurrent logins share one request', async () => {
   const tokens = manager();
   const all = await Promise.all(
-    Array.from({ length: 5 }, () => tokens.accessToken(appOnly(), PASSWORD)),
+    Array.from({ length: 5 }, () => tokens.accessToken(appOnly(), new Passphrase(PASSWORD))),
   );
   expect(new Set(all).size).toBe(1);
   expect(requests()).toBe(1);
@@ -96,14 +87,16 @@ it('never lets a wrong password replace the stored token, even with delete_accou
   // Nobody signs in for an app-only account: deleting its token on a wrong password and asking
   // for a new one would let any password in.
   const tokens = manager({ deleteTokensOnWrongPassword: true });
-  const token = await tokens.accessToken(appOnly(), PASSWORD);
+  const token = await tokens.accessToken(appOnly(), new Passphrase(PASSWORD));
   const stored = await readFile(join(dir, 'tokens.ini'), 'utf8');
 
-  const refused = await tokens.accessToken(appOnly(), 'a guess').catch((err: unknown) => err);
+  const refused = await tokens
+    .accessToken(appOnly(), new Passphrase('a guess'))
+    .catch((err: unknown) => err);
   expect(refused).toBeInstanceOf(LoginFailure);
   expect(refused).toMatchObject({ reason: 'bad-password' });
   expect((refused as Error).message).toMatch(/a wrong password never replaces it/);
   expect(await readFile(join(dir, 'tokens.ini'), 'utf8')).toBe(stored);
   expect(requests()).toBe(1);
-  expect(await tokens.accessToken(appOnly(), PASSWORD)).toBe(token);
+  expect(await tokens.accessToken(appOnly(), new Passphrase(PASSWORD))).toBe(token);
 });

@@ -7,7 +7,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { LoginFailure } from '../../src/auth/types.js';
 import type { AccountConfig, StoredTokenFields } from '../../src/config/types.js';
@@ -16,9 +15,11 @@ import { fernetDecrypt, fernetEncrypt } from '../../src/tokens/vault/fernet.js';
 import { DEFAULT_ITERATIONS, LEGACY_ITERATIONS } from '../../src/tokens/vault/key-derivation.js';
 import { FileTokenStore } from '../../src/tokens/stores/file-store.js';
 import type { TokenSubject } from '../../src/tokens/subject.js';
-import { Vault, type AccountKey } from '../../src/tokens/vault/vault.js';
+import type { AccountKey } from '../../src/tokens/vault/vault.js';
 import { accountKey, openingKey, sealWith } from '../support/sealed-tokens.js';
-import { TokenManager } from '../../src/tokens/token-manager.js';
+import { Passphrase } from '../../src/tokens/vault/passphrase.js';
+import type { TokenManager } from '../../src/tokens/token-manager.js';
+import { testTokenManager } from '../support/token-manager.js';
 import { OFFICE365_TEST_SCOPE, startIdp, type Idp } from '../peers/idp.js';
 
 const USER = 'desk.user@example.com';
@@ -60,16 +61,7 @@ function desktop(extra: Partial<AccountConfig> = {}): TokenSubject {
 function manager(
   options: { loginWaitMs?: number; deleteTokensOnWrongPassword?: boolean } = {},
 ): TokenManager {
-  return new TokenManager({
-    store,
-    vault: new Vault(),
-    log: pino({ level: 'silent' }),
-    oauth: { requestTimeoutMs: 5_000 },
-    refreshMarginSeconds: 300,
-    loginWaitMs: options.loginWaitMs ?? 0,
-    deleteTokensOnWrongPassword: options.deleteTokensOnWrongPassword ?? false,
-    howToAuthorize: (account) => `run: oauth2-mail-proxy authorize ${account}`,
-  });
+  return testTokenManager(store, options);
 }
 
 /** Real tokens of the desktop client (its secret sent by hand), as an earlier sign-in left them. */
@@ -130,7 +122,7 @@ describe('a client secret stored encrypted beside the tokens', () => {
     const fields = await seed(await accountKey(PASSWORD));
     const { client_secret_encrypted: _dropped, ...withoutSecret } = fields;
     await store.write(USER, withoutSecret);
-    const error = await refusal(manager().accessToken(desktop(), PASSWORD));
+    const error = await refusal(manager().accessToken(desktop(), new Passphrase(PASSWORD)));
     expect(error).toBeInstanceOf(LoginFailure);
     expect(error).toMatchObject({ reason: 'config' });
     expect((error as Error).message).toMatch(/invalid_client|client/i);
@@ -141,7 +133,7 @@ describe('a client secret stored encrypted beside the tokens', () => {
     const before = await seed(legacy);
     expect(before.token_iterations).toBe(String(LEGACY_ITERATIONS));
 
-    const accessToken = await manager().accessToken(desktop(), PASSWORD);
+    const accessToken = await manager().accessToken(desktop(), new Passphrase(PASSWORD));
     expect(accessToken).toBeTruthy();
     expect(idp.tokenRequests.byGrantType.refresh_token).toBe(1);
 
@@ -157,7 +149,7 @@ describe('a client secret stored encrypted beside the tokens', () => {
     const tokens = manager();
     let known: TokenSubject | undefined;
     tokens.on('known', (subject) => (known = subject));
-    await tokens.accessToken(desktop(), PASSWORD);
+    await tokens.accessToken(desktop(), new Passphrase(PASSWORD));
     idp.resetTokenRequests();
 
     expect(await tokens.refreshIfDue(known!, true)).toMatchObject({ outcome: 'refreshed' });
@@ -167,7 +159,7 @@ describe('a client secret stored encrypted beside the tokens', () => {
 
   it("that the tokens' password cannot decrypt makes the login fail as a config problem naming the fix", async () => {
     await seed(await accountKey(PASSWORD), { secretKey: await accountKey('another password') });
-    const error = await refusal(manager().accessToken(desktop(), PASSWORD));
+    const error = await refusal(manager().accessToken(desktop(), new Passphrase(PASSWORD)));
     expect(error).toBeInstanceOf(LoginFailure);
     expect(error).toMatchObject({ reason: 'config' });
     expect((error as Error).message).toContain('client_secret_encrypted');
@@ -178,7 +170,10 @@ describe('a client secret stored encrypted beside the tokens', () => {
   it('is not deleted with the tokens on a wrong password (delete_account_token_on_password_error)', async () => {
     const before = await seed(await accountKey(PASSWORD));
     const error = await refusal(
-      manager({ deleteTokensOnWrongPassword: true }).accessToken(desktop(), 'not the password'),
+      manager({ deleteTokensOnWrongPassword: true }).accessToken(
+        desktop(),
+        new Passphrase('not the password'),
+      ),
     );
     expect(error).toMatchObject({ reason: 'bad-password' });
     expect((error as Error).message).toContain('client_secret_encrypted');
@@ -201,7 +196,7 @@ describe('authorising an account whose secret is stored encrypted', () => {
   it('a login decrypts it from a section without tokens, the code exchange sends it, and the new key re-encrypts it', async () => {
     const before = await seed(await accountKey(PASSWORD), { tokens: false });
     const tokens = manager({ loginWaitMs: 20_000 });
-    const login = tokens.accessToken(desktop(), PASSWORD);
+    const login = tokens.accessToken(desktop(), new Passphrase(PASSWORD));
     const pending = await new Promise<{ url: string }>((resolve) =>
       tokens.pending.once('pending', resolve),
     );
@@ -217,7 +212,9 @@ describe('authorising an account whose secret is stored encrypted', () => {
 
   it('a wrong password for a section without tokens is refused as a wrong password', async () => {
     await seed(await accountKey(PASSWORD), { tokens: false });
-    const error = await refusal(manager().accessToken(desktop(), 'not the password'));
+    const error = await refusal(
+      manager().accessToken(desktop(), new Passphrase('not the password')),
+    );
     expect(error).toMatchObject({ reason: 'bad-password' });
     expect((error as Error).message).toContain('client_secret_encrypted');
   });
@@ -238,7 +235,7 @@ describe('client_credentials with the secret encrypted in the config section', (
       clientSecretEncrypted: inConfig.client_secret_encrypted!,
       tokensInConfig: inConfig,
     });
-    expect(await manager().accessToken(subject, PASSWORD)).toBeTruthy();
+    expect(await manager().accessToken(subject, new Passphrase(PASSWORD))).toBeTruthy();
     expect(idp.tokenRequests.byGrantType.client_credentials).toBe(1);
     expect((await storedSecret()).secret).toBe(idp.clients.service.clientSecret);
   });
