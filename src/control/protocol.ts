@@ -37,7 +37,10 @@ export interface AccountStatus {
   readonly hasRefreshToken: boolean;
   /** Unix seconds of the stored tokens' last write (email-oauth2-proxy's `last_activity`). */
   readonly lastActivity?: number;
-  /** Unix milliseconds of the last refresh attempt by this daemon, and how it went. */
+  /**
+   * Unix milliseconds of this daemon's last token request for the account (a refresh or a grant),
+   * and how it went.
+   */
   readonly lastRefresh?: { readonly at: number; readonly outcome: string };
   readonly pending?: {
     readonly flow: string;

@@ -18,7 +18,10 @@ export type AccountState =
   | { readonly name: 'active' }
   /** A refresh is under way: one per account in this process, and under the store's lock one per fleet. */
   | { readonly name: 'refreshing' }
-  /** The provider refused the grant: the dead tokens are gone; the next login starts a sign-in. */
+  /**
+   * The provider refused the grant: the dead tokens are gone. A sign-in starts at once (pending
+   * returns here if nobody completes it); the password flow's next login makes a new grant.
+   */
   | { readonly name: 'needs-reauthorization'; readonly code: string }
   /**
    * The last token request failed in a way a new sign-in does not mend: `transient` (every token

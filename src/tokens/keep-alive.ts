@@ -1,3 +1,9 @@
+/**
+ * Background refreshes: once a login has made an account's key known, its access token is
+ * refreshed before it expires and at least every `maxIntervalMs`, so the first login of the
+ * morning finds a fresh token and a refresh token that has not aged out (Microsoft's lapse after
+ * 90 days unused). Temporary failures back off; anything else stops until the next login.
+ */
 import type { Logger } from 'pino';
 import { LoginFailure } from '../auth/types.js';
 import type { TokenSubject } from './subject.js';
@@ -21,10 +27,6 @@ interface Tracked {
 
 const MAX_RETRY_MS = 60 * 60 * 1000;
 
-/**
- * Refreshes accounts in the background once a login has made their key known, so the first
- * login of the morning finds a fresh token and a refresh token that has not aged out.
- */
 export class KeepAlive {
   private readonly tracked = new Map<string, Tracked>();
   private readonly onKnown = (subject: TokenSubject): void => this.track(subject);

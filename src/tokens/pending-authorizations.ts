@@ -1,3 +1,10 @@
+/**
+ * Sign-ins waiting for the user (the authorization-code flow's pasted or redirected address, the
+ * device flow's code): at most one per account, joined by every login and every `authorize` for
+ * it, so a single paste (or device approval) completes them all; bounded in number and lifetime. A completed sign-in hands its tokens to the token manager,
+ * which saves them; then the waiting logins are answered: those with the password the tokens are
+ * saved under get them, the others are told why not.
+ */
 import { EventEmitter } from 'node:events';
 import { loginFailureFromOAuth } from '../auth/oauth-login-failure.js';
 import { LoginFailure } from '../auth/types.js';
@@ -105,10 +112,6 @@ export interface AuthorizationEvents {
   ended: [{ key: string }];
 }
 
-/**
- * Authorisations waiting for the user, at most one per account: every login for that account
- * joins it, and a single paste (or device approval) completes them all.
- */
 export class PendingAuthorizations extends EventEmitter<AuthorizationEvents> {
   private readonly entries = new Map<string, Entry>();
   private readonly starting = new SingleFlight<PendingView>();
@@ -240,7 +243,7 @@ export class PendingAuthorizations extends EventEmitter<AuthorizationEvents> {
 
   /**
    * Waits up to `timeoutMs` for the subject's pending authorisation to complete, then fails
-   * with `failure` (a temporary login failure that tells the user what to do).
+   * with `failure` (a login failure mail clients retry, saying what the user must do).
    */
   wait(
     key: string,

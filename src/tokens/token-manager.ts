@@ -2,19 +2,26 @@
  * Turns (account, password) into a usable access token, keeping one state per account
  * (account-slots.ts). The password opens the vault and goes no further; the slot keeps the key.
  *
- *                    login: the stored tokens open
- *   empty ─────────────────────────────────────────────► active ◄────────────────────┐
- *     │ login: no usable tokens                           │ access token due         │ ok, or
- *     ▼                                                   ▼                          │ theirs
- *   pending ─sign-in; a proven password waits─► active   refreshing ─────────────────┘
- *     │                                                   │
- *     ├─sign-in; none waits─► authorized-unsaved          ├─transient or config─► failed
- *     │    ─a login, or authorize + password─► active     │     ─login─► refreshing
- *     │                                                   │
- *     └─expires, refused, or stored elsewhere             └─grant dead─► needs-reauthorization
- *          ─► the state it came from                            ─login─► pending
+ *                   login: the stored tokens open, fresh
+ *   empty ───────────────────────────────────────────────► active ◄──────────────────────┐
+ *    │ │ login: stored tokens due                           │ access token due          │ ok, or
+ *    │ └───────────────────────────────────────────────────►▼                           │ theirs
+ *    │ login: no usable tokens                            refreshing ───────────────────┘
+ *    ▼                                                      ├──transient or config──► failed
+ *   pending ◄──────────────────────────────┐                │    (the tokens kept)
+ *    │                                     │                └──grant dead──► needs-reauthorization
+ *    │                                     │                     (the tokens dropped)       │
+ *    │                                     └───── at once, for the sign-in flows ───────────┘
+ *    ├─sign-in; a proven password waits──► active
+ *    ├─sign-in; none waits──► authorized-unsaved
+ *    │    ─a login with a proven password, or authorize with the password──► active
+ *    └─expires, refused, or stored elsewhere──► the state it came from
  *
- *   any ─wrong password with delete_account_token_on_password_error─► empty
+ *   failed, needs-reauthorization ─login: fresh tokens stored─► active
+ *                                 ─login: tokens due─► refreshing
+ *   active ─login: the access token expired and there is no refresh token─► pending
+ *   any ─authorize─► pending
+ *   any ─wrong password, with delete_account_token_on_password_error─► empty
  *
  * `oauth2_flow = password`, `client_credentials` and `service_account` never wait in `pending`:
  * wherever the diagram signs in, they make their grant (the login's password, the app's secret,

@@ -2,6 +2,7 @@ import type { AccountStatus, TokenState } from '../control/protocol.js';
 import type { AccountState } from './account-slots.js';
 import type { TokenSubject } from './subject.js';
 import type { TokenManager } from './token-manager.js';
+import { hasTokens } from './vault/vault.js';
 
 /**
  * What `status` shows for each configured account (and each catch-all mailbox the daemon has
@@ -25,15 +26,14 @@ export async function tokenStatus(
       fields?.access_token_expiry === undefined ? undefined : Number(fields.access_token_expiry);
     const pending = tokens.pending.get(key);
     const lastRefresh = tokens.lastOutcome(key);
-    const hasTokens = fields?.access_token !== undefined || fields?.refresh_token !== undefined;
     result.push({
       account: key,
-      state: shownState(tokens.state(key), hasTokens, expiry),
+      state: shownState(tokens.state(key), hasTokens(fields), expiry),
       hasRefreshToken: fields?.refresh_token !== undefined,
-      ...(hasTokens &&
+      ...(hasTokens(fields) &&
         expiry !== undefined &&
         Number.isFinite(expiry) && { accessTokenExpiry: expiry }),
-      ...(hasTokens &&
+      ...(hasTokens(fields) &&
         Number.isFinite(Number(fields?.last_activity)) && {
           lastActivity: Number(fields?.last_activity),
         }),
@@ -57,13 +57,9 @@ export async function tokenStatus(
  * state; whether tokens are stored, and whether they are still valid, from the store, which
  * another process may have changed since.
  */
-function shownState(
-  state: AccountState,
-  hasTokens: boolean,
-  expiry: number | undefined,
-): TokenState {
+function shownState(state: AccountState, stored: boolean, expiry: number | undefined): TokenState {
   if (state.name === 'pending') return 'pending';
   if (state.name === 'authorized-unsaved') return 'authorised-unsaved';
-  if (!hasTokens) return state.name === 'needs-reauthorization' ? 'needs-reauthorisation' : 'none';
+  if (!stored) return state.name === 'needs-reauthorization' ? 'needs-reauthorisation' : 'none';
   return expiry !== undefined && expiry > Date.now() / 1000 ? 'active' : 'expired';
 }
