@@ -4,7 +4,7 @@
  * states. The diagram of the states is in token-manager.ts.
  */
 import type { StoredTokenFields } from '../config/types.js';
-import type { OAuthErrorKind, TokenSet } from '../oauth/index.js';
+import type { OAuthError, OAuthErrorKind, TokenSet } from '../oauth/index.js';
 import type { AccountKey } from './vault/vault.js';
 
 export type AccountState =
@@ -108,4 +108,20 @@ export function moveTo(slot: AccountSlot, next: SettledState): void {
   if (slot.state.name === 'pending') {
     if (next.name !== 'refreshing') slot.state = { name: 'pending', before: next };
   } else if (slot.state.name !== 'authorized-unsaved') slot.state = next;
+}
+
+/**
+ * The account's last token request went as `outcome` says (words for `status`); `failure`, if it
+ * failed, moves the account to the state the provider's verdict calls for.
+ */
+export function settle(slot: AccountSlot, outcome: string, failure?: OAuthError): void {
+  slot.lastOutcome = { at: Date.now(), outcome };
+  moveTo(
+    slot,
+    !failure
+      ? { name: 'active' }
+      : failure.kind === 'reauthorise'
+        ? { name: 'needs-reauthorization', code: failure.code }
+        : { name: 'failed', kind: failure.kind, code: failure.code },
+  );
 }

@@ -1,6 +1,6 @@
 /**
- * The token store as the token manager leans on it, with the two fallbacks that keep mail flowing
- * when the store misbehaves:
+ * The token store as the token manager leans on it: new tokens sealed (with the account's client
+ * secret) and written, and the two fallbacks that keep mail flowing when the store misbehaves:
  *
  * - a store that refuses a write (read-only or full disk): the sealed fields stay in the account's
  *   slot, are used instead of what the store holds (they are newer: the provider may already have
@@ -15,14 +15,41 @@ import type { AccountSlots } from './account-slots.js';
 import { TokenStoreUnavailableError } from './stores/store-errors.js';
 import type { AccountChange, TokenStore } from './stores/token-store.js';
 import type { TokenSubject } from './subject.js';
-import { readFields } from './vault/vault.js';
+import type { TokenSet } from '../oauth/index.js';
+import { readFields, type AccountKey, type Vault } from './vault/vault.js';
 
 export class AccountStore {
   constructor(
     readonly store: TokenStore,
+    private readonly vault: Vault,
     private readonly slots: AccountSlots,
     private readonly log: Logger,
   ) {}
+
+  /**
+   * Seals and writes new tokens under `key` (see {@link AccountStore.write}). New tokens, whichever
+   * way they came, lift the upstream's refusal of the old ones and any doubt about the password.
+   */
+  async save(subject: TokenSubject, tokens: TokenSet, key: AccountKey): Promise<void> {
+    const slot = this.slots.get(subject.key);
+    slot.key = key;
+    slot.distrusted = false;
+    slot.contested = false;
+    await this.write(subject.key, this.seal(subject, tokens, key));
+  }
+
+  /** The fields the store keeps for these tokens under `key`, the client secret re-encrypted with them. */
+  seal(subject: TokenSubject, tokens: TokenSet, key: AccountKey): StoredTokenFields {
+    const { clientSecret } = this.slots.get(subject.key);
+    return this.vault.seal(key, {
+      tokens: {
+        accessToken: tokens.accessToken,
+        accessTokenExpiry: tokens.expiresAt,
+        ...(tokens.refreshToken && { refreshToken: tokens.refreshToken }),
+      },
+      clientSecret: subject.account.clientSecret ? undefined : (clientSecret ?? undefined),
+    });
+  }
 
   /**
    * An account's stored fields: unwritten ones first, then the token store, then tokens left in

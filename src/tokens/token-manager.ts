@@ -31,8 +31,9 @@
  * it). A refresh or grant that ends while a sign-in is pending changes only the state it returns
  * to, and tokens authorised while no login waited stay until a password stores them (moveTo).
  *
- * Grants, flows and pending authorisations return token sets; this class alone saves them (the
- * client secret re-encrypted with them, see vault.ts) and emits the events.
+ * Grants, flows and pending authorisations return token sets; only this class and the refresher
+ * it owns (refresher.ts) save tokens, through account-store.ts (the client secret re-encrypted
+ * with them), and emit the events.
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
@@ -42,11 +43,16 @@ import type { StoredTokenFields } from '../config/types.js';
 import {
   classifyOAuthFailure,
   OAuthError,
-  refresh,
   type ProviderClientOptions,
   type TokenSet,
 } from '../oauth/index.js';
-import { AccountSlots, moveTo, type AccountState, type ReturnState } from './account-slots.js';
+import {
+  AccountSlots,
+  moveTo,
+  settle,
+  type AccountState,
+  type ReturnState,
+} from './account-slots.js';
 import {
   PendingAuthorizations,
   TooManyPendingError,
@@ -56,8 +62,9 @@ import {
 } from './pending-authorizations.js';
 import { AccountStore } from './account-store.js';
 import { NotificationLimit } from './notification-limit.js';
+import { Refresher, type RefreshFrom } from './refresher.js';
 import { SingleFlight } from './single-flight.js';
-import type { AccountChange, TokenStore } from './stores/token-store.js';
+import type { TokenStore } from './stores/token-store.js';
 import type { TokenSubject } from './subject.js';
 import {
   appSecretIsLoginPassword,
@@ -75,7 +82,6 @@ import {
   type AccountKey,
   type PlainTokens,
   type Vault,
-  withoutTokens,
 } from './vault/vault.js';
 import { judgeWrongPassword } from './wrong-password.js';
 
@@ -139,8 +145,7 @@ export class TokenManager extends EventEmitter<{
   readonly pending: PendingAuthorizations;
   private readonly slots = new AccountSlots();
   private readonly stored: AccountStore;
-  /** Refreshes under way, one per account. */
-  private readonly refreshes = new SingleFlight<RefreshEnd>();
+  private readonly refresher: Refresher;
   /** Grants under way, one per account (per password, where it takes part). */
   private readonly grants = new SingleFlight<string>();
   /** New tokens being sealed and written, one save per account at a time. */
@@ -151,7 +156,16 @@ export class TokenManager extends EventEmitter<{
 
   constructor(private readonly options: TokenManagerOptions) {
     super();
-    this.stored = new AccountStore(options.store, this.slots, options.log);
+    this.stored = new AccountStore(options.store, options.vault, this.slots, options.log);
+    this.refresher = new Refresher({
+      slots: this.slots,
+      stored: this.stored,
+      vault: options.vault,
+      log: options.log,
+      isFresh: (tokens) => this.isFresh(tokens),
+      oauthFor: (subject) => this.oauthFor(subject),
+      emit: (event) => this.emit('event', event),
+    });
     this.notifications = new NotificationLimit(options.log);
     this.pending = new PendingAuthorizations(
       (subject) => this.oauthFor(subject),
@@ -322,195 +336,11 @@ export class TokenManager extends EventEmitter<{
   private async refreshOrReauthorize(
     subject: TokenSubject,
     key: AccountKey,
-    seen: PlainTokens & { readonly refreshToken: string },
+    seen: RefreshFrom,
     passphrase?: Passphrase,
   ): Promise<string> {
-    const end = await this.sharedRefresh(subject, key, seen);
+    const end = await this.refresher.run(subject, key, seen);
     return end.kind === 'token' ? end.accessToken : this.withoutToken(subject, passphrase, key);
-  }
-
-  private sharedRefresh(
-    subject: TokenSubject,
-    key: AccountKey,
-    seen: PlainTokens & { readonly refreshToken: string },
-  ): Promise<RefreshEnd> {
-    return this.refreshes.run(subject.key, async () => {
-      try {
-        return await this.refreshLocked(subject, key, seen);
-      } catch (err) {
-        if (err instanceof LoginFailure) throw err;
-        // The store failed under the lock: whatever it holds is as it was.
-        throw new LoginFailure(
-          'temporary',
-          `Cannot refresh the OAuth2 token for ${subject.key}: the token store failed (${(err as Error).message}). The stored tokens are kept; try again later`,
-        );
-      } finally {
-        // The refresh is over whichever way it ended; a store failure leaves the tokens as they were.
-        const slot = this.slots.get(subject.key);
-        if (slot.state.name === 'refreshing')
-          moveTo(slot, { name: 'failed', kind: 'transient', code: 'token_store' });
-      }
-    });
-  }
-
-  /**
-   * One refresh per account across every process and instance sharing the store: under the
-   * account's lock the stored tokens are read again, and when someone else has refreshed (or
-   * authorised) meanwhile, theirs are used; otherwise the refresh runs and its tokens are written
-   * before the lock is released, first thing after they arrive: a provider that rotates refresh
-   * tokens has already voided the old one.
-   */
-  private async refreshLocked(
-    subject: TokenSubject,
-    key: AccountKey,
-    seen: PlainTokens & { readonly refreshToken: string },
-  ): Promise<RefreshEnd> {
-    const slot = this.slots.get(subject.key);
-    moveTo(slot, { name: 'refreshing' });
-    let used = seen.refreshToken;
-    let decided = false;
-    let sealed: StoredTokenFields | undefined;
-    let outcome: RefreshOutcome;
-    try {
-      outcome = await this.stored.update<RefreshOutcome>(subject, async (newest, inStore) => {
-        decided = true;
-        const theirs = newest && this.options.vault.reopen(key, newest);
-        // Someone wrote other tokens than the ones this refresh started from (a provider that
-        // keeps refresh tokens changes only the access token): fresh ones are used as they are.
-        const written =
-          theirs !== undefined &&
-          (theirs.refreshToken !== seen.refreshToken || theirs.accessToken !== seen.accessToken);
-        if (written && theirs.accessToken && this.isFresh(theirs) && !slot.distrusted)
-          return { change: { kind: 'keep' }, result: { kind: 'theirs', tokens: theirs } };
-        if (theirs?.refreshToken) used = theirs.refreshToken;
-        const result = await this.refreshRequest(subject, used);
-        if (result.kind === 'dead') {
-          // The dead tokens go; the salt and an encrypted client secret stay for the next ones.
-          const change: AccountChange =
-            inStore === undefined
-              ? { kind: 'keep' }
-              : { kind: 'write', fields: withoutTokens(inStore) };
-          return { change, result };
-        }
-        sealed = this.seal(subject, result.tokens, key);
-        return { change: { kind: 'write', fields: sealed }, result };
-      });
-    } catch (err) {
-      if (err instanceof LoginFailure) throw err;
-      if (sealed) {
-        // The provider answered and the store refused the tokens: they stay in memory.
-        this.stored.refused(subject.key, err);
-        return this.refreshed(subject, this.options.vault.reopen(key, sealed)?.accessToken ?? '');
-      }
-      if (decided) throw err;
-      // No lock could be taken (a read-only directory): refresh without it, as a lone process would.
-      this.options.log.warn(
-        { event: 'token_store_unlockable', account: subject.key, err: (err as Error).message },
-        'cannot lock the token store; refreshing without the lock',
-      );
-      const result = await this.refreshRequest(subject, used);
-      if (result.kind === 'dead') return this.refreshTokenDead(subject, result.failure);
-      await this.save(subject, result.tokens, key);
-      return this.refreshed(subject, result.tokens.accessToken);
-    }
-    switch (outcome.kind) {
-      case 'theirs':
-        moveTo(slot, { name: 'active' });
-        return { kind: 'token', accessToken: outcome.tokens.accessToken ?? '' };
-      case 'dead':
-        return this.refreshTokenDead(subject, outcome.failure);
-      case 'refreshed':
-        return this.refreshed(subject, outcome.tokens.accessToken);
-    }
-  }
-
-  /** Asks the provider; a dead refresh token is an outcome, other failures are thrown as login failures. */
-  private async refreshRequest(
-    subject: TokenSubject,
-    refreshToken: string,
-  ): Promise<Exclude<RefreshOutcome, { kind: 'theirs' }>> {
-    const started = Date.now();
-    try {
-      const tokens = await refresh(subject.account, refreshToken, await this.oauthFor(subject));
-      this.settle(subject.key, 'ok');
-      // Logged as it arrives; the write follows at once (a log line costs no measurable time).
-      this.options.log.info(
-        {
-          event: 'token_refreshed',
-          account: subject.key,
-          durationMs: Date.now() - started,
-          rotated: tokens.refreshTokenKept === false,
-        },
-        'access token refreshed',
-      );
-      return { kind: 'refreshed', tokens };
-    } catch (err) {
-      const failure = classifyOAuthFailure(err, 'refresh');
-      // With the password flow nobody needs to authorise: the next login's password gets new tokens.
-      const hint =
-        failure.kind === 'reauthorise' && subject.account.flow === 'password'
-          ? SIGN_IN_AGAIN_WITH_PASSWORD
-          : failure.hint;
-      this.settle(
-        subject.key,
-        failure.kind === 'transient'
-          ? `failed (${failure.code}); tokens kept`
-          : `failed (${failure.code}): ${failure.kind}`,
-        failure,
-      );
-      this.options.log.warn(
-        {
-          event: 'refresh_failed',
-          account: subject.key,
-          kind: failure.kind,
-          code: failure.code,
-          aadsts: failure.aadsts,
-        },
-        failure.message,
-      );
-      this.emit('event', {
-        type: 'refresh_failed',
-        account: subject.key,
-        kind: failure.kind,
-        reason: `${failure.message}. ${hint}`,
-      });
-      if (failure.kind === 'reauthorise') return { kind: 'dead', failure };
-      throw loginFailureFromOAuth(failure, {
-        doing: (kind) =>
-          kind === 'transient'
-            ? `Cannot refresh the OAuth2 token for ${subject.key}`
-            : `Account ${subject.key} cannot get tokens`,
-        whenTransient: 'The stored tokens are kept; try again later',
-        otherwise: 'config',
-      });
-    }
-  }
-
-  /** Tells of a refresh whose tokens are saved (or kept in memory). */
-  private refreshed(subject: TokenSubject, accessToken: string): RefreshEnd {
-    this.slots.get(subject.key).distrusted = false;
-    this.emit('event', { type: 'token_refreshed', account: subject.key });
-    return { kind: 'token', accessToken };
-  }
-
-  /**
-   * The provider refused the refresh token, and (under the lock) nobody had stored a newer one:
-   * the dead tokens are gone from the store and the account needs authorising.
-   */
-  private refreshTokenDead(subject: TokenSubject, failure: OAuthError): RefreshEnd {
-    this.stored.forget(subject.key);
-    if (subject.account.flow === 'password') {
-      this.options.log.info(
-        { event: 'refresh_token_dropped', account: subject.key, reason: failure.code },
-        SIGN_IN_AGAIN_WITH_PASSWORD,
-      );
-    } else {
-      this.options.log.warn(
-        { event: 'authorisation_needed', account: subject.key, reason: failure.code },
-        failure.hint,
-      );
-    }
-    return { kind: 'dead' };
   }
 
   // ── Passwords that do not open the tokens ───────────────────────────────────────────────────
@@ -760,14 +590,14 @@ export class TokenManager extends EventEmitter<{
           tokens = await request(() => this.oauthFor(subject));
         } catch (err) {
           if (!(err instanceof GrantFailure)) throw err;
-          this.settle(
-            subject.key,
+          settle(
+            this.slots.get(subject.key),
             `${failed} (${err.failure.code}): ${err.failure.kind}`,
             err.failure,
           );
           throw err.login;
         }
-        this.settle(subject.key, succeeded);
+        settle(this.slots.get(subject.key), succeeded);
         await this.saveNew(subject, tokens, () => key);
         return tokens.accessToken;
       },
@@ -791,34 +621,11 @@ export class TokenManager extends EventEmitter<{
     return this.saves.run(
       subject.key,
       async () => {
-        await this.save(subject, tokens, await keyFor());
+        await this.stored.save(subject, tokens, await keyFor());
         this.emit('known', subject);
       },
       String((this.saveCount += 1)),
     );
-  }
-
-  /** Encrypts and stores (or keeps in memory, see {@link AccountStore.write}). */
-  private async save(subject: TokenSubject, tokens: TokenSet, key: AccountKey): Promise<void> {
-    const slot = this.slots.get(subject.key);
-    slot.key = key;
-    // New tokens, whichever way they came: the upstream's refusal of the old one no longer applies.
-    slot.distrusted = false;
-    slot.contested = false;
-    await this.stored.write(subject.key, this.seal(subject, tokens, key));
-  }
-
-  /** The fields the store keeps for these tokens under `key`, the client secret re-encrypted with them. */
-  private seal(subject: TokenSubject, tokens: TokenSet, key: AccountKey): StoredTokenFields {
-    const { clientSecret } = this.slots.get(subject.key);
-    return this.options.vault.seal(key, {
-      tokens: {
-        accessToken: tokens.accessToken,
-        accessTokenExpiry: tokens.expiresAt,
-        ...(tokens.refreshToken && { refreshToken: tokens.refreshToken }),
-      },
-      clientSecret: subject.account.clientSecret ? undefined : (clientSecret ?? undefined),
-    });
   }
 
   // ── Everything else ─────────────────────────────────────────────────────────────────────────
@@ -847,23 +654,6 @@ export class TokenManager extends EventEmitter<{
         });
       },
       () => undefined,
-    );
-  }
-
-  /**
-   * The account's last token request went as `outcome` says (words for `status`); `failure`, if
-   * it failed, moves the account to the state the provider's verdict calls for.
-   */
-  private settle(key: string, outcome: string, failure?: OAuthError): void {
-    const slot = this.slots.get(key);
-    slot.lastOutcome = { at: Date.now(), outcome };
-    moveTo(
-      slot,
-      !failure
-        ? { name: 'active' }
-        : failure.kind === 'reauthorise'
-          ? { name: 'needs-reauthorization', code: failure.code }
-          : { name: 'failed', kind: failure.kind, code: failure.code },
     );
   }
 
@@ -908,20 +698,3 @@ function clientSecretLocked(key: string): OAuthError {
     },
   );
 }
-
-const SIGN_IN_AGAIN_WITH_PASSWORD =
-  'The refresh token was refused; the login under way (or else the next one) gets new tokens with the password grant.';
-
-/** How a shared refresh ended, for each login that waited on it. */
-type RefreshEnd =
-  | { readonly kind: 'token'; readonly accessToken: string }
-  /** The refresh token is dead and gone: each caller goes on without it. */
-  | { readonly kind: 'dead' };
-
-type RefreshOutcome =
-  /** New tokens from the provider, stored (or kept in memory when the store refused them). */
-  | { readonly kind: 'refreshed'; readonly tokens: TokenSet }
-  /** Another process or instance had refreshed meanwhile; its fresh access token is used. */
-  | { readonly kind: 'theirs'; readonly tokens: PlainTokens }
-  /** The provider refused the refresh token and nobody had a newer one. */
-  | { readonly kind: 'dead'; readonly failure: OAuthError };
