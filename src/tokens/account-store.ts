@@ -95,10 +95,28 @@ export class AccountStore {
     const slot = this.slots.get(key);
     delete slot.unwritten;
     try {
-      await this.store.write(key, fields);
+      await this.writeLocked(key, fields);
     } catch (err) {
       slot.unwritten = fields;
       this.refused(key, err);
+    }
+  }
+
+  /**
+   * Writes under the account's lock, so a refresh under way (it holds the lock while it asks the
+   * provider) finishes first and never overwrites these newer tokens with its own. Where no lock
+   * can be taken at all (a read-only directory), as a plain write, which then says why it failed.
+   */
+  private async writeLocked(key: string, fields: StoredTokenFields): Promise<void> {
+    let locked = false;
+    try {
+      await this.store.update(key, async () => {
+        locked = true;
+        return { change: { kind: 'write', fields }, result: undefined };
+      });
+    } catch (err) {
+      if (locked) throw err;
+      await this.store.write(key, fields);
     }
   }
 
