@@ -1,7 +1,8 @@
 /**
  * What the daemon knows of each account between logins: one slot per token subject, holding the
- * account's state and what goes with it. The token manager is the only writer; `status` reads the
- * states. The diagram of the states is in token-manager.ts.
+ * account's state and what goes with it. The token manager and its refresher are the only
+ * writers, and move between states through the two rules at the end of this file; `status` reads
+ * the states. The diagram of the states is in token-manager.ts.
  */
 import type { StoredTokenFields } from '../config/types.js';
 import type { OAuthError, OAuthErrorKind, TokenSet } from '../oauth/index.js';
