@@ -16,6 +16,7 @@ import {
 } from '../oauth/index.js';
 import { TokenStoreError } from '../tokens/stores/file-store.js';
 import { openTokenStore } from '../tokens/stores/open-store.js';
+import { isPostgresUrl } from '../tokens/stores/postgres-store.js';
 import { TokenStoreSetupError } from '../tokens/stores/store-errors.js';
 import type { TokenStore } from '../tokens/stores/token-store.js';
 import { subjectFor, type TokenSubject } from '../tokens/subject.js';
@@ -125,7 +126,10 @@ async function authorized(
     : undefined;
   if (!password) {
     say(
-      `Authorised ${options.account}; the running proxy will use the new token at the next login (whose password then encrypts it).`,
+      `Authorised ${options.account}; the running proxy will use the new token at the next login (whose password then encrypts it).` +
+        ((await storeIsShared(options.controlSocket))
+          ? ' Other instances sharing its token store get the new tokens only once that login has stored them; logins waiting on them are told to try again until then.'
+          : ''),
     );
     return 0;
   }
@@ -187,6 +191,14 @@ async function authorizeWithoutDaemon(
   } finally {
     await store.close();
   }
+}
+
+/** Whether the running daemon keeps its tokens where other instances share them (PostgreSQL). */
+async function storeIsShared(controlSocket: string): Promise<boolean> {
+  const status = await controlRequest(controlSocket, { op: 'status' }).catch(() => undefined);
+  return status !== undefined && 'store' in status && status.store !== undefined
+    ? isPostgresUrl(status.store.location)
+    : false;
 }
 
 async function authorizeInto(

@@ -91,3 +91,21 @@ describe('check on the PostgreSQL store', () => {
     expect(command.output).toMatch(/access token/i);
   }, 60_000);
 });
+
+describe('authorize without a terminal', () => {
+  it('says that other instances get the new tokens only once a login here has stored them', async () => {
+    const authorize = ProxyProcess.command(['authorize', USER, '--control-socket', controlSocket], {
+      configFile: instance.configFile,
+      tokenStore: pg.url,
+    });
+    const [, url] = await authorize.waitFor(/Open this URL in a browser and sign in:\n(\S+)\n/);
+    await authorize.waitFor(/Paste the full URL the browser ends on:\n> $/);
+    authorize.type(`${await world.idp.browser(url!)}\n`);
+    await authorize.waitFor(
+      /will use the new token at the next login \(whose password then encrypts it\)\. Other instances sharing its token store get the new tokens only once that login has stored them/,
+    );
+    expect(await authorize.exit()).toBe(0);
+    // That login: its password opens the stored tokens, so it stores the new ones.
+    expect(await loginReply(world.imapPort, USER, PASSWORD)).toMatch(/^a1 OK /);
+  });
+});
