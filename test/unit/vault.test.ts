@@ -178,6 +178,15 @@ describe('sealing tokens', () => {
     expect(result.key?.opens.iterations).toBe(DEFAULT_ITERATIONS);
   });
 
+  it('derives the upgrade key of a legacy account once, however many logins open it', async () => {
+    const legacy = fieldsOf(LEGACY);
+    const first = await keyOf(legacy, passwordOf(LEGACY));
+    const before = shared.runs.length;
+    const again = await keyOf(legacy, passwordOf(LEGACY));
+    expect(shared.runs.length).toBe(before);
+    expect(again.seals.salt).toBe(first.seals.salt);
+  });
+
   it('writes only the tokens it is given', async () => {
     const key = await keyOf(fieldsOf(JOHN), passwordOf(JOHN));
     const fields = vault.seal(key, { tokens: { refreshToken: 'only-refresh' } });

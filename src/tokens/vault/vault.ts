@@ -14,7 +14,7 @@
  * email-oauth2-proxy both ways: what it wrote opens here, and what is sealed here opens there (we
  * always write `token_iterations`, which it reads).
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { AccountConfig, StoredTokenFields } from '../../config/types.js';
 import type { TokenStore } from '../stores/token-store.js';
 import type { TokenSubject } from '../subject.js';
@@ -128,6 +128,9 @@ export function withoutTokens(fields: StoredTokenFields): StoredTokenFields {
 }
 
 export class Vault {
+  /** Upgrade keys of legacy stores, by opening key (see {@link Vault.upgradeOf}). */
+  private readonly upgrades = new Map<string, Promise<DerivedKey>>();
+
   /**
    * Keys derived so far, so only the first login after start pays for PBKDF2 (see
    * {@link KeyCache}: it never holds the password itself).
@@ -172,11 +175,10 @@ export class Vault {
       else clientSecret = secret.secret;
     }
 
-    const key =
-      opens &&
-      (opens.iterations < DEFAULT_ITERATIONS
-        ? { opens, seals: await this.derive(password, randomBytes(SALT_BYTES), DEFAULT_ITERATIONS) }
-        : { opens, seals: opens });
+    const key = opens && {
+      opens,
+      seals: opens.iterations < DEFAULT_ITERATIONS ? await this.upgradeOf(opens, password) : opens,
+    };
     return {
       outcome: 'opened',
       key,
@@ -365,6 +367,21 @@ export class Vault {
       }
     }
     throw new WrongKeyError();
+  }
+
+  /**
+   * The current-count key a legacy key seals with: one per opening key, so every login until the
+   * next save seals under the same fresh salt rather than paying for a new derivation each time.
+   */
+  private upgradeOf(opens: DerivedKey, password: string): Promise<DerivedKey> {
+    const name = `${opens.salt}:${createHash('sha256').update(opens.bytes).digest('base64')}`;
+    let upgrade = this.upgrades.get(name);
+    if (!upgrade) {
+      upgrade = this.derive(password, randomBytes(SALT_BYTES), DEFAULT_ITERATIONS);
+      this.upgrades.set(name, upgrade);
+      upgrade.catch(() => this.upgrades.delete(name));
+    }
+    return upgrade;
   }
 
   private async derive(password: string, salt: Buffer, iterations: number): Promise<DerivedKey> {
