@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { isLoopbackHost } from '../config/loopback.js';
 import { googleDeviceFlowProblem } from '../doctor/provider-facts.js';
+import { hasTokens } from '../tokens/vault/vault.js';
 import { checkSecretLocation } from '../tokens/atomic-write.js';
 import type { AccountConfig, GlobalOptions, ProxyConfig } from '../config/types.js';
 import {
@@ -70,15 +71,7 @@ function secretsIn(config: ProxyConfig): string | undefined {
     held.push('service account keys');
   }
   // tokensInConfig also carries token_salt and client_secret_encrypted; only real tokens count here.
-  if (
-    config.accounts.some(
-      (account) =>
-        account.tokensInConfig?.access_token !== undefined ||
-        account.tokensInConfig?.refresh_token !== undefined,
-    )
-  ) {
-    held.push('tokens');
-  }
+  if (config.accounts.some((account) => hasTokens(account.tokensInConfig))) held.push('tokens');
   if (held.length === 0) return undefined;
   return `it holds ${held.length === 1 ? held[0] : `${held.slice(0, -1).join(', ')} and ${held.at(-1)}`}`;
 }
